@@ -1,0 +1,74 @@
+import { BrokerError } from "../util/errors.ts";
+
+/** A private nats-server on a free loopback port, with a random token and its store in a given directory. */
+export interface LocalServer {
+  url: string;
+  token: string;
+  port: number;
+  process: Deno.ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Whether `nats-server` can be started (on PATH, or named by `NATS_SERVER_BIN`). */
+export async function natsServerBinary(): Promise<string | null> {
+  const bin = Deno.env.get("NATS_SERVER_BIN") ?? "nats-server";
+  try {
+    const out = await new Deno.Command(bin, { args: ["--version"], stdout: "null", stderr: "null" }).output();
+    return out.success ? bin : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/**
+ * Starts nats-server with JetStream on 127.0.0.1 only, and waits until it accepts connections.
+ * @param opts.port a fixed port (restart tests reuse one); a free one by default.
+ */
+export async function startLocalServer(
+  storeDir: string,
+  opts: { port?: number; token?: string; bin?: string; extraArgs?: string[] } = {},
+): Promise<LocalServer> {
+  const bin = opts.bin ?? (await natsServerBinary());
+  if (!bin) throw new BrokerError("nats-server is not on PATH; install it (apt-get install nats-server)");
+  const port = opts.port ?? freePort();
+  const token = opts.token ?? crypto.randomUUID().replaceAll("-", "");
+  await Deno.mkdir(storeDir, { recursive: true });
+  const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir, ...(opts.extraArgs ?? [])];
+  if (token) args.push("--auth", token);
+  const process = new Deno.Command(bin, { args, stdout: "null", stderr: "piped", stdin: "null" }).spawn();
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        process.kill("SIGKILL");
+        throw new BrokerError(`nats-server did not start on 127.0.0.1:${port}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    token,
+    port,
+    process,
+    async stop() {
+      try {
+        process.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await process.stderr.cancel().catch(() => {});
+      await process.status;
+    },
+  };
+}

@@ -1,0 +1,131 @@
+import { z } from "zod";
+import { TrialConfigSchema } from "../spec/schema.ts";
+
+/** Version of every message on the wire; a receiver rejects any other. */
+export const WIRE_VERSION = 1;
+/** Largest message a receiver accepts (a LeNet-300-100 ticket is about 45 kB of base64). */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+const id = z.string().regex(/^[A-Za-z0-9_-]{1,80}$/);
+const paramValue = z.union([z.number(), z.string(), z.boolean()]);
+
+/** A trial on its way to a worker. */
+export const TrialMessageSchema = z.object({
+  v: z.literal(WIRE_VERSION),
+  sweep_id: id,
+  trial_id: id,
+  params: z.record(z.string(), paramValue),
+  seed: z.number().int(),
+  config: TrialConfigSchema,
+  max_attempts: z.number().int().positive(),
+}).strict();
+export type TrialMessage = z.infer<typeof TrialMessageSchema>;
+
+/** The worker and machine that produced a result. */
+export const WorkerInfoSchema = z.object({
+  id: z.string(),
+  host: z.string(),
+  backend: z.string(),
+  device: z.string(),
+  deno: z.string(),
+}).strict();
+export type WorkerInfo = z.infer<typeof WorkerInfoSchema>;
+
+const layerSparsity = z.object({
+  layer: z.string(),
+  shape: z.array(z.number().int()),
+  total: z.number().int(),
+  kept: z.number().int(),
+  sparsity: z.number(),
+}).strict();
+
+export const MetricsSchema = z.object({
+  accuracy: z.number().min(0).max(1),
+  soft_accuracy: z.number().min(0).max(1).nullable(),
+  sparsity: z.number().min(0).max(1),
+  layers: z.array(layerSparsity),
+  masked_layers: z.array(z.string()),
+  loss_curve: z.array(
+    z.object({
+      epoch: z.number().int(),
+      step: z.number().int(),
+      loss: z.number(),
+      task_loss: z.number(),
+      train_accuracy: z.number(),
+    }).strict(),
+  ),
+  steps: z.number().int(),
+  steps_per_s: z.number(),
+  train_s: z.number(),
+  wall_s: z.number(),
+  backend: z.string(),
+  device: z.string(),
+  data: z.string(),
+  ticket: z.object({ bits_b64: z.string(), sha256: z.string().length(64), masked_weights: z.number().int() })
+    .strict(),
+}).strict();
+
+/** The one outcome of a trial: done with metrics, or failed with the reason. */
+export const ResultMessageSchema = z.object({
+  v: z.literal(WIRE_VERSION),
+  sweep_id: id,
+  trial_id: id,
+  status: z.enum(["done", "failed"]),
+  attempt: z.number().int().positive(),
+  error: z.string().optional(),
+  metrics: MetricsSchema.optional(),
+  worker: WorkerInfoSchema,
+  finished_at: z.string(),
+}).strict().refine((r) => (r.status === "done") === (r.metrics !== undefined), {
+  message: "a done result carries metrics and a failed one does not",
+});
+export type ResultMessage = z.infer<typeof ResultMessageSchema>;
+
+/** Lossy progress of a running trial (or of a failed attempt). */
+export const ProgressMessageSchema = z.object({
+  v: z.literal(WIRE_VERSION),
+  sweep_id: id,
+  trial_id: id,
+  worker: z.string(),
+  host: z.string(),
+  step: z.number().int(),
+  total_steps: z.number().int(),
+  loss: z.number().nullable(),
+  attempt: z.number().int(),
+  error: z.string().optional(),
+}).strict();
+export type ProgressMessage = z.infer<typeof ProgressMessageSchema>;
+
+/** Why a message was rejected, for logs and counters. */
+export class InvalidMessage extends Error {
+  constructor(kind: string, reason: string) {
+    super(`rejected ${kind} message: ${reason}`);
+    this.name = "InvalidMessage";
+  }
+}
+
+/**
+ * Decodes and validates a message; never throws anything but {@link InvalidMessage}.
+ */
+export function decodeMessage<S extends z.ZodTypeAny>(schema: S, kind: string, bytes: Uint8Array): z.output<S> {
+  if (bytes.length > MAX_MESSAGE_BYTES) throw new InvalidMessage(kind, `${bytes.length} bytes is over the limit`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new InvalidMessage(kind, `not JSON (${(e as Error).message})`);
+  }
+  if (raw && typeof raw === "object" && "v" in raw && (raw as { v: unknown }).v !== WIRE_VERSION) {
+    throw new InvalidMessage(kind, `unknown schema version ${JSON.stringify((raw as { v: unknown }).v)}`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0]!;
+    throw new InvalidMessage(kind, `${first.path.join(".") || "(root)"}: ${first.message}`);
+  }
+  return parsed.data;
+}
+
+export function encodeMessage(msg: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(msg));
+}

@@ -1,0 +1,45 @@
+import type { ProgressMessage, ResultMessage, TrialMessage } from "./messages.ts";
+
+/** A trial handed to one worker; it must end with `ack`, `nak` or `term`. */
+export interface TrialDelivery {
+  trial: TrialMessage;
+  /** 1 on the first delivery. */
+  deliveryCount: number;
+  /** Done: removes the trial from the queue. */
+  ack(): Promise<void>;
+  /** Give it back for another worker (after `delayMs`). */
+  nak(delayMs?: number): void;
+  /** Still training: extends the ack deadline. */
+  working(): void;
+}
+
+/** Counts of messages rejected by validation, by kind. */
+export type RejectCounts = Record<string, number>;
+
+/** A running subscription. */
+export interface Subscription {
+  stop(): Promise<void>;
+}
+
+/**
+ * The work queue between a coordinator and its workers: JetStream over NATS, or an in-memory twin for the
+ * embedded default and unit tests. Every message is validated on receipt; a bad one is rejected, logged and
+ * counted, and never reaches the caller.
+ */
+export interface Transport {
+  readonly kind: "nats" | "memory";
+  /** Creates streams and consumers if missing (idempotent). */
+  setup(): Promise<void>;
+  publishTrial(trial: TrialMessage): Promise<void>;
+  /** The next trial of any sweep, or null when none arrives within `expiresMs`. */
+  pullTrial(expiresMs: number): Promise<TrialDelivery | null>;
+  /** Publishes a result; a second result for the same trial id is dropped by the broker where it can. */
+  publishResult(result: ResultMessage): Promise<void>;
+  /** Delivers every result of a sweep, including those that arrived while nobody listened; `handler` acks. */
+  consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<Subscription>;
+  publishProgress(p: ProgressMessage): void;
+  subscribeProgress(sweepId: string, handler: (p: ProgressMessage) => void): Subscription;
+  /** Messages rejected so far by this client. */
+  rejected(): RejectCounts;
+  close(): Promise<void>;
+}

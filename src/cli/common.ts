@@ -1,0 +1,71 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { TicketsweepError } from "../util/errors.ts";
+
+/** A command's flags and positional arguments; an unknown flag is a usage error naming it. */
+export function parseCli<T extends ParseArgsConfig["options"]>(
+  args: string[],
+  options: T,
+  usage: string,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    if (values.help) {
+      console.log(usage);
+      Deno.exit(0);
+    }
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
+  } catch (e) {
+    if ((e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      throw new TicketsweepError(`${(e as Error).message}\n\n${usage}`);
+    }
+    throw e;
+  }
+}
+
+/** Runs a command's main: a {@link TicketsweepError} prints its message and exits 1; anything else rethrows. */
+export async function runMain(main: () => Promise<number | void>): Promise<void> {
+  try {
+    const code = await main();
+    Deno.exit(code ?? 0);
+  } catch (e) {
+    if (e instanceof TicketsweepError) {
+      console.error(`error: ${e.message}`);
+      Deno.exit(1);
+    }
+    throw e;
+  }
+}
+
+/** A timestamped log line to stderr. */
+export function logLine(line: string): void {
+  console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+}
+
+/** Parses a positive integer flag. */
+export function intFlag(name: string, v: string | boolean | undefined, def: number): number {
+  if (v === undefined || typeof v === "boolean") return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new TicketsweepError(`--${name} must be a non-negative integer: current value is '${v}'`);
+  }
+  return n;
+}
+
+/** NATS connection flags shared by `sweep` and `worker`. */
+export const NATS_FLAGS = {
+  nats: { type: "string" },
+  token: { type: "string" },
+  user: { type: "string" },
+  password: { type: "string" },
+} as const;
+
+/** The broker URL and credentials from flags, then `NATS_URL`, `NATS_TOKEN`, `NATS_USER`, `NATS_PASSWORD`. */
+export function natsFromFlags(v: Record<string, string | boolean | undefined>) {
+  const s = (k: string, env: string) => (typeof v[k] === "string" ? v[k] as string : Deno.env.get(env));
+  return {
+    servers: s("nats", "NATS_URL"),
+    token: s("token", "NATS_TOKEN"),
+    user: s("user", "NATS_USER"),
+    pass: s("password", "NATS_PASSWORD"),
+  };
+}

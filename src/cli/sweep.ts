@@ -1,0 +1,140 @@
+import { connectNats } from "../broker/nats.ts";
+import { natsServerBinary, startLocalServer } from "../broker/local_server.ts";
+import { MemoryTransport } from "../broker/memory.ts";
+import type { Transport } from "../broker/transport.ts";
+import { spawnLocalWorkers } from "../coordinator/local_workers.ts";
+import { resumeSweep, runSweep, type SweepOutcome } from "../coordinator/sweep.ts";
+import { frontTables } from "../report/markdown.ts";
+import { loadSpec } from "../spec/load.ts";
+import { sweepIdOf } from "../spec/expand.ts";
+import { type Backend, BACKENDS } from "../spec/schema.ts";
+import { TicketsweepError } from "../util/errors.ts";
+import { runWorker } from "../worker/worker.ts";
+import { intFlag, logLine, NATS_FLAGS, natsFromFlags, parseCli } from "./common.ts";
+
+export const SWEEP_USAGE = `Usage: deno task sweep SPEC.yaml [options]
+       deno task sweep --resume runs/SWEEP_ID [options]
+
+Expands a sweep spec into trials, runs them on workers, records every outcome in runs/SWEEP_ID/results.jsonl
+and writes pareto.json and report.md. Running the same spec again continues its run directory.
+
+Where the trials run:
+  --nats URL      use this broker (or NATS_URL); local workers only with --workers
+  (no URL)        with nats-server on PATH: a private broker on a free loopback port and --workers local
+                  worker processes; without it: in-process, over the in-memory transport
+
+Options:
+  --workers N     local worker processes (default: one per core, ${navigator.hardwareConcurrency} here)
+  --token T       broker token (or NATS_TOKEN); --user U, --password P for user/password auth
+  --backend B     override the spec's engine for local workers: ${BACKENDS.join("|")}
+  --runs DIR      where run directories go (default runs)
+  --resume DIR    continue a sweep from its run directory
+  --fresh         delete the spec's run directory first and start over
+  -h, --help      this text`;
+
+/** `deno task sweep`. */
+export async function sweepMain(args: string[]): Promise<number> {
+  const { values, positionals } = parseCli(args, {
+    ...NATS_FLAGS,
+    workers: { type: "string" },
+    backend: { type: "string" },
+    runs: { type: "string" },
+    resume: { type: "string" },
+    fresh: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, SWEEP_USAGE);
+  const resume = typeof values.resume === "string" ? values.resume.replace(/\/+$/, "") : undefined;
+  if (!resume && positionals.length !== 1) throw new TicketsweepError(`give one spec file\n\n${SWEEP_USAGE}`);
+  const backend = values.backend as Backend | undefined;
+  if (backend !== undefined && !BACKENDS.includes(backend)) {
+    throw new TicketsweepError(`--backend must be one of ${BACKENDS.join(", ")}: current value is '${backend}'`);
+  }
+  const runsDir = typeof values.runs === "string" ? values.runs : "runs";
+  const specFile = positionals[0];
+  const spec = specFile ? await loadSpec(specFile) : undefined;
+  const runDir = resume ?? `${runsDir}/${sweepIdOf(spec!)}`;
+  if (values.fresh && !resume) await Deno.remove(runDir, { recursive: true }).catch(() => {});
+  const nats = natsFromFlags(values);
+  const workersFlag = values.workers === undefined ? undefined : intFlag("workers", values.workers, 1);
+  const workerArgs = backend ? ["--backend", backend] : [];
+  const cleanups: (() => Promise<void>)[] = [];
+  const ac = new AbortController();
+  const onSignal = () => {
+    logLine("interrupted: stopping; the sweep can be continued with --resume " + runDir);
+    ac.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  let transport: Transport;
+  try {
+    if (nats.servers) {
+      transport = await connectNats({ ...nats, servers: nats.servers, name: "ticketsweep-coordinator", log: logLine });
+      logLine(`broker ${nats.servers}: publishing trials; workers join with deno task worker --nats ${nats.servers}`);
+      if (workersFlag) {
+        const w = await spawnLocalWorkers(
+          workersFlag,
+          { url: nats.servers, token: nats.token },
+          `${runDir}/logs`,
+          workerArgs,
+        );
+        cleanups.push(() => w.stop());
+        logLine(`started ${workersFlag} local worker process${workersFlag === 1 ? "" : "es"}`);
+      }
+    } else if (await natsServerBinary()) {
+      const server = await startLocalServer(`${runDir}/nats`);
+      cleanups.push(() => server.stop());
+      transport = await connectNats({
+        servers: server.url,
+        token: server.token,
+        name: "ticketsweep-coordinator",
+        log: logLine,
+      });
+      const n = workersFlag ?? navigator.hardwareConcurrency;
+      const w = await spawnLocalWorkers(n, { url: server.url, token: server.token }, `${runDir}/logs`, workerArgs);
+      cleanups.unshift(() => w.stop());
+      logLine(
+        `private nats-server on ${server.url} (store ${runDir}/nats, random token); ${n} local worker process${
+          n === 1 ? "" : "es"
+        } (logs in ${runDir}/logs)`,
+      );
+    } else {
+      const mem = new MemoryTransport();
+      transport = mem;
+      logLine(
+        "no NATS URL and no nats-server on PATH: running in this process. For workers on other machines, " +
+          "install nats-server (apt-get install nats-server) or pass --nats nats://HOST:4222",
+      );
+      const worker = runWorker({ transport: mem, backend: backend ?? "auto", log: logLine, signal: ac.signal });
+      cleanups.push(async () => {
+        ac.abort();
+        await worker;
+      });
+    }
+    cleanups.push(() => transport.close());
+    const common = { transport, log: logLine, signal: ac.signal };
+    const outcome: SweepOutcome = resume ? await resumeSweep(resume, common) : await runSweep({
+      ...common,
+      spec: spec!,
+      specText: await Deno.readTextFile(specFile!),
+      specFile: specFile!,
+      runsDir,
+    });
+    console.log(`\n${frontTables(outcome.data)}\n`);
+    console.log(
+      `${outcome.data.counts.done} done, ${outcome.data.counts.failed} failed, ${outcome.data.counts.pending} pending ` +
+        `in ${outcome.wallS.toFixed(1)} s. Results: ${outcome.runDir}/results.jsonl, ${outcome.runDir}/pareto.json, ` +
+        `${outcome.runDir}/report.md`,
+    );
+    return outcome.complete ? 0 : 130;
+  } finally {
+    ac.abort();
+    for (const c of cleanups) await c().catch((e) => logLine(`cleanup: ${(e as Error).message}`));
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}
+
+if (import.meta.main) {
+  const { runMain } = await import("./common.ts");
+  await runMain(() => sweepMain(Deno.args));
+}

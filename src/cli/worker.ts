@@ -1,0 +1,66 @@
+import { connectNats } from "../broker/nats.ts";
+import { type Backend, BACKENDS } from "../spec/schema.ts";
+import { TicketsweepError } from "../util/errors.ts";
+import { runWorker } from "../worker/worker.ts";
+import { intFlag, logLine, NATS_FLAGS, natsFromFlags, parseCli } from "./common.ts";
+
+export const WORKER_USAGE = `Usage: deno task worker --nats nats://HOST:4222 [options]
+
+Pulls trials from a ticketsweep broker and runs them, one at a time, until stopped (Ctrl-C gives the
+running trial back to the queue).
+
+Options:
+  --nats URL          broker URL (or NATS_URL)
+  --token T           auth token (or NATS_TOKEN)
+  --user U            user name (or NATS_USER)
+  --password P        password (or NATS_PASSWORD)
+  --backend B         engine: ${BACKENDS.join("|")} (default: auto, or the trial's spec)
+  --threads N         OpenBLAS threads for the blas engine (default 1: run one worker per core)
+  --max-trials N      exit after N trials
+  --idle-exit S       exit after S seconds with an empty queue
+  --id NAME           worker name shown in status (default host-pid)
+  -h, --help          this text`;
+
+/** `deno task worker`: connects, then runs trials until SIGINT/SIGTERM. */
+export async function workerMain(args: string[]): Promise<number> {
+  const { values } = parseCli(args, {
+    ...NATS_FLAGS,
+    backend: { type: "string" },
+    threads: { type: "string" },
+    "max-trials": { type: "string" },
+    "idle-exit": { type: "string" },
+    id: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, WORKER_USAGE);
+  const nats = natsFromFlags(values);
+  if (!nats.servers) throw new TicketsweepError(`--nats (or NATS_URL) is required\n\n${WORKER_USAGE}`);
+  const backend = (values.backend ?? "auto") as Backend;
+  if (!BACKENDS.includes(backend)) {
+    throw new TicketsweepError(`--backend must be one of ${BACKENDS.join(", ")}: current value is '${backend}'`);
+  }
+  const transport = await connectNats({ ...nats, servers: nats.servers, name: "ticketsweep-worker", log: logLine });
+  const ac = new AbortController();
+  const stop = () => {
+    if (!ac.signal.aborted) logLine("stopping: the running trial goes back to the queue");
+    ac.abort();
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  const id = typeof values.id === "string" ? values.id : `${Deno.hostname()}-${Deno.pid}`;
+  logLine(`worker ${id} connected to ${nats.servers}`);
+  const idle = intFlag("idle-exit", values["idle-exit"], -1);
+  const maxTrials = intFlag("max-trials", values["max-trials"], -1);
+  const summary = await runWorker({
+    transport,
+    backend,
+    threads: intFlag("threads", values.threads, 1),
+    id,
+    log: logLine,
+    signal: ac.signal,
+    ...(idle >= 0 ? { idleExitMs: idle * 1000 } : {}),
+    ...(maxTrials >= 0 ? { maxTrials } : {}),
+  });
+  await transport.close();
+  logLine(`worker ${id} exits: ${summary.done} done, ${summary.failed} failed, ${summary.released} given back`);
+  return 0;
+}

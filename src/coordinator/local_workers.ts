@@ -1,0 +1,67 @@
+/** Worker processes this coordinator started on its own machine. */
+export interface LocalWorkers {
+  count: number;
+  stop(): Promise<void>;
+}
+
+const ROOT = new URL("../../", import.meta.url);
+
+/**
+ * Spawns `count` worker processes (`workers/worker.ts`) connected to a broker; each gets one OpenBLAS thread.
+ * Their output goes to `<logDir>/worker-<i>.log`.
+ */
+export async function spawnLocalWorkers(
+  count: number,
+  nats: { url: string; token?: string },
+  logDir: string,
+  extraArgs: string[] = [],
+): Promise<LocalWorkers> {
+  await Deno.mkdir(logDir, { recursive: true });
+  const procs: Deno.ChildProcess[] = [];
+  for (let i = 0; i < count; i++) {
+    const log = await Deno.open(`${logDir}/worker-${i + 1}.log`, { create: true, append: true, write: true });
+    const proc = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--config",
+        new URL("deno.json", ROOT).pathname,
+        new URL("workers/worker.ts", ROOT).pathname,
+        "--nats",
+        nats.url,
+        "--id",
+        `local-${i + 1}`,
+        ...extraArgs,
+      ],
+      env: { NATS_TOKEN: nats.token ?? "", OPENBLAS_NUM_THREADS: "1", NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Both streams into the log file.
+    const w = log.writable.getWriter();
+    const pump = async (s: ReadableStream<Uint8Array>) => {
+      for await (const chunk of s) await w.write(chunk).catch(() => {});
+    };
+    Promise.all([pump(proc.stdout), pump(proc.stderr)]).finally(() => w.close().catch(() => {}));
+    procs.push(proc);
+  }
+  return {
+    count,
+    async stop() {
+      for (const p of procs) {
+        try {
+          p.kill("SIGTERM");
+        } catch { /* gone */ }
+      }
+      const timeout = setTimeout(() =>
+        procs.forEach((p) => {
+          try {
+            p.kill("SIGKILL");
+          } catch { /* gone */ }
+        }), 5000);
+      await Promise.all(procs.map((p) => p.status));
+      clearTimeout(timeout);
+    },
+  };
+}

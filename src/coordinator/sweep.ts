@@ -1,0 +1,152 @@
+import { WIRE_VERSION } from "../broker/messages.ts";
+import type { ProgressMessage, ResultMessage } from "../broker/messages.ts";
+import type { Transport } from "../broker/transport.ts";
+import type { ReportData } from "../report/data.ts";
+import { describeParams, expandTrials, sweepIdOf, type Trial } from "../spec/expand.ts";
+import type { SweepSpec } from "../spec/schema.ts";
+import { ResultLog } from "./record.ts";
+import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
+
+/** What the coordinator needs to run a sweep. */
+export interface SweepOptions {
+  spec: SweepSpec;
+  specText: string;
+  specFile: string;
+  /** Parent of the run directory (`runs` by default). */
+  runsDir: string;
+  transport: Transport;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** How a sweep ended. */
+export interface SweepOutcome {
+  sweepId: string;
+  runDir: string;
+  data: ReportData;
+  wallS: number;
+  /** True when every trial has its one outcome. */
+  complete: boolean;
+}
+
+/**
+ * Plans, publishes, tracks and records one sweep until every trial has exactly one outcome (or `signal`
+ * aborts), then writes `pareto.json` and `report.md`. Re-running the same spec continues the same run
+ * directory: recorded trials are not published again.
+ */
+export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
+  const t0 = performance.now();
+  const sweepId = sweepIdOf(opts.spec);
+  const runDir = `${opts.runsDir}/${sweepId}`;
+  const trials = expandTrials(opts.spec);
+  let manifest: SweepManifest;
+  try {
+    manifest = await readManifest(runDir);
+  } catch {
+    manifest = {
+      format: "ticketsweep-sweep",
+      version: 1,
+      sweep_id: sweepId,
+      name: opts.spec.name,
+      spec_file: opts.specFile,
+      spec_text: opts.specText,
+      spec: opts.spec,
+      trials,
+      created_at: new Date().toISOString(),
+    };
+    await writeManifest(runDir, manifest);
+  }
+  return await trackSweep({ ...opts, manifest, runDir, t0 });
+}
+
+async function trackSweep(
+  o: SweepOptions & { manifest: SweepManifest; runDir: string; t0: number },
+): Promise<SweepOutcome> {
+  const { manifest, runDir, transport, log } = o;
+  const trials = new Map(manifest.trials.map((t) => [t.id, t]));
+  const results = await ResultLog.open(runDir);
+  const total = trials.size;
+  if (results.size > 0) log(`resuming ${manifest.sweep_id}: ${results.size}/${total} trials already recorded`);
+  await transport.setup();
+  const lastError = new Map<string, string>();
+  const progressSub = transport.subscribeProgress(manifest.sweep_id, (p: ProgressMessage) => {
+    if (p.error) lastError.set(p.trial_id, `attempt ${p.attempt} on ${p.host}: ${p.error}`);
+  });
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  if (results.size >= total) resolveDone();
+  let chain = Promise.resolve();
+  const onResult = (r: ResultMessage): Promise<void> => {
+    // Results are recorded one at a time, in arrival order.
+    chain = chain.then(async () => {
+      const trial = trials.get(r.trial_id);
+      if (!trial) {
+        log(`ignored a result for unknown trial ${r.trial_id}`);
+        return;
+      }
+      if (r.status === "failed" && lastError.has(r.trial_id) && r.error?.startsWith("gave up")) {
+        r = { ...r, error: `${r.error}; last error: ${lastError.get(r.trial_id)}` };
+      }
+      if (!(await results.record(r, trial))) return;
+      log(formatResult(r, trial, results.size, total));
+      if (results.size >= total) resolveDone();
+    });
+    return chain;
+  };
+  const sub = await transport.consumeResults(manifest.sweep_id, onResult);
+  await chain;
+  const pending = manifest.trials.filter((t) => !results.has(t.id));
+  for (const t of pending) {
+    await transport.publishTrial({
+      v: WIRE_VERSION,
+      sweep_id: t.sweepId,
+      trial_id: t.id,
+      params: t.params,
+      seed: t.seed,
+      config: t.config,
+      max_attempts: manifest.spec.max_attempts,
+    });
+  }
+  if (pending.length) {
+    log(`published ${pending.length} trial${pending.length === 1 ? "" : "s"} of ${manifest.sweep_id}`);
+  }
+  const aborted = new Promise<void>((r) => o.signal?.addEventListener("abort", () => r(), { once: true }));
+  await Promise.race([done, aborted]);
+  await sub.stop();
+  await progressSub.stop();
+  await chain;
+  const data = await writeReports(runDir, manifest, results.all());
+  return {
+    sweepId: manifest.sweep_id,
+    runDir,
+    data,
+    wallS: (performance.now() - o.t0) / 1000,
+    complete: results.size >= total,
+  };
+}
+
+/** Resumes a sweep from its run directory alone. */
+export async function resumeSweep(
+  runDir: string,
+  opts: Omit<SweepOptions, "spec" | "specText" | "specFile" | "runsDir">,
+): Promise<SweepOutcome> {
+  const manifest = await readManifest(runDir);
+  return await trackSweep({
+    ...opts,
+    spec: manifest.spec,
+    specText: manifest.spec_text,
+    specFile: manifest.spec_file,
+    runsDir: runDir.replace(/\/[^/]*$/, ""),
+    manifest,
+    runDir,
+    t0: performance.now(),
+  });
+}
+
+function formatResult(r: ResultMessage, t: Trial, n: number, total: number): string {
+  const head = `[${n}/${total}] trial ${r.trial_id} ${describeParams(t.params, t.seed)}`;
+  if (r.status === "failed") return `${head}: FAILED (${r.error})`;
+  const m = r.metrics!;
+  return `${head}: accuracy ${(100 * m.accuracy).toFixed(2)}%, sparsity ${(100 * m.sparsity).toFixed(2)}%, ` +
+    `${m.steps_per_s.toFixed(0)} steps/s on ${m.backend} (${r.worker.host})`;
+}

@@ -1,0 +1,5 @@
+export type { Engine } from "./engine.ts";
+export { AUTO_ORDER, type EngineChoice, selectEngine } from "./select.ts";
+export { createBlasEngine } from "./blas.ts";
+export { createJsEngine } from "./js.ts";
+export { createTfjsEngine } from "./tfjs.ts";

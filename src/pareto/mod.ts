@@ -1,0 +1,1 @@
+export { nonDominated, type Point2 } from "./front.ts";

@@ -1,0 +1,129 @@
+import type { RecordedResult } from "../coordinator/record.ts";
+import { nonDominated } from "../pareto/front.ts";
+import { describeParams, type ParamSet, type Trial } from "../spec/expand.ts";
+
+/** One row of the all-trials table. */
+export interface TrialRow {
+  trial_id: string;
+  group: string;
+  params: ParamSet;
+  seed: number;
+  label: string;
+  status: "done" | "failed" | "pending";
+  accuracy?: number;
+  soft_accuracy?: number | null;
+  sparsity?: number;
+  steps_per_s?: number;
+  train_s?: number;
+  backend?: string;
+  worker?: string;
+  error?: string;
+  attempt?: number;
+  /** Undefined unless done; true when another trial of its group is at least as good in both objectives. */
+  dominated?: boolean;
+}
+
+/** The Pareto front of one group (a method, or a whole sweep). */
+export interface Front {
+  group: string;
+  points: TrialRow[];
+}
+
+/** Everything a report shows, computed once; renderers only format it. */
+export interface ReportData {
+  sweep_id: string;
+  name: string;
+  objectives: ["sparsity", "accuracy"];
+  trials: TrialRow[];
+  fronts: Front[];
+  counts: { total: number; done: number; failed: number; pending: number };
+  spec_text: string;
+  masked_layers: string[];
+  backends: string[];
+}
+
+/** Builds the report's data from the planned trials and the recorded results. */
+export function buildReportData(
+  sweepId: string,
+  name: string,
+  trials: Trial[],
+  results: RecordedResult[],
+  specText: string,
+): ReportData {
+  const byId = new Map(results.map((r) => [r.trial_id, r]));
+  const rows: TrialRow[] = trials.map((t) => {
+    const r = byId.get(t.id);
+    const base = {
+      trial_id: t.id,
+      group: t.config.method.name,
+      params: t.params,
+      seed: t.seed,
+      label: describeParams(t.params, t.seed),
+    };
+    if (!r) return { ...base, status: "pending" as const };
+    const m = r.metrics;
+    return {
+      ...base,
+      status: r.status,
+      attempt: r.attempt,
+      worker: `${r.worker.host}/${r.worker.id}`,
+      ...(m
+        ? {
+          accuracy: m.accuracy,
+          soft_accuracy: m.soft_accuracy,
+          sparsity: m.sparsity,
+          steps_per_s: m.steps_per_s,
+          train_s: m.train_s,
+          backend: m.backend,
+        }
+        : {}),
+      ...(r.error !== undefined ? { error: r.error } : {}),
+    };
+  });
+  const groups = [...new Set(rows.map((r) => r.group))];
+  const fronts: Front[] = groups.map((group) => {
+    const done = rows.filter((r) => r.group === group && r.status === "done");
+    const nd = nonDominated(done.map((r) => ({ x: r.sparsity!, y: r.accuracy! })));
+    done.forEach((r, i) => (r.dominated = !nd[i]));
+    const points = done.filter((_, i) => nd[i]).sort((a, b) => a.sparsity! - b.sparsity! || b.accuracy! - a.accuracy!);
+    return { group, points };
+  });
+  const masked = results.find((r) => r.metrics)?.metrics?.masked_layers ?? [];
+  return {
+    sweep_id: sweepId,
+    name,
+    objectives: ["sparsity", "accuracy"],
+    trials: rows,
+    fronts,
+    counts: {
+      total: rows.length,
+      done: rows.filter((r) => r.status === "done").length,
+      failed: rows.filter((r) => r.status === "failed").length,
+      pending: rows.filter((r) => r.status === "pending").length,
+    },
+    spec_text: specText,
+    masked_layers: masked,
+    backends: [...new Set(results.flatMap((r) => (r.metrics ? [`${r.metrics.backend} (${r.metrics.device})`] : [])))],
+  };
+}
+
+/** The `pareto.json` document: fronts per group and every done trial marked dominated or not. */
+export function paretoJson(d: ReportData): unknown {
+  const point = (r: TrialRow) => ({
+    trial_id: r.trial_id,
+    sparsity: r.sparsity,
+    accuracy: r.accuracy,
+    params: r.params,
+    seed: r.seed,
+  });
+  return {
+    sweep_id: d.sweep_id,
+    objectives: [{ name: "sparsity", goal: "maximize" }, { name: "accuracy", goal: "maximize" }],
+    fronts: d.fronts.map((f) => ({ group: f.group, points: f.points.map(point) })),
+    trials: d.trials.filter((r) => r.status === "done").map((r) => ({
+      ...point(r),
+      group: r.group,
+      dominated: r.dominated,
+    })),
+  };
+}

@@ -1,0 +1,28 @@
+import { Rng } from "../../util/rng.ts";
+import type { Dataset, DataSplit } from "./dataset.ts";
+
+export const SYNTHETIC_DIM = 64;
+export const SYNTHETIC_CLASSES = 4;
+
+/**
+ * A small seeded classification task for tests: each class is a Gaussian blob around a random centre in
+ * 64 dimensions; learnable in a few steps, and the same for the same seed everywhere.
+ */
+export function loadSynthetic(train: number, test: number, seed: number): DataSplit {
+  const rng = new Rng(seed, 11);
+  const centres = new Float32Array(SYNTHETIC_CLASSES * SYNTHETIC_DIM);
+  rng.fillNormal(centres);
+  const make = (n: number): Dataset => {
+    const x = new Float32Array(n * SYNTHETIC_DIM);
+    const y = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const c = rng.int(SYNTHETIC_CLASSES);
+      y[i] = c;
+      for (let j = 0; j < SYNTHETIC_DIM; j++) {
+        x[i * SYNTHETIC_DIM + j] = centres[c * SYNTHETIC_DIM + j]! + 1.5 * rng.normal();
+      }
+    }
+    return { x, y, n, dim: SYNTHETIC_DIM, classes: SYNTHETIC_CLASSES };
+  };
+  return { train: make(train), test: make(test), source: `synthetic blobs (seed ${seed})` };
+}
