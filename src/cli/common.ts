@@ -8,12 +8,14 @@ export function parseCli<T extends ParseArgsConfig["options"]>(
   usage: string,
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    const values = parsed.values as Record<string, string | boolean | undefined>;
+    const positionals = parsed.positionals;
     if (values.help) {
       console.log(usage);
       Deno.exit(0);
     }
-    return { values: values as Record<string, string | boolean | undefined>, positionals };
+    return { values, positionals };
   } catch (e) {
     if ((e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
       throw new TicketsweepError(`${(e as Error).message}\n\n${usage}`);

@@ -1,0 +1,26 @@
+import { parseSpec } from "../src/spec/load.ts";
+import type { SweepSpec } from "../src/spec/schema.ts";
+
+/** A small, fast sweep on the synthetic task: `n` lambdas, one seed, about a second a trial. */
+export function tinySpecText(name: string, n = 8, extra = "", epochs = 3): string {
+  return `version: 1
+name: ${name}
+dataset: {name: synthetic, train: 512, test: 256}
+model: {widths: [32], init: kaiming_normal}
+parameters:
+  lambda: {min: 1.0e-4, max: 3.0e-2, scale: log, count: ${n}}
+training: {epochs: ${epochs}, batch_size: 64, lr: 0.05}
+${extra}`;
+}
+
+export function tinySpec(name: string, n = 8, extra = ""): SweepSpec {
+  return parseSpec(tinySpecText(name, n, extra));
+}
+
+export const ROOT = new URL("../", import.meta.url).pathname;
+
+/** Every trial id appears exactly once in a results.jsonl. */
+export async function readResults(dir: string): Promise<{ trial_id: string; status: string }[]> {
+  const text = await Deno.readTextFile(`${dir}/results.jsonl`);
+  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
