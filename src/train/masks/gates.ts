@@ -1,7 +1,7 @@
 import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/mlp.ts";
-import { normCdf, normPdf } from "./math.ts";
+import { gaussTable, normCdf, normPdf } from "./math.ts";
 import type { MaskMethod } from "./method.ts";
 import { createOptimizer } from "./optimizer.ts";
 
@@ -61,14 +61,31 @@ export class BernoulliGates implements MaskMethod {
   }
 
   applyGradients(dweff: Float32Array[]): void {
-    const s = this.#sigma, k = this.#coef / s, opt = this.#opt;
+    const s = this.#sigma, k = this.#coef / s * 0.3989422804014327, opt = this.#opt;
+    const invS = 1 / s;
     opt.begin();
+    const adam = opt.adam;
     this.#net.layers.forEach((layer, l) => {
       const u = this.#u[l]!, mu = this.mu[l]!, w = layer.w, g = dweff[l]!;
+      if (adam) {
+        // fused: penalty gradient, clamp gate, and the Adam step in one pass
+        const m1 = adam.m1[l]!, m2 = adam.m2[l]!;
+        const lr = adam.lr / adam.c1(), ic2 = 1 / adam.c2();
+        for (let i = 0; i < mu.length; i++) {
+          const m = mu[i]!, v = u[i]!;
+          let grad = k * gaussTable(m * invS);
+          if (v > 0 && v < 1) grad += g[i]! * w[i]!;
+          const a = 0.9 * m1[i]! + 0.1 * grad;
+          const b = 0.999 * m2[i]! + 0.001 * grad * grad;
+          m1[i] = a;
+          m2[i] = b;
+          mu[i] = m - lr * a / (Math.sqrt(b * ic2) + 1e-8);
+        }
+        return;
+      }
       for (let i = 0; i < mu.length; i++) {
         const m = mu[i]!, v = u[i]!;
-        const r = m / s;
-        let grad = k * 0.3989422804014327 * Math.exp(-0.5 * r * r);
+        let grad = k * gaussTable(m * invS);
         if (v > 0 && v < 1) grad += g[i]! * w[i]!;
         mu[i] = opt.update(l, i, m, grad);
       }

@@ -2,6 +2,8 @@ import type { TrainingConfig } from "../../spec/schema.ts";
 
 /** Per-parameter optimiser state and the update rule, applied element by element inside fused loops. */
 export interface ElementOptimizer {
+  /** Adam's state and step constants, exposed so hot loops can inline the update (undefined for SGD). */
+  readonly adam?: { m1: Float32Array[]; m2: Float32Array[]; lr: number; c1: () => number; c2: () => number };
   /** Starts a step (bias corrections). */
   begin(): void;
   /** The new value of `p[i]` for gradient `g`, updating the state of element `i` of buffer `slot`. */
@@ -29,6 +31,7 @@ export function createOptimizer(cfg: TrainingConfig, sizes: number[]): ElementOp
   const b1 = 0.9, b2 = 0.999, eps = 1e-8;
   let t = 0, c1 = 1, c2 = 1;
   return {
+    adam: { m1, m2, lr, c1: () => c1, c2: () => c2 },
     begin() {
       t++;
       c1 = 1 - b1 ** t;
