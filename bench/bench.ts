@@ -1,0 +1,159 @@
+// `deno task bench [--quick]`: speed as ratios measured in one run (never as timed test asserts).
+import { parseArgs } from "node:util";
+import { createBlasEngine } from "../src/engine/blas.ts";
+import type { Engine } from "../src/engine/engine.ts";
+import { createJsEngine } from "../src/engine/js.ts";
+import { createTfjsEngine } from "../src/engine/tfjs.ts";
+import { MemoryTransport } from "../src/broker/memory.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { loadSpec } from "../src/spec/load.ts";
+import { MethodSchema, ModelSchema, TrainingSchema } from "../src/spec/schema.ts";
+import { BernoulliGates } from "../src/train/masks/gates.ts";
+import { buildMlp, MlpPass } from "../src/train/nets/mlp.ts";
+import { Rng } from "../src/util/rng.ts";
+import { runWorker } from "../src/worker/worker.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { quick: { type: "boolean" } } });
+const seconds = values.quick ? 1 : 3;
+const BATCH = 128;
+
+/** Steps/s of the gate-training step on LeNet-300-100 at batch 128 on one engine. */
+function gateSteps(engine: Engine, budgetS: number): number {
+  const net = buildMlp(ModelSchema.parse({}), 784, 10);
+  const gates = new BernoulliGates(net, MethodSchema.parse({ lambda: 1e-6 }), TrainingSchema.parse({}), new Rng(0));
+  const pass = new MlpPass(net, engine, BATCH);
+  const weff = net.layers.map((l) => new Float32Array(l.w.length));
+  const dweff = net.layers.map((l) => new Float32Array(l.w.length));
+  const x = new Float32Array(BATCH * 784), y = new Uint8Array(BATCH), dl = new Float32Array(BATCH * 10);
+  new Rng(1).fillNormal(x);
+  const step = () => {
+    gates.effectiveWeights(weff);
+    pass.forward(x, BATCH, weff);
+    pass.crossEntropy(y, BATCH, dl);
+    pass.backward(x, BATCH, weff, dl, dweff);
+    gates.applyGradients(dweff);
+  };
+  for (let i = 0; i < 3; i++) step();
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < budgetS * 1000) {
+    step();
+    n++;
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/** GFLOP/s of a 512×784×300 product (the first layer's shape) through an engine. */
+function gemmGflops(engine: Engine, budgetS: number): number {
+  const m = 512, k = 784, n = 300;
+  const a = new Float32Array(m * k), b = new Float32Array(n * k), c = new Float32Array(m * n);
+  new Rng(2).fillNormal(a);
+  new Rng(3).fillNormal(b);
+  engine.gemm(false, true, m, n, k, a, b, c, 0);
+  let reps = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < budgetS * 1000) {
+    engine.gemm(false, true, m, n, k, a, b, c, 0);
+    reps++;
+  }
+  return (2 * m * n * k * reps) / ((performance.now() - t0) / 1000) / 1e9;
+}
+
+async function torchReference(threads: number): Promise<number | null> {
+  const py = ["/usr/bin/python3", "python3"];
+  for (const bin of py) {
+    try {
+      const out = await new Deno.Command(bin, {
+        args: [new URL("torch_gates.py", import.meta.url).pathname, String(threads), String(seconds)],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (out.success) return JSON.parse(new TextDecoder().decode(out.stdout)).steps_per_s;
+    } catch { /* try the next */ }
+  }
+  return null;
+}
+
+const engines: { name: string; make: () => Promise<Engine> }[] = [
+  { name: "blas", make: () => Promise.resolve(createBlasEngine(1)) },
+  { name: "wasm", make: () => createTfjsEngine("wasm") },
+  { name: "js", make: () => Promise.resolve(createJsEngine()) },
+];
+
+console.log(`ticketsweep bench on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, ` +
+  `Deno ${Deno.version.deno}; every number below is from this run.\n`);
+
+const torch1 = await torchReference(1);
+const torch2 = await torchReference(2);
+if (torch1 === null) {
+  console.log("PyTorch reference skipped: install it with `apt-get install python3-torch libopenblas0-pthread`.\n");
+}
+
+let sgemm = NaN;
+try {
+  sgemm = gemmGflops(createBlasEngine(1), seconds);
+} catch (e) {
+  console.log(`OpenBLAS missing (${(e as Error).message}); no sgemm reference.\n`);
+}
+
+console.log("## Gate training step, LeNet-300-100, batch 128, Adam (1 thread)\n");
+console.log("| engine | steps/s | × PyTorch 1 thread | × PyTorch 2 threads | matmul GFLOP/s | % of sgemm |");
+console.log("| --- | --- | --- | --- | --- | --- |");
+for (const { name, make } of engines) {
+  let engine: Engine;
+  try {
+    engine = await make();
+  } catch (e) {
+    console.log(`| ${name} | unavailable: ${(e as Error).message.split("\n")[0]} | | | | |`);
+    continue;
+  }
+  const budget = name === "js" ? Math.min(seconds, 2) : seconds;
+  const sps = gateSteps(engine, budget);
+  const gf = gemmGflops(engine, Math.min(seconds, 1));
+  const r = (t: number | null) => (t ? `${(sps / t).toFixed(2)}×` : "n/a");
+  console.log(
+    `| ${name} | ${sps.toFixed(1)} | ${r(torch1)} | ${r(torch2)} | ${gf.toFixed(1)} | ${
+      Number.isNaN(sgemm) ? "n/a" : (100 * gf / sgemm).toFixed(0) + "%"
+    } |`,
+  );
+  engine.close();
+}
+if (torch1 !== null) {
+  console.log(`| PyTorch (reference) | ${torch1.toFixed(1)} (1 thread), ${torch2?.toFixed(1)} (2 threads) | | | | |`);
+}
+console.log(`\nOpenBLAS sgemm 512×784×300, 1 thread: ${sgemm.toFixed(1)} GFLOP/s`);
+
+if (!values.quick) {
+  console.log("\n## Orchestration overhead: quickstart sweep, in-process worker, memory transport\n");
+  const spec = await loadSpec(new URL("../sweeps/quickstart.yaml", import.meta.url).pathname);
+  const dir = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, signal: ac.signal });
+  const t0 = performance.now();
+  const outcome = await runSweep({
+    spec,
+    specText: "",
+    specFile: "quickstart.yaml",
+    runsDir: dir,
+    transport,
+    log: () => {},
+  });
+  const wall = (performance.now() - t0) / 1000;
+  ac.abort();
+  await worker;
+  const lines = (await Deno.readTextFile(`${outcome.runDir}/results.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  const compute = lines.reduce((s, r) => s + r.metrics.train_s, 0);
+  const trialWall = lines.reduce((s, r) => s + r.metrics.wall_s, 0);
+  console.log(`| sweep wall s | Σ trial training s | Σ trial wall s (with evaluation) | overhead vs training | overhead vs trial wall |`);
+  console.log(`| --- | --- | --- | --- | --- |`);
+  console.log(
+    `| ${wall.toFixed(2)} | ${compute.toFixed(2)} | ${trialWall.toFixed(2)} | ${(100 * (wall / compute - 1)).toFixed(1)}% | ${
+      (100 * (wall / trialWall - 1)).toFixed(1)
+    }% |`,
+  );
+  await transport.close();
+  await Deno.remove(dir, { recursive: true });
+}
