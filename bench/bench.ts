@@ -80,8 +80,10 @@ const engines: { name: string; make: () => Promise<Engine> }[] = [
   { name: "js", make: () => Promise.resolve(createJsEngine()) },
 ];
 
-console.log(`ticketsweep bench on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, ` +
-  `Deno ${Deno.version.deno}; every number below is from this run.\n`);
+console.log(
+  `ticketsweep bench on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, ` +
+    `Deno ${Deno.version.deno}; every number below is from this run.\n`,
+);
 
 const torch1 = await torchReference(1);
 const torch2 = await torchReference(2);
@@ -147,12 +149,14 @@ if (!values.quick) {
   );
   const compute = lines.reduce((s, r) => s + r.metrics.train_s, 0);
   const trialWall = lines.reduce((s, r) => s + r.metrics.wall_s, 0);
-  console.log(`| sweep wall s | Σ trial training s | Σ trial wall s (with evaluation) | overhead vs training | overhead vs trial wall |`);
+  console.log(
+    `| sweep wall s | Σ trial training s | Σ trial wall s (with evaluation) | overhead vs training | overhead vs trial wall |`,
+  );
   console.log(`| --- | --- | --- | --- | --- |`);
   console.log(
-    `| ${wall.toFixed(2)} | ${compute.toFixed(2)} | ${trialWall.toFixed(2)} | ${(100 * (wall / compute - 1)).toFixed(1)}% | ${
-      (100 * (wall / trialWall - 1)).toFixed(1)
-    }% |`,
+    `| ${wall.toFixed(2)} | ${compute.toFixed(2)} | ${trialWall.toFixed(2)} | ${
+      (100 * (wall / compute - 1)).toFixed(1)
+    }% | ${(100 * (wall / trialWall - 1)).toFixed(1)}% |`,
   );
   await transport.close();
   await Deno.remove(dir, { recursive: true });
