@@ -121,7 +121,12 @@ export function expandTrials(spec: SweepSpec): Trial[] {
 
 /** A short human label of a trial's parameters, e.g. `lambda=0.001 lr=0.05 seed=0`. */
 export function describeParams(params: ParamSet, seed: number): string {
-  const fmt = (v: ParamValue) => (typeof v === "number" ? String(Number(v.toPrecision(3))) : String(v));
+  const fmt = (v: ParamValue) =>
+    typeof v !== "number"
+      ? String(v)
+      : v !== 0 && Math.abs(v) < 1e-3
+      ? Number(v.toPrecision(3)).toExponential()
+      : String(Number(v.toPrecision(3)));
   const parts = Object.keys(params).sort().map((k) => `${k}=${fmt(params[k]!)}`);
   parts.push(`seed=${seed}`);
   return parts.join(" ");
