@@ -1,6 +1,8 @@
 /** Worker processes this coordinator started on its own machine. */
 export interface LocalWorkers {
   count: number;
+  /** Sends a signal to worker `i` (0-based), e.g. SIGKILL in fault-injection tests. */
+  kill(i: number, signal: Deno.Signal): void;
   stop(): Promise<void>;
 }
 
@@ -48,6 +50,9 @@ export async function spawnLocalWorkers(
   }
   return {
     count,
+    kill(i, signal) {
+      procs[i]!.kill(signal);
+    },
     async stop() {
       for (const p of procs) {
         try {

@@ -52,6 +52,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   };
   const summary: WorkerSummary = { done: 0, failed: 0, released: 0 };
   let idleSince = Date.now();
+  await opts.transport.setup(); // a worker may start before any coordinator has created the queue
   try {
     while (!opts.signal?.aborted) {
       if (opts.maxTrials !== undefined && summary.done + summary.failed >= opts.maxTrials) break;
