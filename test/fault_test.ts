@@ -20,13 +20,15 @@ Deno.test("fault - a worker killed with SIGKILL mid-trial: the trial is redelive
   const first = await spawnLocalWorkers(1, nats, `${dir}/logs1`, ["--backend", "js"]);
   let second: Awaited<ReturnType<typeof spawnLocalWorkers>> | undefined;
   try {
-    const text = tinySpecText("kill-worker", 1, "", 100); // one trial of a few seconds
+    const text = tinySpecText("kill-worker", 1, "", 400); // one trial of a few seconds
     const spec = parseSpec(text);
     const [trial] = expandTrials(spec);
     let killed = false;
+    let killedAt = 0;
     const progress = transport.subscribeProgress(trial!.sweepId, () => {
       if (killed) return;
       killed = true;
+      killedAt = performance.now();
       first.kill(0, "SIGKILL"); // it is training now
       spawnLocalWorkers(1, nats, `${dir}/logs2`, ["--backend", "js"]).then((w) => (second = w));
     });
@@ -44,6 +46,8 @@ Deno.test("fault - a worker killed with SIGKILL mid-trial: the trial is redelive
     assert.equal(results.length, 1);
     assert.equal(results[0]!.status, "done");
     assert.equal(results[0]!.attempt, 2);
+    // redelivered after the 2 s ack deadline the coordinator set, not a worker's default of 30 s
+    assert.ok(performance.now() - killedAt < 20_000, `took ${performance.now() - killedAt} ms after the kill`);
   } finally {
     await first.stop().catch(() => {});
     await second?.stop();

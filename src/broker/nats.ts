@@ -109,13 +109,24 @@ export class NatsTransport implements Transport {
       duplicate_window: nanos(60 * 60 * 1000),
       max_msg_size: 1024 * 1024,
     });
-    await this.#jsm.consumers.add(TRIAL_STREAM, {
+    await this.#ensureConsumer(TRIAL_STREAM, {
       durable_name: WORKER_CONSUMER,
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(this.#opts.ackWaitMs ?? 30_000),
       max_deliver: 25,
       filter_subject: "ticketsweep.trial.>",
-    }).catch((e) => {
+    });
+  }
+
+  /** Creates a durable consumer unless it exists; an existing one keeps its settings (adding would update them). */
+  async #ensureConsumer(stream: string, cfg: Parameters<JetStreamManager["consumers"]["add"]>[1]): Promise<void> {
+    try {
+      await this.#jsm.consumers.info(stream, cfg.durable_name!);
+      return;
+    } catch {
+      // not there yet
+    }
+    await this.#jsm.consumers.add(stream, cfg).catch((e) => {
       if (!/already in use|exists/i.test(String(e))) throw e;
     });
   }
@@ -170,14 +181,12 @@ export class NatsTransport implements Transport {
 
   async consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<Subscription> {
     const durable = `coord-${sweepId}`;
-    await this.#jsm.consumers.add(RESULT_STREAM, {
+    await this.#ensureConsumer(RESULT_STREAM, {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: nanos(60_000),
       filter_subject: resultSubject(sweepId),
-    }).catch((e) => {
-      if (!/already in use|exists/i.test(String(e))) throw e;
     });
     const consumer = await this.#js.consumers.get(RESULT_STREAM, durable);
     const messages = await consumer.consume({ max_messages: 64 });
