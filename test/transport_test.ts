@@ -6,18 +6,11 @@ import { startLocalServer } from "../src/broker/local_server.ts";
 import { type ResultMessage, type TrialMessage, WIRE_VERSION } from "../src/broker/messages.ts";
 import type { Transport } from "../src/broker/transport.ts";
 import { expandTrials } from "../src/spec/expand.ts";
+import { trialMessage } from "../src/coordinator/sweep.ts";
 import { tinySpec } from "./_fixtures.ts";
 
 function trialMessages(name: string, n: number): TrialMessage[] {
-  return expandTrials(tinySpec(name, n)).map((t) => ({
-    v: WIRE_VERSION,
-    sweep_id: t.sweepId,
-    trial_id: t.id,
-    params: t.params,
-    seed: t.seed,
-    config: t.config,
-    max_attempts: 3,
-  }));
+  return expandTrials(tinySpec(name, n)).map((t) => trialMessage(t, 3));
 }
 
 function failed(t: TrialMessage): ResultMessage {

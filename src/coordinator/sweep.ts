@@ -1,5 +1,5 @@
 import { WIRE_VERSION } from "../broker/messages.ts";
-import type { ProgressMessage, ResultMessage } from "../broker/messages.ts";
+import type { ProgressMessage, ResultMessage, TrialMessage } from "../broker/messages.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { ReportData } from "../report/data.ts";
 import { describeParams, expandTrials, sweepIdOf, type Trial } from "../spec/expand.ts";
@@ -96,17 +96,7 @@ async function trackSweep(
   const sub = await transport.consumeResults(manifest.sweep_id, onResult);
   await chain;
   const pending = manifest.trials.filter((t) => !results.has(t.id));
-  for (const t of pending) {
-    await transport.publishTrial({
-      v: WIRE_VERSION,
-      sweep_id: t.sweepId,
-      trial_id: t.id,
-      params: t.params,
-      seed: t.seed,
-      config: t.config,
-      max_attempts: manifest.spec.max_attempts,
-    });
-  }
+  for (const t of pending) await transport.publishTrial(trialMessage(t, manifest.spec.max_attempts));
   if (pending.length) {
     log(`published ${pending.length} trial${pending.length === 1 ? "" : "s"} of ${manifest.sweep_id}`);
   }
@@ -122,6 +112,19 @@ async function trackSweep(
     data,
     wallS: (performance.now() - o.t0) / 1000,
     complete: results.size >= total,
+  };
+}
+
+/** The wire message that carries a planned trial to a worker. */
+export function trialMessage(t: Trial, maxAttempts: number): TrialMessage {
+  return {
+    v: WIRE_VERSION,
+    sweep_id: t.sweepId,
+    trial_id: t.id,
+    params: t.params,
+    seed: t.seed,
+    config: t.config,
+    max_attempts: maxAttempts,
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Transport, TrialDelivery } from "../broker/transport.ts";
-import { type ResultMessage, WIRE_VERSION, type WorkerInfo } from "../broker/messages.ts";
+import { type ProgressMessage, type ResultMessage, WIRE_VERSION, type WorkerInfo } from "../broker/messages.ts";
 import type { Engine } from "../engine/engine.ts";
 import { type EngineChoice, selectEngine } from "../engine/select.ts";
 import type { Backend } from "../spec/schema.ts";
@@ -101,6 +101,15 @@ async function handleDelivery(
     finished_at: new Date().toISOString(),
     ...extra,
   });
+  const progress = (p: Pick<ProgressMessage, "step" | "total_steps" | "loss" | "error">): ProgressMessage => ({
+    v: WIRE_VERSION,
+    sweep_id: t.sweep_id,
+    trial_id: t.trial_id,
+    worker: id,
+    host: Deno.hostname(),
+    attempt: d.deliveryCount,
+    ...p,
+  });
   if (d.deliveryCount > t.max_attempts) {
     await opts.transport.publishResult(result("failed", {
       error: `gave up after ${t.max_attempts} attempts: the workers running it died or stopped answering each time`,
@@ -118,17 +127,9 @@ async function handleDelivery(
       shouldStop: () => opts.signal?.aborted ?? false,
       onProgress: ({ step, totalSteps, loss }) => {
         d.working();
-        opts.transport.publishProgress({
-          v: WIRE_VERSION,
-          sweep_id: t.sweep_id,
-          trial_id: t.trial_id,
-          worker: id,
-          host: Deno.hostname(),
-          step,
-          total_steps: totalSteps,
-          loss: Number.isFinite(loss) ? loss : null,
-          attempt: d.deliveryCount,
-        });
+        opts.transport.publishProgress(
+          progress({ step, total_steps: totalSteps, loss: Number.isFinite(loss) ? loss : null }),
+        );
       },
     });
     await opts.transport.publishResult(result("done", { metrics }, engine));
@@ -148,18 +149,7 @@ async function handleDelivery(
       log(`trial ${t.trial_id}: failed for good: ${reason}`);
       return "failed";
     }
-    opts.transport.publishProgress({
-      v: WIRE_VERSION,
-      sweep_id: t.sweep_id,
-      trial_id: t.trial_id,
-      worker: id,
-      host: Deno.hostname(),
-      step: 0,
-      total_steps: 0,
-      loss: null,
-      attempt: d.deliveryCount,
-      error: reason,
-    });
+    opts.transport.publishProgress(progress({ step: 0, total_steps: 0, loss: null, error: reason }));
     d.nak(500);
     log(`trial ${t.trial_id}: attempt ${d.deliveryCount} failed (${reason}); given back`);
     return "released";
