@@ -32,6 +32,11 @@ Deno.test("e2e - without nats-server the sweep runs in-process and says how to g
   assert.equal(again.code, 0, again.text);
   assert.match(again.text, /6\/6 trials already recorded/);
   assert.equal((await readResults(runDir!)).length, 6);
+  // --resume needs only the run directory
+  const resumed = await sweepCli(["--resume", runDir!], { NATS_SERVER_BIN: "/nonexistent/nats-server" });
+  assert.equal(resumed.code, 0, resumed.text);
+  assert.match(resumed.text, /6\/6 trials already recorded/);
+  assert.match(resumed.text, /Front: gates/);
   await Deno.remove(dir, { recursive: true });
 });
 
