@@ -83,7 +83,7 @@ export async function runTrial(cfg: TrialConfig, engine: Engine, hooks: TrialHoo
   const tTrain = performance.now();
   for (let epoch = 1; epoch <= cfg.training.epochs; epoch++) {
     orderRng.shuffle(order);
-    let lossSum = 0, taskSum = 0, correct = 0;
+    let taskSum = 0, correct = 0;
     for (let s = 0; s < stepsPerEpoch; s++) {
       for (let i = 0; i < bs; i++) {
         const r = order[s * bs + i]!;
@@ -105,12 +105,10 @@ export async function runTrial(cfg: TrialConfig, engine: Engine, hooks: TrialHoo
         lastBeat = performance.now();
       }
     }
-    const pen = method.penalty();
-    lossSum = taskSum / stepsPerEpoch + pen;
     curve.push({
       epoch,
       step,
-      loss: lossSum,
+      loss: taskSum / stepsPerEpoch + method.penalty(),
       task_loss: taskSum / stepsPerEpoch,
       train_accuracy: correct / (stepsPerEpoch * bs),
     });

@@ -14,7 +14,7 @@ export interface MaskMethod {
   penalty(): number;
   /** The binary ticket of layer `l`: 1 keeps a weight. */
   binaryMask(l: number): Uint8Array;
-  /** Deterministic evaluation weights of the relaxation (the soft gates), or undefined when they are binary. */
+  /** Writes the deterministic soft-gate weights into `weff`; returns false when the method has none. */
   softWeights(weff: Float32Array[]): boolean;
 }
 
