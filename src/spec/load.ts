@@ -3,8 +3,8 @@ import type { Document } from "yaml";
 import { z } from "zod";
 import { SpecError, type SpecIssue } from "../util/errors.ts";
 import { didYouMean } from "../util/did_you_mean.ts";
-import { PARAMETER_NAMES, type SweepSpec, SweepSpecSchema } from "./schema.ts";
-import { resolveTrialConfig } from "./expand.ts";
+import { type MethodName, METHODS, PARAMETER_NAMES, type SweepSpec, SweepSpecSchema } from "./schema.ts";
+import { parameterAppliesTo, parseParameterKey, resolveTrialConfig, sweepMethods } from "./expand.ts";
 
 /**
  * Parses and validates a sweep spec from YAML text.
@@ -42,17 +42,13 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
   }
   const params = (raw as Record<string, unknown>).parameters;
   if (params && typeof params === "object" && !Array.isArray(params)) {
-    for (const name of Object.keys(params)) {
-      if (!(PARAMETER_NAMES as string[]).includes(name)) {
-        const hint = didYouMean(name, PARAMETER_NAMES);
-        issues.push({
-          path: `parameters.${name}`,
-          ...locate(["parameters"], name),
-          message: `unknown parameter '${name}'${hint ? `: did you mean '${hint}'?` : ""} ` +
-            `(sweepable: ${PARAMETER_NAMES.join(", ")})`,
-        });
-      }
+    for (const key of Object.keys(params)) {
+      const message = checkParameterKey(key);
+      if (message) issues.push({ path: `parameters.${key}`, ...locate(["parameters"], key), message });
     }
+  }
+  if (issues.length === 0 && parsed.success) {
+    issues.push(...checkParameterScopes(parsed.data, locate));
   }
   if (issues.length === 0 && parsed.success) {
     issues.push(...checkParameterValues(parsed.data, locate));
@@ -82,17 +78,76 @@ export async function loadSpec(path: string): Promise<SweepSpec> {
 
 type Locate = (path: (string | number)[], key?: string) => { line: number; column: number };
 
+/** A parameter key is a sweepable name, or `<method>.<name>` for a setting of that method only. */
+function checkParameterKey(key: string): string | undefined {
+  const { scope, name } = parseParameterKey(key);
+  if (scope !== undefined && !(METHODS as readonly string[]).includes(scope)) {
+    const hint = didYouMean(scope, METHODS);
+    return `unknown method '${scope}' in '${key}'${hint ? `: did you mean '${hint}.${name}'?` : ""} ` +
+      `(methods: ${METHODS.join(", ")})`;
+  }
+  if (!(PARAMETER_NAMES as string[]).includes(name)) {
+    const hint = didYouMean(name, PARAMETER_NAMES);
+    return `unknown parameter '${name}'${hint ? `: did you mean '${scope ? scope + "." : ""}${hint}'?` : ""} ` +
+      `(sweepable: ${PARAMETER_NAMES.join(", ")})`;
+  }
+  if (scope !== undefined && !parameterAppliesTo(name, scope)) {
+    return name === "method"
+      ? "`method` cannot be scoped to a method"
+      : `'${name}' is not a setting of ${scope} (its settings: ${methodSettings(scope)})`;
+  }
+  return undefined;
+}
+
+function methodSettings(m: MethodName): string {
+  return PARAMETER_NAMES.filter((n) => parameterAppliesTo(n, m)).join(", ");
+}
+
+/** Every swept parameter must mean something to a method the sweep runs; `method` takes a list of names. */
+function checkParameterScopes(spec: SweepSpec, locate: Locate): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const methods = sweepMethods(spec);
+  const m = spec.parameters["method"];
+  if (m && m.values === undefined) {
+    issues.push({
+      path: "parameters.method",
+      ...locate(["parameters"], "method"),
+      message: `expected \`values: [...]\` of method names (${METHODS.join(", ")}), found a range`,
+    });
+  }
+  for (const key of Object.keys(spec.parameters)) {
+    const { scope, name } = parseParameterKey(key);
+    if (name === "method") continue;
+    const where = { path: `parameters.${key}`, ...locate(["parameters"], key) };
+    if (scope !== undefined && !methods.includes(scope)) {
+      issues.push({
+        ...where,
+        message: `'${key}' is for ${scope}, which this sweep does not run (it runs ${methods.join(", ")})`,
+      });
+    } else if (scope === undefined && !methods.some((mm) => parameterAppliesTo(name, mm))) {
+      const users = METHODS.filter((mm) => parameterAppliesTo(name, mm));
+      issues.push({
+        ...where,
+        message: `'${name}' is a setting of ${users.join(", ")}, but this sweep runs ${methods.join(", ")}; ` +
+          `drop it or set method.name`,
+      });
+    }
+  }
+  return issues;
+}
+
 /** Each value of each swept parameter must be valid where it lands (e.g. lr > 0, penalty sum|mean). */
 function checkParameterValues(spec: SweepSpec, locate: Locate): SpecIssue[] {
   const issues: SpecIssue[] = [];
-  for (const [name, p] of Object.entries(spec.parameters)) {
+  for (const [key, p] of Object.entries(spec.parameters)) {
+    const { scope, name } = parseParameterKey(key);
     const probes = p.values ?? [p.min!, p.max!];
     probes.forEach((value, i) => {
       try {
-        resolveTrialConfig(spec, { [name]: value }, spec.seeds[0]!);
+        resolveTrialConfig(spec, scope ? { method: scope, [name]: value } : { [name]: value }, spec.seeds[0]!);
       } catch (e) {
         if (!(e instanceof z.ZodError)) throw e;
-        const where = p.values ? ["parameters", name, "values", i] : ["parameters", name, i === 0 ? "min" : "max"];
+        const where = p.values ? ["parameters", key, "values", i] : ["parameters", key, i === 0 ? "min" : "max"];
         for (const zi of e.issues) {
           issues.push({
             path: where.join("."),

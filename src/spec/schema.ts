@@ -3,51 +3,134 @@ import { z } from "zod";
 const int = () => z.number().int();
 const posInt = () => z.number().int().positive();
 
-/** The dataset a sweep trains on. */
+/** The dataset a sweep trains on (SCIENCE.md, "Data facts"). */
+export const DATASETS = ["mnist", "fashion-mnist", "idx", "cifar10", "synthetic"] as const;
 export const DatasetSchema = z.object({
-  name: z.enum(["mnist", "synthetic"]).default("mnist"),
-  train: posInt().default(8000),
-  test: posInt().default(2000),
+  name: z.enum(DATASETS).default("mnist"),
+  /** Folder of the IDX or CIFAR-10 binary files (idx, cifar10). */
+  path: z.string().optional(),
+  /** Training samples; default: mnist 8000, fashion-mnist 60000, idx and cifar10 all of their training files. */
+  train: posInt().optional(),
+  test: posInt().optional(),
   split_seed: int().default(0),
-}).strict();
+  /** Random crop (4 pixels of padding) and horizontal flip of training images, seeded by the trial. */
+  augment: z.boolean().default(false),
+}).strict().superRefine((d, ctx) => {
+  if ((d.name === "idx" || d.name === "cifar10") && d.path === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["path"],
+      message: `dataset ${d.name} reads local files: give \`path\` (the folder that holds them)`,
+    });
+  }
+});
 
-/** The frozen network: architecture, widths, initialiser and the seed of its weights. */
+export const ARCHITECTURES = ["mlp", "conv2", "conv4", "conv6", "resnet20", "vit"] as const;
+
+/** The frozen network: architecture, its sizes, initialiser, the seed of its weights, which tensors are masked. */
 export const ModelSchema = z.object({
-  architecture: z.enum(["mlp"]).default("mlp"),
+  architecture: z.enum(ARCHITECTURES).default("mlp"),
+  /** Hidden widths of an MLP. */
   widths: z.array(posInt()).default([300, 100]),
   init: z.enum(["uniform", "kaiming_normal", "signed_constant"]).default("uniform"),
   weight_seed: int().default(0),
+  /** Layer-name patterns (`*` wildcard) of the tensors that get a mask; the others stay frozen and whole. */
+  masked: z.array(z.string().min(1)).min(1).default(["*"]),
+  /** ViT: patch side, token width, blocks, heads, MLP width ratio. */
+  patch_size: posInt().default(4),
+  dim: posInt().default(64),
+  depth: posInt().default(2),
+  heads: posInt().default(4),
+  mlp_ratio: posInt().default(2),
 }).strict();
 
-/** The masking method and its fixed settings (Bernoulli gates, SCIENCE.md §1). */
+export const METHODS = ["gates", "hard-concrete", "cs", "edge-popup", "dense"] as const;
+export type MethodName = typeof METHODS[number];
+
+/** The masking method and its settings (SCIENCE.md §1-3); each method reads only its own fields. */
 export const MethodSchema = z.object({
-  name: z.enum(["gates"]).default("gates"),
+  name: z.enum(METHODS).default("gates"),
+  /** gates, hard-concrete, cs: weight of the sparsity penalty. */
   lambda: z.number().nonnegative().default(1e-4),
+  /** gates, hard-concrete, cs: penalty over all gates summed, or their mean. */
+  penalty: z.enum(["sum", "mean"]).default("sum"),
+  /** gates, hard-concrete: one gate per weight, or per output neuron / channel (structured). */
+  granularity: z.enum(["weight", "neuron"]).default("weight"),
+  /** gates, hard-concrete: a weight is kept iff its deterministic test gate is above this. */
+  threshold: z.number().min(0).max(1).default(0),
+  /** gates: noise scale and initial mean of the Gaussian gates. */
   sigma: z.number().positive().default(0.5),
   mu_init: z.number().default(0.5),
-  penalty: z.enum(["sum", "mean"]).default("sum"),
-  threshold: z.number().default(0),
+  /** hard-concrete: temperature, stretch interval and initial keep probability (Louizos et al.). */
+  hc_beta: z.number().positive().default(2 / 3),
+  gamma: z.number().negative().default(-0.1),
+  zeta: z.number().gt(1).default(1.1),
+  init_p: z.number().gt(0).lt(1).default(0.5),
+  /** cs: initial mask score, final temperature of each round, rounds. */
+  s0: z.number().default(0),
+  beta_final: z.number().gt(1).default(200),
+  rounds: posInt().default(3),
+  /** edge-popup: fraction of each layer's weights kept. */
+  k: z.number().gt(0).max(1).default(0.5),
 }).strict();
 
-/** Training settings shared by all trials unless a parameter overrides them. */
+/** Which method fields each method reads (the rest are ignored for it). */
+export const METHOD_FIELDS: Record<MethodName, readonly string[]> = {
+  gates: ["lambda", "penalty", "granularity", "threshold", "sigma", "mu_init"],
+  "hard-concrete": ["lambda", "penalty", "granularity", "threshold", "hc_beta", "gamma", "zeta", "init_p"],
+  cs: ["lambda", "penalty", "s0", "beta_final", "rounds"],
+  "edge-popup": ["k"],
+  dense: [],
+};
+
+/** Training settings; what a spec leaves out comes from the method's defaults ({@link TRAINING_DEFAULTS}). */
 export const TrainingSchema = z.object({
   epochs: posInt().default(2),
   batch_size: posInt().default(128),
-  optimizer: z.enum(["adam", "sgd"]).default("adam"),
-  lr: z.number().positive().default(0.05),
-  momentum: z.number().min(0).max(1).default(0.9),
+  optimizer: z.enum(["adam", "sgd"]).optional(),
+  lr: z.number().positive().optional(),
+  momentum: z.number().min(0).max(1).optional(),
+  weight_decay: z.number().nonnegative().optional(),
+  schedule: z.enum(["constant", "cosine"]).optional(),
 }).strict();
+
+/** The optimiser each method uses unless the spec says otherwise (SCIENCE.md; "inferred" where unpublished). */
+export const TRAINING_DEFAULTS: Record<
+  MethodName,
+  { optimizer: "adam" | "sgd"; lr: number; momentum: number; weight_decay: number; schedule: "constant" | "cosine" }
+> = {
+  gates: { optimizer: "adam", lr: 0.05, momentum: 0.9, weight_decay: 0, schedule: "constant" },
+  "hard-concrete": { optimizer: "adam", lr: 0.05, momentum: 0.9, weight_decay: 0, schedule: "constant" },
+  cs: { optimizer: "sgd", lr: 0.1, momentum: 0.9, weight_decay: 0, schedule: "constant" },
+  "edge-popup": { optimizer: "sgd", lr: 0.1, momentum: 0.9, weight_decay: 1e-4, schedule: "cosine" },
+  dense: { optimizer: "adam", lr: 1e-3, momentum: 0.9, weight_decay: 0, schedule: "constant" },
+};
+
+/** A trial's training settings: every field resolved. */
+export const TrialTrainingSchema = TrainingSchema.required();
 
 export const BACKENDS = ["auto", "blas", "wasm", "cpu", "js"] as const;
 export const BackendSchema = z.enum(BACKENDS);
 
 /** Where each sweepable parameter lands in a trial's configuration. */
 export const PARAMETER_TARGETS = {
+  method: "method",
   lambda: "method",
   sigma: "method",
   mu_init: "method",
   penalty: "method",
   threshold: "method",
+  granularity: "method",
+  hc_beta: "method",
+  gamma: "method",
+  zeta: "method",
+  init_p: "method",
+  s0: "method",
+  beta_final: "method",
+  rounds: "method",
+  k: "method",
+  weight_decay: "training",
+  schedule: "training",
   lr: "training",
   epochs: "training",
   batch_size: "training",
@@ -149,7 +232,7 @@ export type SweepSpec = z.infer<typeof SweepSpecSchema>;
 export type DatasetConfig = z.infer<typeof DatasetSchema>;
 export type ModelConfig = z.infer<typeof ModelSchema>;
 export type MethodConfig = z.infer<typeof MethodSchema>;
-export type TrainingConfig = z.infer<typeof TrainingSchema>;
+export type TrainingConfig = z.infer<typeof TrialTrainingSchema>;
 export type Backend = z.infer<typeof BackendSchema>;
 
 /** Everything a worker needs to run one trial: the spec's settings with the trial's parameters applied. */
@@ -157,7 +240,7 @@ export const TrialConfigSchema = z.object({
   dataset: DatasetSchema,
   model: ModelSchema,
   method: MethodSchema,
-  training: TrainingSchema,
+  training: TrialTrainingSchema,
   backend: BackendSchema,
   seed: int(),
 }).strict();

@@ -1,4 +1,4 @@
-import type { PackedTicket } from "./ticket.ts";
+import type { PackedTicket } from "../ticket/bits.ts";
 
 /** Sparsity of one masked layer of a ticket. */
 export interface LayerSparsity {
@@ -36,5 +36,6 @@ export interface TrialMetrics {
   backend: string;
   device: string;
   data: string;
-  ticket: PackedTicket;
+  /** The binary ticket; null for the dense reference, which trains its weights and has none. */
+  ticket: PackedTicket | null;
 }

@@ -1,13 +1,15 @@
 import type { Engine } from "../engine/engine.ts";
 import type { TrialConfig } from "../spec/schema.ts";
 import { Rng } from "../util/rng.ts";
+import { augmentInto } from "./data/augment.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { loadDataset } from "./data/load.ts";
-import { BernoulliGates } from "./masks/gates.ts";
+import { createMethod } from "./masks/create.ts";
 import { maskedWeights } from "./masks/method.ts";
-import { buildMlp, type FrozenNet, MlpPass } from "./nets/mlp.ts";
+import { buildNet } from "./nets/build.ts";
+import type { Net } from "./nets/net.ts";
 import type { LayerSparsity, LossPoint, TrialMetrics } from "./result.ts";
-import { encodeTicket } from "./ticket.ts";
+import { encodeTicket } from "../ticket/bits.ts";
 
 /** Hooks the worker passes to a running trial. */
 export interface TrialHooks {
@@ -26,21 +28,8 @@ export class TrialStopped extends Error {
   }
 }
 
-const EVAL_CHUNK = 500;
-
-/** Test accuracy of a network under given effective weights. */
-export function evaluate(pass: MlpPass, data: Dataset, weff: Float32Array[]): number {
-  let correct = 0;
-  for (let start = 0; start < data.n; start += EVAL_CHUNK) {
-    const b = Math.min(EVAL_CHUNK, data.n - start);
-    pass.forward(data.x.subarray(start * data.dim, (start + b) * data.dim), b, weff);
-    correct += pass.crossEntropy(data.y.subarray(start, start + b), b).correct;
-  }
-  return correct / data.n;
-}
-
-/** Per-layer and overall sparsity of a binary ticket. */
-export function ticketSparsity(net: FrozenNet, masks: Uint8Array[]): { sparsity: number; layers: LayerSparsity[] } {
+/** Per-layer and overall sparsity of a binary ticket, over the masked layers only. */
+export function ticketSparsity(net: Net, masks: Uint8Array[]): { sparsity: number; layers: LayerSparsity[] } {
   let total = 0, kept = 0;
   const layers = net.layers.map((layer, l) => {
     const m = masks[l]!;
@@ -48,13 +37,49 @@ export function ticketSparsity(net: FrozenNet, masks: Uint8Array[]): { sparsity:
     for (let i = 0; i < m.length; i++) k += m[i]!;
     total += m.length;
     kept += k;
-    return { layer: layer.name, shape: [layer.out, layer.in], total: m.length, kept: k, sparsity: 1 - k / m.length };
+    return { layer: layer.name, shape: layer.shape, total: m.length, kept: k, sparsity: 1 - k / m.length };
   });
   return { sparsity: 1 - kept / total, layers };
 }
 
 /**
- * Trains the mask of one trial on a frozen network and evaluates its ticket. Weights are never written.
+ * Test accuracy of a binary ticket: the frozen weights under `masks`, batch-norm statistics calibrated on the
+ * training data. The one function both trials and `ticket verify` use, so that they agree exactly.
+ */
+export function ticketAccuracy(net: Net, masks: Uint8Array[], train: Dataset, test: Dataset): number {
+  const weff = net.layers.map((l) => new Float32Array(l.w.length));
+  maskedWeights(net, masks, weff);
+  return weightsAccuracy(net, weff, train, test);
+}
+
+function weightsAccuracy(net: Net, weff: Float32Array[], train: Dataset, test: Dataset): number {
+  net.useEffectiveWeights(weff);
+  net.calibrate(train);
+  return net.evaluate(test);
+}
+
+/** Fills a training batch from rows `order[from…]`, augmenting images when asked. */
+function fillBatch(
+  train: Dataset,
+  order: Uint32Array,
+  from: number,
+  xb: Float32Array,
+  yb: Uint8Array,
+  augment: Rng | null,
+): void {
+  const d = train.dim;
+  for (let i = 0; i < yb.length; i++) {
+    const r = order[from + i]!;
+    const src = train.x.subarray(r * d, (r + 1) * d);
+    if (augment) augmentInto(src, train.shape, augment, xb.subarray(i * d, (i + 1) * d));
+    else xb.set(src, i * d);
+    yb[i] = train.y[r]!;
+  }
+}
+
+/**
+ * Trains the mask of one trial on a frozen network and evaluates its ticket (the dense reference trains the
+ * weights instead and has no ticket). The frozen weights are never written.
  *
  * @returns the metrics a trial reports, including the packed binary ticket.
  * @throws {TrialStopped} when `hooks.shouldStop` asks for it.
@@ -62,38 +87,36 @@ export function ticketSparsity(net: FrozenNet, masks: Uint8Array[]): { sparsity:
 export async function runTrial(cfg: TrialConfig, engine: Engine, hooks: TrialHooks = {}): Promise<TrialMetrics> {
   const t0 = performance.now();
   const { train, test, source } = await loadDataset(cfg.dataset);
-  const net = buildMlp(cfg.model, train.dim, train.classes);
-  const rng = new Rng(cfg.seed, 2);
-  const method = new BernoulliGates(net, cfg.method, cfg.training, rng);
+  const net = buildNet(cfg.model, train.shape, train.classes, engine);
+  const method = createMethod(cfg, net, new Rng(cfg.seed, 2));
   const bs = Math.min(cfg.training.batch_size, train.n);
-  const pass = new MlpPass(net, engine, Math.max(bs, EVAL_CHUNK));
   const weff = net.layers.map((l) => new Float32Array(l.w.length));
   const dweff = net.layers.map((l) => new Float32Array(l.w.length));
-  const dlogits = new Float32Array(bs * train.classes);
+  net.useEffectiveWeights(weff);
+  net.useGradients(dweff);
   const xb = new Float32Array(bs * train.dim);
   const yb = new Uint8Array(bs);
   const order = Uint32Array.from({ length: train.n }, (_, i) => i);
   const orderRng = new Rng(cfg.seed, 3);
+  const augment = cfg.dataset.augment ? new Rng(cfg.seed, 4) : null;
+  const epochs = cfg.training.epochs;
   const stepsPerEpoch = Math.floor(train.n / bs);
-  const totalSteps = stepsPerEpoch * cfg.training.epochs;
+  const totalSteps = stepsPerEpoch * epochs;
   const curve: LossPoint[] = [];
   const every = hooks.progressEveryMs ?? 1000;
   let lastBeat = performance.now();
   let step = 0;
   const tTrain = performance.now();
-  for (let epoch = 1; epoch <= cfg.training.epochs; epoch++) {
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    method.beginEpoch(epoch - 1, epochs);
     orderRng.shuffle(order);
     let taskSum = 0, correct = 0;
     for (let s = 0; s < stepsPerEpoch; s++) {
-      for (let i = 0; i < bs; i++) {
-        const r = order[s * bs + i]!;
-        xb.set(train.x.subarray(r * train.dim, (r + 1) * train.dim), i * train.dim);
-        yb[i] = train.y[r]!;
-      }
+      fillBatch(train, order, s * bs, xb, yb, augment);
       method.effectiveWeights(weff);
-      pass.forward(xb, bs, weff);
-      const ce = pass.crossEntropy(yb, bs, dlogits);
-      pass.backward(xb, bs, weff, dlogits, dweff);
+      net.forward(xb, bs, true);
+      const ce = net.crossEntropy(yb, bs, true);
+      net.backward(bs);
       method.applyGradients(dweff);
       step++;
       taskSum += ce.loss;
@@ -114,29 +137,45 @@ export async function runTrial(cfg: TrialConfig, engine: Engine, hooks: TrialHoo
     });
   }
   const trainS = (performance.now() - tTrain) / 1000;
-  const masks = net.layers.map((_, l) => method.binaryMask(l));
-  maskedWeights(net, masks, weff);
-  const accuracy = evaluate(pass, test, weff);
-  let softAccuracy: number | null = null;
-  if (method.softWeights(weff)) {
-    const soft = evaluate(pass, test, weff);
-    softAccuracy = soft === accuracy ? null : soft;
-  }
-  const { sparsity, layers } = ticketSparsity(net, masks);
-  return {
-    accuracy,
-    soft_accuracy: softAccuracy,
-    sparsity,
-    layers,
+  const common = {
     masked_layers: net.layers.map((l) => l.name),
     loss_curve: curve,
     steps: step,
     steps_per_s: step / trainS,
     train_s: trainS,
-    wall_s: (performance.now() - t0) / 1000,
     backend: engine.name,
     device: engine.device,
     data: source,
+  };
+  if (method.trainsWeights) {
+    method.softWeights(weff);
+    const accuracy = weightsAccuracy(net, weff, train, test);
+    const { layers } = ticketSparsity(net, net.layers.map((l) => new Uint8Array(l.w.length).fill(1)));
+    return {
+      ...common,
+      accuracy,
+      soft_accuracy: null,
+      sparsity: 0,
+      layers,
+      wall_s: (performance.now() - t0) / 1000,
+      ticket: null,
+    };
+  }
+  const masks = net.layers.map((_, l) => method.binaryMask(l));
+  const accuracy = ticketAccuracy(net, masks, train, test);
+  let softAccuracy: number | null = null;
+  if (method.softWeights(weff)) {
+    const soft = weightsAccuracy(net, weff, train, test);
+    softAccuracy = soft === accuracy ? null : soft;
+  }
+  const { sparsity, layers } = ticketSparsity(net, masks);
+  return {
+    ...common,
+    accuracy,
+    soft_accuracy: softAccuracy,
+    sparsity,
+    layers,
+    wall_s: (performance.now() - t0) / 1000,
     ticket: encodeTicket(masks),
   };
 }

@@ -1,9 +1,16 @@
-/** A labelled dataset held as typed arrays: `x` is row-major n×dim, `y` holds class indices. */
+import { DataError } from "../../util/errors.ts";
+import { Rng } from "../../util/rng.ts";
+
+/**
+ * A labelled dataset held as typed arrays: `x` is row-major n×dim, each row one sample of `shape`
+ * (`[H, W, C]`, channels last), `y` holds class indices. Batches are views or copies of rows.
+ */
 export interface Dataset {
   x: Float32Array;
   y: Uint8Array;
   n: number;
   dim: number;
+  shape: number[];
   classes: number;
 }
 
@@ -23,10 +30,37 @@ export function takeRows(d: Dataset, idx: ArrayLike<number>): Dataset {
     x.set(d.x.subarray(r * d.dim, (r + 1) * d.dim), i * d.dim);
     y[i] = d.y[r]!;
   }
-  return { x, y, n: idx.length, dim: d.dim, classes: d.classes };
+  return { ...d, x, y, n: idx.length };
 }
 
-/** Standardises every value with one mean and standard deviation (the usual MNIST normalisation). */
-export function normalise(d: Dataset, mean: number, std: number): void {
-  for (let i = 0; i < d.x.length; i++) d.x[i] = (d.x[i]! - mean) / std;
+/**
+ * Standardises every value with a mean and standard deviation per channel (one value each for grey
+ * images), as torchvision's `Normalize` does.
+ */
+export function normalise(d: Dataset, mean: number[], std: number[]): void {
+  const c = mean.length;
+  for (let i = 0; i < d.x.length; i++) d.x[i] = (d.x[i]! - mean[i % c]!) / std[i % c]!;
+}
+
+/** `n` rows of a dataset drawn without replacement by a seeded shuffle (all rows, in order, when n is its size). */
+export function seededSubset(d: Dataset, n: number, seed: number, what: string): Dataset {
+  if (n > d.n) throw new DataError(`${what} = ${n} but only ${d.n} samples exist; lower it`);
+  if (n === d.n) return d;
+  const idx = new Rng(seed, 8).shuffle(Uint32Array.from({ length: d.n }, (_, i) => i));
+  return takeRows(d, idx.subarray(0, n));
+}
+
+/** A seeded train/test split of one pooled dataset (packages that ship train and test together). */
+export function seededSplit(
+  pool: Dataset,
+  train: number,
+  test: number,
+  seed: number,
+  what: string,
+): [Dataset, Dataset] {
+  if (train + test > pool.n) {
+    throw new DataError(`dataset.train + dataset.test = ${train + test} but ${what} has ${pool.n} samples; lower them`);
+  }
+  const idx = new Rng(seed, 7).shuffle(Uint32Array.from({ length: pool.n }, (_, i) => i));
+  return [takeRows(pool, idx.subarray(0, train)), takeRows(pool, idx.subarray(train, train + test))];
 }

@@ -1,18 +1,37 @@
 import type { DatasetConfig } from "../../spec/schema.ts";
+import { loadCifar10 } from "./cifar10.ts";
 import type { DataSplit } from "./dataset.ts";
+import { loadFashionMnist } from "./fashion_mnist.ts";
+import { loadIdx } from "./idx.ts";
 import { loadMnist } from "./mnist.ts";
 import { loadSynthetic } from "./synthetic.ts";
 
 const splits = new Map<string, Promise<DataSplit>>();
 
-/** The train/test split a dataset config names, decoded once per worker process and shared by its trials. */
+function load(cfg: DatasetConfig): Promise<DataSplit> {
+  switch (cfg.name) {
+    case "mnist":
+      return loadMnist(cfg.train ?? 8000, cfg.test ?? 2000, cfg.split_seed);
+    case "fashion-mnist":
+      return loadFashionMnist(cfg.train ?? 60000, cfg.test ?? 10000, cfg.split_seed);
+    case "idx":
+      return loadIdx(cfg.path!, cfg.train, cfg.test, cfg.split_seed);
+    case "cifar10":
+      return loadCifar10(cfg.path!, cfg.train, cfg.test, cfg.split_seed);
+    case "synthetic":
+      return Promise.resolve(loadSynthetic(cfg.train ?? 512, cfg.test ?? 256, cfg.split_seed));
+  }
+}
+
+/**
+ * The train/test split a dataset config names, decoded once per worker process and shared by its trials
+ * (augmentation happens per batch, so it is not part of the key).
+ */
 export function loadDataset(cfg: DatasetConfig): Promise<DataSplit> {
-  const key = JSON.stringify(cfg);
+  const key = JSON.stringify({ ...cfg, augment: false });
   let p = splits.get(key);
   if (!p) {
-    p = cfg.name === "mnist"
-      ? loadMnist(cfg.train, cfg.test, cfg.split_seed)
-      : Promise.resolve(loadSynthetic(cfg.train, cfg.test, cfg.split_seed));
+    p = load(cfg);
     splits.set(key, p);
     p.catch(() => splits.delete(key));
   }

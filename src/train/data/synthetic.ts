@@ -6,7 +6,7 @@ export const SYNTHETIC_CLASSES = 4;
 
 /**
  * A small seeded classification task for tests: each class is a Gaussian blob around a random centre in
- * 64 dimensions; learnable in a few steps, and the same for the same seed everywhere.
+ * 64 dimensions (an 8×8 grey "image" for convolutional nets); learnable in a few steps, and the same for the same seed everywhere.
  */
 export function loadSynthetic(train: number, test: number, seed: number): DataSplit {
   const rng = new Rng(seed, 11);
@@ -22,7 +22,7 @@ export function loadSynthetic(train: number, test: number, seed: number): DataSp
         x[i * SYNTHETIC_DIM + j] = centres[c * SYNTHETIC_DIM + j]! + 1.5 * rng.normal();
       }
     }
-    return { x, y, n, dim: SYNTHETIC_DIM, classes: SYNTHETIC_CLASSES };
+    return { x, y, n, dim: SYNTHETIC_DIM, shape: [8, 8, 1], classes: SYNTHETIC_CLASSES };
   };
   return { train: make(train), test: make(test), source: `synthetic blobs (seed ${seed})` };
 }

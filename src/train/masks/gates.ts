@@ -1,8 +1,8 @@
 import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
-import type { FrozenNet } from "../nets/mlp.ts";
+import type { FrozenNet } from "../nets/net.ts";
 import { gaussTable, normCdf, normPdf } from "./math.ts";
-import type { MaskMethod } from "./method.ts";
+import { expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
 import { createOptimizer } from "./optimizer.ts";
 
 /** Options for tests: a fixed noise source replaces the generator. */
@@ -11,20 +11,26 @@ export interface GatesOptions {
 }
 
 /**
- * Continuously relaxed Bernoulli gates (Gaussian stochastic gates, SCIENCE.md §1), one gate per weight:
- * `z = clamp(mu + sigma·eps, 0, 1)`, `eps ~ N(0, 1)` fresh every step, effective weight `W·z`, penalty
- * `lambda · Σ Φ(mu/sigma)` (or the mean over all gates). No straight-through estimator: the clamp's
- * gradient is 1 inside (0, 1) and 0 outside. Binary ticket: keep iff `mu > threshold`.
+ * Continuously relaxed Bernoulli gates (Gaussian stochastic gates, SCIENCE.md §1), one gate per weight or per
+ * output neuron / channel: `z = clamp(mu + sigma·eps, 0, 1)`, `eps ~ N(0, 1)` fresh every step, effective
+ * weight `W·z`, penalty `lambda · Σ Φ(mu/sigma)` (or the mean over all gates). No straight-through
+ * estimator: the clamp's gradient is 1 inside (0, 1) and 0 outside. Binary ticket: keep iff the test gate
+ * `clamp(mu, 0, 1)` is above `threshold` (with the default 0: `mu > 0`).
  */
 export class BernoulliGates implements MaskMethod {
+  readonly name = "gates";
+  readonly trainsWeights = false;
   readonly mu: Float32Array[];
   readonly #net: FrozenNet;
+  readonly #span: number[];
   readonly #u: Float32Array[];
+  readonly #z: Float32Array[];
   readonly #sigma: number;
   readonly #coef: number;
   readonly #threshold: number;
   readonly #rng: Rng;
   readonly #opt;
+  readonly #fused: boolean;
   readonly #noise?: GatesOptions["noise"];
 
   constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig, rng: Rng, opts: GatesOptions = {}) {
@@ -32,31 +38,50 @@ export class BernoulliGates implements MaskMethod {
     this.#rng = rng;
     this.#sigma = method.sigma;
     this.#threshold = method.threshold;
-    const total = net.layers.reduce((s, l) => s + l.w.length, 0);
+    this.#span = gateSpan(net, method.granularity);
+    const counts = net.layers.map((l, i) => l.w.length / this.#span[i]!);
+    const total = counts.reduce((s, n) => s + n, 0);
     this.#coef = method.penalty === "mean" ? method.lambda / total : method.lambda;
     // STG's initialisation: mu = mu_init + 0.01·N(0, 1).
-    this.mu = net.layers.map((l) => {
-      const m = new Float32Array(l.w.length);
+    this.mu = counts.map((n) => {
+      const m = new Float32Array(n);
       rng.fillNormal(m);
       for (let i = 0; i < m.length; i++) m[i] = method.mu_init + 0.01 * m[i]!;
       return m;
     });
-    this.#u = net.layers.map((l) => new Float32Array(l.w.length));
-    this.#opt = createOptimizer(training, this.mu.map((m) => m.length));
+    this.#u = counts.map((n) => new Float32Array(n));
+    this.#z = counts.map((n) => new Float32Array(n));
+    this.#opt = createOptimizer(training, counts);
+    this.#fused = method.granularity === "weight" && training.optimizer === "adam" && training.weight_decay === 0;
     this.#noise = opts.noise;
+  }
+
+  beginEpoch(epoch: number, epochs: number): void {
+    this.#opt.beginEpoch(epoch, epochs);
   }
 
   effectiveWeights(weff: Float32Array[]): void {
     const s = this.#sigma;
     this.#net.layers.forEach((layer, l) => {
-      const u = this.#u[l]!, mu = this.mu[l]!, w = layer.w, out = weff[l]!;
+      const u = this.#u[l]!, mu = this.mu[l]!, w = layer.w, out = weff[l]!, span = this.#span[l]!;
       if (this.#noise) this.#noise(l, u);
       else this.#rng.fillNormal(u);
-      for (let i = 0; i < u.length; i++) {
-        const v = mu[i]! + s * u[i]!;
-        u[i] = v;
-        out[i] = v <= 0 ? 0 : v >= 1 ? w[i]! : w[i]! * v;
+      if (span === 1) {
+        // fused: noise, clamp and the product in one pass
+        for (let i = 0; i < u.length; i++) {
+          const v = mu[i]! + s * u[i]!;
+          u[i] = v;
+          out[i] = v <= 0 ? 0 : v >= 1 ? w[i]! : w[i]! * v;
+        }
+        return;
       }
+      const z = this.#z[l]!;
+      for (let j = 0; j < u.length; j++) {
+        const v = mu[j]! + s * u[j]!;
+        u[j] = v;
+        z[j] = v <= 0 ? 0 : v >= 1 ? 1 : v;
+      }
+      gateWeights(w, z, span, out);
     });
   }
 
@@ -67,10 +92,10 @@ export class BernoulliGates implements MaskMethod {
     const adam = opt.adam;
     this.#net.layers.forEach((layer, l) => {
       const u = this.#u[l]!, mu = this.mu[l]!, w = layer.w, g = dweff[l]!;
-      if (adam) {
+      if (this.#fused && adam) {
         // fused: penalty gradient, clamp gate, and the Adam step in one pass
         const m1 = adam.m1[l]!, m2 = adam.m2[l]!;
-        const lr = adam.lr / adam.c1(), ic2 = 1 / adam.c2();
+        const lr = opt.lr / adam.c1(), ic2 = 1 / adam.c2();
         for (let i = 0; i < mu.length; i++) {
           const m = mu[i]!, v = u[i]!;
           let grad = k * gaussTable(m * invS);
@@ -83,12 +108,13 @@ export class BernoulliGates implements MaskMethod {
         }
         return;
       }
-      for (let i = 0; i < mu.length; i++) {
-        const m = mu[i]!, v = u[i]!;
-        let grad = k * gaussTable(m * invS);
-        if (v > 0 && v < 1) grad += g[i]! * w[i]!;
-        mu[i] = opt.update(l, i, m, grad);
+      const dz = this.#z[l]!;
+      gateGradients(g, w, this.#span[l]!, dz);
+      for (let j = 0; j < mu.length; j++) {
+        const v = u[j]!;
+        dz[j] = (v > 0 && v < 1 ? dz[j]! : 0) + k * gaussTable(mu[j]! * invS);
       }
+      opt.step(l, mu, dz);
     });
   }
 
@@ -98,25 +124,21 @@ export class BernoulliGates implements MaskMethod {
     return this.#coef * p;
   }
 
-  /** d(penalty)/d(mu_i), for tests. */
-  penaltyGradient(l: number, i: number): number {
-    return (this.#coef / this.#sigma) * normPdf(this.mu[l]![i]! / this.#sigma);
+  /** d(penalty)/d(mu_j), for tests. */
+  penaltyGradient(l: number, j: number): number {
+    return (this.#coef / this.#sigma) * normPdf(this.mu[l]![j]! / this.#sigma);
   }
 
   binaryMask(l: number): Uint8Array {
     const mu = this.mu[l]!, t = this.#threshold;
-    const m = new Uint8Array(mu.length);
-    for (let i = 0; i < mu.length; i++) m[i] = mu[i]! > t ? 1 : 0;
-    return m;
+    return expandMask(mu.length, this.#span[l]!, (j) => Math.min(mu[j]!, 1) > t);
   }
 
   softWeights(weff: Float32Array[]): boolean {
     this.#net.layers.forEach((layer, l) => {
-      const mu = this.mu[l]!, w = layer.w, out = weff[l]!;
-      for (let i = 0; i < mu.length; i++) {
-        const z = mu[i]! <= 0 ? 0 : mu[i]! >= 1 ? 1 : mu[i]!;
-        out[i] = w[i]! * z;
-      }
+      const mu = this.mu[l]!, z = this.#z[l]!;
+      for (let j = 0; j < mu.length; j++) z[j] = mu[j]! <= 0 ? 0 : mu[j]! >= 1 ? 1 : mu[j]!;
+      gateWeights(layer.w, z, this.#span[l]!, weff[l]!);
     });
     return true;
   }

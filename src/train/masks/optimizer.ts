@@ -1,28 +1,57 @@
 import type { TrainingConfig } from "../../spec/schema.ts";
 
-/** Per-parameter optimiser state and the update rule, applied element by element inside fused loops. */
+/** Per-parameter optimiser state and the update rule, over `sizes.length` buffers ("slots"). */
 export interface ElementOptimizer {
-  /** Adam's state and step constants, exposed so hot loops can inline the update (undefined for SGD). */
-  readonly adam?: { m1: Float32Array[]; m2: Float32Array[]; lr: number; c1: () => number; c2: () => number };
+  /** Adam's state and bias corrections, exposed so hot loops can inline the update (undefined for SGD). */
+  readonly adam?: { m1: Float32Array[]; m2: Float32Array[]; c1: () => number; c2: () => number };
+  /** The learning rate of the current epoch (after the schedule). */
+  readonly lr: number;
+  /** Sets the epoch's learning rate from the schedule (`epoch` counts from 0). */
+  beginEpoch(epoch: number, epochs: number): void;
   /** Starts a step (bias corrections). */
   begin(): void;
   /** The new value of `p[i]` for gradient `g`, updating the state of element `i` of buffer `slot`. */
   update(slot: number, i: number, p: number, g: number): number;
+  /** Updates every element of buffer `slot` in place from the gradients `g`. */
+  step(slot: number, p: Float32Array, g: Float32Array): void;
 }
 
-/** Adam (beta1 0.9, beta2 0.999, eps 1e-8) or SGD with momentum, over `sizes.length` buffers. */
+/**
+ * The learning rate of epoch `epoch` (from 0) of `epochs`: constant, or edge-popup's per-epoch cosine
+ * `lr · (1 + cos(π·epoch/epochs)) / 2`.
+ */
+export function scheduledLr(cfg: TrainingConfig, epoch: number, epochs: number): number {
+  return cfg.schedule === "cosine" ? 0.5 * (1 + Math.cos(Math.PI * epoch / epochs)) * cfg.lr : cfg.lr;
+}
+
+/**
+ * Adam (beta1 0.9, beta2 0.999, eps 1e-8) or SGD with momentum (PyTorch's form, `v = μ·v + g`), both with
+ * L2 weight decay added to the gradient as PyTorch does.
+ */
 export function createOptimizer(cfg: TrainingConfig, sizes: number[]): ElementOptimizer {
-  const lr = cfg.lr;
+  const wd = cfg.weight_decay;
+  let lr = cfg.lr;
+  const beginEpoch = (epoch: number, epochs: number) => {
+    lr = scheduledLr(cfg, epoch, epochs);
+  };
   if (cfg.optimizer === "sgd") {
     const mom = sizes.map((n) => new Float32Array(n));
     const mu = cfg.momentum;
+    const update = (slot: number, i: number, p: number, g: number) => {
+      const m = mom[slot]!;
+      const v = mu * m[i]! + g + wd * p;
+      m[i] = v;
+      return p - lr * v;
+    };
     return {
+      get lr() {
+        return lr;
+      },
+      beginEpoch,
       begin() {},
-      update(slot, i, p, g) {
-        const m = mom[slot]!;
-        const v = mu * m[i]! + g;
-        m[i] = v;
-        return p - lr * v;
+      update,
+      step(slot, p, g) {
+        for (let i = 0; i < p.length; i++) p[i] = update(slot, i, p[i]!, g[i]!);
       },
     };
   }
@@ -30,20 +59,29 @@ export function createOptimizer(cfg: TrainingConfig, sizes: number[]): ElementOp
   const m2 = sizes.map((n) => new Float32Array(n));
   const b1 = 0.9, b2 = 0.999, eps = 1e-8;
   let t = 0, c1 = 1, c2 = 1;
+  const update = (slot: number, i: number, p: number, g0: number) => {
+    const a = m1[slot]!, b = m2[slot]!;
+    const g = g0 + wd * p;
+    const m = b1 * a[i]! + (1 - b1) * g;
+    const v = b2 * b[i]! + (1 - b2) * g * g;
+    a[i] = m;
+    b[i] = v;
+    return p - lr * (m / c1) / (Math.sqrt(v / c2) + eps);
+  };
   return {
-    adam: { m1, m2, lr, c1: () => c1, c2: () => c2 },
+    adam: { m1, m2, c1: () => c1, c2: () => c2 },
+    get lr() {
+      return lr;
+    },
+    beginEpoch,
     begin() {
       t++;
       c1 = 1 - b1 ** t;
       c2 = 1 - b2 ** t;
     },
-    update(slot, i, p, g) {
-      const a = m1[slot]!, b = m2[slot]!;
-      const m = b1 * a[i]! + (1 - b1) * g;
-      const v = b2 * b[i]! + (1 - b2) * g * g;
-      a[i] = m;
-      b[i] = v;
-      return p - lr * (m / c1) / (Math.sqrt(v / c2) + eps);
+    update,
+    step(slot, p, g) {
+      for (let i = 0; i < p.length; i++) p[i] = update(slot, i, p[i]!, g[i]!);
     },
   };
 }

@@ -1,0 +1,61 @@
+import { selectEngine } from "../engine/select.ts";
+import { type Backend, BACKENDS } from "../spec/schema.ts";
+import { exportTicket } from "../ticket/export.ts";
+import { readTicket } from "../ticket/format.ts";
+import { verifyTicket } from "../ticket/verify.ts";
+import { TicketsweepError } from "../util/errors.ts";
+import { parseCli } from "./common.ts";
+
+export const TICKET_USAGE = `Usage:
+  deno task ticket verify runs/<sweep>/tickets/<trial> [--backend NAME]
+  deno task ticket export runs/<sweep>/tickets/<trial> --out DIR
+
+verify  checks ticket.json's content hash and mask.bin's hash, rebuilds the frozen network from the
+        recorded config and seed, applies the mask and re-evaluates the test accuracy: it must equal the
+        recorded accuracy on the same backend (within 1e-6 on another). Exit 0 when all checks pass, 2 if not.
+export  writes DIR/ticket.manifest.json and DIR/mask.u8 (one byte per masked weight) for other tools.
+
+Options:
+  --backend NAME  engine for verify: ${BACKENDS.join(", ")} (default: the one recorded, else auto)
+  --out DIR       export destination
+  -h, --help      this text`;
+
+/** `deno task ticket`. */
+export async function ticketMain(args: string[]): Promise<number> {
+  const { values, positionals } = parseCli(args, {
+    backend: { type: "string" },
+    out: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, TICKET_USAGE);
+  const [command, dir] = positionals;
+  if (!command || !dir) throw new TicketsweepError(`give a command and a ticket folder\n\n${TICKET_USAGE}`);
+  if (command === "export") {
+    if (typeof values.out !== "string") throw new TicketsweepError(`export needs --out DIR\n\n${TICKET_USAGE}`);
+    const out = await exportTicket(dir, values.out);
+    console.log(`wrote ${out.manifest} and ${out.mask}`);
+    return 0;
+  }
+  if (command !== "verify") throw new TicketsweepError(`unknown command '${command}'\n\n${TICKET_USAGE}`);
+  let backend = values.backend as string | undefined;
+  if (backend !== undefined && !(BACKENDS as readonly string[]).includes(backend)) {
+    throw new TicketsweepError(`--backend ${backend}: expected one of ${BACKENDS.join(", ")}`);
+  }
+  if (backend === undefined) {
+    const recorded = (await readTicket(dir)).manifest.result.backend;
+    backend = (BACKENDS as readonly string[]).includes(recorded) ? recorded : "auto";
+  }
+  const { engine } = await selectEngine(backend as Backend).catch(() => selectEngine("auto"));
+  try {
+    const v = await verifyTicket(dir, engine);
+    for (const c of v.checks) console.log(`${c.ok ? "ok  " : "FAIL"}  ${c.name}: ${c.detail}`);
+    console.log(v.ok ? "ticket verified" : "ticket NOT verified");
+    return v.ok ? 0 : 2;
+  } finally {
+    engine.close();
+  }
+}
+
+if (import.meta.main) {
+  const { runMain } = await import("./common.ts");
+  await runMain(() => ticketMain(Deno.args));
+}

@@ -1,0 +1,92 @@
+import type { Engine } from "../engine/engine.ts";
+import { loadDataset } from "../train/data/load.ts";
+import { buildNet } from "../train/nets/build.ts";
+import { ticketAccuracy } from "../train/trial.ts";
+import { sha256Hex } from "../util/hash.ts";
+import { unpackMasks } from "./bits.ts";
+import { contentHash, readTicket, type TicketManifest } from "./format.ts";
+
+/** One check of a verification. */
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** What `ticket verify` found. */
+export interface Verification {
+  ok: boolean;
+  checks: Check[];
+  manifest?: TicketManifest;
+  /** The re-evaluated test accuracy, when the network could be rebuilt. */
+  accuracy?: number;
+}
+
+/** Tolerance on the accuracy when re-evaluating on a different backend than the one recorded. */
+export const CROSS_BACKEND_TOLERANCE = 1e-6;
+
+/**
+ * Verifies a ticket folder: the manifest's content hash, the mask's hash and size, then rebuilds the frozen
+ * network from the recorded config and seed, applies the stored mask and re-evaluates the test accuracy:
+ * equal to the recorded one on the same backend, within {@link CROSS_BACKEND_TOLERANCE} on another.
+ * Stops before rebuilding when a hash does not match (the content cannot be trusted).
+ */
+export async function verifyTicket(dir: string, engine: Engine): Promise<Verification> {
+  const checks: Check[] = [];
+  const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
+  const { manifest, bits } = await readTicket(dir);
+  const sealed = contentHash(manifest);
+  add(
+    "manifest hash",
+    sealed === manifest.content_sha256,
+    sealed === manifest.content_sha256
+      ? `content_sha256 ${sealed.slice(0, 16)}… matches`
+      : `ticket.json was modified: content hash ${sealed.slice(0, 16)}… ≠ recorded ${
+        manifest.content_sha256.slice(0, 16)
+      }…`,
+  );
+  const maskHash = sha256Hex(bits);
+  add(
+    "mask hash",
+    maskHash === manifest.mask.sha256,
+    maskHash === manifest.mask.sha256
+      ? `mask.bin sha256 ${maskHash.slice(0, 16)}… matches`
+      : `mask.bin was modified: sha256 ${maskHash.slice(0, 16)}… ≠ recorded ${manifest.mask.sha256.slice(0, 16)}…`,
+  );
+  if (checks.some((c) => !c.ok)) return { ok: false, checks, manifest };
+
+  const cfg = manifest.config;
+  const { train, test } = await loadDataset(cfg.dataset);
+  const net = buildNet(cfg.model, train.shape, train.classes, engine);
+  const layersMatch = net.layers.length === manifest.layers.length &&
+    net.layers.every((l, i) =>
+      l.name === manifest.layers[i]!.name && l.shape.join("x") === manifest.layers[i]!.shape.join("x")
+    );
+  add(
+    "network",
+    layersMatch,
+    layersMatch
+      ? `${cfg.model.architecture} rebuilt from weight_seed ${cfg.model.weight_seed}: ${net.layers.length} masked layers`
+      : `the rebuilt network's masked layers (${net.layers.map((l) => l.name).join(", ")}) differ from the ticket's`,
+  );
+  const sizes = net.layers.map((l) => l.w.length);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const sizeOk = total === manifest.mask.masked_weights && bits.length === Math.ceil(total / 8);
+  add("mask size", sizeOk, `${total} masked weights, ${bits.length} bytes`);
+  if (!layersMatch || !sizeOk) return { ok: false, checks, manifest };
+
+  const masks = unpackMasks(bits, sizes);
+  const keptOk = masks.every((m, i) => m.reduce((s, v) => s + v, 0) === manifest.layers[i]!.kept);
+  add("kept per layer", keptOk, keptOk ? "every layer keeps the recorded count" : "kept counts differ from the record");
+  const accuracy = ticketAccuracy(net, masks, train, test);
+  const recorded = manifest.result.accuracy;
+  const same = engine.name === manifest.result.backend;
+  const accOk = same ? accuracy === recorded : Math.abs(accuracy - recorded) <= CROSS_BACKEND_TOLERANCE;
+  add(
+    "accuracy",
+    accOk,
+    `re-evaluated ${accuracy} on ${engine.name}, recorded ${recorded} on ${manifest.result.backend} ` +
+      (same ? "(same backend: must be equal)" : `(other backend: within ${CROSS_BACKEND_TOLERANCE})`),
+  );
+  return { ok: checks.every((c) => c.ok), checks, manifest, accuracy };
+}

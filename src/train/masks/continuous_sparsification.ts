@@ -1,0 +1,124 @@
+import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
+import type { FrozenNet } from "../nets/net.ts";
+import { sigmoid } from "./math.ts";
+import type { MaskMethod } from "./method.ts";
+import { createOptimizer } from "./optimizer.ts";
+
+/** Where epoch `epoch` (from 0) of `epochs` falls: its round and the temperature beta it trains at. */
+export interface CsEpoch {
+  round: number;
+  beta: number;
+}
+
+/**
+ * Continuous sparsification's temperature schedule: the epochs split into `rounds` rounds as evenly as
+ * possible (earlier rounds take the remainder); in each round beta starts at 1 and is multiplied every epoch
+ * by `final^(1/(E−1))`, so it reaches `final` at the round's last epoch (a one-epoch round trains at `final`).
+ */
+export function csSchedule(epochs: number, rounds: number, final: number): CsEpoch[] {
+  const out: CsEpoch[] = [];
+  const r = Math.min(rounds, epochs);
+  for (let round = 0; round < r; round++) {
+    const e = Math.floor(epochs / r) + (round < epochs % r ? 1 : 0);
+    for (let i = 0; i < e; i++) out.push({ round, beta: e === 1 ? final : final ** (i / (e - 1)) });
+  }
+  return out;
+}
+
+/**
+ * Continuous sparsification, strong-ticket variant (Savarese et al. 2020; SCIENCE.md §2): weights frozen,
+ * one score `s` per weight, soft mask `m = sigmoid(beta·s) / sigmoid(s0)`, penalty `lambda · Σ m` (or the
+ * mean), beta annealed per {@link csSchedule}; between rounds `s ← min(beta·s, s0)`. Ticket: `s > 0`.
+ */
+export class ContinuousSparsification implements MaskMethod {
+  readonly name = "cs";
+  readonly trainsWeights = false;
+  readonly s: Float32Array[];
+  readonly #net: FrozenNet;
+  readonly #sig: Float32Array[];
+  readonly #g: Float32Array[];
+  readonly #s0: number;
+  readonly #scale: number;
+  readonly #coef: number;
+  readonly #method: MethodConfig;
+  readonly #opt;
+  #schedule: CsEpoch[] = [];
+  #beta = 1;
+  #round = 0;
+
+  constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig) {
+    this.#net = net;
+    this.#method = method;
+    this.#s0 = method.s0;
+    this.#scale = 1 / sigmoid(method.s0);
+    const sizes = net.layers.map((l) => l.w.length);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    this.#coef = method.penalty === "mean" ? method.lambda / total : method.lambda;
+    this.s = sizes.map((n) => new Float32Array(n).fill(method.s0));
+    this.#sig = sizes.map((n) => new Float32Array(n));
+    this.#g = sizes.map((n) => new Float32Array(n));
+    this.#opt = createOptimizer(training, sizes);
+  }
+
+  /** The temperature of the current epoch. */
+  get beta(): number {
+    return this.#beta;
+  }
+
+  beginEpoch(epoch: number, epochs: number): void {
+    if (this.#schedule.length !== epochs) {
+      this.#schedule = csSchedule(epochs, this.#method.rounds, this.#method.beta_final);
+    }
+    const at = this.#schedule[epoch]!;
+    if (at.round !== this.#round) {
+      // a new round: s ← min(beta·s, s0) with the previous round's final beta, then beta restarts
+      for (const s of this.s) for (let i = 0; i < s.length; i++) s[i] = Math.min(this.#beta * s[i]!, this.#s0);
+      this.#round = at.round;
+    }
+    this.#beta = at.beta;
+    this.#opt.beginEpoch(epoch, epochs);
+  }
+
+  effectiveWeights(weff: Float32Array[]): void {
+    const beta = this.#beta, c = this.#scale;
+    this.#net.layers.forEach((layer, l) => {
+      const s = this.s[l]!, sig = this.#sig[l]!, w = layer.w, out = weff[l]!;
+      for (let i = 0; i < s.length; i++) {
+        const q = sigmoid(beta * s[i]!);
+        sig[i] = q;
+        out[i] = w[i]! * c * q;
+      }
+    });
+  }
+
+  applyGradients(dweff: Float32Array[]): void {
+    const k = this.#scale * this.#beta;
+    this.#opt.begin();
+    this.#net.layers.forEach((layer, l) => {
+      const sig = this.#sig[l]!, w = layer.w, g = dweff[l]!, grad = this.#g[l]!;
+      for (let i = 0; i < sig.length; i++) {
+        const q = sig[i]!;
+        grad[i] = (g[i]! * w[i]! + this.#coef) * k * q * (1 - q);
+      }
+      this.#opt.step(l, this.s[l]!, grad);
+    });
+  }
+
+  penalty(): number {
+    let p = 0;
+    for (const s of this.s) for (let i = 0; i < s.length; i++) p += sigmoid(this.#beta * s[i]!);
+    return this.#coef * this.#scale * p;
+  }
+
+  binaryMask(l: number): Uint8Array {
+    const s = this.s[l]!;
+    const m = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) m[i] = s[i]! > 0 ? 1 : 0;
+    return m;
+  }
+
+  softWeights(weff: Float32Array[]): boolean {
+    this.effectiveWeights(weff);
+    return true;
+  }
+}

@@ -1,0 +1,26 @@
+import type { TrialConfig } from "../../spec/schema.ts";
+import type { Rng } from "../../util/rng.ts";
+import type { FrozenNet } from "../nets/net.ts";
+import { ContinuousSparsification } from "./continuous_sparsification.ts";
+import { DenseTraining } from "./dense.ts";
+import { EdgePopup } from "./edge_popup.ts";
+import { BernoulliGates } from "./gates.ts";
+import { HardConcreteGates } from "./hard_concrete.ts";
+import type { MaskMethod } from "./method.ts";
+
+/** The method a trial names, over its frozen network, its random draws from `rng`. */
+export function createMethod(cfg: TrialConfig, net: FrozenNet, rng: Rng): MaskMethod {
+  const { method: m, training: t } = cfg;
+  switch (m.name) {
+    case "gates":
+      return new BernoulliGates(net, m, t, rng);
+    case "hard-concrete":
+      return new HardConcreteGates(net, m, t, rng);
+    case "cs":
+      return new ContinuousSparsification(net, m, t);
+    case "edge-popup":
+      return new EdgePopup(net, m, t, rng);
+    case "dense":
+      return new DenseTraining(net, t);
+  }
+}

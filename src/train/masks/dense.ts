@@ -1,0 +1,46 @@
+import type { TrainingConfig } from "../../spec/schema.ts";
+import type { FrozenNet } from "../nets/net.ts";
+import type { MaskMethod } from "./method.ts";
+import { createOptimizer } from "./optimizer.ts";
+
+/**
+ * The dense reference: the same network from the same initial weights, its masked tensors trained normally
+ * and nothing removed, so reports can show a ticket's accuracy loss against it. It yields no ticket.
+ */
+export class DenseTraining implements MaskMethod {
+  readonly name = "dense";
+  readonly trainsWeights = true;
+  readonly weights: Float32Array[];
+  readonly #opt;
+
+  constructor(net: FrozenNet, training: TrainingConfig) {
+    this.weights = net.layers.map((p) => Float32Array.from(p.w));
+    this.#opt = createOptimizer(training, this.weights.map((w) => w.length));
+  }
+
+  beginEpoch(epoch: number, epochs: number): void {
+    this.#opt.beginEpoch(epoch, epochs);
+  }
+
+  effectiveWeights(weff: Float32Array[]): void {
+    this.weights.forEach((w, l) => weff[l]!.set(w));
+  }
+
+  applyGradients(dweff: Float32Array[]): void {
+    this.#opt.begin();
+    this.weights.forEach((w, l) => this.#opt.step(l, w, dweff[l]!));
+  }
+
+  penalty(): number {
+    return 0;
+  }
+
+  binaryMask(l: number): Uint8Array {
+    return new Uint8Array(this.weights[l]!.length).fill(1);
+  }
+
+  softWeights(weff: Float32Array[]): boolean {
+    this.effectiveWeights(weff);
+    return true;
+  }
+}

@@ -1,0 +1,71 @@
+import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
+import type { Rng } from "../../util/rng.ts";
+import type { FrozenNet } from "../nets/net.ts";
+import type { MaskMethod } from "./method.ts";
+import { createOptimizer } from "./optimizer.ts";
+import { topKMask } from "./top_k.ts";
+
+/**
+ * edge-popup (Ramanujan et al. 2020; SCIENCE.md §3): a score per weight, initialised `U(±1/sqrt(fan_in))`;
+ * the forward pass keeps the top-k fraction of `|score|` in each layer; the backward pass is straight-through
+ * (d(loss)/d(mask) goes to the scores unchanged, through the absolute value: `sign(s)·g·W`). SGD with
+ * momentum, weight decay on the scores and a cosine schedule by default.
+ */
+export class EdgePopup implements MaskMethod {
+  readonly name = "edge-popup";
+  readonly trainsWeights = false;
+  readonly scores: Float32Array[];
+  readonly #net: FrozenNet;
+  readonly #k: number;
+  readonly #mask: Uint8Array[];
+  readonly #scratch: Float32Array[];
+  readonly #opt;
+
+  constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig, rng: Rng) {
+    this.#net = net;
+    this.#k = method.k;
+    this.scores = net.layers.map((p) => {
+      const a = 1 / Math.sqrt(p.fanIn), s = new Float32Array(p.w.length);
+      for (let i = 0; i < s.length; i++) s[i] = (2 * rng.uniform() - 1) * a;
+      return s;
+    });
+    this.#mask = this.scores.map((s) => new Uint8Array(s.length));
+    this.#scratch = this.scores.map((s) => new Float32Array(s.length));
+    this.#opt = createOptimizer(training, this.scores.map((s) => s.length));
+  }
+
+  beginEpoch(epoch: number, epochs: number): void {
+    this.#opt.beginEpoch(epoch, epochs);
+  }
+
+  effectiveWeights(weff: Float32Array[]): void {
+    this.#net.layers.forEach((layer, l) => {
+      const m = this.#mask[l]!, w = layer.w, out = weff[l]!;
+      topKMask(this.scores[l]!, this.#k, m, this.#scratch[l]!);
+      for (let i = 0; i < w.length; i++) out[i] = m[i] ? w[i]! : 0;
+    });
+  }
+
+  applyGradients(dweff: Float32Array[]): void {
+    this.#opt.begin();
+    this.#net.layers.forEach((layer, l) => {
+      const s = this.scores[l]!, w = layer.w, g = dweff[l]!, grad = this.#scratch[l]!;
+      for (let i = 0; i < s.length; i++) grad[i] = Math.sign(s[i]!) * g[i]! * w[i]!;
+      this.#opt.step(l, s, grad);
+    });
+  }
+
+  penalty(): number {
+    return 0;
+  }
+
+  binaryMask(l: number): Uint8Array {
+    const m = new Uint8Array(this.scores[l]!.length);
+    topKMask(this.scores[l]!, this.#k, m, this.#scratch[l]!);
+    return m;
+  }
+
+  softWeights(): boolean {
+    return false;
+  }
+}

@@ -1,0 +1,123 @@
+import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
+import type { Rng } from "../../util/rng.ts";
+import type { FrozenNet } from "../nets/net.ts";
+import { sigmoid } from "./math.ts";
+import { expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
+import { createOptimizer } from "./optimizer.ts";
+
+/** Options for tests: a fixed source of the uniform noise `u` replaces the generator. */
+export interface HardConcreteOptions {
+  noise?: (layer: number, u: Float32Array) => void;
+}
+
+/**
+ * Hard-concrete gates (Louizos, Welling, Kingma 2018; SCIENCE.md §1), per weight or per output neuron:
+ * `u ~ U(0, 1)`, `s = sigmoid((log u − log(1−u) + log_alpha) / beta)`, `z = clamp(s·(zeta−gamma) + gamma, 0, 1)`;
+ * expected-L0 penalty `lambda · Σ sigmoid(log_alpha − beta·log(−gamma/zeta))`. Test gate
+ * `clamp(sigmoid(log_alpha)·(zeta−gamma) + gamma, 0, 1)`; the binary ticket keeps it iff above `threshold`.
+ */
+export class HardConcreteGates implements MaskMethod {
+  readonly name = "hard-concrete";
+  readonly trainsWeights = false;
+  readonly logAlpha: Float32Array[];
+  readonly #net: FrozenNet;
+  readonly #span: number[];
+  readonly #s: Float32Array[];
+  readonly #z: Float32Array[];
+  readonly #beta: number;
+  readonly #gamma: number;
+  readonly #zeta: number;
+  readonly #shift: number;
+  readonly #coef: number;
+  readonly #threshold: number;
+  readonly #rng: Rng;
+  readonly #opt;
+  readonly #noise?: HardConcreteOptions["noise"];
+
+  constructor(net: FrozenNet, m: MethodConfig, training: TrainingConfig, rng: Rng, opts: HardConcreteOptions = {}) {
+    this.#net = net;
+    this.#rng = rng;
+    this.#beta = m.hc_beta;
+    this.#gamma = m.gamma;
+    this.#zeta = m.zeta;
+    this.#shift = m.hc_beta * Math.log(-m.gamma / m.zeta);
+    this.#threshold = m.threshold;
+    this.#span = gateSpan(net, m.granularity);
+    const counts = net.layers.map((l, i) => l.w.length / this.#span[i]!);
+    const total = counts.reduce((s, n) => s + n, 0);
+    this.#coef = m.penalty === "mean" ? m.lambda / total : m.lambda;
+    const init = Math.log((1 - m.init_p) / m.init_p);
+    this.logAlpha = counts.map((n) => {
+      const a = new Float32Array(n);
+      rng.fillNormal(a);
+      for (let i = 0; i < n; i++) a[i] = init + 0.01 * a[i]!;
+      return a;
+    });
+    this.#s = counts.map((n) => new Float32Array(n));
+    this.#z = counts.map((n) => new Float32Array(n));
+    this.#opt = createOptimizer(training, counts);
+    this.#noise = opts.noise;
+  }
+
+  beginEpoch(epoch: number, epochs: number): void {
+    this.#opt.beginEpoch(epoch, epochs);
+  }
+
+  effectiveWeights(weff: Float32Array[]): void {
+    const beta = this.#beta, g = this.#gamma, span = this.#zeta - this.#gamma;
+    this.#net.layers.forEach((layer, l) => {
+      const la = this.logAlpha[l]!, s = this.#s[l]!, z = this.#z[l]!;
+      if (this.#noise) this.#noise(l, s);
+      else for (let j = 0; j < s.length; j++) s[j] = this.#rng.uniform();
+      for (let j = 0; j < s.length; j++) {
+        const u = Math.min(Math.max(s[j]!, 1e-6), 1 - 1e-6);
+        const sj = sigmoid((Math.log(u) - Math.log(1 - u) + la[j]!) / beta);
+        s[j] = sj;
+        const v = sj * span + g;
+        z[j] = v <= 0 ? 0 : v >= 1 ? 1 : v;
+      }
+      gateWeights(layer.w, z, this.#span[l]!, weff[l]!);
+    });
+  }
+
+  applyGradients(dweff: Float32Array[]): void {
+    const beta = this.#beta, g = this.#gamma, span = this.#zeta - this.#gamma;
+    this.#opt.begin();
+    this.#net.layers.forEach((layer, l) => {
+      const la = this.logAlpha[l]!, s = this.#s[l]!, dz = this.#z[l]!;
+      gateGradients(dweff[l]!, layer.w, this.#span[l]!, dz);
+      for (let j = 0; j < la.length; j++) {
+        const sj = s[j]!, v = sj * span + g;
+        const q = sigmoid(la[j]! - this.#shift);
+        dz[j] = (v > 0 && v < 1 ? dz[j]! * span * sj * (1 - sj) / beta : 0) + this.#coef * q * (1 - q);
+      }
+      this.#opt.step(l, la, dz);
+    });
+  }
+
+  penalty(): number {
+    let p = 0;
+    for (const la of this.logAlpha) for (let j = 0; j < la.length; j++) p += sigmoid(la[j]! - this.#shift);
+    return this.#coef * p;
+  }
+
+  /** The deterministic test gate of one log_alpha. */
+  testGate(logAlpha: number): number {
+    const v = sigmoid(logAlpha) * (this.#zeta - this.#gamma) + this.#gamma;
+    return v <= 0 ? 0 : v >= 1 ? 1 : v;
+  }
+
+  binaryMask(l: number): Uint8Array {
+    const la = this.logAlpha[l]!;
+    return expandMask(la.length, this.#span[l]!, (j) => this.testGate(la[j]!) > this.#threshold);
+  }
+
+  softWeights(weff: Float32Array[]): boolean {
+    this.#net.layers.forEach((layer, l) => {
+      const la = this.logAlpha[l]!, z = this.#z[l]!;
+      for (let j = 0; j < la.length; j++) z[j] = this.testGate(la[j]!);
+      gateWeights(layer.w, z, this.#span[l]!, weff[l]!);
+    });
+    return true;
+  }
+}

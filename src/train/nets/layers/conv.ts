@@ -1,0 +1,239 @@
+import { Buffers, type Ctx, type Module, type Param } from "../module.ts";
+
+/** Largest im2col block, in floats: convolutions run over the batch in chunks that fit it (64 MiB). */
+const COLS_BUDGET = 16 * 1024 * 1024;
+
+/**
+ * A bias-free 2-D convolution over channels-last images (`[H, W, C]` per sample), by im2col and one matrix
+ * product per chunk of the batch; optionally followed by a fused ReLU. Weights are `[Cout, k, k, Cin]`, so
+ * row `j` is output channel `j` and fan-in is `k·k·Cin`.
+ */
+export class Conv2d implements Module {
+  readonly outShape: number[];
+  readonly #p: Param;
+  readonly #ctx: Ctx;
+  readonly #h: number;
+  readonly #w: number;
+  readonly #c: number;
+  readonly #k: number;
+  readonly #stride: number;
+  readonly #pad: number;
+  readonly #cout: number;
+  readonly #ho: number;
+  readonly #wo: number;
+  readonly #relu: boolean;
+  readonly #bufs = new Buffers();
+  #x: Float32Array = new Float32Array(0);
+  #y: Float32Array = new Float32Array(0);
+
+  constructor(ctx: Ctx, p: Param, inShape: number[], opts: { stride?: number; pad?: number; relu?: boolean } = {}) {
+    const [cout, k, k2, cin] = p.shape as [number, number, number, number];
+    const [h, w, c] = inShape as [number, number, number];
+    if (k !== k2 || c !== cin) throw new Error(`${p.name}: weights ${p.shape} do not fit input ${inShape}`);
+    this.#ctx = ctx;
+    this.#p = p;
+    this.#h = h;
+    this.#w = w;
+    this.#c = c;
+    this.#k = k;
+    this.#cout = cout;
+    this.#stride = opts.stride ?? 1;
+    this.#pad = opts.pad ?? (k - 1) / 2;
+    this.#relu = opts.relu ?? false;
+    this.#ho = Math.floor((h + 2 * this.#pad - k) / this.#stride) + 1;
+    this.#wo = Math.floor((w + 2 * this.#pad - k) / this.#stride) + 1;
+    this.outShape = [this.#ho, this.#wo, cout];
+  }
+
+  /** Samples per chunk so that one chunk's im2col block stays within budget. */
+  #chunk(b: number): number {
+    return Math.max(1, Math.min(b, Math.floor(COLS_BUDGET / (this.#ho * this.#wo * this.#k * this.#k * this.#c))));
+  }
+
+  /** Writes the patches of samples [n0, n0+nb) into `cols` (rows: output pixels; columns: ky, kx, c). */
+  #im2col(x: Float32Array, n0: number, nb: number, cols: Float32Array): void {
+    const H = this.#h, W = this.#w, C = this.#c, k = this.#k, s = this.#stride, p = this.#pad;
+    let o = 0;
+    for (let n = n0; n < n0 + nb; n++) {
+      const base = n * H * W * C;
+      for (let oy = 0; oy < this.#ho; oy++) {
+        for (let ox = 0; ox < this.#wo; ox++) {
+          for (let ky = 0; ky < k; ky++) {
+            const iy = oy * s - p + ky;
+            for (let kx = 0; kx < k; kx++) {
+              const ix = ox * s - p + kx;
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+                for (let c = 0; c < C; c++) cols[o++] = 0;
+              } else {
+                const src = base + (iy * W + ix) * C;
+                for (let c = 0; c < C; c++) cols[o++] = x[src + c]!;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /** Adds the patch gradients `dcols` of samples [n0, n0+nb) back into `dx`. */
+  #col2im(dcols: Float32Array, n0: number, nb: number, dx: Float32Array): void {
+    const H = this.#h, W = this.#w, C = this.#c, k = this.#k, s = this.#stride, p = this.#pad;
+    let o = 0;
+    for (let n = n0; n < n0 + nb; n++) {
+      const base = n * H * W * C;
+      for (let oy = 0; oy < this.#ho; oy++) {
+        for (let ox = 0; ox < this.#wo; ox++) {
+          for (let ky = 0; ky < k; ky++) {
+            const iy = oy * s - p + ky;
+            for (let kx = 0; kx < k; kx++) {
+              const ix = ox * s - p + kx;
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+                o += C;
+              } else {
+                const dst = base + (iy * W + ix) * C;
+                for (let c = 0; c < C; c++) dx[dst + c]! += dcols[o++]!;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  forward(x: Float32Array, b: number): Float32Array {
+    const pix = this.#ho * this.#wo, K = this.#k * this.#k * this.#c, cout = this.#cout;
+    const y = this.#bufs.get("y", b * pix * cout);
+    const chunk = this.#chunk(b);
+    const cols = this.#bufs.get("cols", chunk * pix * K);
+    for (let n0 = 0; n0 < b; n0 += chunk) {
+      const nb = Math.min(chunk, b - n0);
+      this.#im2col(x, n0, nb, cols);
+      const out = y.subarray(n0 * pix * cout, (n0 + nb) * pix * cout);
+      this.#ctx.engine.gemm(false, true, nb * pix, cout, K, cols, this.#p.weff, out, 0);
+    }
+    if (this.#relu) { for (let i = 0; i < y.length; i++) if (y[i]! < 0) y[i] = 0; }
+    this.#x = x;
+    this.#y = y;
+    return y;
+  }
+
+  backward(dy: Float32Array, b: number, needDx: boolean): Float32Array | null {
+    const pix = this.#ho * this.#wo, K = this.#k * this.#k * this.#c, cout = this.#cout;
+    if (this.#relu) { for (let i = 0; i < dy.length; i++) if (this.#y[i]! <= 0) dy[i] = 0; }
+    const e = this.#ctx.engine, p = this.#p;
+    const chunk = this.#chunk(b);
+    const cols = this.#bufs.get("cols", chunk * pix * K);
+    const dcols = needDx ? this.#bufs.get("dcols", chunk * pix * K) : null;
+    const dx = needDx ? this.#bufs.get("dx", b * this.#h * this.#w * this.#c) : null;
+    dx?.fill(0);
+    for (let n0 = 0; n0 < b; n0 += chunk) {
+      const nb = Math.min(chunk, b - n0);
+      const d = dy.subarray(n0 * pix * cout, (n0 + nb) * pix * cout);
+      if (p.grad) {
+        this.#im2col(this.#x, n0, nb, cols);
+        e.gemm(true, false, cout, K, nb * pix, d, cols, p.grad, n0 === 0 ? 0 : 1);
+      }
+      if (dcols && dx) {
+        e.gemm(false, false, nb * pix, K, cout, d, p.weff, dcols, 0);
+        this.#col2im(dcols, n0, nb, dx);
+      }
+    }
+    return dx;
+  }
+
+  params(): Param[] {
+    return [this.#p];
+  }
+}
+
+/** 2×2 max pooling with stride 2 over channels-last images (odd edges dropped). */
+export class MaxPool2 implements Module {
+  readonly outShape: number[];
+  readonly #in: [number, number, number];
+  readonly #bufs = new Buffers();
+  #arg: Int32Array = new Int32Array(0);
+
+  constructor(inShape: number[]) {
+    this.#in = inShape as [number, number, number];
+    const [h, w, c] = this.#in;
+    this.outShape = [Math.floor(h / 2), Math.floor(w / 2), c];
+  }
+
+  forward(x: Float32Array, b: number): Float32Array {
+    const [H, W, C] = this.#in, [ho, wo] = this.outShape as [number, number];
+    const y = this.#bufs.get("y", b * ho * wo * C);
+    if (this.#arg.length < y.length) this.#arg = new Int32Array(y.length);
+    const arg = this.#arg;
+    let o = 0;
+    for (let n = 0; n < b; n++) {
+      for (let oy = 0; oy < ho; oy++) {
+        for (let ox = 0; ox < wo; ox++) {
+          const i00 = ((n * H + 2 * oy) * W + 2 * ox) * C;
+          for (let c = 0; c < C; c++, o++) {
+            let best = i00 + c, v = x[best]!;
+            for (const off of [C, W * C, W * C + C]) {
+              const j = i00 + c + off;
+              if (x[j]! > v) v = x[best = j]!;
+            }
+            y[o] = v;
+            arg[o] = best;
+          }
+        }
+      }
+    }
+    return y;
+  }
+
+  backward(dy: Float32Array, b: number, needDx: boolean): Float32Array | null {
+    if (!needDx) return null;
+    const [H, W, C] = this.#in;
+    const dx = this.#bufs.get("dx", b * H * W * C);
+    dx.fill(0);
+    for (let o = 0; o < dy.length; o++) dx[this.#arg[o]!]! += dy[o]!;
+    return dx;
+  }
+
+  params(): Param[] {
+    return [];
+  }
+}
+
+/** Mean over the spatial axes: `[H, W, C]` to `[C]`. */
+export class GlobalAvgPool implements Module {
+  readonly outShape: number[];
+  readonly #pix: number;
+  readonly #c: number;
+  readonly #bufs = new Buffers();
+
+  constructor(inShape: number[]) {
+    const [h, w, c] = inShape as [number, number, number];
+    this.#pix = h * w;
+    this.#c = c;
+    this.outShape = [c];
+  }
+
+  forward(x: Float32Array, b: number): Float32Array {
+    const C = this.#c, P = this.#pix;
+    const y = this.#bufs.get("y", b * C);
+    y.fill(0);
+    for (let n = 0; n < b; n++) {
+      for (let p = 0; p < P; p++) for (let c = 0; c < C; c++) y[n * C + c]! += x[(n * P + p) * C + c]!;
+    }
+    for (let i = 0; i < y.length; i++) y[i]! /= P;
+    return y;
+  }
+
+  backward(dy: Float32Array, b: number, needDx: boolean): Float32Array | null {
+    if (!needDx) return null;
+    const C = this.#c, P = this.#pix;
+    const dx = this.#bufs.get("dx", b * P * C);
+    for (let n = 0; n < b; n++) {
+      for (let p = 0; p < P; p++) for (let c = 0; c < C; c++) dx[(n * P + p) * C + c] = dy[n * C + c]! / P;
+    }
+    return dx;
+  }
+
+  params(): Param[] {
+    return [];
+  }
+}
