@@ -49,3 +49,40 @@ console.log(JSON.stringify(expandTrials(parseSpec(${JSON.stringify(GRID)})).map(
   const other = expandTrials(parseSpec(GRID.replace("1e-1", "2e-1"))).map((t) => t.id);
   assert.notDeepEqual(other, ids);
 });
+
+Deno.test("expansion - a method list crosses each method with only its own settings", () => {
+  const spec = parseSpec(`name: m
+parameters:
+  method: {values: [gates, edge-popup, dense]}
+  lambda: {values: [1.0e-6, 1.0e-5]}
+  k: {values: [0.1, 0.3, 0.5]}
+  edge-popup.lr: {values: [0.1, 0.2]}
+seeds: [0, 1]
+`);
+  const trials = expandTrials(spec);
+  const by = (m: string) => trials.filter((t) => t.config.method.name === m);
+  assert.equal(by("gates").length, 2 * 2);
+  assert.equal(by("edge-popup").length, 3 * 2 * 2);
+  assert.equal(by("dense").length, 2);
+  assert.deepEqual(Object.keys(by("gates")[0]!.params).sort(), ["lambda", "method"]);
+  assert.deepEqual(Object.keys(by("edge-popup")[0]!.params).sort(), ["k", "lr", "method"]);
+  assert.deepEqual(by("dense")[0]!.params, { method: "dense" });
+  assert.equal(new Set(trials.map((t) => t.id)).size, trials.length);
+  // every method sees the same frozen network and data
+  assert.equal(new Set(trials.map((t) => JSON.stringify([t.config.model, t.config.dataset]))).size, 1);
+  // random search draws a method, then its settings
+  const random = expandTrials(parseSpec(`name: r
+search: {strategy: random, samples: 30, seed: 1}
+parameters:
+  method: {values: [gates, edge-popup]}
+  lambda: {min: 1.0e-6, max: 1.0e-4, scale: log}
+  k: {min: 0.1, max: 0.9}
+`));
+  for (const t of random) {
+    assert.deepEqual(
+      Object.keys(t.params).sort(),
+      t.params.method === "gates" ? ["lambda", "method"] : ["k", "method"],
+    );
+  }
+  assert.ok(random.some((t) => t.params.method === "gates") && random.some((t) => t.params.method === "edge-popup"));
+});

@@ -96,3 +96,33 @@ Deno.test("spec - a grid range without count, and random search without samples,
   assert.match(issuesOf("name: a\nparameters:\n  lr: {min: 0.1, max: 1}\n")[0]!.message, /needs `count`/);
   assert.match(issuesOf("name: a\nsearch: {strategy: random}\n")[0]!.message, /needs `samples`/);
 });
+
+Deno.test("spec - method-scoped parameters: unknown methods, foreign settings and unused parameters are named", () => {
+  const issues = issuesOf(`name: a
+parameters:
+  method: {values: [gates, edge-popup]}
+  edge_popup.k: {values: [0.5]}
+  gates.k: {values: [0.5]}
+`);
+  assert.equal(issues.length, 2);
+  assert.match(issues[0]!.message, /unknown method 'edge_popup' in 'edge_popup.k': did you mean 'edge-popup.k'\?/);
+  assert.match(issues[1]!.message, /'k' is not a setting of gates \(its settings: lambda,.*sigma/);
+  const [unused] = issuesOf("name: a\nparameters:\n  k: {values: [0.5]}\n");
+  assert.match(
+    unused!.message,
+    /'k' is a setting of edge-popup, but this sweep runs gates; drop it or set method.name/,
+  );
+  const [notRun] = issuesOf("name: a\nparameters:\n  cs.lambda: {values: [1]}\n");
+  assert.match(notRun!.message, /'cs.lambda' is for cs, which this sweep does not run \(it runs gates\)/);
+  const [badMethod] = issuesOf("name: a\nparameters:\n  method: {values: [gates, popup]}\n");
+  assert.equal(badMethod!.path, "parameters.method.values.1");
+  assert.match(badMethod!.message, /"popup" is not a valid method/);
+  const [range] = issuesOf("name: a\nparameters:\n  method: {min: 1, max: 2, count: 2}\n");
+  assert.match(range!.message, /expected `values: \[...\]` of method names/);
+});
+
+Deno.test("spec - idx and cifar10 need a path", () => {
+  const [i] = issuesOf("name: a\ndataset: {name: cifar10}\n");
+  assert.equal(i!.path, "dataset.path");
+  assert.match(i!.message, /dataset cifar10 reads local files: give `path`/);
+});

@@ -40,6 +40,8 @@ export interface ReportData {
   spec_text: string;
   masked_layers: string[];
   backends: string[];
+  /** The dense-trained reference (method `dense`): its mean test accuracy over its done trials, if any. */
+  dense: { accuracy: number; trials: number } | null;
 }
 
 /** Builds the report's data from the planned trials and the recorded results. */
@@ -80,7 +82,9 @@ export function buildReportData(
       ...(r.error !== undefined ? { error: r.error } : {}),
     };
   });
-  const groups = [...new Set(rows.map((r) => r.group))];
+  // the dense reference removes nothing: it is a reference line, not a front
+  const groups = [...new Set(rows.map((r) => r.group))].filter((g) => g !== "dense");
+  const denseDone = rows.filter((r) => r.group === "dense" && r.status === "done");
   const fronts: Front[] = groups.map((group) => {
     const done = rows.filter((r) => r.group === group && r.status === "done");
     const nd = nonDominated(done.map((r) => ({ x: r.sparsity!, y: r.accuracy! })));
@@ -104,6 +108,9 @@ export function buildReportData(
     spec_text: specText,
     masked_layers: masked,
     backends: [...new Set(results.flatMap((r) => (r.metrics ? [`${r.metrics.backend} (${r.metrics.device})`] : [])))],
+    dense: denseDone.length
+      ? { accuracy: denseDone.reduce((s, r) => s + r.accuracy!, 0) / denseDone.length, trials: denseDone.length }
+      : null,
   };
 }
 
@@ -120,6 +127,7 @@ export function paretoJson(d: ReportData): unknown {
     sweep_id: d.sweep_id,
     objectives: [{ name: "sparsity", goal: "maximize" }, { name: "accuracy", goal: "maximize" }],
     fronts: d.fronts.map((f) => ({ group: f.group, points: f.points.map(point) })),
+    dense_reference: d.dense,
     trials: d.trials.filter((r) => r.status === "done").map((r) => ({
       ...point(r),
       group: r.group,

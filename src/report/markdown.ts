@@ -13,15 +13,22 @@ function table(head: string[], rows: string[][]): string {
 
 /** The front of each group as a Markdown table (also printed by the CLI). */
 export function frontTables(d: ReportData): string {
-  return d.fronts.map((f) =>
-    `### Front: ${f.group} (${f.points.length} non-dominated of ${
-      d.trials.filter((t) => t.group === f.group && t.status === "done").length
-    } done)\n\n` +
-    table(
-      ["sparsity %", "accuracy %", "parameters", "trial"],
-      f.points.map((r) => [pct(r.sparsity), pct(r.accuracy), r.label, r.trial_id]),
-    )
-  ).join("\n\n");
+  const dense = d.dense;
+  const head = dense
+    ? `Dense reference (same network, weights trained, nothing removed): ${pct(dense.accuracy)}% test accuracy ` +
+      `(mean of ${dense.trials} trial${dense.trials === 1 ? "" : "s"}).\n\n`
+    : "";
+  const delta = (r: TrialRow) => (dense ? [(100 * (r.accuracy! - dense.accuracy)).toFixed(2)] : []);
+  return head +
+    d.fronts.map((f) =>
+      `### Front: ${f.group} (${f.points.length} non-dominated of ${
+        d.trials.filter((t) => t.group === f.group && t.status === "done").length
+      } done)\n\n` +
+      table(
+        ["sparsity %", "accuracy %", ...(dense ? ["Δ vs dense (pp)"] : []), "parameters", "trial"],
+        f.points.map((r) => [pct(r.sparsity), pct(r.accuracy), ...delta(r), r.label, r.trial_id]),
+      )
+    ).join("\n\n");
 }
 
 function trialRow(r: TrialRow): string[] {
