@@ -1,47 +1,73 @@
 import { ResultLog } from "../coordinator/record.ts";
-import { readManifest, writeReports } from "../coordinator/run_dir.ts";
-import { frontTables } from "../report/markdown.ts";
+import { readManifest, reportDataOf } from "../coordinator/run_dir.ts";
+import { analyse, analysisTables, combineReports, frontTables, REPORT_FILES, writeReportFiles } from "../report/mod.ts";
+import type { ReportData } from "../report/mod.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { parseCli } from "./common.ts";
 
-export const REPORT_USAGE = `Usage: deno task report runs/A [runs/B ...] [--out DIR]
+export const REPORT_USAGE = `Usage: deno task report runs/A [runs/B ...] [--out DIR] [--at-accuracy X,Y,...]
 
-Rebuilds pareto.json and report.md of each run directory from its results.jsonl and prints the fronts.
-With --out, also writes DIR/comparison.md with the fronts of all the given sweeps side by side.
+Writes the reports of each run directory from its results.jsonl: report.html (self-contained, opens
+offline), report.md, trials.csv, fronts.json and pareto.json, and prints the fronts and their analysis.
+With several run directories, also writes the same files for all of them together (one front per
+sweep and method, compared pairwise) into DIR (default runs/comparison).
 
 Options:
-  --out DIR     where the comparison goes
-  -h, --help    this text`;
+  --out DIR            where the combined report goes (with one run directory: a copy of its report)
+  --at-accuracy LIST   accuracy levels of the "sparsity at accuracy >= X" table, as fractions or
+                       percentages (0.95 or 95); default: 1, 2 and 5 points below the dense reference
+                       (or the best trial)
+  -h, --help           this text`;
+
+/** Parses `--at-accuracy 0.9,95,...` into fractions. */
+export function parseAccuracyLevels(text: string): number[] {
+  return text.split(",").map((part) => {
+    const v = Number(part.trim());
+    if (!part.trim() || !Number.isFinite(v) || v <= 0 || v > 100) {
+      throw new TicketsweepError(`--at-accuracy: '${part}' is not an accuracy (expected 0.95 or 95)`);
+    }
+    return v > 1 ? v / 100 : v;
+  });
+}
+
+async function loadRun(dir: string): Promise<ReportData> {
+  let manifest;
+  try {
+    manifest = await readManifest(dir);
+  } catch (e) {
+    throw new TicketsweepError(`${dir} is not a sweep run directory (no readable sweep.json: ${(e as Error).message})`);
+  }
+  return reportDataOf(manifest, (await ResultLog.open(dir)).all());
+}
+
+function summary(d: ReportData, atAccuracy: number[] | undefined): string {
+  return `## ${d.name} (${d.sweep_id})\n\n${d.counts.done} done, ${d.counts.failed} failed, ${d.counts.pending} pending.\n\n` +
+    `${frontTables(d)}\n\n${analysisTables(analyse(d, { atAccuracy }))}\n`;
+}
 
 /** `deno task report`. */
 export async function reportMain(args: string[]): Promise<number> {
   const { values, positionals } = parseCli(args, {
     out: { type: "string" },
+    "at-accuracy": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, REPORT_USAGE);
   if (positionals.length === 0) throw new TicketsweepError(`give at least one run directory\n\n${REPORT_USAGE}`);
-  const sections: string[] = [];
+  const atAccuracy = typeof values["at-accuracy"] === "string" ? parseAccuracyLevels(values["at-accuracy"]) : undefined;
+  const runs: ReportData[] = [];
   for (const dir of positionals.map((p) => p.replace(/\/+$/, ""))) {
-    let manifest;
-    try {
-      manifest = await readManifest(dir);
-    } catch (e) {
-      throw new TicketsweepError(
-        `${dir} is not a sweep run directory (no readable sweep.json: ${(e as Error).message})`,
-      );
-    }
-    const log = await ResultLog.open(dir);
-    const data = await writeReports(dir, manifest, log.all());
-    const text = `## ${data.name} (${data.sweep_id})\n\n${data.counts.done} done, ${data.counts.failed} failed, ` +
-      `${data.counts.pending} pending.\n\n${frontTables(data)}\n`;
-    sections.push(text);
-    console.log(text);
-    console.log(`wrote ${dir}/pareto.json and ${dir}/report.md\n`);
+    const d = await loadRun(dir);
+    runs.push(d);
+    await writeReportFiles(dir, d, { atAccuracy });
+    if (positionals.length === 1) console.log(summary(d, atAccuracy));
+    console.log(`wrote ${REPORT_FILES.map((f) => `${dir}/${f}`).join(", ")}\n`);
   }
-  if (typeof values.out === "string") {
-    await Deno.mkdir(values.out, { recursive: true });
-    await Deno.writeTextFile(`${values.out}/comparison.md`, `# Sweep comparison\n\n${sections.join("\n")}`);
-    console.log(`wrote ${values.out}/comparison.md`);
+  const out = typeof values.out === "string" ? values.out : positionals.length > 1 ? "runs/comparison" : undefined;
+  if (out) {
+    const combined = combineReports(runs);
+    await writeReportFiles(out, combined, { atAccuracy });
+    if (positionals.length > 1) console.log(summary(combined, atAccuracy));
+    console.log(`wrote ${REPORT_FILES.map((f) => `${out}/${f}`).join(", ")}`);
   }
   return 0;
 }

@@ -1,4 +1,5 @@
-import { buildReportData, paretoJson, renderMarkdown, type ReportData } from "../report/mod.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
+import { buildReportData, type ReportData, writeReportFiles } from "../report/mod.ts";
 import type { Trial } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
 import type { RecordedResult } from "./record.ts";
@@ -26,17 +27,17 @@ export async function readManifest(dir: string): Promise<SweepManifest> {
   return JSON.parse(await Deno.readTextFile(`${dir}/sweep.json`)) as SweepManifest;
 }
 
-/** Writes `pareto.json` and `report.md` for a run directory; returns the report data. */
-export async function writeReports(dir: string, m: SweepManifest, results: RecordedResult[]): Promise<ReportData> {
-  const data = buildReportData(m.sweep_id, m.name, m.trials, results, m.spec_text);
-  await atomicWrite(`${dir}/pareto.json`, JSON.stringify(paretoJson(data), null, 2) + "\n");
-  await atomicWrite(`${dir}/report.md`, renderMarkdown(data));
-  return data;
+/** The report data of a run directory's plan and recorded results. */
+export function reportDataOf(m: SweepManifest, results: RecordedResult[]): ReportData {
+  return buildReportData(m.sweep_id, m.name, m.trials, results, m.spec_text);
 }
 
-/** Write-then-rename, so a crash never leaves a half-written file. */
-export async function atomicWrite(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
+/**
+ * Writes the reports of a run directory (`report.html`, `report.md`, `pareto.json`, `fronts.json`,
+ * `trials.csv`); returns the report data.
+ */
+export async function writeReports(dir: string, m: SweepManifest, results: RecordedResult[]): Promise<ReportData> {
+  const data = reportDataOf(m, results);
+  await writeReportFiles(dir, data);
+  return data;
 }

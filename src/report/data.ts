@@ -1,4 +1,5 @@
 import type { RecordedResult } from "../coordinator/record.ts";
+import type { LayerSparsity, LossPoint } from "../train/result.ts";
 import { nonDominated } from "../pareto/front.ts";
 import { describeParams, type ParamSet, type Trial } from "../spec/expand.ts";
 
@@ -19,8 +20,20 @@ export interface TrialRow {
   worker?: string;
   error?: string;
   attempt?: number;
+  layers?: LayerSparsity[];
+  loss_curve?: LossPoint[];
   /** Undefined unless done; true when another trial of its group is at least as good in both objectives. */
   dominated?: boolean;
+}
+
+/** One worker that produced results, with its environment. */
+export interface WorkerEnv {
+  worker: string;
+  host: string;
+  backend: string;
+  device: string;
+  deno: string;
+  trials: number;
 }
 
 /** The Pareto front of one group (a method, or a whole sweep). */
@@ -42,6 +55,7 @@ export interface ReportData {
   backends: string[];
   /** The dense-trained reference (method `dense`): its mean test accuracy over its done trials, if any. */
   dense: { accuracy: number; trials: number } | null;
+  workers: WorkerEnv[];
 }
 
 /** Builds the report's data from the planned trials and the recorded results. */
@@ -77,21 +91,14 @@ export function buildReportData(
           steps_per_s: m.steps_per_s,
           train_s: m.train_s,
           backend: m.backend,
+          layers: m.layers,
+          loss_curve: m.loss_curve,
         }
         : {}),
       ...(r.error !== undefined ? { error: r.error } : {}),
     };
   });
-  // the dense reference removes nothing: it is a reference line, not a front
-  const groups = [...new Set(rows.map((r) => r.group))].filter((g) => g !== "dense");
-  const denseDone = rows.filter((r) => r.group === "dense" && r.status === "done");
-  const fronts: Front[] = groups.map((group) => {
-    const done = rows.filter((r) => r.group === group && r.status === "done");
-    const nd = nonDominated(done.map((r) => ({ x: r.sparsity!, y: r.accuracy! })));
-    done.forEach((r, i) => (r.dominated = !nd[i]));
-    const points = done.filter((_, i) => nd[i]).sort((a, b) => a.sparsity! - b.sparsity! || b.accuracy! - a.accuracy!);
-    return { group, points };
-  });
+  const fronts = computeFronts(rows);
   const masked = results.find((r) => r.metrics)?.metrics?.masked_layers ?? [];
   return {
     sweep_id: sweepId,
@@ -108,9 +115,82 @@ export function buildReportData(
     spec_text: specText,
     masked_layers: masked,
     backends: [...new Set(results.flatMap((r) => (r.metrics ? [`${r.metrics.backend} (${r.metrics.device})`] : [])))],
-    dense: denseDone.length
-      ? { accuracy: denseDone.reduce((s, r) => s + r.accuracy!, 0) / denseDone.length, trials: denseDone.length }
-      : null,
+    dense: denseReference(rows),
+    workers: workerEnvs(results),
+  };
+}
+
+/**
+ * The front of each group, marking every done row dominated or not. The dense reference removes nothing:
+ * it is a reference line, not a front.
+ */
+export function computeFronts(rows: TrialRow[]): Front[] {
+  const groups = [...new Set(rows.map((r) => r.group))].filter((g) => !isDenseGroup(g));
+  return groups.map((group) => {
+    const done = rows.filter((r) => r.group === group && r.status === "done");
+    const nd = nonDominated(done.map((r) => ({ x: r.sparsity!, y: r.accuracy! })));
+    done.forEach((r, i) => (r.dominated = !nd[i]));
+    const points = done.filter((_, i) => nd[i]).sort((a, b) => a.sparsity! - b.sparsity! || b.accuracy! - a.accuracy!);
+    return { group, points };
+  });
+}
+
+/** A group of dense reference trials (`dense`, or `<sweep>: dense` in a comparison). */
+export function isDenseGroup(group: string): boolean {
+  return group === "dense" || group.endsWith(": dense");
+}
+
+function denseReference(rows: TrialRow[]): ReportData["dense"] {
+  const done = rows.filter((r) => isDenseGroup(r.group) && r.status === "done");
+  return done.length
+    ? { accuracy: done.reduce((s, r) => s + r.accuracy!, 0) / done.length, trials: done.length }
+    : null;
+}
+
+function workerEnvs(results: RecordedResult[]): WorkerEnv[] {
+  const by = new Map<string, WorkerEnv>();
+  for (const r of results) {
+    const key = `${r.worker.host}/${r.worker.id}`;
+    const e = by.get(key) ??
+      {
+        worker: r.worker.id,
+        host: r.worker.host,
+        backend: r.worker.backend,
+        device: r.worker.device,
+        deno: r.worker.deno,
+        trials: 0,
+      };
+    e.trials++;
+    by.set(key, e);
+  }
+  return [...by.values()].sort((a, b) => a.host.localeCompare(b.host) || a.worker.localeCompare(b.worker));
+}
+
+/**
+ * Several sweeps' report data as one: groups become `<sweep name>: <method>`, so each method of each sweep
+ * has its own front and the comparison covers them all.
+ */
+export function combineReports(list: ReportData[]): ReportData {
+  if (list.length === 1) return list[0]!;
+  const rows = list.flatMap((d) => d.trials.map((r) => ({ ...r, group: `${d.name}: ${r.group}` })));
+  return {
+    sweep_id: list.map((d) => d.sweep_id).join("+"),
+    name: list.map((d) => d.name).join(" vs "),
+    objectives: ["sparsity", "accuracy"],
+    trials: rows,
+    fronts: computeFronts(rows),
+    counts: {
+      total: rows.length,
+      done: rows.filter((r) => r.status === "done").length,
+      failed: rows.filter((r) => r.status === "failed").length,
+      pending: rows.filter((r) => r.status === "pending").length,
+    },
+    spec_text: list.map((d) => `# ${d.name} (${d.sweep_id})\n${d.spec_text.trimEnd()}`).join("\n\n"),
+    masked_layers: [...new Set(list.flatMap((d) => d.masked_layers))],
+    backends: [...new Set(list.flatMap((d) => d.backends))],
+    // one reference line only when exactly one sweep has a dense reference (others may be other data)
+    dense: list.filter((d) => d.dense).length === 1 ? list.find((d) => d.dense)!.dense : null,
+    workers: list.flatMap((d) => d.workers),
   };
 }
 

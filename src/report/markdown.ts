@@ -1,6 +1,90 @@
+import type { FrontComparison } from "../pareto/compare.ts";
+import type { Analysis } from "./analysis.ts";
 import type { ReportData, TrialRow } from "./data.ts";
 
-const pct = (v: number | undefined | null) => (v === undefined || v === null ? "" : (100 * v).toFixed(2));
+/** A fraction as a percentage with two decimals; empty for missing values. */
+export const fmtPct = (
+  v: number | undefined | null,
+): string => (v === undefined || v === null ? "" : (100 * v).toFixed(2));
+const pct = fmtPct;
+
+/** One sentence on two fronts: hypervolume difference and where each one is more accurate, with the seed spread. */
+export function comparisonSentence(c: FrontComparison): string {
+  const h = c.hvDiff;
+  const sig = h.seeds < 2
+    ? "one seed: no spread to judge against"
+    : h.lo > 0
+    ? `${c.a} larger beyond the seed-to-seed spread`
+    : h.hi < 0
+    ? `${c.b} larger beyond the seed-to-seed spread`
+    : "within the seed-to-seed spread";
+  const regions = c.regions.map((r) => {
+    const range = r.from === r.to ? `${pct(r.from)}%` : `${pct(r.from)}-${pct(r.to)}%`;
+    return r.winner === "tie"
+      ? `indistinguishable at ${range} sparsity`
+      : `${r.winner === "a" ? c.a : c.b} more accurate at ${range} sparsity (by up to ${
+        (100 * r.maxDiff).toFixed(1)
+      } pp)`;
+  });
+  const signed = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(4)}`;
+  return `${c.a} vs ${c.b}: hypervolume difference ${signed(h.value)} on the pooled fronts, ${signed(h.mean)} ` +
+    `[${h.lo.toFixed(4)}, ${h.hi.toFixed(4)}] per seed (${sig})` +
+    (regions.length ? `; ${regions.join("; ")}.` : "; their fronts share no sparsity range.");
+}
+
+/** The analysis tables in Markdown: hypervolume and knee, accuracy at sparsity, sparsity at accuracy, comparisons. */
+export function analysisTables(a: Analysis): string {
+  return [
+    `### Hypervolume and knee`,
+    "",
+    `Reference point (sparsity ${a.reference.x}, accuracy ${a.reference.y}). "pooled": the front of all seeds; ` +
+    `"per seed": the mean over single seeds' fronts, with a ${100 * a.bootstrap.level}% bootstrap interval ` +
+    `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}).`,
+    "",
+    table(
+      [
+        "front",
+        "hypervolume pooled",
+        "per seed",
+        "interval low",
+        "interval high",
+        "seeds",
+        "knee sparsity %",
+        "knee accuracy %",
+        "knee trial",
+      ],
+      a.fronts.map((f) => [
+        f.group,
+        f.hypervolume.value.toFixed(4),
+        f.hypervolume.mean.toFixed(4),
+        f.hypervolume.lo.toFixed(4),
+        f.hypervolume.hi.toFixed(4),
+        String(f.hypervolume.seeds),
+        pct(f.knee?.sparsity),
+        pct(f.knee?.accuracy),
+        f.knee?.trial_id ?? "",
+      ]),
+    ),
+    "",
+    `### Accuracy at sparsity (interpolated along each front; empty: not reached)`,
+    "",
+    table(
+      ["front", ...(a.fronts[0]?.atSparsity.map((x) => `${pct(x.sparsity)}% sparse`) ?? [])],
+      a.fronts.map((f) => [f.group, ...f.atSparsity.map((x) => pct(x.accuracy))]),
+    ),
+    "",
+    `### Sparsity at accuracy (highest along each front; empty: never reached)`,
+    "",
+    table(
+      ["front", ...a.atAccuracy.map((x) => `accuracy ≥ ${pct(x)}%`)],
+      a.fronts.map((f) => [f.group, ...f.atAccuracy.map((x) => pct(x.sparsity))]),
+    ),
+    "",
+    `### Front comparison`,
+    "",
+    a.comparisons.length ? a.comparisons.map((c) => `- ${comparisonSentence(c)}`).join("\n") : "Only one front.",
+  ].join("\n");
+}
 
 function table(head: string[], rows: string[][]): string {
   const esc = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
@@ -46,8 +130,8 @@ function trialRow(r: TrialRow): string[] {
   ];
 }
 
-/** The Markdown report: summary, fronts, all trials, failures with reasons, and the spec. */
-export function renderMarkdown(d: ReportData): string {
+/** The Markdown report: summary, fronts, analysis, all trials, failures with reasons, workers, and the spec. */
+export function renderMarkdown(d: ReportData, a: Analysis): string {
   const rows = [...d.trials].sort((a, b) =>
     a.group.localeCompare(b.group) || (b.sparsity ?? -1) - (a.sparsity ?? -1) || (b.accuracy ?? -1) - (a.accuracy ?? -1)
   );
@@ -62,6 +146,10 @@ export function renderMarkdown(d: ReportData): string {
     "## Pareto fronts",
     "",
     frontTables(d),
+    "",
+    "## Analysis",
+    "",
+    analysisTables(a),
     "",
     "## All trials",
     "",
@@ -89,6 +177,15 @@ export function renderMarkdown(d: ReportData): string {
         failures.map((f) => [f.trial_id, f.label, String(f.attempt ?? ""), f.error ?? ""]),
       )
       : "None.",
+    "",
+    "## Workers",
+    "",
+    d.workers.length
+      ? table(
+        ["host", "worker", "engine", "device", "Deno", "results"],
+        d.workers.map((w) => [w.host, w.worker, w.backend, w.device, w.deno, String(w.trials)]),
+      )
+      : "None yet.",
     "",
     "## Spec",
     "",

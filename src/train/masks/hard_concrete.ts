@@ -71,7 +71,7 @@ export class HardConcreteGates implements MaskMethod {
       else for (let j = 0; j < s.length; j++) s[j] = this.#rng.uniform();
       for (let j = 0; j < s.length; j++) {
         const u = Math.min(Math.max(s[j]!, 1e-6), 1 - 1e-6);
-        const sj = sigmoid((Math.log(u) - Math.log(1 - u) + la[j]!) / beta);
+        const sj = sigmoid((Math.log(u / (1 - u)) + la[j]!) / beta);
         s[j] = sj;
         const v = sj * span + g;
         z[j] = v <= 0 ? 0 : v >= 1 ? 1 : v;

@@ -1,0 +1,102 @@
+import { nonDominated, type Point2 } from "./front.ts";
+import { Rng } from "../util/rng.ts";
+
+/**
+ * The fixed reference point of every hypervolume ticketsweep reports: sparsity 0, accuracy 0. The
+ * hypervolume is then the area of [0, 1]² dominated by the front, in sparsity × accuracy units (1 would be
+ * a perfect ticket that removes everything and is always right).
+ */
+export const HV_REFERENCE: Point2 = { x: 0, y: 0 };
+
+/** The area dominated by `points` (both coordinates maximised) and bounded below by `ref`. */
+export function hypervolume(points: readonly Point2[], ref: Point2 = HV_REFERENCE): number {
+  const inside = points.filter((p) => p.x > ref.x && p.y > ref.y);
+  const nd = nonDominated(inside);
+  const front = inside.filter((_, i) => nd[i]).sort((a, b) => a.x - b.x || b.y - a.y);
+  let area = 0, prevX = ref.x;
+  for (const p of front) {
+    if (p.x === prevX) continue; // a duplicate or lower point at the same sparsity adds nothing
+    area += (p.x - prevX) * (p.y - ref.y);
+    prevX = p.x;
+  }
+  return area;
+}
+
+/** A point tagged with the seed of the trial that produced it. */
+export interface SeededPoint extends Point2 {
+  seed: number;
+}
+
+/**
+ * A front statistic over seeds: `value` on the front of all seeds pooled (the front a report shows), `mean`
+ * over the fronts of single seeds, and a percentile bootstrap interval of that mean (seeds resampled with
+ * replacement). With one seed the interval is just the value.
+ */
+export interface Interval {
+  value: number;
+  mean: number;
+  lo: number;
+  hi: number;
+  seeds: number;
+}
+
+/** Percentile of sorted values (linear between ranks). */
+export function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const pos = (sorted.length - 1) * q, lo = Math.floor(pos), hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+/** Points grouped by seed, in seed order. */
+export function bySeed(points: readonly SeededPoint[]): SeededPoint[][] {
+  const m = new Map<number, SeededPoint[]>();
+  for (const p of points) m.set(p.seed, [...(m.get(p.seed) ?? []), p]);
+  return [...m.keys()].sort((a, b) => a - b).map((k) => m.get(k)!);
+}
+
+const mean = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+
+/** The mean of one bootstrap resample (with replacement) of `values`. */
+export function resampledMean(values: readonly number[], rng: Rng): number {
+  let s = 0;
+  for (let i = 0; i < values.length; i++) s += values[rng.int(values.length)]!;
+  return s / values.length;
+}
+
+/**
+ * Percentile bootstrap interval of `mean(a) − mean(b)` (or of `mean(a)` when `b` is empty), each side's
+ * values resampled independently. Reproducible for a given generator.
+ */
+export function bootstrapMeanDiff(
+  a: readonly number[],
+  b: readonly number[],
+  rng: Rng,
+  resamples: number,
+  level = 0.95,
+): { lo: number; hi: number } {
+  const draws: number[] = [];
+  for (let i = 0; i < resamples; i++) draws.push(resampledMean(a, rng) - (b.length ? resampledMean(b, rng) : 0));
+  draws.sort((x, y) => x - y);
+  return { lo: percentile(draws, (1 - level) / 2), hi: percentile(draws, 1 - (1 - level) / 2) };
+}
+
+/** Hypervolume of a front (pooled over seeds) and the mean over single seeds' fronts with its bootstrap interval. */
+export function bootstrapHypervolume(
+  points: readonly SeededPoint[],
+  opts: { resamples?: number; seed?: number; level?: number } = {},
+): Interval {
+  const { resamples = 1000, seed = 0, level = 0.95 } = opts;
+  const value = hypervolume(points);
+  const perSeed = bySeed(points).map((ps) => hypervolume(ps));
+  if (perSeed.length < 2) {
+    return {
+      value,
+      mean: perSeed[0] ?? value,
+      lo: perSeed[0] ?? value,
+      hi: perSeed[0] ?? value,
+      seeds: perSeed.length,
+    };
+  }
+  const { lo, hi } = bootstrapMeanDiff(perSeed, [], new Rng(seed, 21), resamples, level);
+  return { value, mean: mean(perSeed), lo, hi, seeds: perSeed.length };
+}

@@ -1,0 +1,64 @@
+import { nonDominated, type Point2 } from "./front.ts";
+
+/** The non-dominated points of a set, sorted by sparsity ascending (accuracy then descends). */
+export function frontOf(points: readonly Point2[]): Point2[] {
+  const nd = nonDominated(points);
+  return points.filter((_, i) => nd[i]).sort((a, b) => a.x - b.x || b.y - a.y);
+}
+
+/**
+ * Accuracy along a front at sparsity `s`, the front read as the piecewise-linear curve through its points:
+ * below its sparsest-but-one point the first point's accuracy (a ticket at least that sparse exists),
+ * linear between points, null beyond the sparsest point (not reached).
+ */
+export function accuracyAtSparsity(points: readonly Point2[], s: number): number | null {
+  const f = frontOf(points);
+  if (f.length === 0 || s > f[f.length - 1]!.x) return null;
+  if (s <= f[0]!.x) return f[0]!.y;
+  for (let i = 1; i < f.length; i++) {
+    const a = f[i - 1]!, b = f[i]!;
+    if (s <= b.x) return b.x === a.x ? b.y : a.y + (b.y - a.y) * (s - a.x) / (b.x - a.x);
+  }
+  return null;
+}
+
+/**
+ * The highest sparsity along a front (same piecewise-linear reading) whose accuracy is at least `acc`;
+ * null when no point of the front reaches `acc`.
+ */
+export function sparsityAtAccuracy(points: readonly Point2[], acc: number): number | null {
+  const f = frontOf(points);
+  if (f.length === 0 || f[0]!.y < acc) return null;
+  for (let i = 1; i < f.length; i++) {
+    const a = f[i - 1]!, b = f[i]!;
+    if (b.y < acc) return a.y === b.y ? a.x : a.x + (b.x - a.x) * (a.y - acc) / (a.y - b.y);
+  }
+  return f[f.length - 1]!.x;
+}
+
+/**
+ * The knee of a front: the point farthest from the straight line between its two ends, both axes scaled to
+ * the front's ranges (the best trade-off when neither objective is preferred). With fewer than three points,
+ * the one with the largest sparsity + accuracy.
+ */
+export function kneeIndex(front: readonly Point2[]): number {
+  if (front.length === 0) return -1;
+  if (front.length < 3) {
+    let best = 0;
+    front.forEach((p, i) => (p.x + p.y > front[best]!.x + front[best]!.y ? (best = i) : 0));
+    return best;
+  }
+  const xs = front.map((p) => p.x), ys = front.map((p) => p.y);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const nx = (v: number) => (x1 > x0 ? (v - x0) / (x1 - x0) : 0),
+    ny = (v: number) => (y1 > y0 ? (v - y0) / (y1 - y0) : 0);
+  const first = front.reduce((a, p) => (p.x < a.x ? p : a)), last = front.reduce((a, p) => (p.x > a.x ? p : a));
+  const ax = nx(first.x), ay = ny(first.y), bx = nx(last.x), by = ny(last.y);
+  const len = Math.hypot(bx - ax, by - ay) || 1;
+  let best = 0, bestD = -Infinity;
+  front.forEach((p, i) => {
+    const d = Math.abs((bx - ax) * (ay - ny(p.y)) - (ax - nx(p.x)) * (by - ay)) / len;
+    if (d > bestD) [best, bestD] = [i, d];
+  });
+  return best;
+}

@@ -1,0 +1,202 @@
+import * as vega from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
+import type { Analysis } from "./analysis.ts";
+import type { ReportData } from "./data.ts";
+
+const pct = (v: number) => Number((100 * v).toFixed(2));
+const WIDTH = 560, HEIGHT = 340;
+
+/**
+ * Renders a Vega-Lite spec to a standalone SVG string (no browser, no CDN). Marks with a `description`
+ * get an SVG `<title>`, so browsers show it on hover.
+ */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg.replace(
+    /<path aria-label="([^"]*)"([^>]*)\/>/g,
+    (_m, label: string, rest: string) => `<path aria-label="${label}"${rest}><title>${label}</title></path>`,
+  );
+}
+
+/**
+ * Sparsity (x) vs binary-ticket accuracy (y): every done trial (dominated ones faded), each group's front as
+ * a line, its knee as a large diamond, and the dense reference as a dashed rule.
+ */
+export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
+  const done = d.trials.filter((t) =>
+    t.status === "done" && t.sparsity !== undefined && a.fronts.some((f) => f.group === t.group)
+  );
+  const knees = new Set(a.fronts.map((f) => f.knee?.trial_id));
+  const trials = done.map((t) => ({
+    group: t.group,
+    sparsity: pct(t.sparsity!),
+    accuracy: pct(t.accuracy!),
+    front: t.dominated ? "dominated" : "front",
+    knee: knees.has(t.trial_id),
+    label: `${t.group} ${t.label}: sparsity ${pct(t.sparsity!)}%, accuracy ${pct(t.accuracy!)}% (${t.trial_id})`,
+  }));
+  const lines = d.fronts.flatMap((f) =>
+    f.points.map((p, i) => ({ group: f.group, order: i, sparsity: pct(p.sparsity!), accuracy: pct(p.accuracy!) }))
+  );
+  const x = {
+    field: "sparsity",
+    type: "quantitative",
+    title: "sparsity (% of masked weights removed)",
+    scale: { domain: [0, 100] },
+  };
+  const y = {
+    field: "accuracy",
+    type: "quantitative",
+    title: "binary-ticket test accuracy (%)",
+    scale: { zero: false },
+  };
+  const color = { field: "group", type: "nominal", title: "method / sweep" };
+  const layer: unknown[] = [
+    {
+      data: { values: trials },
+      mark: { type: "point", filled: true, size: 45 },
+      encoding: {
+        x,
+        y,
+        color,
+        opacity: {
+          field: "front",
+          type: "nominal",
+          scale: { domain: ["front", "dominated"], range: [0.95, 0.22] },
+          title: "trial",
+        },
+        description: { field: "label" },
+      },
+    },
+    {
+      data: { values: lines },
+      mark: { type: "line", strokeWidth: 2 },
+      encoding: { x, y, color, order: { field: "order" } },
+    },
+    {
+      data: { values: trials.filter((t) => t.knee) },
+      mark: { type: "point", shape: "diamond", size: 260, filled: false, strokeWidth: 2.5 },
+      encoding: { x, y, color, description: { field: "label" } },
+    },
+  ];
+  if (d.dense) {
+    layer.push({
+      data: { values: [{ accuracy: pct(d.dense.accuracy), label: `dense reference ${pct(d.dense.accuracy)}%` }] },
+      mark: { type: "rule", strokeDash: [6, 4], color: "#444" },
+      encoding: { y: { field: "accuracy", type: "quantitative" }, description: { field: "label" } },
+    });
+  }
+  return {
+    width: WIDTH,
+    height: HEIGHT,
+    title: "Pareto fronts (◇ knee, dashed: dense reference)",
+    layer,
+  } as TopLevelSpec;
+}
+
+/** Hypervolume of each front with its bootstrap interval over seeds. */
+export function hypervolumeChartSpec(a: Analysis): TopLevelSpec {
+  const values = a.fronts.map((f) => ({
+    group: f.group,
+    hv: f.hypervolume.mean,
+    pooled: f.hypervolume.value,
+    lo: f.hypervolume.lo,
+    hi: f.hypervolume.hi,
+    label: `${f.group}: per seed ${f.hypervolume.mean.toFixed(4)} [${f.hypervolume.lo.toFixed(4)}, ${
+      f.hypervolume.hi.toFixed(4)
+    }], pooled front ${f.hypervolume.value.toFixed(4)}`,
+  }));
+  const yEnc = { field: "group", type: "nominal", title: null };
+  return {
+    width: WIDTH,
+    height: Math.max(60, 28 * values.length),
+    title: "Hypervolume per seed (●, 95% bootstrap interval) and of the pooled front (×); reference (0, 0)",
+    data: { values },
+    layer: [
+      {
+        mark: { type: "rule", strokeWidth: 2 },
+        encoding: {
+          y: yEnc,
+          x: { field: "lo", type: "quantitative", title: "hypervolume" },
+          x2: { field: "hi" },
+          color: { field: "group", legend: null },
+        },
+      },
+      {
+        mark: { type: "point", filled: true, size: 90 },
+        encoding: {
+          y: yEnc,
+          x: { field: "hv", type: "quantitative" },
+          color: { field: "group", legend: null },
+          description: { field: "label" },
+        },
+      },
+      {
+        mark: { type: "point", shape: "cross", size: 90 },
+        encoding: {
+          y: yEnc,
+          x: { field: "pooled", type: "quantitative" },
+          color: { field: "group", legend: null },
+          description: { field: "label" },
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/** Per-layer sparsity of each front's knee ticket. */
+export function layerChartSpec(a: Analysis): TopLevelSpec {
+  const values = a.fronts.flatMap((f) =>
+    (f.knee?.layers ?? []).map((l) => ({
+      group: f.group,
+      layer: l.layer,
+      sparsity: pct(l.sparsity),
+      label: `${f.group} knee ${f.knee!.trial_id}, ${l.layer}: ${
+        pct(l.sparsity)
+      }% removed (${l.kept} of ${l.total} kept)`,
+    }))
+  );
+  return {
+    width: WIDTH,
+    height: 240,
+    title: "Per-layer sparsity of each front's knee ticket",
+    data: { values },
+    mark: "bar",
+    encoding: {
+      x: { field: "layer", type: "nominal", sort: null, title: "masked layer" },
+      xOffset: { field: "group" },
+      y: { field: "sparsity", type: "quantitative", title: "sparsity (%)", scale: { domain: [0, 100] } },
+      color: { field: "group", type: "nominal", title: "method / sweep" },
+      description: { field: "label" },
+    },
+  } as TopLevelSpec;
+}
+
+/** Task loss per epoch of each front's knee ticket. */
+export function lossChartSpec(a: Analysis): TopLevelSpec {
+  const values = a.fronts.flatMap((f) =>
+    (f.knee?.loss_curve ?? []).map((p) => ({
+      group: f.group,
+      epoch: p.epoch,
+      loss: p.task_loss,
+      label: `${f.group} knee, epoch ${p.epoch}: task loss ${p.task_loss.toFixed(4)}, train accuracy ${
+        pct(p.train_accuracy)
+      }%`,
+    }))
+  );
+  return {
+    width: WIDTH,
+    height: 240,
+    title: "Training loss (task term) of each front's knee ticket",
+    data: { values },
+    mark: { type: "line", point: true },
+    encoding: {
+      x: { field: "epoch", type: "quantitative" },
+      y: { field: "loss", type: "quantitative", title: "cross-entropy", scale: { zero: false } },
+      color: { field: "group", type: "nominal", title: "method / sweep" },
+      description: { field: "label" },
+    },
+  } as TopLevelSpec;
+}

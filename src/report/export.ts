@@ -1,0 +1,83 @@
+import type { Analysis } from "./analysis.ts";
+import type { ReportData, TrialRow } from "./data.ts";
+
+/** A CSV field, quoted when it holds a comma, quote or newline (RFC 4180). */
+function csvField(v: unknown): string {
+  const s = v === undefined || v === null ? "" : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+/**
+ * `trials.csv`: one row per planned trial with its status, objectives, speed, engine and error; one column per
+ * parameter name (empty where a trial's method does not take it).
+ */
+export function trialsCsv(d: ReportData): string {
+  const params = [...new Set(d.trials.flatMap((t) => Object.keys(t.params)))].sort();
+  const head = [
+    "trial_id",
+    "group",
+    "status",
+    "seed",
+    ...params.map((p) => `param_${p}`),
+    "sparsity",
+    "accuracy",
+    "soft_accuracy",
+    "dominated",
+    "steps_per_s",
+    "train_s",
+    "backend",
+    "worker",
+    "attempt",
+    "error",
+  ];
+  const row = (t: TrialRow) => [
+    t.trial_id,
+    t.group,
+    t.status,
+    t.seed,
+    ...params.map((p) => t.params[p]),
+    t.sparsity,
+    t.accuracy,
+    t.soft_accuracy,
+    t.dominated,
+    t.steps_per_s,
+    t.train_s,
+    t.backend,
+    t.worker,
+    t.attempt,
+    t.error,
+  ];
+  return [head, ...d.trials.map(row)].map((r) => r.map(csvField).join(",")).join("\n") + "\n";
+}
+
+/** `fronts.json`: each front's points and the analysis (hypervolume with interval, knee, interpolation tables, comparisons). */
+export function frontsJson(d: ReportData, a: Analysis): unknown {
+  return {
+    format: "ticketsweep-fronts",
+    version: 1,
+    sweep_id: d.sweep_id,
+    name: d.name,
+    objectives: [{ name: "sparsity", goal: "maximize" }, { name: "accuracy", goal: "maximize" }],
+    hypervolume_reference: a.reference,
+    bootstrap: a.bootstrap,
+    dense_reference: d.dense,
+    fronts: d.fronts.map((f) => {
+      const fa = a.fronts.find((x) => x.group === f.group)!;
+      return {
+        group: f.group,
+        points: f.points.map((p) => ({
+          trial_id: p.trial_id,
+          sparsity: p.sparsity,
+          accuracy: p.accuracy,
+          seed: p.seed,
+          params: p.params,
+        })),
+        hypervolume: fa.hypervolume,
+        knee: fa.knee?.trial_id ?? null,
+        accuracy_at_sparsity: fa.atSparsity,
+        sparsity_at_accuracy: fa.atAccuracy,
+      };
+    }),
+    comparisons: a.comparisons,
+  };
+}

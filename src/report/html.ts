@@ -1,0 +1,166 @@
+import type { Analysis } from "./analysis.ts";
+import { frontChartSpec, hypervolumeChartSpec, layerChartSpec, lossChartSpec, renderSvg } from "./charts.ts";
+import type { ReportData, TrialRow } from "./data.ts";
+import { comparisonSentence, fmtPct } from "./markdown.ts";
+
+const esc = (s: string) =>
+  s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+
+function table(head: string[], rows: (string | number)[][], opts: { id?: string; sortable?: boolean } = {}): string {
+  const th = head.map((h, i) => `<th${opts.sortable ? ` data-col="${i}"` : ""}>${esc(h)}</th>`).join("");
+  const tr = rows.map((r) => `<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join("")}</tr>`).join("\n");
+  return `<table${opts.id ? ` id="${opts.id}"` : ""}${
+    opts.sortable ? ' class="sortable"' : ""
+  }><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
+}
+
+const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0}
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f4f4f4}
+table.sortable th{cursor:pointer}table.sortable th:after{content:" ⇅";color:#aaa}
+.plot{margin:1em 0}.plot svg{max-width:100%;height:auto}.muted{color:#666}.win{font-weight:600}
+pre{background:#f7f7f7;padding:1em;overflow:auto}`;
+
+/** Click a header to sort; numbers numerically, empty cells last. */
+const SORT_SCRIPT = `document.querySelectorAll("table.sortable").forEach(function (t) {
+  t.querySelectorAll("th").forEach(function (th) {
+    th.addEventListener("click", function () {
+      var col = +th.dataset.col, asc = th.dataset.dir !== "asc", body = t.tBodies[0];
+      th.dataset.dir = asc ? "asc" : "desc";
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].textContent, y = b.cells[col].textContent;
+        if (x === "") return 1; if (y === "") return -1;
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var c = !isNaN(nx) && !isNaN(ny) ? nx - ny : x.localeCompare(y);
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});`;
+
+function trialCells(r: TrialRow): (string | number)[] {
+  return [
+    r.trial_id,
+    r.group,
+    r.label,
+    r.status,
+    fmtPct(r.sparsity),
+    fmtPct(r.accuracy),
+    fmtPct(r.soft_accuracy),
+    r.dominated === undefined ? "" : r.dominated ? "dominated" : "front",
+    r.steps_per_s === undefined ? "" : r.steps_per_s.toFixed(1),
+    r.backend ?? "",
+    r.worker ?? "",
+  ];
+}
+
+/**
+ * The self-contained HTML report: plots rendered to inline SVG by Vega-Lite (hover a point for its trial),
+ * the analysis tables, a sortable table of all trials, failures, worker environments and the spec. Opens
+ * offline: no script or style is fetched.
+ */
+export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
+  const plots = [
+    ["fronts", await renderSvg(frontChartSpec(d, a))],
+    ["hypervolume", await renderSvg(hypervolumeChartSpec(a))],
+    ["layers", await renderSvg(layerChartSpec(a))],
+    ["loss", await renderSvg(lossChartSpec(a))],
+  ];
+  const plot = (id: string) => `<div class="plot" id="plot-${id}">${plots.find((p) => p[0] === id)![1]}</div>`;
+  const failures = d.trials.filter((t) => t.status === "failed");
+  const sections = [
+    `<h1>Sweep ${esc(d.name)} <span class="muted">(${esc(d.sweep_id)})</span></h1>`,
+    `<p>Trials: ${d.counts.total} planned, ${d.counts.done} done, ${d.counts.failed} failed, ${d.counts.pending} pending. ` +
+    `Objectives: sparsity (fraction of masked weights removed by the binary ticket) and binary-ticket test accuracy, ` +
+    `both maximised. Masked layers: ${esc(d.masked_layers.join(", ") || "n/a")}.` +
+    (d.dense ? ` Dense reference (weights trained, nothing removed): ${fmtPct(d.dense.accuracy)}%.` : "") + `</p>`,
+    `<h2>Pareto fronts</h2>`,
+    plot("fronts"),
+    `<h2>Hypervolume</h2>`,
+    `<p class="muted">Reference point (sparsity ${a.reference.x}, accuracy ${a.reference.y}). Pooled: the front of all ` +
+    `seeds. Per seed: the mean over single seeds' fronts, with a ${100 * a.bootstrap.level}% bootstrap interval ` +
+    `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}).</p>`,
+    plot("hypervolume"),
+    table(
+      [
+        "front",
+        "hypervolume pooled",
+        "per seed",
+        "95% interval",
+        "seeds",
+        "knee: sparsity %",
+        "knee: accuracy %",
+        "knee trial",
+      ],
+      a.fronts.map((f) => [
+        f.group,
+        f.hypervolume.value.toFixed(4),
+        f.hypervolume.mean.toFixed(4),
+        `[${f.hypervolume.lo.toFixed(4)}, ${f.hypervolume.hi.toFixed(4)}]`,
+        f.hypervolume.seeds,
+        fmtPct(f.knee?.sparsity),
+        fmtPct(f.knee?.accuracy),
+        f.knee?.trial_id ?? "",
+      ]),
+    ),
+    `<h2>Accuracy at sparsity</h2><p class="muted">Interpolated linearly along each front; empty: the front does not reach that sparsity.</p>`,
+    table(
+      ["front", ...(a.fronts[0]?.atSparsity.map((s) => `${fmtPct(s.sparsity)}% sparse`) ?? [])],
+      a.fronts.map((f) => [f.group, ...f.atSparsity.map((s) => fmtPct(s.accuracy))]),
+    ),
+    `<h2>Sparsity at accuracy</h2><p class="muted">Highest sparsity along each front with accuracy at least X; empty: never reached.</p>`,
+    table(
+      ["front", ...a.atAccuracy.map((x) => `accuracy ≥ ${fmtPct(x)}%`)],
+      a.fronts.map((f) => [f.group, ...f.atAccuracy.map((s) => fmtPct(s.sparsity))]),
+    ),
+    `<h2>Front comparison</h2>`,
+    a.comparisons.length
+      ? `<ul>${a.comparisons.map((c) => `<li>${esc(comparisonSentence(c))}</li>`).join("")}</ul>`
+      : "<p>Only one front.</p>",
+    `<h2>Per-layer sparsity of the knee tickets</h2>`,
+    plot("layers"),
+    `<h2>Loss curves of the knee tickets</h2>`,
+    plot("loss"),
+    `<h2>All trials</h2><p class="muted">Click a column header to sort.</p>`,
+    table(
+      [
+        "trial",
+        "method",
+        "parameters",
+        "status",
+        "sparsity %",
+        "accuracy %",
+        "soft-gate accuracy %",
+        "front",
+        "steps/s",
+        "engine",
+        "worker",
+      ],
+      d.trials.map(trialCells),
+      { id: "trials", sortable: true },
+    ),
+    `<h2>Failures</h2>`,
+    failures.length
+      ? table(
+        ["trial", "parameters", "attempt", "reason"],
+        failures.map((f) => [f.trial_id, f.label, f.attempt ?? "", f.error ?? ""]),
+      )
+      : "<p>None.</p>",
+    `<h2>Workers</h2>`,
+    table(
+      ["host", "worker", "engine", "device", "Deno", "results"],
+      d.workers.map((w) => [w.host, w.worker, w.backend, w.device, w.deno, w.trials]),
+    ),
+    `<h2>Spec</h2><pre>${esc(d.spec_text)}</pre>`,
+  ];
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>ticketsweep: ${esc(d.name)}</title><style>${STYLE}</style></head>
+<body>
+${sections.join("\n")}
+<script>${SORT_SCRIPT}</script>
+</body></html>
+`;
+}
