@@ -4,6 +4,7 @@ import { MemoryTransport } from "../broker/memory.ts";
 import type { Transport } from "../broker/transport.ts";
 import { spawnLocalWorkers } from "../coordinator/local_workers.ts";
 import { resumeSweep, runSweep, type SweepOutcome } from "../coordinator/sweep.ts";
+import { ProgressDisplay } from "../coordinator/progress.ts";
 import { frontTables } from "../report/markdown.ts";
 import { loadSpec } from "../spec/load.ts";
 import { sweepIdOf } from "../spec/expand.ts";
@@ -16,7 +17,8 @@ export const SWEEP_USAGE = `Usage: deno task sweep SPEC.yaml [options]
        deno task sweep --resume runs/SWEEP_ID [options]
 
 Expands a sweep spec into trials, runs them on workers, records every outcome in runs/SWEEP_ID/results.jsonl
-and writes pareto.json and report.md. Running the same spec again continues its run directory.
+and writes report.html, report.md, fronts.json, trials.csv and pareto.json. Running the same spec again
+continues its run directory. Progress: a live block on a terminal, timestamped lines otherwise.
 
 Where the trials run:
   --nats URL      use this broker (or NATS_URL); local workers only with --workers
@@ -111,7 +113,13 @@ export async function sweepMain(args: string[]): Promise<number> {
       });
     }
     cleanups.push(() => transport.close());
-    const common = { transport, log: logLine, signal: ac.signal };
+    const tty = Deno.stdout.isTerminal();
+    const display = new ProgressDisplay({
+      write: (t) => Deno.stdout.writeSync(new TextEncoder().encode(t)),
+      tty,
+      width: () => (tty ? Deno.consoleSize().columns : 120),
+    });
+    const common = { transport, log: logLine, signal: ac.signal, display };
     const outcome: SweepOutcome = resume ? await resumeSweep(resume, common) : await runSweep({
       ...common,
       spec: spec!,
@@ -122,8 +130,8 @@ export async function sweepMain(args: string[]): Promise<number> {
     console.log(`\n${frontTables(outcome.data)}\n`);
     console.log(
       `${outcome.data.counts.done} done, ${outcome.data.counts.failed} failed, ${outcome.data.counts.pending} pending ` +
-        `in ${outcome.wallS.toFixed(1)} s. Results: ${outcome.runDir}/results.jsonl, ${outcome.runDir}/pareto.json, ` +
-        `${outcome.runDir}/report.md`,
+        `in ${outcome.wallS.toFixed(1)} s. Report: ${outcome.runDir}/report.html (also report.md, fronts.json, ` +
+        `trials.csv; results in results.jsonl)`,
     );
     return outcome.complete ? 0 : 130;
   } finally {

@@ -5,6 +5,7 @@ import type { ReportData } from "../report/data.ts";
 import { describeParams, expandTrials, sweepIdOf, type Trial } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
 import { ResultLog } from "./record.ts";
+import { type ProgressDisplay, SweepProgress } from "./progress.ts";
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
 
 /** What the coordinator needs to run a sweep. */
@@ -17,6 +18,8 @@ export interface SweepOptions {
   transport: Transport;
   log: (line: string) => void;
   signal?: AbortSignal;
+  /** Live progress (a terminal block or plain lines); log lines then go through it. */
+  display?: ProgressDisplay;
 }
 
 /** How a sweep ended. */
@@ -62,15 +65,20 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
 async function trackSweep(
   o: SweepOptions & { manifest: SweepManifest; runDir: string; t0: number },
 ): Promise<SweepOutcome> {
-  const { manifest, runDir, transport, log } = o;
+  const { manifest, runDir, transport, display } = o;
+  const log = display ? (line: string) => display.log(line) : o.log;
   const trials = new Map(manifest.trials.map((t) => [t.id, t]));
   const results = await ResultLog.open(runDir);
   const total = trials.size;
   if (results.size > 0) log(`resuming ${manifest.sweep_id}: ${results.size}/${total} trials already recorded`);
+  const progress = new SweepProgress(manifest.sweep_id, total);
+  for (const r of results.all()) progress.onRecorded(r, trials.get(r.trial_id)?.config.method.name ?? "?");
+  const ticker = display ? setInterval(() => display.show(progress.snapshot()), 500) : undefined;
   await transport.setup();
   const lastError = new Map<string, string>();
   const progressSub = transport.subscribeProgress(manifest.sweep_id, (p: ProgressMessage) => {
     if (p.error) lastError.set(p.trial_id, `attempt ${p.attempt} on ${p.host}: ${p.error}`);
+    progress.onProgress(p);
   });
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -88,6 +96,7 @@ async function trackSweep(
         r = { ...r, error: `${r.error}; last error: ${lastError.get(r.trial_id)}` };
       }
       if (!(await results.record(r, trial))) return;
+      progress.onResult(r, trial.config.method.name);
       log(formatResult(r, trial, results.size, total));
       if (results.size >= total) resolveDone();
     });
@@ -105,6 +114,9 @@ async function trackSweep(
   await sub.stop();
   await progressSub.stop();
   await chain;
+  clearInterval(ticker);
+  display?.show(progress.snapshot(), Date.now(), true);
+  display?.finish();
   const data = await writeReports(runDir, manifest, results.all());
   return {
     sweepId: manifest.sweep_id,

@@ -63,7 +63,7 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
         color,
         opacity: {
           field: "front",
-          type: "nominal",
+          type: "ordinal",
           scale: { domain: ["front", "dominated"], range: [0.95, 0.22] },
           title: "trial",
         },
