@@ -1,4 +1,12 @@
-import type { ProgressMessage, ResultMessage, TrialMessage } from "./messages.ts";
+import {
+  type ControlMessage,
+  type ProgressMessage,
+  type ResultMessage,
+  type SweepState,
+  type TrialMessage,
+  WIRE_VERSION,
+  type WorkerPresence,
+} from "./messages.ts";
 import type { RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
 
 interface Queued {
@@ -26,6 +34,10 @@ export class MemoryTransport implements Transport {
   readonly #progress = new Set<{ sweep: string; fn: (p: ProgressMessage) => void }>();
   readonly #waiters: (() => void)[] = [];
   readonly #ackWait: number;
+  readonly #states = new Map<string, SweepState>();
+  readonly #presence = new Map<string, { p: WorkerPresence; at: number }>();
+  readonly #control = new Set<(c: ControlMessage) => void>();
+  #turn = 0;
   #closed = false;
 
   constructor(opts: MemoryTransportOptions = {}) {
@@ -37,8 +49,39 @@ export class MemoryTransport implements Transport {
   }
 
   publishTrial(trial: TrialMessage): Promise<void> {
+    if (!this.#states.has(trial.sweep_id)) {
+      this.#states.set(trial.sweep_id, {
+        v: WIRE_VERSION,
+        sweep_id: trial.sweep_id,
+        name: trial.sweep_id,
+        status: "running",
+        total: 0,
+        done: 0,
+        failed: 0,
+        eta_s: null,
+        coordinator: "unknown",
+        rejected: {},
+        updated_at: new Date().toISOString(),
+      });
+    }
     this.#enqueue({ trial: structuredClone(trial), deliveries: 0, notBefore: 0 });
     return Promise.resolve();
+  }
+
+  /** The next ready queued trial, sweeps taking turns (the one after the sweep served last goes first). */
+  #takeReady(now: number): Queued | undefined {
+    const sweeps = [...new Set(this.#queue.map((q) => q.trial.sweep_id))].sort();
+    for (let i = 0; i < sweeps.length; i++) {
+      const sweep = sweeps[(this.#turn + i) % sweeps.length]!;
+      const status = this.#states.get(sweep)?.status;
+      if (status === "cancelled" || status === "complete") continue;
+      const at = this.#queue.findIndex((q) => q.trial.sweep_id === sweep && q.notBefore <= now);
+      if (at >= 0) {
+        this.#turn = (sweeps.indexOf(sweep) + 1) % sweeps.length;
+        return this.#queue.splice(at, 1)[0];
+      }
+    }
+    return undefined;
   }
 
   #enqueue(q: Queued): void {
@@ -50,8 +93,8 @@ export class MemoryTransport implements Transport {
     const deadline = Date.now() + expiresMs;
     while (!this.#closed) {
       const now = Date.now();
-      const i = this.#queue.findIndex((q) => q.notBefore <= now);
-      if (i >= 0) return this.#deliver(this.#queue.splice(i, 1)[0]!);
+      const q = this.#takeReady(now);
+      if (q) return this.#deliver(q);
       if (now >= deadline) return null;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(deadline - now, 100));
@@ -96,6 +139,10 @@ export class MemoryTransport implements Transport {
       working: () => {
         if (!settled) arm();
       },
+      term: () => {
+        settled = true;
+        clearTimeout(timer);
+      },
     };
   }
 
@@ -132,6 +179,54 @@ export class MemoryTransport implements Transport {
     return {
       stop: () => {
         this.#progress.delete(s);
+        return Promise.resolve();
+      },
+    };
+  }
+
+  putSweepState(state: SweepState): Promise<void> {
+    this.#states.set(state.sweep_id, structuredClone(state));
+    return Promise.resolve();
+  }
+
+  getSweepState(sweepId: string): Promise<SweepState | null> {
+    return Promise.resolve(structuredClone(this.#states.get(sweepId) ?? null));
+  }
+
+  listSweepStates(): Promise<SweepState[]> {
+    return Promise.resolve([...this.#states.values()].map((s) => structuredClone(s)));
+  }
+
+  putPresence(p: WorkerPresence): Promise<void> {
+    this.#presence.set(`${p.host}.${p.worker}`, { p: structuredClone(p), at: Date.now() });
+    return Promise.resolve();
+  }
+
+  listPresence(): Promise<WorkerPresence[]> {
+    const now = Date.now();
+    return Promise.resolve([...this.#presence.values()].filter((e) => now - e.at < 20_000).map((e) => e.p));
+  }
+
+  cancelSweep(sweepId: string): Promise<number> {
+    const state = this.#states.get(sweepId);
+    if (state) this.#states.set(sweepId, { ...state, status: "cancelled", updated_at: new Date().toISOString() });
+    let purged = 0;
+    for (let i = this.#queue.length - 1; i >= 0; i--) {
+      if (this.#queue[i]!.trial.sweep_id === sweepId) {
+        this.#queue.splice(i, 1);
+        purged++;
+      }
+    }
+    const msg: ControlMessage = { v: WIRE_VERSION, sweep_id: sweepId, action: "cancel", at: new Date().toISOString() };
+    for (const fn of this.#control) fn(structuredClone(msg));
+    return Promise.resolve(purged);
+  }
+
+  subscribeControl(fn: (c: ControlMessage) => void): Subscription {
+    this.#control.add(fn);
+    return {
+      stop: () => {
+        this.#control.delete(fn);
         return Promise.resolve();
       },
     };

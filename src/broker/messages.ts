@@ -129,3 +129,48 @@ export function decodeMessage<S extends z.ZodTypeAny>(schema: S, kind: string, b
 export function encodeMessage(msg: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(msg));
 }
+
+/** The state of a sweep as the coordinator publishes it (KV `ticketsweep_sweeps`), for `status` anywhere. */
+export const SweepStateSchema = z.object({
+  v: z.literal(WIRE_VERSION),
+  sweep_id: id,
+  name: z.string(),
+  status: z.enum(["running", "complete", "cancelled", "stopped"]),
+  total: z.number().int().nonnegative(),
+  done: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  eta_s: z.number().nullable(),
+  coordinator: z.string(),
+  rejected: z.record(z.string(), z.number().int()),
+  updated_at: z.string(),
+}).strict();
+export type SweepState = z.infer<typeof SweepStateSchema>;
+
+/** A worker's heartbeat (KV `ticketsweep_workers`, expiring): what it runs and how fast. */
+export const WorkerPresenceSchema = z.object({
+  v: z.literal(WIRE_VERSION),
+  worker: z.string(),
+  host: z.string(),
+  backend: z.string(),
+  device: z.string(),
+  deno: z.string(),
+  sweep_id: z.string().nullable(),
+  trial_id: z.string().nullable(),
+  step: z.number().int(),
+  total_steps: z.number().int(),
+  steps_per_s: z.number().nullable(),
+  done: z.number().int(),
+  failed: z.number().int(),
+  rejected: z.record(z.string(), z.number().int()),
+  updated_at: z.string(),
+}).strict();
+export type WorkerPresence = z.infer<typeof WorkerPresenceSchema>;
+
+/** A command to every process of a sweep. */
+export const ControlMessageSchema = z.object({
+  v: z.literal(WIRE_VERSION),
+  sweep_id: id,
+  action: z.enum(["cancel"]),
+  at: z.string(),
+}).strict();
+export type ControlMessage = z.infer<typeof ControlMessageSchema>;

@@ -1,4 +1,5 @@
-import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, nanos, type NatsConnection } from "@nats-io/transport-node";
+import type { z } from "zod";
 import {
   AckPolicy,
   type Consumer,
@@ -10,8 +11,11 @@ import {
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
 import { BrokerError } from "../util/errors.ts";
 import {
+  type ControlMessage,
+  ControlMessageSchema,
   decodeMessage,
   encodeMessage,
   InvalidMessage,
@@ -19,15 +23,26 @@ import {
   ProgressMessageSchema,
   type ResultMessage,
   ResultMessageSchema,
+  type SweepState,
+  SweepStateSchema,
   type TrialMessage,
   TrialMessageSchema,
+  WIRE_VERSION,
+  type WorkerPresence,
+  WorkerPresenceSchema,
 } from "./messages.ts";
 import type { RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
 
 export const TRIAL_STREAM = "TICKETSWEEP_TRIALS";
 export const RESULT_STREAM = "TICKETSWEEP_RESULTS";
-export const WORKER_CONSUMER = "workers";
+export const SWEEP_BUCKET = "ticketsweep_sweeps";
+export const WORKER_BUCKET = "ticketsweep_workers";
+/** A worker's presence entry expires this long after its last heartbeat. */
+export const PRESENCE_TTL_MS = 20_000;
+/** The durable pull consumer all workers share for one sweep's trials. */
+export const workerConsumer = (sweep: string) => `w-${sweep}`;
 export const trialSubject = (sweep: string) => `ticketsweep.trial.${sweep}`;
+export const controlSubject = (sweep: string) => `ticketsweep.control.${sweep}`;
 export const resultSubject = (sweep: string) => `ticketsweep.result.${sweep}`;
 export const progressSubject = (sweep: string, trial: string) => `ticketsweep.progress.${sweep}.${trial}`;
 
@@ -37,6 +52,10 @@ export interface NatsOptions {
   token?: string;
   user?: string;
   pass?: string;
+  /** A credentials file (JWT and NKey seed) for decentralised auth. */
+  creds?: string;
+  /** TLS: CA to verify the server, client certificate and key for mutual TLS (file paths). */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
   /** Shown in the server's connection list. */
   name?: string;
   /** Ack deadline of a delivered trial; workers extend it while training. */
@@ -54,6 +73,8 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
       token: opts.token,
       user: opts.user,
       pass: opts.pass,
+      ...(opts.creds ? { authenticator: credsAuthenticator(await Deno.readFile(opts.creds)) } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
       name: opts.name ?? "ticketsweep",
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
@@ -80,7 +101,14 @@ export class NatsTransport implements Transport {
   readonly #js: JetStreamClient;
   readonly #opts: NatsOptions;
   readonly #rejected: RejectCounts = {};
-  #workers?: Consumer;
+  readonly #consumers = new Map<string, Consumer>();
+  readonly #opened = new Set<string>();
+  /** Sweeps workers serve, refreshed from the sweep bucket, and when each was last found empty. */
+  #served: { at: number; ids: string[] } = { at: 0, ids: [] };
+  readonly #emptyUntil = new Map<string, number>();
+  #turn = 0;
+  #sweepKv?: Promise<KV>;
+  #workerKv?: Promise<KV>;
 
   constructor(nc: NatsConnection, jsm: JetStreamManager, opts: NatsOptions) {
     this.nc = nc;
@@ -109,13 +137,49 @@ export class NatsTransport implements Transport {
       duplicate_window: nanos(60 * 60 * 1000),
       max_msg_size: 1024 * 1024,
     });
+    await this.#kv("sweeps");
+    await this.#kv("workers");
+  }
+
+  /** The sweep state bucket, or the expiring worker presence bucket (created on first use). */
+  #kv(which: "sweeps" | "workers"): Promise<KV> {
+    const kvm = new Kvm(this.nc);
+    if (which === "sweeps") {
+      this.#sweepKv ??= kvm.create(SWEEP_BUCKET, { history: 1, storage: StorageType.File });
+      this.#sweepKv.catch(() => (this.#sweepKv = undefined));
+      return this.#sweepKv;
+    }
+    this.#workerKv ??= kvm.create(WORKER_BUCKET, { history: 1, ttl: PRESENCE_TTL_MS, storage: StorageType.File });
+    this.#workerKv.catch(() => (this.#workerKv = undefined));
+    return this.#workerKv;
+  }
+
+  /** Creates the sweep's worker consumer and, when the sweep is unknown, marks it running. */
+  async #openSweep(sweepId: string): Promise<void> {
+    if (this.#opened.has(sweepId)) return;
     await this.#ensureConsumer(TRIAL_STREAM, {
-      durable_name: WORKER_CONSUMER,
+      durable_name: workerConsumer(sweepId),
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(this.#opts.ackWaitMs ?? 30_000),
       max_deliver: 25,
-      filter_subject: "ticketsweep.trial.>",
+      filter_subject: trialSubject(sweepId),
     });
+    if (!(await this.getSweepState(sweepId))) {
+      await this.putSweepState({
+        v: WIRE_VERSION,
+        sweep_id: sweepId,
+        name: sweepId,
+        status: "running",
+        total: 0,
+        done: 0,
+        failed: 0,
+        eta_s: null,
+        coordinator: "unknown",
+        rejected: {},
+        updated_at: new Date().toISOString(),
+      });
+    }
+    this.#opened.add(sweepId);
   }
 
   /** Creates a durable consumer unless it exists; an existing one keeps its settings (adding would update them). */
@@ -145,14 +209,61 @@ export class NatsTransport implements Transport {
   }
 
   async publishTrial(trial: TrialMessage): Promise<void> {
+    await this.#openSweep(trial.sweep_id);
     await this.#js.publish(trialSubject(trial.sweep_id), encodeMessage(trial), { msgID: trial.trial_id });
+  }
+
+  /** The running sweeps, from the sweep bucket (cached for a second). */
+  async #servedSweeps(): Promise<string[]> {
+    if (Date.now() - this.#served.at > 1000) {
+      const states = await this.listSweepStates().catch(() => null);
+      if (states) {
+        this.#served = {
+          at: Date.now(),
+          ids: states.filter((s) => s.status === "running" || s.status === "stopped").map((s) => s.sweep_id).sort(),
+        };
+      }
+    }
+    return this.#served.ids;
   }
 
   async pullTrial(expiresMs: number): Promise<TrialDelivery | null> {
     const deadline = Date.now() + expiresMs;
-    this.#workers ??= await this.#js.consumers.get(TRIAL_STREAM, WORKER_CONSUMER);
     while (Date.now() < deadline) {
-      const m = await this.#workers.next({ expires: Math.max(1000, deadline - Date.now()) });
+      const sweeps = await this.#servedSweeps();
+      // take turns: start after the sweep served last, skip sweeps found empty a moment ago
+      const order = sweeps.map((_, i) => sweeps[(this.#turn + i) % sweeps.length]!);
+      const ready = order.filter((s) => (this.#emptyUntil.get(s) ?? 0) <= Date.now());
+      if (ready.length === 0) {
+        await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
+        continue;
+      }
+      for (const sweep of ready) {
+        const d = await this.#pullFrom(sweep, ready.length === 1 ? deadline - Date.now() : 1000);
+        if (d) {
+          this.#turn = (sweeps.indexOf(sweep) + 1) % Math.max(1, sweeps.length);
+          return d;
+        }
+        this.#emptyUntil.set(sweep, Date.now() + (ready.length === 1 ? 0 : 2000));
+        if (Date.now() >= deadline) break;
+      }
+    }
+    return null;
+  }
+
+  async #pullFrom(sweep: string, expiresMs: number): Promise<TrialDelivery | null> {
+    let consumer = this.#consumers.get(sweep);
+    if (!consumer) {
+      try {
+        consumer = await this.#js.consumers.get(TRIAL_STREAM, workerConsumer(sweep));
+      } catch {
+        return null; // the sweep's queue is not there (yet, or any more)
+      }
+      this.#consumers.set(sweep, consumer);
+    }
+    const deadline = Date.now() + expiresMs;
+    while (true) {
+      const m = await consumer.next({ expires: Math.max(1000, deadline - Date.now()) }).catch(() => null);
       if (!m) return null;
       let trial: TrialMessage;
       try {
@@ -170,9 +281,9 @@ export class NatsTransport implements Transport {
         },
         nak: (delayMs) => m.nak(delayMs),
         working: () => m.working(),
+        term: () => m.term(),
       };
     }
-    return null;
   }
 
   async publishResult(result: ResultMessage): Promise<void> {
@@ -233,6 +344,83 @@ export class NatsTransport implements Transport {
           fn(decodeMessage(ProgressMessageSchema, "progress", m.data));
         } catch (e) {
           this.#reject("progress", e);
+        }
+      },
+    });
+    return {
+      stop: () => {
+        sub.unsubscribe();
+        return Promise.resolve();
+      },
+    };
+  }
+
+  async putSweepState(state: SweepState): Promise<void> {
+    await (await this.#kv("sweeps")).put(state.sweep_id, encodeMessage(state));
+  }
+
+  async getSweepState(sweepId: string): Promise<SweepState | null> {
+    const e = await (await this.#kv("sweeps")).get(sweepId);
+    if (!e || e.operation !== "PUT") return null;
+    try {
+      return decodeMessage(SweepStateSchema, "sweep state", e.value);
+    } catch (err) {
+      this.#reject("sweep state", err);
+      return null;
+    }
+  }
+
+  async listSweepStates(): Promise<SweepState[]> {
+    return await this.#listBucket("sweeps", SweepStateSchema, "sweep state");
+  }
+
+  async putPresence(p: WorkerPresence): Promise<void> {
+    await (await this.#kv("workers")).put(`${p.host}.${p.worker}`.replace(/[^-/_=.a-zA-Z0-9]/g, "_"), encodeMessage(p));
+  }
+
+  async listPresence(): Promise<WorkerPresence[]> {
+    return await this.#listBucket("workers", WorkerPresenceSchema, "presence");
+  }
+
+  async #listBucket<T>(which: "sweeps" | "workers", schema: z.ZodType<T>, kind: string): Promise<T[]> {
+    const kv = await this.#kv(which);
+    const out: T[] = [];
+    for await (const key of await kv.keys()) {
+      const e = await kv.get(key);
+      if (!e || e.operation !== "PUT") continue;
+      try {
+        out.push(decodeMessage(schema, kind, e.value));
+      } catch (err) {
+        this.#reject(kind, err);
+      }
+    }
+    return out;
+  }
+
+  async cancelSweep(sweepId: string): Promise<number> {
+    const state = await this.getSweepState(sweepId);
+    if (!state) throw new BrokerError(`no sweep ${sweepId} on this broker (deno task status lists them)`);
+    await this.putSweepState({ ...state, status: "cancelled", updated_at: new Date().toISOString() });
+    let purged = 0;
+    try {
+      purged = (await this.#jsm.streams.purge(TRIAL_STREAM, { filter: trialSubject(sweepId) })).purged;
+    } catch (e) {
+      this.#opts.log?.(`cancel ${sweepId}: purge failed: ${(e as Error).message}`);
+    }
+    const msg: ControlMessage = { v: WIRE_VERSION, sweep_id: sweepId, action: "cancel", at: new Date().toISOString() };
+    this.nc.publish(controlSubject(sweepId), encodeMessage(msg));
+    await this.nc.flush();
+    return purged;
+  }
+
+  subscribeControl(fn: (c: ControlMessage) => void): Subscription {
+    const sub = this.nc.subscribe("ticketsweep.control.>", {
+      callback: (err, m) => {
+        if (err) return;
+        try {
+          fn(decodeMessage(ControlMessageSchema, "control", m.data));
+        } catch (e) {
+          this.#reject("control", e);
         }
       },
     });

@@ -1,4 +1,11 @@
-import type { ProgressMessage, ResultMessage, TrialMessage } from "./messages.ts";
+import type {
+  ControlMessage,
+  ProgressMessage,
+  ResultMessage,
+  SweepState,
+  TrialMessage,
+  WorkerPresence,
+} from "./messages.ts";
 
 /** A trial handed to one worker; it must end with `ack`, `nak` or `term`. */
 export interface TrialDelivery {
@@ -11,6 +18,8 @@ export interface TrialDelivery {
   nak(delayMs?: number): void;
   /** Still training: extends the ack deadline. */
   working(): void;
+  /** Drop it for good, without redelivery (its sweep was cancelled). */
+  term(): void;
 }
 
 /** Counts of messages rejected by validation, by kind. */
@@ -28,10 +37,14 @@ export interface Subscription {
  */
 export interface Transport {
   readonly kind: "nats" | "memory";
-  /** Creates streams and consumers if missing (idempotent). */
+  /** Creates streams and buckets if missing (idempotent). */
   setup(): Promise<void>;
+  /** Queues a trial; the first trial of a sweep opens its queue (and marks the sweep running if unknown). */
   publishTrial(trial: TrialMessage): Promise<void>;
-  /** The next trial of any sweep, or null when none arrives within `expiresMs`. */
+  /**
+   * The next trial, or null when none arrives within `expiresMs`. Sweeps take turns, so that several sweeps
+   * on one broker all progress.
+   */
   pullTrial(expiresMs: number): Promise<TrialDelivery | null>;
   /** Publishes a result; a second result for the same trial id is dropped by the broker where it can. */
   publishResult(result: ResultMessage): Promise<void>;
@@ -39,6 +52,19 @@ export interface Transport {
   consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<Subscription>;
   publishProgress(p: ProgressMessage): void;
   subscribeProgress(sweepId: string, handler: (p: ProgressMessage) => void): Subscription;
+  /** Publishes a sweep's state for `status` (and for workers: only running sweeps are served). */
+  putSweepState(state: SweepState): Promise<void>;
+  getSweepState(sweepId: string): Promise<SweepState | null>;
+  listSweepStates(): Promise<SweepState[]>;
+  /** A worker's heartbeat; it expires by itself when the worker stops sending it. */
+  putPresence(p: WorkerPresence): Promise<void>;
+  listPresence(): Promise<WorkerPresence[]>;
+  /**
+   * Cancels a sweep: removes its queued trials, marks it cancelled and tells every process to stop its
+   * running trials. Returns how many queued trials were removed.
+   */
+  cancelSweep(sweepId: string): Promise<number>;
+  subscribeControl(handler: (c: ControlMessage) => void): Subscription;
   /** Messages rejected so far by this client. */
   rejected(): RejectCounts;
   close(): Promise<void>;

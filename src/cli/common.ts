@@ -53,21 +53,46 @@ export function intFlag(name: string, v: string | boolean | undefined, def: numb
   return n;
 }
 
-/** NATS connection flags shared by `sweep` and `worker`. */
+/** NATS connection flags shared by `sweep`, `worker`, `status`. */
 export const NATS_FLAGS = {
   nats: { type: "string" },
   token: { type: "string" },
   user: { type: "string" },
   password: { type: "string" },
+  creds: { type: "string" },
+  "tls-ca": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
 } as const;
 
-/** The broker URL and credentials from flags, then `NATS_URL`, `NATS_TOKEN`, `NATS_USER`, `NATS_PASSWORD`. */
+/** The help lines of {@link NATS_FLAGS}. */
+export const NATS_FLAGS_HELP = `  --nats URL          broker URL (or NATS_URL)
+  --token T           auth token (or NATS_TOKEN)
+  --user U            user name (or NATS_USER)
+  --password P        password (or NATS_PASSWORD)
+  --creds FILE        NATS credentials file (JWT + NKey seed; or NATS_CREDS)
+  --tls-ca FILE       CA certificate to verify the broker (TLS)
+  --tls-cert FILE     client certificate (mutual TLS), with --tls-key FILE`;
+
+/**
+ * The broker URL and credentials from flags, then `NATS_URL`, `NATS_TOKEN`, `NATS_USER`, `NATS_PASSWORD`,
+ * `NATS_CREDS`.
+ */
 export function natsFromFlags(v: Record<string, string | boolean | undefined>) {
-  const s = (k: string, env: string) => (typeof v[k] === "string" ? v[k] as string : Deno.env.get(env));
+  const s = (
+    k: string,
+    env?: string,
+  ) => (typeof v[k] === "string" ? v[k] as string : env ? Deno.env.get(env) : undefined);
+  const ca = s("tls-ca"), cert = s("tls-cert"), key = s("tls-key");
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new TicketsweepError("--tls-cert and --tls-key go together: give both or neither");
+  }
   return {
     servers: s("nats", "NATS_URL"),
     token: s("token", "NATS_TOKEN"),
     user: s("user", "NATS_USER"),
     pass: s("password", "NATS_PASSWORD"),
+    creds: s("creds", "NATS_CREDS"),
+    tls: ca || cert ? { caFile: ca, certFile: cert, keyFile: key } : undefined,
   };
 }

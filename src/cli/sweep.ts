@@ -11,10 +11,12 @@ import { sweepIdOf } from "../spec/expand.ts";
 import { type Backend, BACKENDS } from "../spec/schema.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
-import { intFlag, logLine, NATS_FLAGS, natsFromFlags, parseCli } from "./common.ts";
+import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli } from "./common.ts";
+import { readBrokerFile, removeBrokerFile, writeBrokerFile } from "../coordinator/broker_file.ts";
 
 export const SWEEP_USAGE = `Usage: deno task sweep SPEC.yaml [options]
        deno task sweep --resume runs/SWEEP_ID [options]
+       deno task sweep cancel SWEEP_ID|runs/SWEEP_ID [--nats URL ...]
 
 Expands a sweep spec into trials, runs them on workers, records every outcome in runs/SWEEP_ID/results.jsonl
 and writes report.html, report.md, fronts.json, trials.csv and pareto.json. Running the same spec again
@@ -25,14 +27,20 @@ Where the trials run:
   (no URL)        with nats-server on PATH: a private broker on a free loopback port and --workers local
                   worker processes; without it: in-process, over the in-memory transport
 
+cancel removes the sweep's queued trials, stops its running ones within seconds (workers drop them), and
+records every unfinished trial as failed: cancelled; the sweep's status becomes cancelled. It finds the
+broker from --nats, or from runs/SWEEP_ID/broker.json when the sweep runs on a private broker.
+
 Options:
   --workers N     local worker processes (default: one per core, ${navigator.hardwareConcurrency} here)
-  --token T       broker token (or NATS_TOKEN); --user U, --password P for user/password auth
+  --ack-wait S    seconds a trial may go without a heartbeat before it is redelivered (default 30)
   --backend B     override the spec's engine for local workers: ${BACKENDS.join("|")}
   --runs DIR      where run directories go (default runs)
   --resume DIR    continue a sweep from its run directory
   --fresh         delete the spec's run directory first and start over
-  -h, --help      this text`;
+  -h, --help      this text
+Broker options (for --nats):
+${NATS_FLAGS_HELP}`;
 
 /** `deno task sweep`. */
 export async function sweepMain(args: string[]): Promise<number> {
@@ -43,8 +51,11 @@ export async function sweepMain(args: string[]): Promise<number> {
     runs: { type: "string" },
     resume: { type: "string" },
     fresh: { type: "boolean" },
+    "ack-wait": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, SWEEP_USAGE);
+  if (positionals[0] === "cancel") return await cancelMain(positionals.slice(1), values);
+  const ackWaitMs = 1000 * intFlag("ack-wait", values["ack-wait"], 30);
   const resume = typeof values.resume === "string" ? values.resume.replace(/\/+$/, "") : undefined;
   if (!resume && positionals.length !== 1) throw new TicketsweepError(`give one spec file\n\n${SWEEP_USAGE}`);
   const backend = values.backend as Backend | undefined;
@@ -70,7 +81,13 @@ export async function sweepMain(args: string[]): Promise<number> {
   let transport: Transport;
   try {
     if (nats.servers) {
-      transport = await connectNats({ ...nats, servers: nats.servers, name: "ticketsweep-coordinator", log: logLine });
+      transport = await connectNats({
+        ...nats,
+        servers: nats.servers,
+        name: "ticketsweep-coordinator",
+        log: logLine,
+        ackWaitMs,
+      });
       logLine(`broker ${nats.servers}: publishing trials; workers join with deno task worker --nats ${nats.servers}`);
       if (workersFlag) {
         const w = await spawnLocalWorkers(
@@ -85,11 +102,14 @@ export async function sweepMain(args: string[]): Promise<number> {
     } else if (await natsServerBinary()) {
       const server = await startLocalServer(`${runDir}/nats`);
       cleanups.push(() => server.stop());
+      await writeBrokerFile(runDir, { url: server.url, token: server.token });
+      cleanups.push(() => removeBrokerFile(runDir));
       transport = await connectNats({
         servers: server.url,
         token: server.token,
         name: "ticketsweep-coordinator",
         log: logLine,
+        ackWaitMs,
       });
       const n = workersFlag ?? navigator.hardwareConcurrency;
       const w = await spawnLocalWorkers(n, { url: server.url, token: server.token }, `${runDir}/logs`, workerArgs);
@@ -100,7 +120,7 @@ export async function sweepMain(args: string[]): Promise<number> {
         } (logs in ${runDir}/logs)`,
       );
     } else {
-      const mem = new MemoryTransport();
+      const mem = new MemoryTransport({ ackWaitMs });
       transport = mem;
       logLine(
         "no NATS URL and no nats-server on PATH: running in this process. For workers on other machines, " +
@@ -133,12 +153,43 @@ export async function sweepMain(args: string[]): Promise<number> {
         `in ${outcome.wallS.toFixed(1)} s. Report: ${outcome.runDir}/report.html (also report.md, fronts.json, ` +
         `trials.csv; results in results.jsonl)`,
     );
+    if (outcome.cancelled) console.log(`sweep ${outcome.sweepId} was cancelled`);
     return outcome.complete ? 0 : 130;
   } finally {
     ac.abort();
     for (const c of cleanups) await c().catch((e) => logLine(`cleanup: ${(e as Error).message}`));
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}
+
+/** `deno task sweep cancel SWEEP`: finds the broker, cancels, reports what it removed. */
+async function cancelMain(args: string[], values: Record<string, string | boolean | undefined>): Promise<number> {
+  if (args.length !== 1) throw new TicketsweepError(`cancel takes one sweep id or run directory\n\n${SWEEP_USAGE}`);
+  const arg = args[0]!.replace(/\/+$/, "");
+  const sweepId = arg.split("/").at(-1)!;
+  const runsDir = typeof values.runs === "string" ? values.runs : "runs";
+  let nats = natsFromFlags(values);
+  if (!nats.servers) {
+    const file = await readBrokerFile(arg.includes("/") ? arg : `${runsDir}/${arg}`);
+    if (!file) {
+      throw new TicketsweepError(
+        `no broker for ${sweepId}: pass --nats URL (and credentials), or run this where runs/${sweepId}/broker.json ` +
+          "exists (sweeps on a private broker write it while they run)",
+      );
+    }
+    nats = { ...nats, servers: file.url, token: file.token };
+  }
+  const transport = await connectNats({ ...nats, servers: nats.servers!, name: "ticketsweep-cancel", log: logLine });
+  try {
+    const purged = await transport.cancelSweep(sweepId);
+    console.log(
+      `cancelled ${sweepId}: ${purged} queued trial${purged === 1 ? "" : "s"} removed; running trials stop within ` +
+        "seconds; the coordinator records every unfinished trial as failed: cancelled",
+    );
+    return 0;
+  } finally {
+    await transport.close();
   }
 }
 

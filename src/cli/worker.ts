@@ -2,7 +2,7 @@ import { connectNats } from "../broker/nats.ts";
 import { type Backend, BACKENDS } from "../spec/schema.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
-import { intFlag, logLine, NATS_FLAGS, natsFromFlags, parseCli } from "./common.ts";
+import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli } from "./common.ts";
 
 export const WORKER_USAGE = `Usage: deno task worker --nats nats://HOST:4222 [options]
 
@@ -10,10 +10,7 @@ Pulls trials from a ticketsweep broker and runs them, one at a time, until stopp
 running trial back to the queue).
 
 Options:
-  --nats URL          broker URL (or NATS_URL)
-  --token T           auth token (or NATS_TOKEN)
-  --user U            user name (or NATS_USER)
-  --password P        password (or NATS_PASSWORD)
+${NATS_FLAGS_HELP}
   --backend B         engine: ${BACKENDS.join("|")} (default: auto, or the trial's spec)
   --threads N         OpenBLAS threads for the blas engine (default 1: run one worker per core)
   --max-trials N      exit after N trials
@@ -61,6 +58,9 @@ export async function workerMain(args: string[]): Promise<number> {
     ...(maxTrials >= 0 ? { maxTrials } : {}),
   });
   await transport.close();
-  logLine(`worker ${id} exits: ${summary.done} done, ${summary.failed} failed, ${summary.released} given back`);
+  logLine(
+    `worker ${id} exits: ${summary.done} done, ${summary.failed} failed, ${summary.released} given back, ` +
+      `${summary.cancelled} dropped (cancelled sweeps)`,
+  );
   return 0;
 }

@@ -1,5 +1,5 @@
 import { WIRE_VERSION } from "../broker/messages.ts";
-import type { ProgressMessage, ResultMessage, TrialMessage } from "../broker/messages.ts";
+import type { ProgressMessage, ResultMessage, SweepState, TrialMessage } from "../broker/messages.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { ReportData } from "../report/data.ts";
 import { describeParams, expandTrials, sweepIdOf, type Trial } from "../spec/expand.ts";
@@ -30,6 +30,8 @@ export interface SweepOutcome {
   wallS: number;
   /** True when every trial has its one outcome. */
   complete: boolean;
+  /** True when the sweep was cancelled (its unfinished trials are recorded as failed: cancelled). */
+  cancelled: boolean;
 }
 
 /**
@@ -75,8 +77,38 @@ async function trackSweep(
   for (const r of results.all()) progress.onRecorded(r, trials.get(r.trial_id)?.config.method.name ?? "?");
   const ticker = display ? setInterval(() => display.show(progress.snapshot()), 500) : undefined;
   await transport.setup();
+  const sweepId = manifest.sweep_id;
+  let status: SweepState["status"] = "running";
+  const putState = () =>
+    transport.putSweepState({
+      v: WIRE_VERSION,
+      sweep_id: sweepId,
+      name: manifest.name,
+      status,
+      total,
+      done: results.all().filter((r) => r.status === "done").length,
+      failed: results.all().filter((r) => r.status === "failed").length,
+      eta_s: progress.snapshot().etaS,
+      coordinator: Deno.hostname(),
+      rejected: transport.rejected(),
+      updated_at: new Date().toISOString(),
+    }).catch((e) => log(`could not publish the sweep state: ${(e as Error).message}`));
+  let resolveCancel!: () => void;
+  const cancelled = new Promise<void>((r) => (resolveCancel = r));
+  let cancelAt: string | null = null;
+  const onCancel = (at: string) => {
+    cancelAt ??= at;
+    resolveCancel();
+  };
+  const previous = await transport.getSweepState(sweepId).catch(() => null);
+  if (previous?.status === "cancelled") onCancel(previous.updated_at);
+  else await putState();
+  const control = transport.subscribeControl((c) => {
+    if (c.sweep_id === sweepId && c.action === "cancel") onCancel(c.at);
+  });
+  const stateTimer = setInterval(putState, 2000);
   const lastError = new Map<string, string>();
-  const progressSub = transport.subscribeProgress(manifest.sweep_id, (p: ProgressMessage) => {
+  const progressSub = transport.subscribeProgress(sweepId, (p: ProgressMessage) => {
     if (p.error) lastError.set(p.trial_id, `attempt ${p.attempt} on ${p.host}: ${p.error}`);
     progress.onProgress(p);
   });
@@ -84,7 +116,7 @@ async function trackSweep(
   const done = new Promise<void>((r) => (resolveDone = r));
   if (results.size >= total) resolveDone();
   let chain = Promise.resolve();
-  const onResult = (r: ResultMessage): Promise<void> => {
+  const record = (r: ResultMessage): Promise<void> => {
     // Results are recorded one at a time, in arrival order.
     chain = chain.then(async () => {
       const trial = trials.get(r.trial_id);
@@ -102,18 +134,39 @@ async function trackSweep(
     });
     return chain;
   };
-  const sub = await transport.consumeResults(manifest.sweep_id, onResult);
+  const sub = await transport.consumeResults(sweepId, record);
   await chain;
-  const pending = manifest.trials.filter((t) => !results.has(t.id));
-  for (const t of pending) await transport.publishTrial(trialMessage(t, manifest.spec.max_attempts));
-  if (pending.length) {
-    log(`published ${pending.length} trial${pending.length === 1 ? "" : "s"} of ${manifest.sweep_id}`);
+  if (!cancelAt) {
+    const pending = manifest.trials.filter((t) => !results.has(t.id));
+    for (const t of pending) await transport.publishTrial(trialMessage(t, manifest.spec.max_attempts));
+    if (pending.length) log(`published ${pending.length} trial${pending.length === 1 ? "" : "s"} of ${sweepId}`);
   }
   const aborted = new Promise<void>((r) => o.signal?.addEventListener("abort", () => r(), { once: true }));
-  await Promise.race([done, aborted]);
+  await Promise.race([done, aborted, cancelled]);
+  if (cancelAt && results.size < total) {
+    // every trial still without an outcome gets one: cancelled
+    const reason = `cancelled (deno task sweep cancel, ${cancelAt})`;
+    for (const t of manifest.trials.filter((t) => !results.has(t.id))) {
+      await record({
+        v: WIRE_VERSION,
+        sweep_id: sweepId,
+        trial_id: t.id,
+        status: "failed",
+        attempt: 1,
+        error: reason,
+        worker: { id: "coordinator", host: Deno.hostname(), backend: "none", device: "none", deno: Deno.version.deno },
+        finished_at: new Date().toISOString(),
+      });
+    }
+    log(`sweep ${sweepId} cancelled: unfinished trials recorded as failed (${reason})`);
+  }
   await sub.stop();
   await progressSub.stop();
+  await control.stop();
   await chain;
+  clearInterval(stateTimer);
+  status = cancelAt ? "cancelled" : results.size >= total ? "complete" : "stopped";
+  await putState();
   clearInterval(ticker);
   display?.show(progress.snapshot(), Date.now(), true);
   display?.finish();
@@ -124,6 +177,7 @@ async function trackSweep(
     data,
     wallS: (performance.now() - o.t0) / 1000,
     complete: results.size >= total,
+    cancelled: cancelAt !== null,
   };
 }
 

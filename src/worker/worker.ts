@@ -1,9 +1,16 @@
 import type { Transport, TrialDelivery } from "../broker/transport.ts";
-import { type ProgressMessage, type ResultMessage, WIRE_VERSION, type WorkerInfo } from "../broker/messages.ts";
+import {
+  type ProgressMessage,
+  type ResultMessage,
+  type TrialMessage,
+  WIRE_VERSION,
+  type WorkerInfo,
+} from "../broker/messages.ts";
 import type { Engine } from "../engine/engine.ts";
 import { type EngineChoice, selectEngine } from "../engine/select.ts";
 import type { Backend } from "../spec/schema.ts";
-import { runTrial, TrialStopped } from "../train/trial.ts";
+import { runTrial as trainTrial, type TrialHooks, TrialStopped } from "../train/trial.ts";
+import type { TrialMetrics } from "../train/result.ts";
 
 /** What a worker needs: a transport, how to pick its engine, and a way to be stopped. */
 export interface WorkerOptions {
@@ -22,6 +29,21 @@ export interface WorkerOptions {
   idleExitMs?: number;
   /** How often a running trial reports progress and extends its ack deadline. */
   heartbeatMs?: number;
+  /** How often the worker's presence (what it runs, how fast) is refreshed; it expires 20 s after the last. */
+  presenceMs?: number;
+  /** Replaces the trainer (the dispatch benchmark uses a no-op one). */
+  runTrial?: (trial: TrialMessage, engine: Engine, hooks: TrialHooks) => Promise<TrialMetrics>;
+}
+
+/** What a worker is doing, for its presence heartbeat. */
+interface Activity {
+  sweep: string | null;
+  trial: string | null;
+  step: number;
+  totalSteps: number;
+  stepsPerS: number | null;
+  lastStepAt: number;
+  engine?: Engine;
 }
 
 /** Counts of what a worker did. */
@@ -29,6 +51,8 @@ export interface WorkerSummary {
   done: number;
   failed: number;
   released: number;
+  /** Trials dropped because their sweep was cancelled. */
+  cancelled: number;
 }
 
 /**
@@ -50,9 +74,38 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     }
     return p;
   };
-  const summary: WorkerSummary = { done: 0, failed: 0, released: 0 };
+  const summary: WorkerSummary = { done: 0, failed: 0, released: 0, cancelled: 0 };
   let idleSince = Date.now();
   await opts.transport.setup(); // a worker may start before any coordinator has created the queue
+  const cancelled = new Set<string>();
+  const control = opts.transport.subscribeControl((c) => {
+    if (c.action === "cancel" && !cancelled.has(c.sweep_id)) {
+      cancelled.add(c.sweep_id);
+      log(`worker ${id}: sweep ${c.sweep_id} cancelled`);
+    }
+  });
+  const activity: Activity = { sweep: null, trial: null, step: 0, totalSteps: 0, stepsPerS: null, lastStepAt: 0 };
+  const beat = () =>
+    opts.transport.putPresence({
+      v: WIRE_VERSION,
+      worker: id,
+      host: Deno.hostname(),
+      backend: activity.engine?.name ?? "none",
+      device: activity.engine?.device ?? "none",
+      deno: Deno.version.deno,
+      sweep_id: activity.sweep,
+      trial_id: activity.trial,
+      step: activity.step,
+      total_steps: activity.totalSteps,
+      steps_per_s: activity.stepsPerS,
+      done: summary.done,
+      failed: summary.failed,
+      rejected: opts.transport.rejected(),
+      updated_at: new Date().toISOString(),
+    }).catch(() => {}); // presence is best effort: a broker blip must not stop the work
+  const presence = setInterval(beat, opts.presenceMs ?? 5000);
+  beat();
+  const ctx: DeliveryContext = { id, engineFor, opts, log, cancelled, activity, beat };
   try {
     while (!opts.signal?.aborted) {
       if (opts.maxTrials !== undefined && summary.done + summary.failed >= opts.maxTrials) break;
@@ -66,24 +119,37 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         summary.released++;
         break;
       }
-      const outcome = await handleDelivery(d, id, engineFor, opts, log);
+      const outcome = await handleDelivery(d, ctx);
       summary[outcome]++;
+      Object.assign(activity, { sweep: null, trial: null, step: 0, totalSteps: 0 });
       idleSince = Date.now();
     }
   } finally {
+    clearInterval(presence);
+    await control.stop();
     for (const p of engines.values()) await p.then((c) => c.engine.close(), () => {});
   }
   return summary;
 }
 
-async function handleDelivery(
-  d: TrialDelivery,
-  id: string,
-  engineFor: (b: Backend) => Promise<EngineChoice>,
-  opts: WorkerOptions,
-  log: (line: string) => void,
-): Promise<keyof WorkerSummary> {
+interface DeliveryContext {
+  id: string;
+  engineFor: (b: Backend) => Promise<EngineChoice>;
+  opts: WorkerOptions;
+  log: (line: string) => void;
+  cancelled: Set<string>;
+  activity: Activity;
+  beat: () => void;
+}
+
+async function handleDelivery(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof WorkerSummary> {
+  const { id, engineFor, opts, log, cancelled, activity } = ctx;
   const t = d.trial;
+  if (cancelled.has(t.sweep_id)) {
+    d.term();
+    log(`trial ${t.trial_id}: dropped (sweep cancelled)`);
+    return "cancelled";
+  }
   const info = (engine?: Engine): WorkerInfo => ({
     id,
     host: Deno.hostname(),
@@ -121,23 +187,43 @@ async function handleDelivery(
   let engine: Engine | undefined;
   try {
     engine = (await engineFor(t.config.backend)).engine;
+    Object.assign(activity, {
+      sweep: t.sweep_id,
+      trial: t.trial_id,
+      step: 0,
+      totalSteps: 0,
+      lastStepAt: Date.now(),
+      engine,
+    });
+    ctx.beat();
     log(`trial ${t.trial_id}: start (attempt ${d.deliveryCount})`);
-    const metrics = await runTrial(t.config, engine, {
+    const hooks: TrialHooks = {
       progressEveryMs: opts.heartbeatMs ?? 1000,
-      shouldStop: () => opts.signal?.aborted ?? false,
+      shouldStop: () => (opts.signal?.aborted ?? false) || cancelled.has(t.sweep_id),
       onProgress: ({ step, totalSteps, loss }) => {
         d.working();
+        const now = Date.now();
+        if (step > activity.step && now > activity.lastStepAt) {
+          activity.stepsPerS = (step - activity.step) / ((now - activity.lastStepAt) / 1000);
+        }
+        Object.assign(activity, { step, totalSteps, lastStepAt: now });
         opts.transport.publishProgress(
           progress({ step, total_steps: totalSteps, loss: Number.isFinite(loss) ? loss : null }),
         );
       },
-    });
+    };
+    const metrics = opts.runTrial ? await opts.runTrial(t, engine, hooks) : await trainTrial(t.config, engine, hooks);
     await opts.transport.publishResult(result("done", { metrics }, engine));
     await d.ack();
     log(`trial ${t.trial_id}: done, accuracy ${metrics.accuracy.toFixed(4)}, sparsity ${metrics.sparsity.toFixed(4)}`);
     return "done";
   } catch (e) {
     if (e instanceof TrialStopped) {
+      if (cancelled.has(t.sweep_id)) {
+        d.term();
+        log(`trial ${t.trial_id}: stopped (sweep cancelled)`);
+        return "cancelled";
+      }
       d.nak();
       log(`trial ${t.trial_id}: released (worker stopping)`);
       return "released";

@@ -1,0 +1,107 @@
+import type { SweepState, WorkerPresence } from "../broker/messages.ts";
+import type { Transport } from "../broker/transport.ts";
+import { duration } from "./progress.ts";
+
+/** A worker is shown as gone when its last heartbeat is older than this (its entry expires at 20 s). */
+export const GONE_AFTER_MS = 12_000;
+
+/** One sweep's numbers as `status` shows them. */
+export interface SweepStatus {
+  state: SweepState;
+  queued: number;
+  running: number;
+  workers: (WorkerPresence & { gone: boolean })[];
+}
+
+/** Sweep states and worker presence from the broker; `sweepId` narrows to one sweep. */
+export async function gatherStatus(transport: Transport, sweepId?: string, now = Date.now()): Promise<SweepStatus[]> {
+  const states = (await transport.listSweepStates()).filter((s) => !sweepId || s.sweep_id === sweepId);
+  const presence = (await transport.listPresence()).map((p) => ({
+    ...p,
+    gone: now - Date.parse(p.updated_at) > GONE_AFTER_MS,
+  }));
+  return states.sort((a, b) => b.updated_at.localeCompare(a.updated_at)).map((state) => {
+    const workers = presence.filter((p) => p.sweep_id === state.sweep_id);
+    const running = state.status === "running" || state.status === "stopped"
+      ? workers.filter((w) => !w.gone && w.trial_id).length
+      : 0;
+    return {
+      state,
+      running,
+      queued: Math.max(0, state.total - state.done - state.failed - running),
+      workers,
+    };
+  });
+}
+
+/** The idle workers (no trial), for the status footer. */
+export async function idleWorkers(
+  transport: Transport,
+  now = Date.now(),
+): Promise<(WorkerPresence & { gone: boolean })[]> {
+  return (await transport.listPresence()).filter((p) => !p.trial_id).map((p) => ({
+    ...p,
+    gone: now - Date.parse(p.updated_at) > GONE_AFTER_MS,
+  }));
+}
+
+function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+const rejectedText = (r: Record<string, number>) =>
+  Object.entries(r).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(", ") || "none";
+
+/** Human-readable status: per sweep its counts and ETA, then each worker with host, engine, trial and speed. */
+export function renderStatus(
+  list: SweepStatus[],
+  idle: (WorkerPresence & { gone: boolean })[],
+  now = Date.now(),
+): string {
+  if (list.length === 0) return "no sweeps on this broker";
+  const out: string[] = [];
+  for (const s of list) {
+    const st = s.state;
+    out.push(
+      `${st.sweep_id} (${st.name}): ${st.status}; ${st.total} trials: ${s.queued} queued, ${s.running} running, ` +
+        `${st.done} done, ${st.failed} failed` +
+        (st.status === "running" && st.eta_s !== null ? `; ETA ${duration(st.eta_s)}` : "") +
+        `; coordinator ${st.coordinator}, updated ${duration((now - Date.parse(st.updated_at)) / 1000)} ago` +
+        `; rejected messages: ${rejectedText(st.rejected)}`,
+    );
+    if (s.workers.length) {
+      out.push(
+        table(
+          ["  host", "worker", "engine", "device", "trial", "step", "steps/s", "seen", "state"],
+          s.workers.map((w) => [
+            `  ${w.host}`,
+            w.worker,
+            w.backend,
+            w.device,
+            w.trial_id ?? "-",
+            w.total_steps ? `${w.step}/${w.total_steps}` : "-",
+            w.steps_per_s === null ? "-" : w.steps_per_s.toFixed(0),
+            `${duration((now - Date.parse(w.updated_at)) / 1000)} ago`,
+            w.gone ? "gone" : "active",
+          ]),
+        ),
+      );
+    }
+    out.push("");
+  }
+  if (idle.length) {
+    out.push(
+      `idle workers: ${
+        idle.map((w) =>
+          `${w.host}/${w.worker} (${w.backend}, ${w.done} done, rejected ${rejectedText(w.rejected)}${
+            w.gone ? ", gone" : ""
+          })`
+        )
+          .join("; ")
+      }`,
+    );
+  }
+  return out.join("\n").trimEnd();
+}
