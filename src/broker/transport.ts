@@ -61,7 +61,7 @@ export interface Transport {
   listPresence(): Promise<WorkerPresence[]>;
   /**
    * Cancels a sweep: removes its queued trials, marks it cancelled and tells every process to stop its
-   * running trials. Returns how many queued trials were removed.
+   * running trials. Returns how many unfinished trials were removed from the queue (running ones included).
    */
   cancelSweep(sweepId: string): Promise<number>;
   subscribeControl(handler: (c: ControlMessage) => void): Subscription;

@@ -184,8 +184,11 @@ async function cancelMain(args: string[], values: Record<string, string | boolea
   try {
     const purged = await transport.cancelSweep(sweepId);
     console.log(
-      `cancelled ${sweepId}: ${purged} queued trial${purged === 1 ? "" : "s"} removed; running trials stop within ` +
-        "seconds; the coordinator records every unfinished trial as failed: cancelled",
+      `cancelled ${sweepId}: ${purged} unfinished trial${
+        purged === 1 ? "" : "s"
+      } removed from the queue (running ones ` +
+        "included); running trials stop within seconds; the coordinator records every unfinished trial as failed: " +
+        "cancelled",
     );
     return 0;
   } finally {

@@ -142,6 +142,30 @@ interface DeliveryContext {
   beat: () => void;
 }
 
+/** How long a finished trial's result is retried while the broker is unreachable (a restart, a network blip). */
+const RESULT_RETRY_MS = 120_000;
+
+/**
+ * Publishes a result, retrying with backoff while the broker is away; false when it could not within
+ * {@link RESULT_RETRY_MS} (the trial is then released and will run again; the result is deduplicated).
+ */
+async function publishPatiently(opts: WorkerOptions, r: ResultMessage, log: (l: string) => void): Promise<boolean> {
+  const deadline = Date.now() + RESULT_RETRY_MS;
+  for (let wait = 250;; wait = Math.min(wait * 2, 5000)) {
+    try {
+      await opts.transport.publishResult(r);
+      return true;
+    } catch (e) {
+      if (Date.now() + wait > deadline) {
+        log(`trial ${r.trial_id}: result not published (${(e as Error).message}); releasing it`);
+        return false;
+      }
+      log(`trial ${r.trial_id}: publishing the result failed (${(e as Error).message}); retrying`);
+      await new Promise((res) => setTimeout(res, wait));
+    }
+  }
+}
+
 async function handleDelivery(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof WorkerSummary> {
   const { id, engineFor, opts, log, cancelled, activity } = ctx;
   const t = d.trial;
@@ -213,8 +237,11 @@ async function handleDelivery(d: TrialDelivery, ctx: DeliveryContext): Promise<k
       },
     };
     const metrics = opts.runTrial ? await opts.runTrial(t, engine, hooks) : await trainTrial(t.config, engine, hooks);
-    await opts.transport.publishResult(result("done", { metrics }, engine));
-    await d.ack();
+    if (!(await publishPatiently(opts, result("done", { metrics }, engine), log))) {
+      d.nak();
+      return "released";
+    }
+    await d.ack().catch(() => {}); // a lost ack only means a redelivery, and the result is deduplicated
     log(`trial ${t.trial_id}: done, accuracy ${metrics.accuracy.toFixed(4)}, sparsity ${metrics.sparsity.toFixed(4)}`);
     return "done";
   } catch (e) {
