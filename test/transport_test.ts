@@ -10,7 +10,7 @@ import { trialMessage } from "../src/coordinator/sweep.ts";
 import { tinySpec } from "./_fixtures.ts";
 
 function trialMessages(name: string, n: number): TrialMessage[] {
-  return expandTrials(tinySpec(name, n)).map((t) => trialMessage(t, 3));
+  return expandTrials(tinySpec(name, n)).map((t) => trialMessage(t, 3, "test-secret"));
 }
 
 function failed(t: TrialMessage): ResultMessage {
@@ -23,6 +23,7 @@ function failed(t: TrialMessage): ResultMessage {
     error: "test",
     worker: { id: "w", host: "h", backend: "none", device: "none", deno: "x" },
     finished_at: new Date().toISOString(),
+    claim: t.claim,
   };
 }
 

@@ -34,15 +34,18 @@ export function freePort(): number {
  */
 export async function startLocalServer(
   storeDir: string,
-  opts: { port?: number; token?: string; bin?: string; extraArgs?: string[] } = {},
+  opts: { port?: number; token?: string; bin?: string; extraArgs?: string[]; configFile?: string } = {},
 ): Promise<LocalServer> {
   const bin = opts.bin ?? (await natsServerBinary());
   if (!bin) throw new BrokerError("nats-server is not on PATH; install it (apt-get install nats-server)");
   const port = opts.port ?? freePort();
   const token = opts.token ?? crypto.randomUUID().replaceAll("-", "");
   await Deno.mkdir(storeDir, { recursive: true });
-  const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir, ...(opts.extraArgs ?? [])];
-  if (token) args.push("--auth", token);
+  // with a configuration file (broker-config's), it decides address, store and auth; only the port is forced
+  const args = opts.configFile
+    ? ["-c", opts.configFile, "-p", String(port)]
+    : ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir, ...(opts.extraArgs ?? [])];
+  if (token && !opts.configFile) args.push("--auth", token);
   const process = new Deno.Command(bin, { args, stdout: "null", stderr: "piped", stdin: "null" }).spawn();
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -52,7 +55,9 @@ export async function startLocalServer(
       break;
     } catch {
       if (Date.now() > deadline) {
-        process.kill("SIGKILL");
+        try {
+          process.kill("SIGKILL");
+        } catch { /* it exited by itself */ }
         throw new BrokerError(`nats-server did not start on 127.0.0.1:${port}`);
       }
       await new Promise((r) => setTimeout(r, 50));

@@ -18,6 +18,8 @@ export const TrialMessageSchema = z.object({
   seed: z.number().int(),
   config: TrialConfigSchema,
   max_attempts: z.number().int().positive(),
+  /** A secret of this trial that its result must carry: only a worker given the trial knows it. */
+  claim: z.string().regex(/^[0-9a-f]{32}$/),
 }).strict();
 export type TrialMessage = z.infer<typeof TrialMessageSchema>;
 
@@ -76,6 +78,8 @@ export const ResultMessageSchema = z.object({
   metrics: MetricsSchema.optional(),
   worker: WorkerInfoSchema,
   finished_at: z.string(),
+  /** The trial's claim, echoed; a result without the right one is rejected. */
+  claim: z.string().max(64),
 }).strict().refine((r) => (r.status === "done") === (r.metrics !== undefined), {
   message: "a done result carries metrics and a failed one does not",
 });

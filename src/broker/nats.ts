@@ -105,7 +105,6 @@ export class NatsTransport implements Transport {
   readonly #opened = new Set<string>();
   /** Sweeps workers serve, refreshed from the sweep bucket, and when each was last found empty. */
   #served: { at: number; ids: string[] } = { at: 0, ids: [] };
-  readonly #emptyUntil = new Map<string, number>();
   #turn = 0;
   #sweepKv?: Promise<KV>;
   #workerKv?: Promise<KV>;
@@ -144,12 +143,20 @@ export class NatsTransport implements Transport {
   /** The sweep state bucket, or the expiring worker presence bucket (created on first use). */
   #kv(which: "sweeps" | "workers"): Promise<KV> {
     const kvm = new Kvm(this.nc);
+    // open first: a least-privilege worker may use a bucket but not create one
+    const openOrCreate = async (name: string, opts: Parameters<Kvm["create"]>[1]) => {
+      try {
+        const info = await this.#jsm.streams.info(`KV_${name}`);
+        if (info) return await kvm.open(name);
+      } catch { /* not there yet */ }
+      return await kvm.create(name, opts);
+    };
     if (which === "sweeps") {
-      this.#sweepKv ??= kvm.create(SWEEP_BUCKET, { history: 1, storage: StorageType.File });
+      this.#sweepKv ??= openOrCreate(SWEEP_BUCKET, { history: 1, storage: StorageType.File });
       this.#sweepKv.catch(() => (this.#sweepKv = undefined));
       return this.#sweepKv;
     }
-    this.#workerKv ??= kvm.create(WORKER_BUCKET, { history: 1, ttl: PRESENCE_TTL_MS, storage: StorageType.File });
+    this.#workerKv ??= openOrCreate(WORKER_BUCKET, { history: 1, ttl: PRESENCE_TTL_MS, storage: StorageType.File });
     this.#workerKv.catch(() => (this.#workerKv = undefined));
     return this.#workerKv;
   }
@@ -215,7 +222,7 @@ export class NatsTransport implements Transport {
 
   /** The running sweeps, from the sweep bucket (cached for a second). */
   async #servedSweeps(): Promise<string[]> {
-    if (Date.now() - this.#served.at > 1000) {
+    if (Date.now() - this.#served.at > 500) {
       const states = await this.listSweepStates().catch(() => null);
       if (states) {
         this.#served = {
@@ -231,27 +238,34 @@ export class NatsTransport implements Transport {
     const deadline = Date.now() + expiresMs;
     while (Date.now() < deadline) {
       const sweeps = await this.#servedSweeps();
-      // take turns: start after the sweep served last, skip sweeps found empty a moment ago
-      const order = sweeps.map((_, i) => sweeps[(this.#turn + i) % sweeps.length]!);
-      const ready = order.filter((s) => (this.#emptyUntil.get(s) ?? 0) <= Date.now());
-      if (ready.length === 0) {
-        await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
-        continue;
-      }
-      for (const sweep of ready) {
-        const d = await this.#pullFrom(sweep, ready.length === 1 ? deadline - Date.now() : 1000);
+      if (sweeps.length === 1) return await this.#pullFrom(sweeps[0]!, deadline - Date.now()); // long poll
+      // several sweeps take turns: starting after the one served last, the first with queued trials
+      for (let i = 0; i < sweeps.length; i++) {
+        const sweep = sweeps[(this.#turn + i) % sweeps.length]!;
+        if (!(await this.#hasPending(sweep))) continue;
+        const d = await this.#pullFrom(sweep, 1000);
         if (d) {
-          this.#turn = (sweeps.indexOf(sweep) + 1) % Math.max(1, sweeps.length);
+          this.#turn = (sweeps.indexOf(sweep) + 1) % sweeps.length;
           return d;
         }
-        this.#emptyUntil.set(sweep, Date.now() + (ready.length === 1 ? 0 : 2000));
-        if (Date.now() >= deadline) break;
       }
+      await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
     }
     return null;
   }
 
-  async #pullFrom(sweep: string, expiresMs: number): Promise<TrialDelivery | null> {
+  /** Whether a sweep's worker consumer has trials waiting (false when it does not exist). */
+  async #hasPending(sweep: string): Promise<boolean> {
+    const c = await this.#consumer(sweep);
+    if (!c) return false;
+    try {
+      return (await c.info()).num_pending > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  async #consumer(sweep: string): Promise<Consumer | null> {
     let consumer = this.#consumers.get(sweep);
     if (!consumer) {
       try {
@@ -260,6 +274,15 @@ export class NatsTransport implements Transport {
         return null; // the sweep's queue is not there (yet, or any more)
       }
       this.#consumers.set(sweep, consumer);
+    }
+    return consumer;
+  }
+
+  async #pullFrom(sweep: string, expiresMs: number): Promise<TrialDelivery | null> {
+    const consumer = await this.#consumer(sweep);
+    if (!consumer) {
+      await new Promise((r) => setTimeout(r, Math.min(250, expiresMs)));
+      return null;
     }
     const deadline = Date.now() + expiresMs;
     while (true) {

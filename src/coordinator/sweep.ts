@@ -5,6 +5,7 @@ import type { ReportData } from "../report/data.ts";
 import { describeParams, expandTrials, sweepIdOf, type Trial } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
 import { ResultLog } from "./record.ts";
+import { hmacHex, randomHex } from "../util/hash.ts";
 import { type ProgressDisplay, SweepProgress } from "./progress.ts";
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
 
@@ -71,6 +72,8 @@ async function trackSweep(
   const log = display ? (line: string) => display.log(line) : o.log;
   const trials = new Map(manifest.trials.map((t) => [t.id, t]));
   const results = await ResultLog.open(runDir);
+  const secret = await sweepSecret(runDir);
+  let forged = 0;
   const total = trials.size;
   if (results.size > 0) log(`resuming ${manifest.sweep_id}: ${results.size}/${total} trials already recorded`);
   const progress = new SweepProgress(manifest.sweep_id, total);
@@ -90,7 +93,7 @@ async function trackSweep(
       failed: results.all().filter((r) => r.status === "failed").length,
       eta_s: progress.snapshot().etaS,
       coordinator: Deno.hostname(),
-      rejected: transport.rejected(),
+      rejected: { ...transport.rejected(), ...(forged ? { "result without claim": forged } : {}) },
       updated_at: new Date().toISOString(),
     }).catch((e) => log(`could not publish the sweep state: ${(e as Error).message}`));
   let resolveCancel!: () => void;
@@ -124,6 +127,13 @@ async function trackSweep(
         log(`ignored a result for unknown trial ${r.trial_id}`);
         return;
       }
+      if (r.claim !== claimOf(secret, r.trial_id)) {
+        forged++;
+        log(
+          `rejected a result for trial ${r.trial_id} from ${r.worker.host}/${r.worker.id}: it does not carry the trial's claim`,
+        );
+        return;
+      }
       if (r.status === "failed" && lastError.has(r.trial_id) && r.error?.startsWith("gave up")) {
         r = { ...r, error: `${r.error}; last error: ${lastError.get(r.trial_id)}` };
       }
@@ -138,7 +148,7 @@ async function trackSweep(
   await chain;
   if (!cancelAt) {
     const pending = manifest.trials.filter((t) => !results.has(t.id));
-    for (const t of pending) await transport.publishTrial(trialMessage(t, manifest.spec.max_attempts));
+    for (const t of pending) await transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret));
     if (pending.length) log(`published ${pending.length} trial${pending.length === 1 ? "" : "s"} of ${sweepId}`);
   }
   const aborted = new Promise<void>((r) => o.signal?.addEventListener("abort", () => r(), { once: true }));
@@ -156,6 +166,7 @@ async function trackSweep(
         error: reason,
         worker: { id: "coordinator", host: Deno.hostname(), backend: "none", device: "none", deno: Deno.version.deno },
         finished_at: new Date().toISOString(),
+        claim: claimOf(secret, t.id),
       });
     }
     log(`sweep ${sweepId} cancelled: unfinished trials recorded as failed (${reason})`);
@@ -181,8 +192,29 @@ async function trackSweep(
   };
 }
 
+/**
+ * A trial's claim: the HMAC of its id under the sweep's secret. It travels with the trial, and a result is
+ * recorded only when it carries it back, so a worker can report only trials it was given.
+ */
+export function claimOf(secret: string, trialId: string): string {
+  return hmacHex(secret, trialId).slice(0, 32);
+}
+
+/** The sweep's secret (`runs/<sweep>/secret`, owner-only), created on first use. */
+export async function sweepSecret(runDir: string): Promise<string> {
+  const path = `${runDir}/secret`;
+  try {
+    return (await Deno.readTextFile(path)).trim();
+  } catch {
+    const secret = randomHex(32);
+    await Deno.mkdir(runDir, { recursive: true });
+    await Deno.writeTextFile(path, secret + "\n", { mode: 0o600 });
+    return secret;
+  }
+}
+
 /** The wire message that carries a planned trial to a worker. */
-export function trialMessage(t: Trial, maxAttempts: number): TrialMessage {
+export function trialMessage(t: Trial, maxAttempts: number, secret: string): TrialMessage {
   return {
     v: WIRE_VERSION,
     sweep_id: t.sweepId,
@@ -191,6 +223,7 @@ export function trialMessage(t: Trial, maxAttempts: number): TrialMessage {
     seed: t.seed,
     config: t.config,
     max_attempts: maxAttempts,
+    claim: claimOf(secret, t.id),
   };
 }
 

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 
 /** JSON with object keys sorted at every depth, so equal values always serialise to the same text. */
 export function canonicalJson(value: unknown): string {
@@ -26,4 +26,14 @@ export function sha256Hex(data: string | Uint8Array): string {
 /** A short, stable id for a value: the first `length` hex digits of the SHA-256 of its canonical JSON. */
 export function stableId(value: unknown, length = 12): string {
   return sha256Hex(canonicalJson(value)).slice(0, length);
+}
+
+/** Hex HMAC-SHA-256 of `data` under `key`. */
+export function hmacHex(key: string, data: string): string {
+  return createHmac("sha256", key).update(data).digest("hex");
+}
+
+/** `bytes` random bytes as hex. */
+export function randomHex(bytes: number): string {
+  return randomBytes(bytes).toString("hex");
 }

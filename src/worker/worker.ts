@@ -76,7 +76,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   };
   const summary: WorkerSummary = { done: 0, failed: 0, released: 0, cancelled: 0 };
   let idleSince = Date.now();
-  await opts.transport.setup(); // a worker may start before any coordinator has created the queue
+  // a worker may start before any coordinator has created the queue; with least-privilege credentials it
+  // cannot create it, and waits for the coordinator to
+  await opts.transport.setup().catch((e) => log(`worker ${id}: broker setup incomplete (${(e as Error).message})`));
   const cancelled = new Set<string>();
   const control = opts.transport.subscribeControl((c) => {
     if (c.action === "cancel" && !cancelled.has(c.sweep_id)) {
@@ -189,6 +191,7 @@ async function handleDelivery(d: TrialDelivery, ctx: DeliveryContext): Promise<k
     attempt: d.deliveryCount,
     worker: info(engine),
     finished_at: new Date().toISOString(),
+    claim: t.claim,
     ...extra,
   });
   const progress = (p: Pick<ProgressMessage, "step" | "total_steps" | "loss" | "error">): ProgressMessage => ({

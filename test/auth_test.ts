@@ -1,0 +1,107 @@
+// The generated least-privilege broker configuration, with a real nats-server.
+import assert from "node:assert/strict";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { brokerConfig } from "../src/broker/config.ts";
+import { freePort, startLocalServer } from "../src/broker/local_server.ts";
+import { connectNats, RESULT_STREAM, TRIAL_STREAM } from "../src/broker/nats.ts";
+import { WIRE_VERSION } from "../src/broker/messages.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { sweepIdOf } from "../src/spec/expand.ts";
+import { runWorker } from "../src/worker/worker.ts";
+import { tinySpecText } from "./_fixtures.ts";
+import { recorded, until } from "./_cluster.ts";
+
+/** Connects with the NATS text protocol, sends CONNECT and PING, returns what the server answered. */
+async function rawConnect(port: number, auth: Record<string, string>): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buf = new Uint8Array(4096);
+  let text = "";
+  const read = async () => {
+    const n = await conn.read(buf).catch(() => null);
+    if (n) text += new TextDecoder().decode(buf.subarray(0, n));
+    return n;
+  };
+  await read(); // INFO
+  await conn.write(new TextEncoder().encode(`CONNECT ${JSON.stringify({ verbose: false, ...auth })}\r\nPING\r\n`));
+  const deadline = Date.now() + 3000;
+  while (!/PONG|-ERR/.test(text) && Date.now() < deadline && (await read())) { /* more */ }
+  conn.close();
+  return text;
+}
+
+Deno.test("auth - the generated config refuses anonymous clients; a worker cannot delete streams, publish trials or forge results", async () => {
+  const dir = await Deno.makeTempDir();
+  const port = freePort();
+  const cfg = brokerConfig({
+    host: "127.0.0.1",
+    port,
+    storeDir: `${dir}/js`,
+    coordinatorPassword: "coord-secret",
+    workerPassword: "worker-secret",
+  });
+  await Deno.writeTextFile(`${dir}/nats-server.conf`, cfg.conf);
+  const server = await startLocalServer(`${dir}/js`, { port, token: "", configFile: `${dir}/nats-server.conf` });
+  const url = server.url;
+  const coord = await connectNats({ servers: url, user: "coordinator", pass: "coord-secret" });
+  const worker = await connectNats({ servers: url, user: "worker", pass: "worker-secret" });
+  try {
+    // no credentials, or a wrong password: refused (spoken in the raw protocol, to see the server's own answer)
+    assert.match(await rawConnect(port, {}), /-ERR 'Authorization Violation'/);
+    assert.match(await rawConnect(port, { user: "worker", pass: "nope" }), /-ERR 'Authorization Violation'/);
+    assert.match(await rawConnect(port, { user: "worker", pass: "worker-secret" }), /PONG/);
+
+    const text = tinySpecText("auth", 4, "", 2);
+    const spec = parseSpec(text);
+    const sweepId = sweepIdOf(spec);
+    const sweep = runSweep({ spec, specText: text, specFile: "a.yaml", runsDir: dir, transport: coord, log: () => {} });
+    await until("the sweep's queue", async () => (await coord.getSweepState(sweepId))?.status === "running");
+
+    // a worker cannot delete or purge the streams
+    const wjsm = await jetstreamManager(worker.nc);
+    await assert.rejects(() => wjsm.streams.delete(TRIAL_STREAM), /permission|timeout/i);
+    await assert.rejects(() => wjsm.streams.purge(RESULT_STREAM), /permission|timeout/i);
+    // nor publish trials
+    await assert.rejects(
+      () => jetstream(worker.nc).publish(`ticketsweep.trial.${sweepId}`, new Uint8Array([1]), { timeout: 1500 }),
+      /permission|timeout|no responders/i,
+    );
+    // a result without the trial's claim is refused by the coordinator
+    const [trialId] = (await import("../src/spec/expand.ts")).expandTrials(spec).map((t) => t.id);
+    await jetstream(worker.nc).publish(
+      `ticketsweep.result.${sweepId}`,
+      new TextEncoder().encode(JSON.stringify({
+        v: WIRE_VERSION,
+        sweep_id: sweepId,
+        trial_id: trialId,
+        status: "failed",
+        attempt: 1,
+        error: "forged",
+        worker: { id: "mallory", host: "x", backend: "none", device: "none", deno: "0" },
+        finished_at: new Date().toISOString(),
+        claim: "0".repeat(32),
+      })),
+    );
+    // a worker with the worker role does its job
+    const ac = new AbortController();
+    const w = runWorker({ transport: worker, backend: "js", signal: ac.signal, presenceMs: 500 });
+    const outcome = await sweep;
+    ac.abort();
+    await w;
+    assert.ok(outcome.complete);
+    const rows = await recorded(outcome.runDir);
+    assert.equal(rows.length, 4);
+    assert.ok(rows.every((r) => r.status === "done"), "the forged failure must not be recorded");
+    assert.equal((await coord.getSweepState(sweepId))?.rejected["result without claim"], 1);
+    // the streams survived the attempts
+    const cjsm = await jetstreamManager(coord.nc);
+    assert.equal((await cjsm.streams.info(TRIAL_STREAM)).config.name, TRIAL_STREAM);
+    // and the worker's presence went through
+    assert.ok((await coord.listPresence()).some((p) => p.backend === "js"));
+  } finally {
+    await worker.close();
+    await coord.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { MemoryTransport } from "../src/broker/memory.ts";
+import { WIRE_VERSION, type WorkerPresence } from "../src/broker/messages.ts";
+import { connectNats } from "../src/broker/nats.ts";
+import { startLocalServer } from "../src/broker/local_server.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { gatherStatus, idleWorkers, renderStatus } from "../src/coordinator/status.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { runWorker } from "../src/worker/worker.ts";
+import type { Transport } from "../src/broker/transport.ts";
+import { recorded } from "./_cluster.ts";
+import { tinySpecText } from "./_fixtures.ts";
+
+const presence = (worker: string, at: number, trial: string | null): WorkerPresence => ({
+  v: WIRE_VERSION,
+  worker,
+  host: "box",
+  backend: "blas",
+  device: "OpenBLAS 1 thread",
+  deno: "2.9.6",
+  sweep_id: trial ? "s-1" : null,
+  trial_id: trial,
+  step: 40,
+  total_steps: 100,
+  steps_per_s: 95,
+  done: 3,
+  failed: 0,
+  rejected: { trial: 2 },
+  updated_at: new Date(at).toISOString(),
+});
+
+Deno.test("status - counts, ETA, each worker with engine, trial and speed; a silent worker is shown as gone", async () => {
+  const t = new MemoryTransport();
+  const now = Date.parse("2026-11-22T12:00:00Z");
+  await t.putSweepState({
+    v: WIRE_VERSION,
+    sweep_id: "s-1",
+    name: "demo",
+    status: "running",
+    total: 20,
+    done: 7,
+    failed: 1,
+    eta_s: 95,
+    coordinator: "box",
+    rejected: { result: 3 },
+    updated_at: new Date(now - 1000).toISOString(),
+  });
+  await t.putPresence(presence("w1", now - 2000, "trial-a"));
+  await t.putPresence(presence("w2", now - 30_000, "trial-b")); // stopped sending heartbeats
+  await t.putPresence(presence("w3", now - 1000, null));
+  const list = await gatherStatus(t, undefined, now);
+  assert.equal(list.length, 1);
+  assert.equal(list[0]!.running, 1);
+  assert.equal(list[0]!.queued, 20 - 7 - 1 - 1);
+  assert.deepEqual(list[0]!.workers.map((w) => [w.worker, w.gone]), [["w1", false], ["w2", true]]);
+  const text = renderStatus(list, await idleWorkers(t, now), now);
+  assert.match(text, /s-1 \(demo\): running; 20 trials: 11 queued, 1 running, 7 done, 1 failed; ETA 1m35s/);
+  assert.match(text, /rejected messages: 3 result/);
+  assert.match(text, /box\s+w1\s+blas\s+OpenBLAS 1 thread\s+trial-a\s+40\/100\s+95\s+2s ago\s+active/);
+  assert.match(text, /w2 .* gone/);
+  assert.match(text, /idle workers: box\/w3 \(blas, 3 done, rejected 2 trial\)/);
+  assert.equal(renderStatus([], []), "no sweeps on this broker");
+});
+
+/** Two sweeps on one broker and one worker: the second, started later and smaller, is served alongside. */
+async function fairness(transport: Transport, dir: string): Promise<void> {
+  const big = tinySpecText("big", 12, "", 120), small = tinySpecText("small", 4, "", 120);
+  const opts = { transport, runsDir: dir, log: () => {}, specFile: "x.yaml" };
+  const a = runSweep({ ...opts, spec: parseSpec(big), specText: big });
+  await new Promise((r) => setTimeout(r, 300)); // the big sweep's trials are all queued first
+  const b = runSweep({ ...opts, spec: parseSpec(small), specText: small });
+  const ac = new AbortController();
+  const w = runWorker({ transport, backend: "js", signal: ac.signal });
+  const [ra, rb] = await Promise.all([a, b]);
+  ac.abort();
+  await w;
+  const finishedA = (await recorded(ra.runDir)).map((r) =>
+    Date.parse((r as unknown as { finished_at: string }).finished_at)
+  );
+  const finishedB = (await recorded(rb.runDir)).map((r) =>
+    Date.parse((r as unknown as { finished_at: string }).finished_at)
+  );
+  assert.equal(finishedA.length, 12);
+  assert.equal(finishedB.length, 4);
+  // taking turns: the small sweep is done well before the big one, not after it
+  assert.ok(Math.max(...finishedB) < Math.max(...finishedA), "the small sweep waited for the big one");
+  const beforeLastB = finishedA.filter((t) => t <= Math.max(...finishedB)).length;
+  assert.ok(beforeLastB <= 7, `${beforeLastB} of the big sweep's trials ran before the small sweep finished`);
+}
+
+Deno.test("fairness - two sweeps on one in-memory queue take turns", async () => {
+  const dir = await Deno.makeTempDir();
+  const t = new MemoryTransport();
+  try {
+    await fairness(t, dir);
+  } finally {
+    await t.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fairness - two sweeps on one nats-server take turns", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await startLocalServer(`${dir}/nats`);
+  const t = await connectNats({ servers: server.url, token: server.token });
+  try {
+    await fairness(t, dir);
+  } finally {
+    await t.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
