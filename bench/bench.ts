@@ -14,8 +14,35 @@ import { buildNet } from "../src/train/nets/build.ts";
 import { Rng } from "../src/util/rng.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import { selectEngine } from "../src/engine/select.ts";
+import { dispatchBench, type DispatchResult } from "./dispatch.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { quick: { type: "boolean" } } });
+/** The dispatch benchmark's table (issue: 64 connections, 10,000 trials, no-op trainer). */
+async function printDispatch(trials: number, connections: number): Promise<void> {
+  console.log(
+    `\n## Dispatch: ${trials} trials, ${connections} worker connections, no-op trainer, nats-server on loopback\n`,
+  );
+  const r = await dispatchBench(trials, connections);
+  console.log(
+    "| recorded | lost | duplicated | publish s | last record s | trials/s recorded | queue latency p50/p90/p99 ms | service latency p50/p90/p99 ms | coordinator peak RSS MB |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  const l = (x: DispatchResult["queueLatencyMs"]) => `${x.p50}/${x.p90}/${x.p99}`;
+  console.log(
+    `| ${r.recorded} | ${r.lost} | ${r.duplicates} | ${r.publishS.toFixed(2)} | ${r.dispatchS.toFixed(2)} | ${
+      r.perS.toFixed(0)
+    } | ` +
+      `${l(r.queueLatencyMs)} | ${l(r.serviceLatencyMs)} | ${r.peakRssMb.toFixed(0)} |`,
+  );
+  console.log(
+    "\nqueue latency: from the first publish to the record (all trials are queued at once); service latency: " +
+      "from a worker pulling the trial to the coordinator recording its result.",
+  );
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { quick: { type: "boolean" }, dispatch: { type: "boolean" } },
+});
 const seconds = values.quick ? 1 : 3;
 const BATCH = 128;
 
@@ -89,6 +116,10 @@ console.log(
   `ticketsweep bench on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, ` +
     `Deno ${Deno.version.deno}; every number below is from this run.\n`,
 );
+if (values.dispatch) {
+  await printDispatch(10_000, 64);
+  Deno.exit(0);
+}
 
 const torch1 = await torchReference(1);
 const torch2 = await torchReference(2);
@@ -179,3 +210,6 @@ if (!values.quick) {
   await transport.close();
   await Deno.remove(dir, { recursive: true });
 }
+
+if (!values.quick) await printDispatch(10_000, 64);
+else await printDispatch(1_000, 16);

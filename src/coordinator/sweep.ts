@@ -148,7 +148,12 @@ async function trackSweep(
   await chain;
   if (!cancelAt) {
     const pending = manifest.trials.filter((t) => !results.has(t.id));
-    for (const t of pending) await transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret));
+    // pipelined: up to 256 publishes awaiting their acknowledgement at once
+    for (let i = 0; i < pending.length; i += 256) {
+      await Promise.all(
+        pending.slice(i, i + 256).map((t) => transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret))),
+      );
+    }
     if (pending.length) log(`published ${pending.length} trial${pending.length === 1 ? "" : "s"} of ${sweepId}`);
   }
   const aborted = new Promise<void>((r) => o.signal?.addEventListener("abort", () => r(), { once: true }));

@@ -1,0 +1,103 @@
+// The dispatch benchmark: a coordinator in this process, N worker connections with a no-op trainer in a
+// child process, a private nats-server on loopback, T trials. Prints throughput, latency percentiles and the
+// coordinator's peak memory.
+import { startLocalServer } from "../src/broker/local_server.ts";
+import { connectNats } from "../src/broker/nats.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { expandTrials } from "../src/spec/expand.ts";
+
+export interface DispatchResult {
+  trials: number;
+  connections: number;
+  recorded: number;
+  duplicates: number;
+  lost: number;
+  publishS: number;
+  dispatchS: number;
+  perS: number;
+  queueLatencyMs: { p50: number; p90: number; p99: number; max: number };
+  serviceLatencyMs: { p50: number; p90: number; p99: number; max: number };
+  peakRssMb: number;
+}
+
+const pct = (xs: number[], q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+
+export async function dispatchBench(trials: number, connections: number): Promise<DispatchResult> {
+  const dir = await Deno.makeTempDir();
+  const server = await startLocalServer(`${dir}/nats`);
+  const text = `name: dispatch
+dataset: {name: synthetic}
+parameters:
+  lambda: {min: 0, max: 1, count: ${trials}}
+`;
+  const spec = parseSpec(text);
+  const planned = expandTrials(spec).length;
+  const transport = await connectNats({ servers: server.url, token: server.token });
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, Deno.memoryUsage().rss)), 50);
+  const recordedAt = new Map<string, number>();
+  let publishedAt = 0, firstPublish = 0;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("dispatch_workers.ts", import.meta.url).pathname,
+      "--nats",
+      server.url,
+      "--connections",
+      String(connections),
+      "--idle-exit",
+      "4",
+    ],
+    env: { NATS_TOKEN: server.token },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const t0 = performance.now();
+  firstPublish = Date.now();
+  const outcome = await runSweep({
+    spec,
+    specText: text,
+    specFile: "dispatch.yaml",
+    runsDir: dir,
+    transport,
+    log: (line) => {
+      const m = line.match(/trial ([0-9a-f]{12})/);
+      if (m && line.startsWith("[")) recordedAt.set(m[1]!, Date.now());
+      if (line.startsWith("published")) publishedAt = Date.now();
+    },
+  });
+  const wall = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
+  const lines = (await Deno.readTextFile(`${outcome.runDir}/results.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  const ids = lines.map((l) => l.trial_id as string);
+  const lastRecord = Math.max(...recordedAt.values());
+  const queue = [...recordedAt.values()].map((t) => t - firstPublish).sort((a, b) => a - b);
+  const service = lines.map((l) => recordedAt.get(l.trial_id)! - Number(l.metrics.data)).sort((a, b) => a - b);
+  await child.status;
+  await transport.close();
+  await server.stop();
+  await Deno.remove(dir, { recursive: true });
+  void wall;
+  return {
+    trials: planned,
+    connections,
+    recorded: ids.length,
+    duplicates: ids.length - new Set(ids).size,
+    lost: planned - new Set(ids).size,
+    publishS: (publishedAt - firstPublish) / 1000,
+    dispatchS: (lastRecord - firstPublish) / 1000,
+    perS: ids.length / ((lastRecord - firstPublish) / 1000),
+    queueLatencyMs: { p50: pct(queue, 0.5), p90: pct(queue, 0.9), p99: pct(queue, 0.99), max: queue.at(-1)! },
+    serviceLatencyMs: { p50: pct(service, 0.5), p90: pct(service, 0.9), p99: pct(service, 0.99), max: service.at(-1)! },
+    peakRssMb: peak / 2 ** 20,
+  };
+}
+
+if (import.meta.main) {
+  const trials = Number(Deno.args[0] ?? 10000), connections = Number(Deno.args[1] ?? 64);
+  console.log(JSON.stringify(await dispatchBench(trials, connections), null, 2));
+}
