@@ -151,7 +151,9 @@ async function trackSweep(
     // pipelined: up to 256 publishes awaiting their acknowledgement at once
     for (let i = 0; i < pending.length; i += 256) {
       await Promise.all(
-        pending.slice(i, i + 256).map((t) => transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret))),
+        pending.slice(i, i + 256).map((t) =>
+          transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret))
+        ),
       );
     }
     if (pending.length) log(`published ${pending.length} trial${pending.length === 1 ? "" : "s"} of ${sweepId}`);
