@@ -1,4 +1,7 @@
 import { parseSpec } from "../src/spec/load.ts";
+import { MemoryTransport } from "../src/broker/memory.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { runWorker } from "../src/worker/worker.ts";
 import type { SweepSpec } from "../src/spec/schema.ts";
 
 /** A small, fast sweep on the synthetic task: `n` lambdas, one seed, about a second a trial. */
@@ -23,4 +26,23 @@ export const ROOT = new URL("../", import.meta.url).pathname;
 export async function readResults(dir: string): Promise<{ trial_id: string; status: string }[]> {
   const text = await Deno.readTextFile(`${dir}/results.jsonl`);
   return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** Runs a sweep to the end in this process (in-memory broker, one worker on the `js` engine); its run directory. */
+export async function sweepInProcess(text: string, runsDir: string): Promise<string> {
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+  const outcome = await runSweep({
+    spec: parseSpec(text),
+    specText: text,
+    specFile: "s.yaml",
+    runsDir,
+    transport,
+    log: () => {},
+  });
+  ac.abort();
+  await worker;
+  await transport.close();
+  return outcome.runDir;
 }

@@ -15,6 +15,19 @@ import { Rng } from "../src/util/rng.ts";
 /** The loss gradient with respect to every masked tensor matches central finite differences. */
 function checkGradients(model: Record<string, unknown>, shape: number[], perLayer = 6, batch = 4): void {
   const { net, x, y, b } = smallNet(model, shape, 3, batch);
+  checkNetGradients(net, x, y, b, perLayer, String(model.architecture));
+}
+
+function checkNetGradients(
+  net: Net,
+  x: Float32Array,
+  y: Uint8Array,
+  b: number,
+  perLayer: number,
+  what: string,
+  cos = 0.999,
+  rel = 0.03,
+): void {
   const weff = net.layers.map((p) => Float32Array.from(p.w));
   const grads = net.layers.map((p) => new Float32Array(p.w.length));
   net.useEffectiveWeights(weff);
@@ -28,7 +41,7 @@ function checkGradients(model: Record<string, unknown>, shape: number[], perLaye
     analytic.push(...idx.map((i) => grads[l]![i]!));
     numeric.push(...finiteDiff(weff[l]!, idx, () => lossOf(net, x, y, b), 1e-3));
   });
-  assertClose(analytic, numeric, `${model.architecture}`);
+  assertClose(analytic, numeric, what, cos, rel);
 }
 
 Deno.test("nets - MLP gradients match finite differences", () => {
@@ -130,18 +143,5 @@ Deno.test("nets - one strided residual block with batch norm and an option-A sho
   const net = new Net(body, [6, 6, 2], 3, ctx.engine);
   const b = 8, x = new Float32Array(b * 72), y = Uint8Array.from({ length: b }, (_, i) => i % 3);
   rng.fillNormal(x);
-  const weff = net.layers.map((q) => Float32Array.from(q.w));
-  const grads = net.layers.map((q) => new Float32Array(q.w.length));
-  net.useEffectiveWeights(weff);
-  net.useGradients(grads);
-  net.forward(x, b, true);
-  net.crossEntropy(y, b, true);
-  net.backward(b);
-  const analytic: number[] = [], numeric: number[] = [];
-  net.layers.forEach((q, l) => {
-    const idx = spread(q.w.length, 20);
-    analytic.push(...idx.map((i) => grads[l]![i]!));
-    numeric.push(...finiteDiff(weff[l]!, idx, () => lossOf(net, x, y, b), 1e-3));
-  });
-  assertClose(analytic, numeric, "residual block", 0.9999, 0.01);
+  checkNetGradients(net, x, y, b, 20, "residual block", 0.9999, 0.01);
 });

@@ -1,14 +1,10 @@
 import assert from "node:assert/strict";
 import { loadPage } from "./_chromium.ts";
-import { ROOT } from "./_fixtures.ts";
-import { MemoryTransport } from "../src/broker/memory.ts";
-import { runSweep } from "../src/coordinator/sweep.ts";
+import { ROOT, sweepInProcess } from "./_fixtures.ts";
 import { compareFronts } from "../src/pareto/compare.ts";
 import { bootstrapHypervolume, hypervolume, type SeededPoint } from "../src/pareto/hypervolume.ts";
 import { accuracyAtSparsity, kneeIndex, sparsityAtAccuracy } from "../src/pareto/interpolate.ts";
 import { analyse } from "../src/report/analysis.ts";
-import { parseSpec } from "../src/spec/load.ts";
-import { runWorker } from "../src/worker/worker.ts";
 import { parseAccuracyLevels } from "../src/cli/report.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -90,21 +86,7 @@ parameters:
 seeds: [0, 1]
 training: {epochs: 2, batch_size: 64}
 `;
-  const transport = new MemoryTransport();
-  const ac = new AbortController();
-  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-  const out = await runSweep({
-    spec: parseSpec(text),
-    specText: text,
-    specFile: "r.yaml",
-    runsDir: dir,
-    transport,
-    log: () => {},
-  });
-  ac.abort();
-  await worker;
-  await transport.close();
-  return out.runDir;
+  return await sweepInProcess(text, dir);
 }
 
 /** Parses the Markdown tables under a heading into rows of cells. */

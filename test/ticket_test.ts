@@ -1,33 +1,14 @@
 import assert from "node:assert/strict";
-import { ROOT, tinySpecText } from "./_fixtures.ts";
-import { MemoryTransport } from "../src/broker/memory.ts";
-import { runSweep } from "../src/coordinator/sweep.ts";
+import { ROOT, sweepInProcess, tinySpecText } from "./_fixtures.ts";
 import { createJsEngine } from "../src/engine/js.ts";
-import { parseSpec } from "../src/spec/load.ts";
 import { exportTicket } from "../src/ticket/export.ts";
 import { contentHash, readTicket } from "../src/ticket/format.ts";
 import { verifyTicket } from "../src/ticket/verify.ts";
 import { packMasks, unpackMasks } from "../src/ticket/bits.ts";
-import { runWorker } from "../src/worker/worker.ts";
 
-/** Runs a small sweep in-process (memory broker, one worker on the `js` engine) and returns its run dir. */
-async function sweepWithTickets(dir: string, extra = ""): Promise<string> {
-  const text = tinySpecText("tickets", 2, extra, 2);
-  const transport = new MemoryTransport();
-  const ac = new AbortController();
-  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-  const outcome = await runSweep({
-    spec: parseSpec(text),
-    specText: text,
-    specFile: "tickets.yaml",
-    runsDir: dir,
-    transport,
-    log: () => {},
-  });
-  ac.abort();
-  await worker;
-  await transport.close();
-  return outcome.runDir;
+/** Runs a small sweep in-process and returns its run dir. */
+function sweepWithTickets(dir: string, extra = ""): Promise<string> {
+  return sweepInProcess(tinySpecText("tickets", 2, extra, 2), dir);
 }
 
 async function copyDir(from: string, to: string): Promise<void> {

@@ -4,6 +4,7 @@ import {
   type ResultMessage,
   type SweepState,
   type TrialMessage,
+  unknownSweepState,
   WIRE_VERSION,
   type WorkerPresence,
 } from "./messages.ts";
@@ -50,19 +51,7 @@ export class MemoryTransport implements Transport {
 
   publishTrial(trial: TrialMessage): Promise<void> {
     if (!this.#states.has(trial.sweep_id)) {
-      this.#states.set(trial.sweep_id, {
-        v: WIRE_VERSION,
-        sweep_id: trial.sweep_id,
-        name: trial.sweep_id,
-        status: "running",
-        total: 0,
-        done: 0,
-        failed: 0,
-        eta_s: null,
-        coordinator: "unknown",
-        rejected: {},
-        updated_at: new Date().toISOString(),
-      });
+      this.#states.set(trial.sweep_id, unknownSweepState(trial.sweep_id));
     }
     this.#enqueue({ trial: structuredClone(trial), deliveries: 0, notBefore: 0 });
     return Promise.resolve();

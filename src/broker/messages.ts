@@ -150,6 +150,23 @@ export const SweepStateSchema = z.object({
 }).strict();
 export type SweepState = z.infer<typeof SweepStateSchema>;
 
+/** The state of a sweep first seen through one of its trials (its coordinator fills in the rest). */
+export function unknownSweepState(sweepId: string): SweepState {
+  return {
+    v: WIRE_VERSION,
+    sweep_id: sweepId,
+    name: sweepId,
+    status: "running",
+    total: 0,
+    done: 0,
+    failed: 0,
+    eta_s: null,
+    coordinator: "unknown",
+    rejected: {},
+    updated_at: new Date().toISOString(),
+  };
+}
+
 /** A worker's heartbeat (KV `ticketsweep_workers`, expiring): what it runs and how fast. */
 export const WorkerPresenceSchema = z.object({
   v: z.literal(WIRE_VERSION),

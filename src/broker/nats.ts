@@ -27,6 +27,7 @@ import {
   SweepStateSchema,
   type TrialMessage,
   TrialMessageSchema,
+  unknownSweepState,
   WIRE_VERSION,
   type WorkerPresence,
   WorkerPresenceSchema,
@@ -172,19 +173,7 @@ export class NatsTransport implements Transport {
       filter_subject: trialSubject(sweepId),
     });
     if (!(await this.getSweepState(sweepId))) {
-      await this.putSweepState({
-        v: WIRE_VERSION,
-        sweep_id: sweepId,
-        name: sweepId,
-        status: "running",
-        total: 0,
-        done: 0,
-        failed: 0,
-        eta_s: null,
-        coordinator: "unknown",
-        rejected: {},
-        updated_at: new Date().toISOString(),
-      });
+      await this.putSweepState(unknownSweepState(sweepId));
     }
     this.#opened.add(sweepId);
   }

@@ -1,7 +1,7 @@
 import type { Analysis } from "./analysis.ts";
 import { frontChartSpec, hypervolumeChartSpec, layerChartSpec, lossChartSpec, renderSvg } from "./charts.ts";
-import type { ReportData, TrialRow } from "./data.ts";
-import { comparisonSentence, fmtPct } from "./markdown.ts";
+import type { ReportData } from "./data.ts";
+import { comparisonSentence, fmtPct, TRIAL_COLUMNS, trialRow } from "./markdown.ts";
 
 const esc = (s: string) =>
   s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
@@ -39,22 +39,6 @@ const SORT_SCRIPT = `document.querySelectorAll("table.sortable").forEach(functio
     });
   });
 });`;
-
-function trialCells(r: TrialRow): (string | number)[] {
-  return [
-    r.trial_id,
-    r.group,
-    r.label,
-    r.status,
-    fmtPct(r.sparsity),
-    fmtPct(r.accuracy),
-    fmtPct(r.soft_accuracy),
-    r.dominated === undefined ? "" : r.dominated ? "dominated" : "front",
-    r.steps_per_s === undefined ? "" : r.steps_per_s.toFixed(1),
-    r.backend ?? "",
-    r.worker ?? "",
-  ];
-}
 
 /**
  * The self-contained HTML report: plots rendered to inline SVG by Vega-Lite (hover a point for its trial),
@@ -125,20 +109,8 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
     plot("loss"),
     `<h2>All trials</h2><p class="muted">Click a column header to sort.</p>`,
     table(
-      [
-        "trial",
-        "method",
-        "parameters",
-        "status",
-        "sparsity %",
-        "accuracy %",
-        "soft-gate accuracy %",
-        "front",
-        "steps/s",
-        "engine",
-        "worker",
-      ],
-      d.trials.map(trialCells),
+      TRIAL_COLUMNS,
+      d.trials.map(trialRow),
       { id: "trials", sortable: true },
     ),
     `<h2>Failures</h2>`,

@@ -115,7 +115,23 @@ export function frontTables(d: ReportData): string {
     ).join("\n\n");
 }
 
-function trialRow(r: TrialRow): string[] {
+/** The columns of the all-trials table (Markdown and HTML). */
+export const TRIAL_COLUMNS = [
+  "trial",
+  "method",
+  "parameters",
+  "status",
+  "sparsity %",
+  "accuracy %",
+  "soft-gate accuracy %",
+  "front",
+  "steps/s",
+  "engine",
+  "worker",
+];
+
+/** One row of the all-trials table. */
+export function trialRow(r: TrialRow): string[] {
   return [
     r.trial_id,
     r.group,
@@ -127,6 +143,7 @@ function trialRow(r: TrialRow): string[] {
     r.dominated === undefined ? "" : r.dominated ? "dominated" : "front",
     r.steps_per_s === undefined ? "" : r.steps_per_s.toFixed(1),
     r.backend ?? "",
+    r.worker ?? "",
   ];
 }
 
@@ -153,21 +170,7 @@ export function renderMarkdown(d: ReportData, a: Analysis): string {
     "",
     "## All trials",
     "",
-    table(
-      [
-        "trial",
-        "method",
-        "parameters",
-        "status",
-        "sparsity %",
-        "accuracy %",
-        "soft-gate accuracy %",
-        "front",
-        "steps/s",
-        "engine",
-      ],
-      rows.map(trialRow),
-    ),
+    table(TRIAL_COLUMNS, rows.map(trialRow)),
     "",
     "## Failures",
     "",
