@@ -14,6 +14,7 @@ import { buildNet } from "../src/train/nets/build.ts";
 import { Rng } from "../src/util/rng.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import { selectEngine } from "../src/engine/select.ts";
+import { loadKernels } from "../src/engine/native.ts";
 import { dispatchBench, type DispatchResult } from "./dispatch.ts";
 
 /** The dispatch benchmark's table (issue: 64 connections, 10,000 trials, no-op trainer). */
@@ -50,7 +51,7 @@ const BATCH = 128;
 function trainSteps(engine: Engine, method: MethodName, budgetS: number): number {
   const cfg = resolveTrialConfig(parseSpec(`name: bench\nmethod: {name: ${method}, lambda: 1.0e-6}`), {}, 0);
   const net = buildNet(cfg.model, [28, 28, 1], 10, engine);
-  const m = createMethod(cfg, net, new Rng(0));
+  const m = createMethod(cfg, net, new Rng(0), engine.kernels);
   const weff = net.layers.map((l) => new Float32Array(l.w.length));
   const dweff = net.layers.map((l) => new Float32Array(l.w.length));
   net.useEffectiveWeights(weff);
@@ -107,7 +108,17 @@ async function torchReference(threads: number): Promise<number | null> {
 }
 
 const engines: { name: string; make: () => Promise<Engine> }[] = [
-  { name: "blas", make: () => Promise.resolve(createBlasEngine(1)) },
+  {
+    name: "blas + native kernels",
+    make: async () => {
+      const { kernels, reason } = await loadKernels();
+      if (!kernels) throw new Error(reason);
+      const e = createBlasEngine(1);
+      e.kernels = kernels;
+      return e;
+    },
+  },
+  { name: "blas (TypeScript loops)", make: () => Promise.resolve(createBlasEngine(1)) },
   { name: "wasm", make: () => createTfjsEngine("wasm") },
   { name: "js", make: () => Promise.resolve(createJsEngine()) },
 ];

@@ -37,14 +37,10 @@ export const WORKER_PERMISSIONS = {
       `$JS.API.CONSUMER.INFO.${TRIAL_STREAM}.*`,
       `$JS.API.CONSUMER.MSG.NEXT.${TRIAL_STREAM}.*`,
       `$JS.ACK.${TRIAL_STREAM}.>`,
-      // reading the sweep states: direct gets and the short-lived ordered consumer of `keys()`
+      // reading the sweep states: the key list from stream info, values by direct get
       `$JS.API.DIRECT.GET.KV_${SWEEP_BUCKET}.>`,
       `$JS.API.DIRECT.GET.KV_${SWEEP_BUCKET}`,
       `$JS.API.STREAM.MSG.GET.KV_${SWEEP_BUCKET}`,
-      `$JS.API.CONSUMER.CREATE.KV_${SWEEP_BUCKET}`,
-      `$JS.API.CONSUMER.CREATE.KV_${SWEEP_BUCKET}.>`,
-      `$JS.API.CONSUMER.INFO.KV_${SWEEP_BUCKET}.>`,
-      `$JS.API.CONSUMER.DELETE.KV_${SWEEP_BUCKET}.>`,
       `$KV.${WORKER_BUCKET}.>`,
       "ticketsweep.result.>",
       "ticketsweep.progress.>",

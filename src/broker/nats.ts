@@ -65,6 +65,18 @@ export interface NatsOptions {
   log?: (line: string) => void;
 }
 
+/** Rejects with a clear error when `p` takes longer than `ms`. */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((
+      _,
+      reject,
+    ) => (timer = setTimeout(() => reject(new BrokerError(`${what} timed out after ${ms} ms`)), ms))),
+  ]);
+}
+
 /** Connects to a NATS server with JetStream; reconnects forever after a loss. */
 export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
   let nc: NatsConnection;
@@ -394,10 +406,23 @@ export class NatsTransport implements Transport {
     return await this.#listBucket("workers", WorkerPresenceSchema, "presence");
   }
 
+  /**
+   * Every live entry of a bucket. The keys come from one stream-info request listing the bucket's subjects
+   * (not from an ordered consumer, which a least-privilege worker could not create and which can stall), each
+   * value from a direct get; the whole call gives up after 5 s.
+   */
   async #listBucket<T>(which: "sweeps" | "workers", schema: z.ZodType<T>, kind: string): Promise<T[]> {
+    return await withTimeout(this.#listBucketNow(which, schema, kind), 5000, `listing ${kind} entries`);
+  }
+
+  async #listBucketNow<T>(which: "sweeps" | "workers", schema: z.ZodType<T>, kind: string): Promise<T[]> {
     const kv = await this.#kv(which);
+    const bucket = which === "sweeps" ? SWEEP_BUCKET : WORKER_BUCKET;
+    const prefix = `$KV.${bucket}.`;
+    const info = await this.#jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
+    const keys = Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length)).sort();
     const out: T[] = [];
-    for await (const key of await kv.keys()) {
+    for (const key of keys) {
       const e = await kv.get(key);
       if (!e || e.operation !== "PUT") continue;
       try {

@@ -1,3 +1,5 @@
+import type { FusedKernels } from "./native.ts";
+
 /**
  * The numeric engine a trial trains on. The science in `src/train` is written against this interface only;
  * backends supply the matrix products, which are where the time goes.
@@ -24,4 +26,6 @@ export interface Engine {
   ): void;
   /** Releases native resources. */
   close(): void;
+  /** Native fused per-weight kernels, when they could be built here (same numbers as the TypeScript loops). */
+  kernels?: FusedKernels | null;
 }

@@ -3,6 +3,7 @@ import { createBlasEngine } from "./blas.ts";
 import { createJsEngine } from "./js.ts";
 import { createTfjsEngine } from "./tfjs.ts";
 import type { Backend } from "../spec/schema.ts";
+import { loadKernels } from "./native.ts";
 
 /** Order `auto` tries: fastest first, as measured by `deno task bench`. */
 export const AUTO_ORDER = ["blas", "wasm", "js", "cpu"] as const;
@@ -19,6 +20,13 @@ export interface EngineChoice {
  * @throws {Error} when an explicitly named backend cannot load.
  */
 export async function selectEngine(backend: Backend, opts: { threads?: number } = {}): Promise<EngineChoice> {
+  const choice = await chooseEngine(backend, opts);
+  const { kernels, reason } = await loadKernels();
+  choice.engine.kernels = kernels;
+  return { ...choice, reason: `${choice.reason}; ${reason}` };
+}
+
+async function chooseEngine(backend: Backend, opts: { threads?: number }): Promise<EngineChoice> {
   if (backend !== "auto") return { engine: await createEngine(backend, opts), reason: `asked for '${backend}'` };
   const skipped: string[] = [];
   for (const name of AUTO_ORDER) {

@@ -88,7 +88,7 @@ export async function runTrial(cfg: TrialConfig, engine: Engine, hooks: TrialHoo
   const t0 = performance.now();
   const { train, test, source } = await loadDataset(cfg.dataset);
   const net = buildNet(cfg.model, train.shape, train.classes, engine);
-  const method = createMethod(cfg, net, new Rng(cfg.seed, 2));
+  const method = createMethod(cfg, net, new Rng(cfg.seed, 2), engine.kernels);
   const bs = Math.min(cfg.training.batch_size, train.n);
   const weff = net.layers.map((l) => new Float32Array(l.w.length));
   const dweff = net.layers.map((l) => new Float32Array(l.w.length));

@@ -158,10 +158,11 @@ export class Rng {
   }
 }
 
-// Ziggurat tables (Marsaglia & Tsang 2000, 128 layers, 32-bit signed draws).
+// Ziggurat tables (Marsaglia & Tsang 2000, 128 layers, 32-bit signed draws); native kernels get the same ones.
 const KN = new Float64Array(128);
 const WN = new Float64Array(128);
 const FN = new Float64Array(128);
+export const ZIGGURAT = { KN, WN, FN } as const;
 {
   const m1 = 2147483648.0;
   let dn = 3.442619855899, tn = dn;

@@ -7,13 +7,14 @@ import { EdgePopup } from "./edge_popup.ts";
 import { BernoulliGates } from "./gates.ts";
 import { HardConcreteGates } from "./hard_concrete.ts";
 import type { MaskMethod } from "./method.ts";
+import type { FusedKernels } from "../../engine/native.ts";
 
-/** The method a trial names, over its frozen network, its random draws from `rng`. */
-export function createMethod(cfg: TrialConfig, net: FrozenNet, rng: Rng): MaskMethod {
+/** The method a trial names, over its frozen network, its random draws from `rng`; `kernels` speed up gates. */
+export function createMethod(cfg: TrialConfig, net: FrozenNet, rng: Rng, kernels?: FusedKernels | null): MaskMethod {
   const { method: m, training: t } = cfg;
   switch (m.name) {
     case "gates":
-      return new BernoulliGates(net, m, t, rng);
+      return new BernoulliGates(net, m, t, rng, { kernels });
     case "hard-concrete":
       return new HardConcreteGates(net, m, t, rng);
     case "cs":

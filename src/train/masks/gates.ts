@@ -4,10 +4,12 @@ import type { FrozenNet } from "../nets/net.ts";
 import { gaussTable, normCdf, normPdf } from "./math.ts";
 import { expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
 import { createOptimizer } from "./optimizer.ts";
+import type { FusedKernels } from "../../engine/native.ts";
 
-/** Options for tests: a fixed noise source replaces the generator. */
+/** Options: native fused kernels (same numbers, faster); for tests, a fixed noise source replaces the generator. */
 export interface GatesOptions {
   noise?: (layer: number, eps: Float32Array) => void;
+  kernels?: FusedKernels | null;
 }
 
 /**
@@ -32,6 +34,7 @@ export class BernoulliGates implements MaskMethod {
   readonly #opt;
   readonly #fused: boolean;
   readonly #noise?: GatesOptions["noise"];
+  readonly #kernels: FusedKernels | null;
 
   constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig, rng: Rng, opts: GatesOptions = {}) {
     this.#net = net;
@@ -54,6 +57,7 @@ export class BernoulliGates implements MaskMethod {
     this.#opt = createOptimizer(training, counts);
     this.#fused = method.granularity === "weight" && training.optimizer === "adam" && training.weight_decay === 0;
     this.#noise = opts.noise;
+    this.#kernels = opts.kernels ?? null;
   }
 
   beginEpoch(epoch: number, epochs: number): void {
@@ -64,6 +68,10 @@ export class BernoulliGates implements MaskMethod {
     const s = this.#sigma;
     this.#net.layers.forEach((layer, l) => {
       const u = this.#u[l]!, mu = this.mu[l]!, w = layer.w, out = weff[l]!, span = this.#span[l]!;
+      if (span === 1 && this.#kernels && !this.#noise) {
+        this.#kernels.gatesForward(mu, w, u, out, s, this.#rng.s);
+        return;
+      }
       if (this.#noise) this.#noise(l, u);
       else this.#rng.fillNormal(u);
       if (span === 1) {
@@ -96,6 +104,10 @@ export class BernoulliGates implements MaskMethod {
         // fused: penalty gradient, clamp gate, and the Adam step in one pass
         const m1 = adam.m1[l]!, m2 = adam.m2[l]!;
         const lr = opt.lr / adam.c1(), ic2 = 1 / adam.c2();
+        if (this.#kernels) {
+          this.#kernels.gatesAdam(mu, u, g, w, m1, m2, k, invS, lr, ic2);
+          return;
+        }
         for (let i = 0; i < mu.length; i++) {
           const m = mu[i]!, v = u[i]!;
           let grad = k * gaussTable(m * invS);

@@ -1,0 +1,93 @@
+/*
+ * ticketsweep's fused mask kernels, called through Deno FFI (src/engine/native.ts builds and loads this).
+ * They compute exactly what the TypeScript loops in src/train/masks/gates.ts compute, in the same order and
+ * precision (double arithmetic, float storage, no FMA contraction: built with -ffp-contract=off), and
+ * advance the same xoshiro128** state, so the two paths give the same numbers.
+ */
+#include <math.h>
+#include <stdint.h>
+
+static inline uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+/* xoshiro128** on a state of four words, as Rng.nextU32. */
+static inline uint32_t next_u32(uint32_t *s) {
+  const uint32_t r = rotl(s[1] * 5u, 7) * 9u;
+  const uint32_t t = s[1] << 9;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 11);
+  return r;
+}
+
+static inline double uniform(uint32_t *s) { return (double)next_u32(s) / 4294967296.0; }
+static inline double uniform_open(uint32_t *s) { return ((double)next_u32(s) + 0.5) / 4294967296.0; }
+
+/* The ziggurat's slow path, as Rng.#zigguratTail. */
+static double ziggurat_tail(int32_t hz, int iz, uint32_t *s, const double *kn, const double *wn, const double *fn) {
+  const double r = 3.442619855899;
+  for (;;) {
+    const double x = (double)hz * wn[iz];
+    if (iz == 0) {
+      double xx, y;
+      do {
+        xx = -log(uniform_open(s)) / r;
+        y = -log(uniform_open(s));
+      } while (y + y < xx * xx);
+      return hz > 0 ? r + xx : -r - xx;
+    }
+    if (fn[iz] + uniform(s) * (fn[iz - 1] - fn[iz]) < exp(-0.5 * x * x)) return x;
+    const int32_t u = (int32_t)next_u32(s);
+    iz = u & 127;
+    hz = u & ~127;
+    if (fabs((double)hz) < kn[iz]) return (double)hz * wn[iz];
+  }
+}
+
+/*
+ * Gate noise and effective weights in one pass: eps ~ N(0, 1) (ziggurat), u = mu + sigma * eps (kept for the
+ * backward pass), weff = w * clamp(u, 0, 1).
+ */
+void ts_gates_forward(const float *mu, const float *w, float *u, float *weff, int32_t n, double sigma, uint32_t *s,
+                      const double *kn, const double *wn, const double *fn) {
+  for (int32_t i = 0; i < n; i++) {
+    const int32_t r = (int32_t)next_u32(s);
+    const int iz = r & 127;
+    const int32_t hz = r & ~127;
+    float eps;
+    if (fabs((double)hz) < kn[iz]) eps = (float)((double)hz * wn[iz]);
+    else eps = (float)ziggurat_tail(hz, iz, s, kn, wn, fn);
+    const double v = (double)mu[i] + sigma * (double)eps;
+    u[i] = (float)v;
+    weff[i] = v <= 0.0 ? 0.0f : v >= 1.0 ? w[i] : (float)((double)w[i] * v);
+  }
+}
+
+/* exp(-x^2/2) by linear interpolation in the table of src/train/masks/math.ts (512 a unit on [-8, 8]). */
+static inline double gauss_table(const float *t, double x) {
+  const double p = (x + 8.0) * 512.0;
+  if (p <= 0.0 || p >= 2.0 * 8.0 * 512.0) return 0.0;
+  const int j = (int)p;
+  const double a = t[j];
+  return a + (p - j) * ((double)t[j + 1] - a);
+}
+
+/*
+ * The penalty's gradient, the clamp's gate and an Adam step on mu in one pass (beta1 0.9, beta2 0.999,
+ * eps 1e-8; lr already divided by the first bias correction, ic2 the inverse of the second).
+ */
+void ts_gates_adam(float *mu, const float *u, const float *g, const float *w, float *m1, float *m2, int32_t n, double k,
+                   double inv_s, double lr, double ic2, const float *gauss) {
+  for (int32_t i = 0; i < n; i++) {
+    const double m = mu[i], v = u[i];
+    double grad = k * gauss_table(gauss, m * inv_s);
+    if (v > 0.0 && v < 1.0) grad += (double)g[i] * (double)w[i];
+    const double a = 0.9 * (double)m1[i] + 0.1 * grad;
+    const double b = 0.999 * (double)m2[i] + 0.001 * grad * grad;
+    m1[i] = (float)a;
+    m2[i] = (float)b;
+    mu[i] = (float)(m - lr * a / (sqrt(b * ic2) + 1e-8));
+  }
+}

@@ -1,0 +1,118 @@
+import { GAUSS_TABLE } from "../train/masks/math.ts";
+import { sha256Hex } from "../util/hash.ts";
+import { ZIGGURAT } from "../util/rng.ts";
+
+/**
+ * Fused per-weight kernels in C (native/kernels.c), the same numbers as the TypeScript loops they replace:
+ * the gates' noise, clamp and effective weights in one pass, and the penalty gradient, clamp gate and Adam
+ * step in another.
+ */
+export interface FusedKernels {
+  readonly description: string;
+  gatesForward(
+    mu: Float32Array,
+    w: Float32Array,
+    u: Float32Array,
+    weff: Float32Array,
+    sigma: number,
+    rngState: Uint32Array,
+  ): void;
+  gatesAdam(
+    mu: Float32Array,
+    u: Float32Array,
+    g: Float32Array,
+    w: Float32Array,
+    m1: Float32Array,
+    m2: Float32Array,
+    k: number,
+    invS: number,
+    lr: number,
+    ic2: number,
+  ): void;
+}
+
+const SOURCE = new URL("../../native/kernels.c", import.meta.url);
+const CACHE = new URL("../../.native/", import.meta.url);
+const CFLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math"];
+
+let loaded: Promise<{ kernels: FusedKernels | null; reason: string }> | undefined;
+
+/**
+ * The native kernels, compiled on first use with the system C compiler into `.native/` (keyed by a hash of the
+ * source and flags) and loaded through FFI; null, with the reason, when there is no compiler or it fails.
+ * `TICKETSWEEP_KERNELS` names a prebuilt library instead (an empty value turns the kernels off).
+ */
+export function loadKernels(): Promise<{ kernels: FusedKernels | null; reason: string }> {
+  loaded ??= load().catch((e) => ({ kernels: null, reason: `native kernels unavailable: ${(e as Error).message}` }));
+  return loaded;
+}
+
+async function load(): Promise<{ kernels: FusedKernels | null; reason: string }> {
+  const env = Deno.env.get("TICKETSWEEP_KERNELS");
+  if (env === "") return { kernels: null, reason: "native kernels off (TICKETSWEEP_KERNELS is empty)" };
+  let path = env;
+  if (!path) {
+    const src = await Deno.readTextFile(SOURCE);
+    const tag = sha256Hex(src + CFLAGS.join(" ") + Deno.build.target).slice(0, 12);
+    const ext = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
+    path = new URL(`libticketsweep_kernels-${tag}.${ext}`, CACHE).pathname;
+    try {
+      await Deno.stat(path);
+    } catch {
+      await compile(path);
+    }
+  }
+  return { kernels: open(path), reason: `native kernels ${path.split("/").at(-1)}` };
+}
+
+async function compile(path: string): Promise<void> {
+  await Deno.mkdir(new URL(".", `file://${path}`), { recursive: true });
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  const cc = Deno.env.get("CC") ?? "cc";
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(cc, { args: [...CFLAGS, "-o", tmp, SOURCE.pathname, "-lm"], stderr: "piped" })
+      .output();
+  } catch {
+    throw new Error(`no C compiler ('${cc}'); install one (apt-get install gcc) or use the TypeScript loops`);
+  }
+  if (!out.success) throw new Error(`${cc} failed: ${new TextDecoder().decode(out.stderr).slice(0, 300)}`);
+  await Deno.rename(tmp, path); // atomic: concurrent workers may compile at once
+}
+
+function open(path: string): FusedKernels {
+  const lib = Deno.dlopen(path, {
+    ts_gates_forward: {
+      parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "buffer", "buffer", "buffer", "buffer"],
+      result: "void",
+    },
+    ts_gates_adam: {
+      parameters: [
+        "buffer",
+        "buffer",
+        "buffer",
+        "buffer",
+        "buffer",
+        "buffer",
+        "i32",
+        "f64",
+        "f64",
+        "f64",
+        "f64",
+        "buffer",
+      ],
+      result: "void",
+    },
+  });
+  const { KN, WN, FN } = ZIGGURAT;
+  const f = lib.symbols;
+  return {
+    description: "native fused kernels",
+    gatesForward(mu, w, u, weff, sigma, st) {
+      f.ts_gates_forward(mu, w, u, weff, mu.length, sigma, st, KN, WN, FN);
+    },
+    gatesAdam(mu, u, g, w, m1, m2, k, invS, lr, ic2) {
+      f.ts_gates_adam(mu, u, g, w, m1, m2, mu.length, k, invS, lr, ic2, GAUSS_TABLE);
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { loadKernels } from "../src/engine/native.ts";
+import { createJsEngine } from "../src/engine/js.ts";
+import { MethodSchema, ModelSchema, TrialTrainingSchema } from "../src/spec/schema.ts";
+import { BernoulliGates } from "../src/train/masks/gates.ts";
+import { buildNet } from "../src/train/nets/build.ts";
+import { Rng } from "../src/util/rng.ts";
+import { ROOT } from "./_fixtures.ts";
+
+Deno.test("kernels - the native fused gate kernels give the same numbers as the TypeScript loops", async () => {
+  const { kernels, reason } = await loadKernels();
+  assert.ok(kernels, `the native kernels must build here (.ci/run installs gcc): ${reason}`);
+  const net = buildNet(ModelSchema.parse({}), [28, 28, 1], 10, createJsEngine()); // LeNet-300-100: 266,200 gates
+  const training = TrialTrainingSchema.parse({
+    optimizer: "adam",
+    lr: 0.05,
+    momentum: 0.9,
+    weight_decay: 0,
+    schedule: "constant",
+  });
+  const method = MethodSchema.parse({ lambda: 3e-6 });
+  const ts = new BernoulliGates(net, method, training, new Rng(5, 2));
+  const cc = new BernoulliGates(net, method, training, new Rng(5, 2), { kernels });
+  const weffA = net.layers.map((l) => new Float32Array(l.w.length)), weffB = weffA.map((w) => w.slice());
+  const grads = net.layers.map((l) => new Float32Array(l.w.length));
+  const g = new Rng(9);
+  for (let step = 0; step < 4; step++) {
+    ts.effectiveWeights(weffA);
+    cc.effectiveWeights(weffB);
+    weffA.forEach((a, l) => assert.deepEqual(a, weffB[l], `effective weights, step ${step}, layer ${l}`));
+    grads.forEach((x) => {
+      g.fillNormal(x);
+      for (let i = 0; i < x.length; i++) x[i]! *= 1e-3;
+    });
+    ts.applyGradients(grads);
+    cc.applyGradients(grads);
+    ts.mu.forEach((m, l) => assert.deepEqual(m, cc.mu[l], `mu after step ${step}, layer ${l}`));
+  }
+});
+
+Deno.test("kernels - auto falls back cleanly when OpenBLAS and the native kernels are hidden", async () => {
+  const code = `import { selectEngine } from "${ROOT}src/engine/select.ts";
+const c = await selectEngine("auto");
+console.log(JSON.stringify({ name: c.engine.name, kernels: c.engine.kernels ?? null, reason: c.reason }));`;
+  const run = async (env: Record<string, string>) => {
+    const out = await new Deno.Command(Deno.execPath(), { args: ["eval", code], env, stdout: "piped" }).output();
+    assert.equal(out.code, 0);
+    return JSON.parse(new TextDecoder().decode(out.stdout));
+  };
+  const hidden = await run({ TICKETSWEEP_OPENBLAS: "", TICKETSWEEP_KERNELS: "" });
+  assert.notEqual(hidden.name, "blas");
+  assert.equal(hidden.kernels, null);
+  assert.match(hidden.reason, /skipped blas: OpenBLAS not found \(hidden by TICKETSWEEP_OPENBLAS\)/);
+  assert.match(hidden.reason, /native kernels off/);
+  const missing = await run({ TICKETSWEEP_KERNELS: "/nonexistent/libk.so" });
+  assert.equal(missing.kernels, null);
+  assert.match(missing.reason, /native kernels unavailable/);
+});
