@@ -47,16 +47,22 @@ const { values } = parseArgs({
 const seconds = values.quick ? 1 : 3;
 const BATCH = 128;
 
-/** Steps/s of one method's training step on LeNet-300-100 at batch 128 on one engine. */
-function trainSteps(engine: Engine, method: MethodName, budgetS: number): number {
-  const cfg = resolveTrialConfig(parseSpec(`name: bench\nmethod: {name: ${method}, lambda: 1.0e-6}`), {}, 0);
-  const net = buildNet(cfg.model, [28, 28, 1], 10, engine);
+/** Steps/s of one method's training step at batch 128 on one engine (LeNet-300-100 on MNIST by default). */
+function trainSteps(engine: Engine, method: MethodName, budgetS: number, arch = "mlp", shape = [28, 28, 1]): number {
+  const cfg = resolveTrialConfig(
+    parseSpec(
+      `name: bench\nmodel: {architecture: ${arch}, init: signed_constant}\nmethod: {name: ${method}, lambda: 1.0e-6}`,
+    ),
+    {},
+    0,
+  );
+  const net = buildNet(cfg.model, shape, 10, engine);
   const m = createMethod(cfg, net, new Rng(0), engine.kernels);
   const weff = net.layers.map((l) => new Float32Array(l.w.length));
   const dweff = net.layers.map((l) => new Float32Array(l.w.length));
   net.useEffectiveWeights(weff);
   net.useGradients(dweff);
-  const x = new Float32Array(BATCH * 784), y = new Uint8Array(BATCH);
+  const x = new Float32Array(BATCH * net.inputSize), y = new Uint8Array(BATCH);
   new Rng(1).fillNormal(x);
   m.beginEpoch(0, 1);
   const step = () => {
@@ -66,10 +72,10 @@ function trainSteps(engine: Engine, method: MethodName, budgetS: number): number
     net.backward(BATCH);
     m.applyGradients(dweff);
   };
-  for (let i = 0; i < 3; i++) step();
+  for (let i = 0; i < (arch === "mlp" ? 3 : 1); i++) step();
   let n = 0;
   const t0 = performance.now();
-  while (performance.now() - t0 < budgetS * 1000) {
+  while (performance.now() - t0 < budgetS * 1000 || n < 2) {
     step();
     n++;
   }
@@ -92,12 +98,12 @@ function gemmGflops(engine: Engine, budgetS: number): number {
   return (2 * m * n * k * reps) / ((performance.now() - t0) / 1000) / 1e9;
 }
 
-async function torchReference(threads: number): Promise<number | null> {
+async function torchReference(threads: number, script = "torch_gates.py"): Promise<number | null> {
   const py = ["/usr/bin/python3", "python3"];
   for (const bin of py) {
     try {
       const out = await new Deno.Command(bin, {
-        args: [new URL("torch_gates.py", import.meta.url).pathname, String(threads), String(seconds)],
+        args: [new URL(script, import.meta.url).pathname, String(threads), String(seconds)],
         stdout: "piped",
         stderr: "piped",
       }).output();
@@ -222,5 +228,19 @@ if (!values.quick) {
   await Deno.remove(dir, { recursive: true });
 }
 
+if (!values.quick) {
+  console.log("\n## Conv-4 (edge-popup's), 32×32×3 inputs, batch 128, gates, fastest engine (1 thread)\n");
+  const { engine } = await selectEngine("auto");
+  const sps = trainSteps(engine, "gates", seconds, "conv4", [32, 32, 3]);
+  engine.close();
+  const torch = await torchReference(1, "torch_conv4_gates.py");
+  console.log("| engine | steps/s | PyTorch steps/s (1 thread) | ratio |");
+  console.log("| --- | --- | --- | --- |");
+  console.log(
+    `| ${engine.name}${engine.kernels ? " + native kernels" : ""} | ${sps.toFixed(2)} | ${
+      torch?.toFixed(2) ?? "n/a"
+    } | ${torch ? (sps / torch).toFixed(2) + "×" : "n/a"} |`,
+  );
+}
 if (!values.quick) await printDispatch(10_000, 64);
 else await printDispatch(1_000, 16);

@@ -91,3 +91,56 @@ void ts_gates_adam(float *mu, const float *u, const float *g, const float *w, fl
     mu[i] = (float)(m - lr * a / (sqrt(b * ic2) + 1e-8));
   }
 }
+
+/*
+ * im2col for channels-last images, as Conv2d's TypeScript loop: rows are the output pixels of samples
+ * [n0, n0 + nb), columns (ky, kx, c); zeros outside the image.
+ */
+void ts_im2col(const float *x, float *cols, int32_t n0, int32_t nb, int32_t H, int32_t W, int32_t C, int32_t k,
+               int32_t stride, int32_t pad, int32_t ho, int32_t wo) {
+  int64_t o = 0;
+  for (int32_t n = n0; n < n0 + nb; n++) {
+    const float *base = x + (int64_t)n * H * W * C;
+    for (int32_t oy = 0; oy < ho; oy++) {
+      for (int32_t ox = 0; ox < wo; ox++) {
+        for (int32_t ky = 0; ky < k; ky++) {
+          const int32_t iy = oy * stride - pad + ky;
+          for (int32_t kx = 0; kx < k; kx++) {
+            const int32_t ix = ox * stride - pad + kx;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+              for (int32_t c = 0; c < C; c++) cols[o + c] = 0.0f;
+            } else {
+              const float *src = base + ((int64_t)iy * W + ix) * C;
+              for (int32_t c = 0; c < C; c++) cols[o + c] = src[c];
+            }
+            o += C;
+          }
+        }
+      }
+    }
+  }
+}
+
+/* col2im: adds the patch gradients of samples [n0, n0 + nb) back into dx, in the same order as the TypeScript. */
+void ts_col2im(const float *dcols, float *dx, int32_t n0, int32_t nb, int32_t H, int32_t W, int32_t C, int32_t k,
+               int32_t stride, int32_t pad, int32_t ho, int32_t wo) {
+  int64_t o = 0;
+  for (int32_t n = n0; n < n0 + nb; n++) {
+    float *base = dx + (int64_t)n * H * W * C;
+    for (int32_t oy = 0; oy < ho; oy++) {
+      for (int32_t ox = 0; ox < wo; ox++) {
+        for (int32_t ky = 0; ky < k; ky++) {
+          const int32_t iy = oy * stride - pad + ky;
+          for (int32_t kx = 0; kx < k; kx++) {
+            const int32_t ix = ox * stride - pad + kx;
+            if (!(iy < 0 || iy >= H || ix < 0 || ix >= W)) {
+              float *dst = base + ((int64_t)iy * W + ix) * C;
+              for (int32_t c = 0; c < C; c++) dst[c] += dcols[o + c];
+            }
+            o += C;
+          }
+        }
+      }
+    }
+  }
+}

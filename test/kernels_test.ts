@@ -56,3 +56,26 @@ console.log(JSON.stringify({ name: c.engine.name, kernels: c.engine.kernels ?? n
   assert.equal(missing.kernels, null);
   assert.match(missing.reason, /native kernels unavailable/);
 });
+
+Deno.test("kernels - native im2col/col2im give the same convolution outputs and gradients as the TypeScript loops", async () => {
+  const { kernels } = await loadKernels();
+  assert.ok(kernels);
+  const run = (withKernels: boolean) => {
+    const engine = createJsEngine();
+    if (withKernels) engine.kernels = kernels;
+    const net = buildNet(ModelSchema.parse({ architecture: "conv2", init: "kaiming_normal" }), [9, 9, 3], 4, engine);
+    const weff = net.layers.map((l) => Float32Array.from(l.w)),
+      grads = net.layers.map((l) => new Float32Array(l.w.length));
+    net.useEffectiveWeights(weff);
+    net.useGradients(grads);
+    const x = new Float32Array(5 * 243);
+    new Rng(3).fillNormal(x);
+    const logits = Float32Array.from(net.forward(x, 5, true));
+    net.crossEntropy(Uint8Array.from([0, 1, 2, 3, 0]), 5, true);
+    net.backward(5);
+    return { logits, grads };
+  };
+  const a = run(false), b = run(true);
+  assert.deepEqual(a.logits, b.logits);
+  a.grads.forEach((g, l) => assert.deepEqual(g, b.grads[l]));
+});

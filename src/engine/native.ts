@@ -29,6 +29,27 @@ export interface FusedKernels {
     lr: number,
     ic2: number,
   ): void;
+  /** Conv2d's im2col (`dir` "cols") and col2im (`dir` "image", accumulating) for samples [n0, n0 + nb). */
+  patches(
+    dir: "cols" | "image",
+    image: Float32Array,
+    cols: Float32Array,
+    n0: number,
+    nb: number,
+    geo: ConvGeometry,
+  ): void;
+}
+
+/** The shape of one convolution: input H×W×C, kernel k, stride, padding, output ho×wo. */
+export interface ConvGeometry {
+  h: number;
+  w: number;
+  c: number;
+  k: number;
+  stride: number;
+  pad: number;
+  ho: number;
+  wo: number;
 }
 
 const SOURCE = new URL("../../native/kernels.c", import.meta.url);
@@ -80,30 +101,37 @@ async function compile(path: string): Promise<void> {
   await Deno.rename(tmp, path); // atomic: concurrent workers may compile at once
 }
 
+const I32X10 = ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"] as const;
+
 function open(path: string): FusedKernels {
-  const lib = Deno.dlopen(path, {
-    ts_gates_forward: {
-      parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "buffer", "buffer", "buffer", "buffer"],
-      result: "void",
-    },
-    ts_gates_adam: {
-      parameters: [
-        "buffer",
-        "buffer",
-        "buffer",
-        "buffer",
-        "buffer",
-        "buffer",
-        "i32",
-        "f64",
-        "f64",
-        "f64",
-        "f64",
-        "buffer",
-      ],
-      result: "void",
-    },
-  });
+  const lib = Deno.dlopen(
+    path,
+    {
+      ts_gates_forward: {
+        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "buffer", "buffer", "buffer", "buffer"],
+        result: "void",
+      },
+      ts_gates_adam: {
+        parameters: [
+          "buffer",
+          "buffer",
+          "buffer",
+          "buffer",
+          "buffer",
+          "buffer",
+          "i32",
+          "f64",
+          "f64",
+          "f64",
+          "f64",
+          "buffer",
+        ],
+        result: "void",
+      },
+      ts_im2col: { parameters: ["buffer", "buffer", ...I32X10], result: "void" },
+      ts_col2im: { parameters: ["buffer", "buffer", ...I32X10], result: "void" },
+    } as const,
+  );
   const { KN, WN, FN } = ZIGGURAT;
   const f = lib.symbols;
   return {
@@ -113,6 +141,11 @@ function open(path: string): FusedKernels {
     },
     gatesAdam(mu, u, g, w, m1, m2, k, invS, lr, ic2) {
       f.ts_gates_adam(mu, u, g, w, m1, m2, mu.length, k, invS, lr, ic2, GAUSS_TABLE);
+    },
+    patches(dir, image, cols, n0, nb, g) {
+      const args = [n0, nb, g.h, g.w, g.c, g.k, g.stride, g.pad, g.ho, g.wo] as const;
+      if (dir === "cols") f.ts_im2col(image, cols, ...args);
+      else f.ts_col2im(cols, image, ...args);
     },
   };
 }

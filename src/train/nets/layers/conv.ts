@@ -1,3 +1,4 @@
+import type { ConvGeometry } from "../../../engine/native.ts";
 import { Buffers, type Ctx, type Module, type Param } from "../module.ts";
 
 /** Largest im2col block, in floats: convolutions run over the batch in chunks that fit it (64 MiB). */
@@ -50,8 +51,23 @@ export class Conv2d implements Module {
     return Math.max(1, Math.min(b, Math.floor(COLS_BUDGET / (this.#ho * this.#wo * this.#k * this.#k * this.#c))));
   }
 
+  get #geometry(): ConvGeometry {
+    return {
+      h: this.#h,
+      w: this.#w,
+      c: this.#c,
+      k: this.#k,
+      stride: this.#stride,
+      pad: this.#pad,
+      ho: this.#ho,
+      wo: this.#wo,
+    };
+  }
+
   /** Writes the patches of samples [n0, n0+nb) into `cols` (rows: output pixels; columns: ky, kx, c). */
   #im2col(x: Float32Array, n0: number, nb: number, cols: Float32Array): void {
+    const kernels = this.#ctx.engine.kernels;
+    if (kernels) return kernels.patches("cols", x, cols, n0, nb, this.#geometry);
     const H = this.#h, W = this.#w, C = this.#c, k = this.#k, s = this.#stride, p = this.#pad;
     let o = 0;
     for (let n = n0; n < n0 + nb; n++) {
@@ -77,6 +93,8 @@ export class Conv2d implements Module {
 
   /** Adds the patch gradients `dcols` of samples [n0, n0+nb) back into `dx`. */
   #col2im(dcols: Float32Array, n0: number, nb: number, dx: Float32Array): void {
+    const kernels = this.#ctx.engine.kernels;
+    if (kernels) return kernels.patches("image", dx, dcols, n0, nb, this.#geometry);
     const H = this.#h, W = this.#w, C = this.#c, k = this.#k, s = this.#stride, p = this.#pad;
     let o = 0;
     for (let n = n0; n < n0 + nb; n++) {
