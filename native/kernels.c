@@ -144,3 +144,68 @@ void ts_col2im(const float *dcols, float *dx, int32_t n0, int32_t nb, int32_t H,
     }
   }
 }
+
+/* The r-th smallest value of a (reordering it), as selectNth in src/train/masks/top_k.ts. */
+static float select_nth(float *a, int32_t n, int32_t r) {
+  int32_t lo = 0, hi = n - 1;
+  while (hi > lo) {
+    const int32_t mid = (int32_t)(((uint32_t)lo + (uint32_t)hi) >> 1);
+    const float x = a[lo], y = a[mid], z = a[hi];
+    const float pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+    int32_t i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const float t = a[i];
+        a[i++] = a[j];
+        a[j--] = t;
+      }
+    }
+    if (r <= j) hi = j;
+    else if (r >= i) lo = i;
+    else return a[r];
+  }
+  return a[lo];
+}
+
+/*
+ * edge-popup's forward: the mask keeping exactly `keep` entries of largest |score| (ties at the threshold in index
+ * order) and the effective weights w * mask, as topKMask + the copy loop in TypeScript.
+ */
+void ts_topk_weights(const float *scores, const float *w, uint8_t *mask, float *weff, float *scratch, int32_t n,
+                     int32_t keep) {
+  if (keep >= n) {
+    for (int32_t i = 0; i < n; i++) {
+      mask[i] = 1;
+      weff[i] = w[i];
+    }
+    return;
+  }
+  for (int32_t i = 0; i < n; i++) scratch[i] = fabsf(scores[i]);
+  const float t = select_nth(scratch, n, n - keep);
+  int32_t above = 0;
+  for (int32_t i = 0; i < n; i++) above += fabsf(scores[i]) > t;
+  int32_t ties = keep - above;
+  for (int32_t i = 0; i < n; i++) {
+    const float v = fabsf(scores[i]);
+    const int k = v > t || (v == t && ties-- > 0);
+    mask[i] = (uint8_t)k;
+    weff[i] = k ? w[i] : 0.0f;
+  }
+}
+
+/*
+ * edge-popup's backward: the straight-through gradient sign(s) * g * w (rounded to float, as the TypeScript
+ * scratch array does) and an SGD step with momentum and weight decay (PyTorch's form).
+ */
+void ts_popup_sgd(float *s, const float *g, const float *w, float *mom, int32_t n, double mu, double wd, double lr) {
+  for (int32_t i = 0; i < n; i++) {
+    const double p = s[i];
+    const double sg = p > 0.0 ? 1.0 : p < 0.0 ? -1.0 : p;
+    const float grad = (float)(sg * (double)g[i] * (double)w[i]);
+    const double v = mu * (double)mom[i] + (double)grad + wd * p;
+    mom[i] = (float)v;
+    s[i] = (float)(p - lr * v);
+  }
+}

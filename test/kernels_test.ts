@@ -79,3 +79,37 @@ Deno.test("kernels - native im2col/col2im give the same convolution outputs and 
   assert.deepEqual(a.logits, b.logits);
   a.grads.forEach((g, l) => assert.deepEqual(g, b.grads[l]));
 });
+
+Deno.test("kernels - native edge-popup top-k and SGD give the same masks and scores as the TypeScript loops", async () => {
+  const { kernels } = await loadKernels();
+  assert.ok(kernels);
+  const { EdgePopup } = await import("../src/train/masks/edge_popup.ts");
+  const net = buildNet(ModelSchema.parse({ init: "signed_constant" }), [28, 28, 1], 10, createJsEngine());
+  const training = TrialTrainingSchema.parse({
+    optimizer: "sgd",
+    lr: 0.1,
+    momentum: 0.9,
+    weight_decay: 1e-4,
+    schedule: "cosine",
+  });
+  const method = MethodSchema.parse({ name: "edge-popup", k: 0.3 });
+  const ts = new EdgePopup(net, method, training, new Rng(5, 2));
+  const cc = new EdgePopup(net, method, training, new Rng(5, 2), kernels);
+  // ties at the threshold: copy some scores so that several share the k-th magnitude
+  for (const e of [ts, cc]) e.scores[2]!.fill(0.05, 0, 40);
+  const weffA = net.layers.map((l) => new Float32Array(l.w.length)), weffB = weffA.map((w) => w.slice());
+  const grads = net.layers.map((l) => new Float32Array(l.w.length));
+  const g = new Rng(9);
+  for (let step = 0; step < 4; step++) {
+    ts.beginEpoch(step, 4);
+    cc.beginEpoch(step, 4);
+    ts.effectiveWeights(weffA);
+    cc.effectiveWeights(weffB);
+    weffA.forEach((a, l) => assert.deepEqual(a, weffB[l], `effective weights, step ${step}, layer ${l}`));
+    grads.forEach((x) => g.fillNormal(x));
+    ts.applyGradients(grads);
+    cc.applyGradients(grads);
+    ts.scores.forEach((s, l) => assert.deepEqual(s, cc.scores[l], `scores after step ${step}, layer ${l}`));
+  }
+  net.layers.forEach((_, l) => assert.deepEqual(ts.binaryMask(l), cc.binaryMask(l)));
+});

@@ -29,6 +29,25 @@ export interface FusedKernels {
     lr: number,
     ic2: number,
   ): void;
+  /** edge-popup's forward: exact top-`keep` mask by |score| (ties in index order) and `weff = w ⊙ mask`. */
+  popupForward(
+    scores: Float32Array,
+    w: Float32Array,
+    mask: Uint8Array,
+    weff: Float32Array,
+    scratch: Float32Array,
+    keep: number,
+  ): void;
+  /** edge-popup's backward: straight-through gradient and an SGD step (momentum, weight decay) on the scores. */
+  popupSgd(
+    s: Float32Array,
+    g: Float32Array,
+    w: Float32Array,
+    mom: Float32Array,
+    momentum: number,
+    wd: number,
+    lr: number,
+  ): void;
   /** Conv2d's im2col (`dir` "cols") and col2im (`dir` "image", accumulating) for samples [n0, n0 + nb). */
   patches(
     dir: "cols" | "image",
@@ -128,6 +147,11 @@ function open(path: string): FusedKernels {
         ],
         result: "void",
       },
+      ts_topk_weights: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32"], result: "void" },
+      ts_popup_sgd: {
+        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64"],
+        result: "void",
+      },
       ts_im2col: { parameters: ["buffer", "buffer", ...I32X10], result: "void" },
       ts_col2im: { parameters: ["buffer", "buffer", ...I32X10], result: "void" },
     } as const,
@@ -141,6 +165,12 @@ function open(path: string): FusedKernels {
     },
     gatesAdam(mu, u, g, w, m1, m2, k, invS, lr, ic2) {
       f.ts_gates_adam(mu, u, g, w, m1, m2, mu.length, k, invS, lr, ic2, GAUSS_TABLE);
+    },
+    popupForward(scores, w, mask, weff, scratch, keep) {
+      f.ts_topk_weights(scores, w, mask, weff, scratch, scores.length, keep);
+    },
+    popupSgd(sc, g, w, mom, momentum, wd, lr) {
+      f.ts_popup_sgd(sc, g, w, mom, sc.length, momentum, wd, lr);
     },
     patches(dir, image, cols, n0, nb, g) {
       const args = [n0, nb, g.h, g.w, g.c, g.k, g.stride, g.pad, g.ho, g.wo] as const;

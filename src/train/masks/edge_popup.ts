@@ -3,7 +3,8 @@ import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import type { MaskMethod } from "./method.ts";
 import { createOptimizer } from "./optimizer.ts";
-import { topKMask } from "./top_k.ts";
+import { keptCount, topKMask } from "./top_k.ts";
+import type { FusedKernels } from "../../engine/native.ts";
 
 /**
  * edge-popup (Ramanujan et al. 2020; SCIENCE.md §3): a score per weight, initialised `U(±1/sqrt(fan_in))`;
@@ -20,8 +21,10 @@ export class EdgePopup implements MaskMethod {
   readonly #mask: Uint8Array[];
   readonly #scratch: Float32Array[];
   readonly #opt;
+  readonly #kernels: FusedKernels | null;
 
-  constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig, rng: Rng) {
+  constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig, rng: Rng, kernels?: FusedKernels | null) {
+    this.#kernels = kernels ?? null;
     this.#net = net;
     this.#k = method.k;
     this.scores = net.layers.map((p) => {
@@ -41,6 +44,10 @@ export class EdgePopup implements MaskMethod {
   effectiveWeights(weff: Float32Array[]): void {
     this.#net.layers.forEach((layer, l) => {
       const m = this.#mask[l]!, w = layer.w, out = weff[l]!;
+      if (this.#kernels) {
+        this.#kernels.popupForward(this.scores[l]!, w, m, out, this.#scratch[l]!, keptCount(w.length, this.#k));
+        return;
+      }
       topKMask(this.scores[l]!, this.#k, m, this.#scratch[l]!);
       for (let i = 0; i < w.length; i++) out[i] = m[i] ? w[i]! : 0;
     });
@@ -48,8 +55,13 @@ export class EdgePopup implements MaskMethod {
 
   applyGradients(dweff: Float32Array[]): void {
     this.#opt.begin();
+    const sgd = this.#opt.sgd;
     this.#net.layers.forEach((layer, l) => {
       const s = this.scores[l]!, w = layer.w, g = dweff[l]!, grad = this.#scratch[l]!;
+      if (this.#kernels && sgd) {
+        this.#kernels.popupSgd(s, g, w, sgd.mom[l]!, sgd.momentum, sgd.weightDecay, this.#opt.lr);
+        return;
+      }
       for (let i = 0; i < s.length; i++) grad[i] = Math.sign(s[i]!) * g[i]! * w[i]!;
       this.#opt.step(l, s, grad);
     });

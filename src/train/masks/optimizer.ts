@@ -4,6 +4,8 @@ import type { TrainingConfig } from "../../spec/schema.ts";
 export interface ElementOptimizer {
   /** Adam's state and bias corrections, exposed so hot loops can inline the update (undefined for SGD). */
   readonly adam?: { m1: Float32Array[]; m2: Float32Array[]; c1: () => number; c2: () => number };
+  /** SGD's momentum buffers and constants, for the same purpose (undefined for Adam). */
+  readonly sgd?: { mom: Float32Array[]; momentum: number; weightDecay: number };
   /** The learning rate of the current epoch (after the schedule). */
   readonly lr: number;
   /** Sets the epoch's learning rate from the schedule (`epoch` counts from 0). */
@@ -44,6 +46,7 @@ export function createOptimizer(cfg: TrainingConfig, sizes: number[]): ElementOp
       return p - lr * v;
     };
     return {
+      sgd: { mom, momentum: mu, weightDecay: wd },
       get lr() {
         return lr;
       },
