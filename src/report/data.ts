@@ -106,12 +106,7 @@ export function buildReportData(
     objectives: ["sparsity", "accuracy"],
     trials: rows,
     fronts,
-    counts: {
-      total: rows.length,
-      done: rows.filter((r) => r.status === "done").length,
-      failed: rows.filter((r) => r.status === "failed").length,
-      pending: rows.filter((r) => r.status === "pending").length,
-    },
+    counts: countsOf(rows),
     spec_text: specText,
     masked_layers: masked,
     backends: [...new Set(results.flatMap((r) => (r.metrics ? [`${r.metrics.backend} (${r.metrics.device})`] : [])))],
@@ -133,6 +128,11 @@ export function computeFronts(rows: TrialRow[]): Front[] {
     const points = done.filter((_, i) => nd[i]).sort((a, b) => a.sparsity! - b.sparsity! || b.accuracy! - a.accuracy!);
     return { group, points };
   });
+}
+
+function countsOf(rows: TrialRow[]): ReportData["counts"] {
+  const n = (status: TrialRow["status"]) => rows.filter((r) => r.status === status).length;
+  return { total: rows.length, done: n("done"), failed: n("failed"), pending: n("pending") };
 }
 
 /** A group of dense reference trials (`dense`, or `<sweep>: dense` in a comparison). */
@@ -179,12 +179,7 @@ export function combineReports(list: ReportData[]): ReportData {
     objectives: ["sparsity", "accuracy"],
     trials: rows,
     fronts: computeFronts(rows),
-    counts: {
-      total: rows.length,
-      done: rows.filter((r) => r.status === "done").length,
-      failed: rows.filter((r) => r.status === "failed").length,
-      pending: rows.filter((r) => r.status === "pending").length,
-    },
+    counts: countsOf(rows),
     spec_text: list.map((d) => `# ${d.name} (${d.sweep_id})\n${d.spec_text.trimEnd()}`).join("\n\n"),
     masked_layers: [...new Set(list.flatMap((d) => d.masked_layers))],
     backends: [...new Set(list.flatMap((d) => d.backends))],

@@ -1,7 +1,8 @@
 import type { Analysis } from "./analysis.ts";
 import { frontChartSpec, hypervolumeChartSpec, layerChartSpec, lossChartSpec, renderSvg } from "./charts.ts";
 import type { ReportData } from "./data.ts";
-import { comparisonSentence, fmtPct, TRIAL_COLUMNS, trialRow } from "./markdown.ts";
+import { comparisonSentence, TRIAL_COLUMNS, trialRow } from "./markdown.ts";
+import { atAccuracyTable, atSparsityTable, fmtPct, hypervolumeTable, type TableCells } from "./tables.ts";
 
 const esc = (s: string) =>
   s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
@@ -13,6 +14,8 @@ function table(head: string[], rows: (string | number)[][], opts: { id?: string;
     opts.sortable ? ' class="sortable"' : ""
   }><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
 }
+
+const cells = (t: TableCells) => table(t.head, t.rows);
 
 const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0}
@@ -67,38 +70,11 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
     `seeds. Per seed: the mean over single seeds' fronts, with a ${100 * a.bootstrap.level}% bootstrap interval ` +
     `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}).</p>`,
     plot("hypervolume"),
-    table(
-      [
-        "front",
-        "hypervolume pooled",
-        "per seed",
-        "95% interval",
-        "seeds",
-        "knee: sparsity %",
-        "knee: accuracy %",
-        "knee trial",
-      ],
-      a.fronts.map((f) => [
-        f.group,
-        f.hypervolume.value.toFixed(4),
-        f.hypervolume.mean.toFixed(4),
-        `[${f.hypervolume.lo.toFixed(4)}, ${f.hypervolume.hi.toFixed(4)}]`,
-        f.hypervolume.seeds,
-        fmtPct(f.knee?.sparsity),
-        fmtPct(f.knee?.accuracy),
-        f.knee?.trial_id ?? "",
-      ]),
-    ),
+    cells(hypervolumeTable(a)),
     `<h2>Accuracy at sparsity</h2><p class="muted">Interpolated linearly along each front; empty: the front does not reach that sparsity.</p>`,
-    table(
-      ["front", ...(a.fronts[0]?.atSparsity.map((s) => `${fmtPct(s.sparsity)}% sparse`) ?? [])],
-      a.fronts.map((f) => [f.group, ...f.atSparsity.map((s) => fmtPct(s.accuracy))]),
-    ),
+    cells(atSparsityTable(a)),
     `<h2>Sparsity at accuracy</h2><p class="muted">Highest sparsity along each front with accuracy at least X; empty: never reached.</p>`,
-    table(
-      ["front", ...a.atAccuracy.map((x) => `accuracy ≥ ${fmtPct(x)}%`)],
-      a.fronts.map((f) => [f.group, ...f.atAccuracy.map((s) => fmtPct(s.sparsity))]),
-    ),
+    cells(atAccuracyTable(a)),
     `<h2>Front comparison</h2>`,
     a.comparisons.length
       ? `<ul>${a.comparisons.map((c) => `<li>${esc(comparisonSentence(c))}</li>`).join("")}</ul>`

@@ -1,12 +1,10 @@
 import type { FrontComparison } from "../pareto/compare.ts";
 import type { Analysis } from "./analysis.ts";
+import { atAccuracyTable, atSparsityTable, fmtPct, hypervolumeTable, type TableCells } from "./tables.ts";
 import type { ReportData, TrialRow } from "./data.ts";
 
-/** A fraction as a percentage with two decimals; empty for missing values. */
-export const fmtPct = (
-  v: number | undefined | null,
-): string => (v === undefined || v === null ? "" : (100 * v).toFixed(2));
 const pct = fmtPct;
+const cells = (t: TableCells) => table(t.head, t.rows);
 
 /** One sentence on two fronts: hypervolume difference and where each one is more accurate, with the seed spread. */
 export function comparisonSentence(c: FrontComparison): string {
@@ -41,44 +39,15 @@ export function analysisTables(a: Analysis): string {
     `"per seed": the mean over single seeds' fronts, with a ${100 * a.bootstrap.level}% bootstrap interval ` +
     `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}).`,
     "",
-    table(
-      [
-        "front",
-        "hypervolume pooled",
-        "per seed",
-        "interval low",
-        "interval high",
-        "seeds",
-        "knee sparsity %",
-        "knee accuracy %",
-        "knee trial",
-      ],
-      a.fronts.map((f) => [
-        f.group,
-        f.hypervolume.value.toFixed(4),
-        f.hypervolume.mean.toFixed(4),
-        f.hypervolume.lo.toFixed(4),
-        f.hypervolume.hi.toFixed(4),
-        String(f.hypervolume.seeds),
-        pct(f.knee?.sparsity),
-        pct(f.knee?.accuracy),
-        f.knee?.trial_id ?? "",
-      ]),
-    ),
+    cells(hypervolumeTable(a)),
     "",
     `### Accuracy at sparsity (interpolated along each front; empty: not reached)`,
     "",
-    table(
-      ["front", ...(a.fronts[0]?.atSparsity.map((x) => `${pct(x.sparsity)}% sparse`) ?? [])],
-      a.fronts.map((f) => [f.group, ...f.atSparsity.map((x) => pct(x.accuracy))]),
-    ),
+    cells(atSparsityTable(a)),
     "",
     `### Sparsity at accuracy (highest along each front; empty: never reached)`,
     "",
-    table(
-      ["front", ...a.atAccuracy.map((x) => `accuracy ≥ ${pct(x)}%`)],
-      a.fronts.map((f) => [f.group, ...f.atAccuracy.map((x) => pct(x.sparsity))]),
-    ),
+    cells(atAccuracyTable(a)),
     "",
     `### Front comparison`,
     "",

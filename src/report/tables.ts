@@ -1,0 +1,56 @@
+import type { Analysis } from "./analysis.ts";
+
+/** A fraction as a percentage with two decimals; empty for missing values. */
+export const fmtPct = (
+  v: number | undefined | null,
+): string => (v === undefined || v === null ? "" : (100 * v).toFixed(2));
+
+/** A table's header and rows as text cells; each renderer (Markdown, HTML) only formats them. */
+export interface TableCells {
+  head: string[];
+  rows: string[][];
+}
+
+/** Hypervolume (pooled, per seed with its interval) and the knee of each front. */
+export function hypervolumeTable(a: Analysis): TableCells {
+  return {
+    head: [
+      "front",
+      "hypervolume pooled",
+      "per seed",
+      "interval low",
+      "interval high",
+      "seeds",
+      "knee sparsity %",
+      "knee accuracy %",
+      "knee trial",
+    ],
+    rows: a.fronts.map((f) => [
+      f.group,
+      f.hypervolume.value.toFixed(4),
+      f.hypervolume.mean.toFixed(4),
+      f.hypervolume.lo.toFixed(4),
+      f.hypervolume.hi.toFixed(4),
+      String(f.hypervolume.seeds),
+      fmtPct(f.knee?.sparsity),
+      fmtPct(f.knee?.accuracy),
+      f.knee?.trial_id ?? "",
+    ]),
+  };
+}
+
+/** Accuracy interpolated along each front at the fixed sparsity levels. */
+export function atSparsityTable(a: Analysis): TableCells {
+  return {
+    head: ["front", ...(a.fronts[0]?.atSparsity.map((x) => `${fmtPct(x.sparsity)}% sparse`) ?? [])],
+    rows: a.fronts.map((f) => [f.group, ...f.atSparsity.map((x) => fmtPct(x.accuracy))]),
+  };
+}
+
+/** The highest sparsity along each front at accuracy ≥ each level. */
+export function atAccuracyTable(a: Analysis): TableCells {
+  return {
+    head: ["front", ...a.atAccuracy.map((x) => `accuracy ≥ ${fmtPct(x)}%`)],
+    rows: a.fronts.map((f) => [f.group, ...f.atAccuracy.map((x) => fmtPct(x.sparsity))]),
+  };
+}
