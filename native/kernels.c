@@ -93,27 +93,28 @@ void ts_gates_adam(float *mu, const float *u, const float *g, const float *w, fl
 }
 
 /*
- * im2col for channels-last images, as Conv2d's TypeScript loop: rows are the output pixels of samples
- * [n0, n0 + nb), columns (ky, kx, c); zeros outside the image.
+ * Conv2d's patch walk over channels-last images, as its TypeScript loop: to_cols writes the patches of samples
+ * [n0, n0 + nb) into cols (rows: output pixels; columns: ky, kx, c; zeros outside the image), otherwise adds
+ * the patch gradients in cols back into the image (col2im), in the same order.
  */
-void ts_im2col(const float *x, float *cols, int32_t n0, int32_t nb, int32_t H, int32_t W, int32_t C, int32_t k,
-               int32_t stride, int32_t pad, int32_t ho, int32_t wo) {
+static void patches(int to_cols, float *image, float *cols, int32_t n0, int32_t nb, int32_t H, int32_t W, int32_t C,
+                    int32_t k, int32_t stride, int32_t pad, int32_t ho, int32_t wo) {
   int64_t o = 0;
   for (int32_t n = n0; n < n0 + nb; n++) {
-    const float *base = x + (int64_t)n * H * W * C;
+    float *base = image + (int64_t)n * H * W * C;
     for (int32_t oy = 0; oy < ho; oy++) {
       for (int32_t ox = 0; ox < wo; ox++) {
         for (int32_t ky = 0; ky < k; ky++) {
           const int32_t iy = oy * stride - pad + ky;
-          for (int32_t kx = 0; kx < k; kx++) {
+          for (int32_t kx = 0; kx < k; kx++, o += C) {
             const int32_t ix = ox * stride - pad + kx;
             if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
-              for (int32_t c = 0; c < C; c++) cols[o + c] = 0.0f;
-            } else {
-              const float *src = base + ((int64_t)iy * W + ix) * C;
-              for (int32_t c = 0; c < C; c++) cols[o + c] = src[c];
+              if (to_cols) for (int32_t c = 0; c < C; c++) cols[o + c] = 0.0f;
+              continue;
             }
-            o += C;
+            float *at = base + ((int64_t)iy * W + ix) * C;
+            if (to_cols) for (int32_t c = 0; c < C; c++) cols[o + c] = at[c];
+            else for (int32_t c = 0; c < C; c++) at[c] += cols[o + c];
           }
         }
       }
@@ -121,28 +122,14 @@ void ts_im2col(const float *x, float *cols, int32_t n0, int32_t nb, int32_t H, i
   }
 }
 
-/* col2im: adds the patch gradients of samples [n0, n0 + nb) back into dx, in the same order as the TypeScript. */
-void ts_col2im(const float *dcols, float *dx, int32_t n0, int32_t nb, int32_t H, int32_t W, int32_t C, int32_t k,
+void ts_im2col(float *x, float *cols, int32_t n0, int32_t nb, int32_t H, int32_t W, int32_t C, int32_t k,
                int32_t stride, int32_t pad, int32_t ho, int32_t wo) {
-  int64_t o = 0;
-  for (int32_t n = n0; n < n0 + nb; n++) {
-    float *base = dx + (int64_t)n * H * W * C;
-    for (int32_t oy = 0; oy < ho; oy++) {
-      for (int32_t ox = 0; ox < wo; ox++) {
-        for (int32_t ky = 0; ky < k; ky++) {
-          const int32_t iy = oy * stride - pad + ky;
-          for (int32_t kx = 0; kx < k; kx++) {
-            const int32_t ix = ox * stride - pad + kx;
-            if (!(iy < 0 || iy >= H || ix < 0 || ix >= W)) {
-              float *dst = base + ((int64_t)iy * W + ix) * C;
-              for (int32_t c = 0; c < C; c++) dst[c] += dcols[o + c];
-            }
-            o += C;
-          }
-        }
-      }
-    }
-  }
+  patches(1, x, cols, n0, nb, H, W, C, k, stride, pad, ho, wo);
+}
+
+void ts_col2im(float *dcols, float *dx, int32_t n0, int32_t nb, int32_t H, int32_t W, int32_t C, int32_t k,
+               int32_t stride, int32_t pad, int32_t ho, int32_t wo) {
+  patches(0, dx, dcols, n0, nb, H, W, C, k, stride, pad, ho, wo);
 }
 
 /* The r-th smallest value of a (reordering it), as selectNth in src/train/masks/top_k.ts. */

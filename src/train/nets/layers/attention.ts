@@ -41,19 +41,27 @@ export class Attention implements Module {
     }
   }
 
+  /** The per-(sample, head) stores kept from the forward pass for the backward pass, and head `i`'s views of them. */
+  #head(b: number, i: number) {
+    const T = this.#t, dh = this.#dh, heads = b * this.#heads, td = T * dh;
+    const q = this.#bufs.get("q", heads * td), k = this.#bufs.get("k", heads * td);
+    const v = this.#bufs.get("v", heads * td), p = this.#bufs.get("p", heads * T * T);
+    return {
+      qi: q.subarray(i * td, (i + 1) * td),
+      ki: k.subarray(i * td, (i + 1) * td),
+      vi: v.subarray(i * td, (i + 1) * td),
+      pi: p.subarray(i * T * T, (i + 1) * T * T),
+    };
+  }
+
   forward(x: Float32Array, b: number): Float32Array {
     const T = this.#t, D = this.#d, H = this.#heads, dh = this.#dh, e = this.#ctx.engine;
     const qkv = this.#qkv.forward(x, b);
-    const heads = b * H;
-    const q = this.#bufs.get("q", heads * T * dh), k = this.#bufs.get("k", heads * T * dh);
-    const v = this.#bufs.get("v", heads * T * dh), p = this.#bufs.get("p", heads * T * T);
     const o = this.#bufs.get("o", b * T * D), oh = this.#bufs.get("oh", T * dh);
     const scale = 1 / Math.sqrt(dh);
     for (let n = 0; n < b; n++) {
       for (let h = 0; h < H; h++) {
-        const i = n * H + h;
-        const qi = q.subarray(i * T * dh, (i + 1) * T * dh), ki = k.subarray(i * T * dh, (i + 1) * T * dh);
-        const vi = v.subarray(i * T * dh, (i + 1) * T * dh), pi = p.subarray(i * T * T, (i + 1) * T * T);
+        const { qi, ki, vi, pi } = this.#head(b, n * H + h);
         this.#slice(qkv, n, h, 0, qi, false);
         this.#slice(qkv, n, h, 1, ki, false);
         this.#slice(qkv, n, h, 2, vi, false);
@@ -77,17 +85,13 @@ export class Attention implements Module {
   backward(dy: Float32Array, b: number, needDx: boolean): Float32Array | null {
     const T = this.#t, D = this.#d, H = this.#heads, dh = this.#dh, e = this.#ctx.engine;
     const dout = this.#proj.backward(dy, b, true)!;
-    const q = this.#bufs.get("q", b * H * T * dh), k = this.#bufs.get("k", b * H * T * dh);
-    const v = this.#bufs.get("v", b * H * T * dh), p = this.#bufs.get("p", b * H * T * T);
     const dqkv = this.#bufs.get("dqkv", b * T * 3 * D);
     const doh = this.#bufs.get("doh", T * dh), dp = this.#bufs.get("dp", T * T);
     const dq = this.#bufs.get("dq", T * dh), dk = this.#bufs.get("dk", T * dh), dv = this.#bufs.get("dv", T * dh);
     const scale = 1 / Math.sqrt(dh);
     for (let n = 0; n < b; n++) {
       for (let h = 0; h < H; h++) {
-        const i = n * H + h;
-        const qi = q.subarray(i * T * dh, (i + 1) * T * dh), ki = k.subarray(i * T * dh, (i + 1) * T * dh);
-        const vi = v.subarray(i * T * dh, (i + 1) * T * dh), pi = p.subarray(i * T * T, (i + 1) * T * T);
+        const { qi, ki, vi, pi } = this.#head(b, n * H + h);
         for (let t = 0; t < T; t++) {
           for (let j = 0; j < dh; j++) doh[t * dh + j] = dout[(n * T + t) * D + h * dh + j]!;
         }

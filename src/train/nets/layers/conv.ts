@@ -13,15 +13,9 @@ export class Conv2d implements Module {
   readonly outShape: number[];
   readonly #p: Param;
   readonly #ctx: Ctx;
-  readonly #h: number;
-  readonly #w: number;
-  readonly #c: number;
-  readonly #k: number;
-  readonly #stride: number;
-  readonly #pad: number;
+  /** Input, kernel and output geometry (also what the native kernels take). */
+  readonly #g: ConvGeometry;
   readonly #cout: number;
-  readonly #ho: number;
-  readonly #wo: number;
   readonly #relu: boolean;
   readonly #bufs = new Buffers();
   #x: Float32Array = new Float32Array(0);
@@ -33,84 +27,52 @@ export class Conv2d implements Module {
     if (k !== k2 || c !== cin) throw new Error(`${p.name}: weights ${p.shape} do not fit input ${inShape}`);
     this.#ctx = ctx;
     this.#p = p;
-    this.#h = h;
-    this.#w = w;
-    this.#c = c;
-    this.#k = k;
     this.#cout = cout;
-    this.#stride = opts.stride ?? 1;
-    this.#pad = opts.pad ?? (k - 1) / 2;
+    const stride = opts.stride ?? 1, pad = opts.pad ?? (k - 1) / 2;
+    const ho = Math.floor((h + 2 * pad - k) / stride) + 1, wo = Math.floor((w + 2 * pad - k) / stride) + 1;
+    this.#g = { h, w, c, k, stride, pad, ho, wo };
     this.#relu = opts.relu ?? false;
-    this.#ho = Math.floor((h + 2 * this.#pad - k) / this.#stride) + 1;
-    this.#wo = Math.floor((w + 2 * this.#pad - k) / this.#stride) + 1;
-    this.outShape = [this.#ho, this.#wo, cout];
+    this.outShape = [ho, wo, cout];
+  }
+
+  /** Output pixels per sample, and the patch length k·k·Cin. */
+  get #pix(): number {
+    return this.#g.ho * this.#g.wo;
+  }
+
+  get #k2c(): number {
+    return this.#g.k * this.#g.k * this.#g.c;
   }
 
   /** Samples per chunk so that one chunk's im2col block stays within budget. */
   #chunk(b: number): number {
-    return Math.max(1, Math.min(b, Math.floor(COLS_BUDGET / (this.#ho * this.#wo * this.#k * this.#k * this.#c))));
+    return Math.max(1, Math.min(b, Math.floor(COLS_BUDGET / (this.#pix * this.#k2c))));
   }
 
-  get #geometry(): ConvGeometry {
-    return {
-      h: this.#h,
-      w: this.#w,
-      c: this.#c,
-      k: this.#k,
-      stride: this.#stride,
-      pad: this.#pad,
-      ho: this.#ho,
-      wo: this.#wo,
-    };
-  }
-
-  /** Writes the patches of samples [n0, n0+nb) into `cols` (rows: output pixels; columns: ky, kx, c). */
-  #im2col(x: Float32Array, n0: number, nb: number, cols: Float32Array): void {
-    const kernels = this.#ctx.engine.kernels;
-    if (kernels) return kernels.patches("cols", x, cols, n0, nb, this.#geometry);
-    const H = this.#h, W = this.#w, C = this.#c, k = this.#k, s = this.#stride, p = this.#pad;
+  /**
+   * Moves samples [n0, n0+nb) between the image and its patch matrix (rows: output pixels; columns: ky, kx, c):
+   * `cols` writes the patches (zeros outside the image), `image` adds patch gradients back (col2im).
+   */
+  #patches(dir: "cols" | "image", image: Float32Array, cols: Float32Array, n0: number, nb: number): void {
+    const g = this.#g, kernels = this.#ctx.engine.kernels;
+    if (kernels) return kernels.patches(dir, image, cols, n0, nb, g);
+    const { h: H, w: W, c: C, k, stride: s, pad: p } = g, toCols = dir === "cols";
     let o = 0;
     for (let n = n0; n < n0 + nb; n++) {
       const base = n * H * W * C;
-      for (let oy = 0; oy < this.#ho; oy++) {
-        for (let ox = 0; ox < this.#wo; ox++) {
+      for (let oy = 0; oy < g.ho; oy++) {
+        for (let ox = 0; ox < g.wo; ox++) {
           for (let ky = 0; ky < k; ky++) {
             const iy = oy * s - p + ky;
-            for (let kx = 0; kx < k; kx++) {
+            for (let kx = 0; kx < k; kx++, o += C) {
               const ix = ox * s - p + kx;
               if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
-                for (let c = 0; c < C; c++) cols[o++] = 0;
-              } else {
-                const src = base + (iy * W + ix) * C;
-                for (let c = 0; c < C; c++) cols[o++] = x[src + c]!;
+                if (toCols) cols.fill(0, o, o + C);
+                continue;
               }
-            }
-          }
-        }
-      }
-    }
-  }
-
-  /** Adds the patch gradients `dcols` of samples [n0, n0+nb) back into `dx`. */
-  #col2im(dcols: Float32Array, n0: number, nb: number, dx: Float32Array): void {
-    const kernels = this.#ctx.engine.kernels;
-    if (kernels) return kernels.patches("image", dx, dcols, n0, nb, this.#geometry);
-    const H = this.#h, W = this.#w, C = this.#c, k = this.#k, s = this.#stride, p = this.#pad;
-    let o = 0;
-    for (let n = n0; n < n0 + nb; n++) {
-      const base = n * H * W * C;
-      for (let oy = 0; oy < this.#ho; oy++) {
-        for (let ox = 0; ox < this.#wo; ox++) {
-          for (let ky = 0; ky < k; ky++) {
-            const iy = oy * s - p + ky;
-            for (let kx = 0; kx < k; kx++) {
-              const ix = ox * s - p + kx;
-              if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
-                o += C;
-              } else {
-                const dst = base + (iy * W + ix) * C;
-                for (let c = 0; c < C; c++) dx[dst + c]! += dcols[o++]!;
-              }
+              const at = base + (iy * W + ix) * C;
+              if (toCols) { for (let c = 0; c < C; c++) cols[o + c] = image[at + c]!; }
+              else for (let c = 0; c < C; c++) image[at + c]! += cols[o + c]!;
             }
           }
         }
@@ -119,13 +81,13 @@ export class Conv2d implements Module {
   }
 
   forward(x: Float32Array, b: number): Float32Array {
-    const pix = this.#ho * this.#wo, K = this.#k * this.#k * this.#c, cout = this.#cout;
+    const pix = this.#pix, K = this.#k2c, cout = this.#cout;
     const y = this.#bufs.get("y", b * pix * cout);
     const chunk = this.#chunk(b);
     const cols = this.#bufs.get("cols", chunk * pix * K);
     for (let n0 = 0; n0 < b; n0 += chunk) {
       const nb = Math.min(chunk, b - n0);
-      this.#im2col(x, n0, nb, cols);
+      this.#patches("cols", x, cols, n0, nb);
       const out = y.subarray(n0 * pix * cout, (n0 + nb) * pix * cout);
       this.#ctx.engine.gemm(false, true, nb * pix, cout, K, cols, this.#p.weff, out, 0);
     }
@@ -136,24 +98,24 @@ export class Conv2d implements Module {
   }
 
   backward(dy: Float32Array, b: number, needDx: boolean): Float32Array | null {
-    const pix = this.#ho * this.#wo, K = this.#k * this.#k * this.#c, cout = this.#cout;
+    const pix = this.#pix, K = this.#k2c, cout = this.#cout;
     if (this.#relu) { for (let i = 0; i < dy.length; i++) if (this.#y[i]! <= 0) dy[i] = 0; }
     const e = this.#ctx.engine, p = this.#p;
     const chunk = this.#chunk(b);
     const cols = this.#bufs.get("cols", chunk * pix * K);
     const dcols = needDx ? this.#bufs.get("dcols", chunk * pix * K) : null;
-    const dx = needDx ? this.#bufs.get("dx", b * this.#h * this.#w * this.#c) : null;
+    const dx = needDx ? this.#bufs.get("dx", b * this.#g.h * this.#g.w * this.#g.c) : null;
     dx?.fill(0);
     for (let n0 = 0; n0 < b; n0 += chunk) {
       const nb = Math.min(chunk, b - n0);
       const d = dy.subarray(n0 * pix * cout, (n0 + nb) * pix * cout);
       if (p.grad) {
-        this.#im2col(this.#x, n0, nb, cols);
+        this.#patches("cols", this.#x, cols, n0, nb);
         e.gemm(true, false, cout, K, nb * pix, d, cols, p.grad, n0 === 0 ? 0 : 1);
       }
       if (dcols && dx) {
         e.gemm(false, false, nb * pix, K, cout, d, p.weff, dcols, 0);
-        this.#col2im(dcols, n0, nb, dx);
+        this.#patches("image", dx, dcols, n0, nb);
       }
     }
     return dx;
