@@ -4,7 +4,7 @@ import { WIRE_VERSION, type WorkerPresence } from "../src/broker/messages.ts";
 import { connectNats } from "../src/broker/nats.ts";
 import { startLocalServer } from "../src/broker/local_server.ts";
 import { runSweep } from "../src/coordinator/sweep.ts";
-import { gatherStatus, idleWorkers, renderStatus } from "../src/coordinator/status.ts";
+import { gatherStatus, renderStatus } from "../src/coordinator/status.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import type { Transport } from "../src/broker/transport.ts";
@@ -48,18 +48,19 @@ Deno.test("status - counts, ETA, each worker with engine, trial and speed; a sil
   await t.putPresence(presence("w1", now - 2000, "trial-a"));
   await t.putPresence(presence("w2", now - 30_000, "trial-b")); // stopped sending heartbeats
   await t.putPresence(presence("w3", now - 1000, null));
-  const list = await gatherStatus(t, undefined, now);
+  const status = await gatherStatus(t, undefined, now);
+  const list = status.sweeps;
   assert.equal(list.length, 1);
   assert.equal(list[0]!.running, 1);
   assert.equal(list[0]!.queued, 20 - 7 - 1 - 1);
   assert.deepEqual(list[0]!.workers.map((w) => [w.worker, w.gone]), [["w1", false], ["w2", true]]);
-  const text = renderStatus(list, await idleWorkers(t, now), now);
+  const text = renderStatus(status, now);
   assert.match(text, /s-1 \(demo\): running; 20 trials: 11 queued, 1 running, 7 done, 1 failed; ETA 1m35s/);
   assert.match(text, /rejected messages: 3 result/);
   assert.match(text, /box\s+w1\s+blas\s+OpenBLAS 1 thread\s+trial-a\s+40\/100\s+95\s+2s ago\s+active/);
   assert.match(text, /w2 .* gone/);
   assert.match(text, /idle workers: box\/w3 \(blas, 3 done, rejected 2 trial\)/);
-  assert.equal(renderStatus([], []), "no sweeps on this broker");
+  assert.equal(renderStatus({ sweeps: [], idle: [] }), "no sweeps on this broker");
 });
 
 /** Two sweeps on one broker and one worker: the second, started later and smaller, is served alongside. */

@@ -2,7 +2,7 @@ import { connectNats } from "../broker/nats.ts";
 import { readBrokerFile } from "../coordinator/broker_file.ts";
 import { ResultLog } from "../coordinator/record.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
-import { gatherStatus, idleWorkers, renderStatus } from "../coordinator/status.ts";
+import { gatherStatus, renderStatus } from "../coordinator/status.ts";
 import { logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli } from "./common.ts";
 
 export const STATUS_USAGE = `Usage: deno task status [SWEEP_ID | runs/SWEEP_ID] [options]
@@ -38,10 +38,9 @@ export async function statusMain(args: string[]): Promise<number> {
   if (nats.servers) {
     const transport = await connectNats({ ...nats, servers: nats.servers, name: "ticketsweep-status", log: logLine });
     try {
-      const list = await gatherStatus(transport, sweepId);
-      const idle = await idleWorkers(transport);
-      console.log(values.json ? JSON.stringify({ sweeps: list, idle }, null, 2) : renderStatus(list, idle));
-      return list.length || !sweepId ? 0 : 1;
+      const status = await gatherStatus(transport, sweepId);
+      console.log(values.json ? JSON.stringify(status, null, 2) : renderStatus(status));
+      return status.sweeps.length || !sweepId ? 0 : 1;
     } finally {
       await transport.close();
     }

@@ -13,14 +13,20 @@ export interface SweepStatus {
   workers: (WorkerPresence & { gone: boolean })[];
 }
 
+/** What `status` shows: each sweep with its workers, and the workers running no trial. */
+export interface BrokerStatus {
+  sweeps: SweepStatus[];
+  idle: (WorkerPresence & { gone: boolean })[];
+}
+
 /** Sweep states and worker presence from the broker; `sweepId` narrows to one sweep. */
-export async function gatherStatus(transport: Transport, sweepId?: string, now = Date.now()): Promise<SweepStatus[]> {
+export async function gatherStatus(transport: Transport, sweepId?: string, now = Date.now()): Promise<BrokerStatus> {
   const states = (await transport.listSweepStates()).filter((s) => !sweepId || s.sweep_id === sweepId);
   const presence = (await transport.listPresence()).map((p) => ({
     ...p,
     gone: now - Date.parse(p.updated_at) > GONE_AFTER_MS,
   }));
-  return states.sort((a, b) => b.updated_at.localeCompare(a.updated_at)).map((state) => {
+  const sweeps = states.sort((a, b) => b.updated_at.localeCompare(a.updated_at)).map((state) => {
     const workers = presence.filter((p) => p.sweep_id === state.sweep_id);
     const running = state.status === "running" || state.status === "stopped"
       ? workers.filter((w) => !w.gone && w.trial_id).length
@@ -32,17 +38,7 @@ export async function gatherStatus(transport: Transport, sweepId?: string, now =
       workers,
     };
   });
-}
-
-/** The idle workers (no trial), for the status footer. */
-export async function idleWorkers(
-  transport: Transport,
-  now = Date.now(),
-): Promise<(WorkerPresence & { gone: boolean })[]> {
-  return (await transport.listPresence()).filter((p) => !p.trial_id).map((p) => ({
-    ...p,
-    gone: now - Date.parse(p.updated_at) > GONE_AFTER_MS,
-  }));
+  return { sweeps, idle: presence.filter((p) => !p.trial_id) };
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -55,11 +51,7 @@ const rejectedText = (r: Record<string, number>) =>
   Object.entries(r).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(", ") || "none";
 
 /** Human-readable status: per sweep its counts and ETA, then each worker with host, engine, trial and speed. */
-export function renderStatus(
-  list: SweepStatus[],
-  idle: (WorkerPresence & { gone: boolean })[],
-  now = Date.now(),
-): string {
+export function renderStatus({ sweeps: list, idle }: BrokerStatus, now = Date.now()): string {
   if (list.length === 0) return "no sweeps on this broker";
   const out: string[] = [];
   for (const s of list) {

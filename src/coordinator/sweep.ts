@@ -82,20 +82,22 @@ async function trackSweep(
   await transport.setup();
   const sweepId = manifest.sweep_id;
   let status: SweepState["status"] = "running";
-  const putState = () =>
-    transport.putSweepState({
+  const putState = () => {
+    const snap = progress.snapshot();
+    return transport.putSweepState({
       v: WIRE_VERSION,
       sweep_id: sweepId,
       name: manifest.name,
       status,
       total,
-      done: results.all().filter((r) => r.status === "done").length,
-      failed: results.all().filter((r) => r.status === "failed").length,
-      eta_s: progress.snapshot().etaS,
+      done: snap.done,
+      failed: snap.failed,
+      eta_s: snap.etaS,
       coordinator: Deno.hostname(),
       rejected: { ...transport.rejected(), ...(forged ? { "result without claim": forged } : {}) },
       updated_at: new Date().toISOString(),
     }).catch((e) => log(`could not publish the sweep state: ${(e as Error).message}`));
+  };
   let resolveCancel!: () => void;
   const cancelled = new Promise<void>((r) => (resolveCancel = r));
   let cancelAt: string | null = null;
