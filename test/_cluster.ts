@@ -4,6 +4,7 @@ import { type LocalWorkers, spawnLocalWorkers } from "../src/coordinator/local_w
 import { parseSpec } from "../src/spec/load.ts";
 import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
 import { ROOT, tinySpecText } from "./_fixtures.ts";
+export { readResults as recorded } from "./_fixtures.ts";
 
 /** A spec file of `n` synthetic trials, each training `epochs` epochs (about 0.1 s per epoch). */
 export async function writeSpec(dir: string, name: string, n: number, epochs: number, extra = ""): Promise<{
@@ -49,21 +50,6 @@ export function startCoordinator(args: string[], server: { url: string; token: s
     })(),
     kill: (sig) => p.kill(sig),
   };
-}
-
-/** The trial ids recorded in a run directory's results.jsonl, with their statuses. */
-export async function recorded(runDir: string): Promise<{ trial_id: string; status: string; error?: string }[]> {
-  try {
-    return (await Deno.readTextFile(`${runDir}/results.jsonl`)).split("\n").filter((l) => l.trim()).flatMap((l) => {
-      try {
-        return [JSON.parse(l)];
-      } catch {
-        return []; // a line cut by a kill
-      }
-    });
-  } catch {
-    return [];
-  }
 }
 
 /** Waits until `cond` holds (polling), or fails after `ms`. */

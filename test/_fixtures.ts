@@ -22,10 +22,21 @@ export function tinySpec(name: string, n = 8, extra = ""): SweepSpec {
 
 export const ROOT = new URL("../", import.meta.url).pathname;
 
-/** Every trial id appears exactly once in a results.jsonl. */
-export async function readResults(dir: string): Promise<{ trial_id: string; status: string }[]> {
-  const text = await Deno.readTextFile(`${dir}/results.jsonl`);
-  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+/** The outcomes recorded in a run directory's results.jsonl (none when it does not exist yet).
+export async function readResults(dir: string): Promise<{ trial_id: string; status: string; error?: string }[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${dir}/results.jsonl`);
+  } catch {
+    return []; // nothing recorded yet
+  }
+  return text.split("\n").filter((l) => l.trim()).flatMap((l) => {
+    try {
+      return [JSON.parse(l)];
+    } catch {
+      return []; // a line cut by a kill (the result log drops it too)
+    }
+  });
 }
 
 /** Runs a sweep to the end in this process (in-memory broker, one worker on the `js` engine); its run directory. */
