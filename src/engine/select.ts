@@ -2,11 +2,14 @@ import type { Engine } from "./engine.ts";
 import { createBlasEngine } from "./blas.ts";
 import { createJsEngine } from "./js.ts";
 import { createTfjsEngine } from "./tfjs.ts";
+import { createWebgpuEngine } from "./webgpu/engine.ts";
 import type { Backend } from "../spec/schema.ts";
 import { loadKernels } from "./native.ts";
 
-/** Order `auto` tries: fastest first, as measured by `deno task bench`. */
-export const AUTO_ORDER = ["blas", "wasm", "js", "cpu"] as const;
+/** Backends `auto` times against each other when more than one loads (native libraries or a real GPU). */
+export const AUTO_FAST = ["blas", "tensorflow", "webgpu"] as const;
+/** Backends `auto` falls back to, in order, when none of {@link AUTO_FAST} loads. */
+export const AUTO_FALLBACK = ["wasm", "js", "cpu"] as const;
 
 /** An engine and why it was chosen. */
 export interface EngineChoice {
@@ -15,7 +18,10 @@ export interface EngineChoice {
 }
 
 /**
- * Creates the engine for a backend name; `auto` takes the first of {@link AUTO_ORDER} that loads and says why.
+ * Creates the engine for a backend name. `auto` loads every backend of {@link AUTO_FAST} it can (a WebGPU
+ * software rasteriser does not count), times them on the products of one LeNet-300-100 step when more than
+ * one loads, and takes the fastest; with none it takes the first of {@link AUTO_FALLBACK} that loads. The
+ * reason says what was tried, what was skipped and why.
  *
  * @throws {Error} when an explicitly named backend cannot load.
  */
@@ -29,18 +35,62 @@ export async function selectEngine(backend: Backend, opts: { threads?: number } 
 async function chooseEngine(backend: Backend, opts: { threads?: number }): Promise<EngineChoice> {
   if (backend !== "auto") return { engine: await createEngine(backend, opts), reason: `asked for '${backend}'` };
   const skipped: string[] = [];
-  for (const name of AUTO_ORDER) {
+  const loaded: Engine[] = [];
+  for (const name of AUTO_FAST) {
     try {
       const engine = await createEngine(name, opts);
-      return {
-        engine,
-        reason: `auto: '${name}' is the fastest available` + (skipped.length ? ` (skipped ${skipped.join("; ")})` : ""),
-      };
+      if ("software" in engine && engine.software) {
+        engine.close();
+        skipped.push(`${name}: ${engine.device} is slower than the CPU backends`);
+      } else loaded.push(engine);
     } catch (e) {
-      skipped.push(`${name}: ${(e as Error).message.split("\n")[0]}`);
+      skipped.push(`${name}: ${firstLine(e)}`);
+    }
+  }
+  const why = skipped.length ? ` (skipped ${skipped.join("; ")})` : "";
+  if (loaded.length === 1) {
+    return { engine: loaded[0]!, reason: `auto: '${loaded[0]!.name}' is the fastest available${why}` };
+  }
+  if (loaded.length > 1) {
+    const timed = loaded.map((engine) => ({ engine, ms: timeStep(engine) })).sort((a, b) => a.ms - b.ms);
+    for (const t of timed.slice(1)) t.engine.close();
+    const times = timed.map((t) => `${t.engine.name} ${t.ms.toFixed(2)} ms`).join(", ");
+    return {
+      engine: timed[0]!.engine,
+      reason: `auto: '${timed[0]!.engine.name}' was fastest on a LeNet step's products (${times})${why}`,
+    };
+  }
+  for (const name of AUTO_FALLBACK) {
+    try {
+      const engine = await createEngine(name, opts);
+      return { engine, reason: `auto: '${name}' is the fastest available${why}` };
+    } catch (e) {
+      skipped.push(`${name}: ${firstLine(e)}`);
     }
   }
   throw new Error(`no engine could be loaded: ${skipped.join("; ")}`);
+}
+
+const firstLine = (e: unknown) => String((e as Error).message ?? e).split("\n")[0];
+
+/** Median milliseconds for the three products of a LeNet-300-100 first layer at batch 128 (after a warm-up). */
+function timeStep(engine: Engine): number {
+  const b = 128, i = 784, o = 300;
+  const x = new Float32Array(b * i).fill(0.5), w = new Float32Array(o * i).fill(0.01);
+  const y = new Float32Array(b * o), g = new Float32Array(o * i), dx = new Float32Array(b * i);
+  const step = () => {
+    engine.gemm(false, true, b, o, i, x, w, y, 0);
+    engine.gemm(true, false, o, i, b, y, x, g, 0);
+    engine.gemm(false, false, b, i, o, y, w, dx, 0);
+  };
+  step();
+  const times: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t = performance.now();
+    step();
+    times.push(performance.now() - t);
+  }
+  return times.sort((a, b) => a - b)[2]!;
 }
 
 async function createEngine(name: Exclude<Backend, "auto">, opts: { threads?: number }): Promise<Engine> {
@@ -49,7 +99,10 @@ async function createEngine(name: Exclude<Backend, "auto">, opts: { threads?: nu
       return createBlasEngine(opts.threads ?? 1);
     case "wasm":
     case "cpu":
+    case "tensorflow":
       return await createTfjsEngine(name);
+    case "webgpu":
+      return await createWebgpuEngine();
     case "js":
       return createJsEngine();
   }

@@ -126,7 +126,7 @@ export const TRAINING_DEFAULTS: Record<
 /** A trial's training settings: every field resolved. */
 export const TrialTrainingSchema = TrainingSchema.required();
 
-export const BACKENDS = ["auto", "blas", "wasm", "cpu", "js"] as const;
+export const BACKENDS = ["auto", "blas", "tensorflow", "webgpu", "wasm", "cpu", "js"] as const;
 export const BackendSchema = z.enum(BACKENDS);
 
 /** Where each sweepable parameter lands in a trial's configuration. */

@@ -1,0 +1,136 @@
+/// <reference lib="deno.worker" />
+/**
+ * The WebGPU engine's device thread: owns the adapter, the device and the GPU buffers, and answers the main
+ * thread's products through shared memory (see `protocol.ts`).
+ */
+import {
+  CTL_BYTES,
+  DONE,
+  ERROR_LEN,
+  FAILED,
+  type GemmMessage,
+  HEADER_BYTES,
+  type ReadyMessage,
+  type Request,
+  STATE,
+} from "./protocol.ts";
+import { GEMM_WGSL, TILE } from "./shader.ts";
+
+let ctl: Int32Array;
+let data: Float32Array<ArrayBufferLike> = new Float32Array(0);
+let gpu: DeviceState | null = null;
+
+interface DeviceState {
+  device: GPUDevice;
+  pipeline: GPUComputePipeline;
+  params: GPUBuffer;
+  a: GPUBuffer | null;
+  b: GPUBuffer | null;
+  c: GPUBuffer | null;
+  read: GPUBuffer | null;
+  bindGroup: GPUBindGroup | null;
+}
+
+const SOFTWARE = /llvmpipe|lavapipe|swiftshader|software/i;
+
+self.onmessage = async (e: MessageEvent<Request>) => {
+  const msg = e.data;
+  if (msg.op === "init") {
+    ctl = new Int32Array(msg.ctl);
+    self.postMessage(await init());
+    return;
+  }
+  try {
+    await gemm(msg);
+    Atomics.store(ctl, STATE, DONE);
+  } catch (err) {
+    const text = new TextEncoder().encode(String((err as Error).message ?? err)).subarray(0, CTL_BYTES - HEADER_BYTES);
+    new Uint8Array(ctl.buffer, HEADER_BYTES).set(text);
+    Atomics.store(ctl, ERROR_LEN, text.length);
+    Atomics.store(ctl, STATE, FAILED);
+  }
+  Atomics.notify(ctl, STATE);
+};
+
+async function init(): Promise<ReadyMessage> {
+  try {
+    if (!("gpu" in navigator) || !navigator.gpu) return { ok: false, error: "this Deno has no navigator.gpu" };
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) {
+      return { ok: false, error: "no WebGPU adapter (a Vulkan loader and driver are needed: libvulkan1 + a GPU ICD)" };
+    }
+    const limits = adapter.limits;
+    const device = await adapter.requestDevice({
+      requiredLimits: {
+        maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+        maxBufferSize: limits.maxBufferSize,
+      },
+    });
+    const module = device.createShaderModule({ code: GEMM_WGSL });
+    const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+    const params = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    gpu = { device, pipeline, params, a: null, b: null, c: null, read: null, bindGroup: null };
+    const info = adapter.info;
+    const description = info.description || info.device || "unknown adapter";
+    // deno-lint-ignore no-explicit-any
+    const fallback = Boolean((info as any).isFallbackAdapter ?? (adapter as any).isFallbackAdapter);
+    return {
+      ok: true,
+      description,
+      vendor: info.vendor,
+      architecture: info.architecture,
+      software: fallback || SOFTWARE.test(description),
+    };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message };
+  }
+}
+
+/** Returns `buf` if it holds `bytes`, else a new buffer of the next power of two (the old one destroyed). */
+function ensure(buf: GPUBuffer | null, bytes: number, usage: number): GPUBuffer {
+  if (buf && buf.size >= bytes) return buf;
+  buf?.destroy();
+  let size = 256;
+  while (size < bytes) size *= 2;
+  gpu!.bindGroup = null;
+  return gpu!.device.createBuffer({ size, usage });
+}
+
+async function gemm(r: GemmMessage): Promise<void> {
+  if (!gpu) throw new Error("WebGPU device thread was not initialised");
+  if (r.data) data = new Float32Array(r.data);
+  const g = gpu, { m, n, k } = r;
+  if (data.length < r.offC + m * n) {
+    throw new Error(`shared data holds ${data.length} floats, the product needs ${r.offC + m * n}`);
+  }
+  const S = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+  g.a = ensure(g.a, m * k * 4, S);
+  g.b = ensure(g.b, k * n * 4, S);
+  g.c = ensure(g.c, m * n * 4, S | GPUBufferUsage.COPY_SRC);
+  g.read = ensure(g.read, m * n * 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+  if (!g.bindGroup) {
+    g.bindGroup = g.device.createBindGroup({
+      layout: g.pipeline.getBindGroupLayout(0),
+      entries: [g.a, g.b, g.c, g.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+  }
+  const q = g.device.queue;
+  q.writeBuffer(g.a, 0, data.slice(r.offA, r.offA + m * k));
+  q.writeBuffer(g.b, 0, data.slice(r.offB, r.offB + k * n));
+  if (r.beta) q.writeBuffer(g.c, 0, data.slice(r.offC, r.offC + m * n));
+  const params = new ArrayBuffer(32);
+  new Uint32Array(params, 0, 5).set([m, n, k, r.transA ? 1 : 0, r.transB ? 1 : 0]);
+  new Float32Array(params, 20, 1)[0] = r.beta;
+  q.writeBuffer(g.params, 0, new Uint8Array(params));
+  const enc = g.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(g.pipeline);
+  pass.setBindGroup(0, g.bindGroup);
+  pass.dispatchWorkgroups(Math.ceil(n / TILE), Math.ceil(m / TILE));
+  pass.end();
+  enc.copyBufferToBuffer(g.c, 0, g.read, 0, m * n * 4);
+  q.submit([enc.finish()]);
+  await g.read.mapAsync(GPUMapMode.READ, 0, m * n * 4);
+  data.set(new Float32Array(g.read.getMappedRange(0, m * n * 4)), r.offC);
+  g.read.unmap();
+}
