@@ -5,6 +5,7 @@ import { augmentInto } from "./data/augment.ts";
 import type { Dataset } from "./data/dataset.ts";
 import { loadDataset } from "./data/load.ts";
 import { createMethod } from "./masks/create.ts";
+import type { MaskMethod } from "./masks/method.ts";
 import { maskedWeights } from "./masks/method.ts";
 import { buildNet } from "./nets/build.ts";
 import type { Net } from "./nets/net.ts";
@@ -77,105 +78,241 @@ function fillBatch(
   }
 }
 
-/**
- * Trains the mask of one trial on a frozen network and evaluates its ticket (the dense reference trains the
- * weights instead and has no ticket). The frozen weights are never written.
- *
- * @returns the metrics a trial reports, including the packed binary ticket.
- * @throws {TrialStopped} when `hooks.shouldStop` asks for it.
- */
-export async function runTrial(cfg: TrialConfig, engine: Engine, hooks: TrialHooks = {}): Promise<TrialMetrics> {
-  const t0 = performance.now();
-  const { train, test, source } = await loadDataset(cfg.dataset);
-  const net = buildNet(cfg.model, train.shape, train.classes, engine);
-  const method = createMethod(cfg, net, new Rng(cfg.seed, 2), engine.kernels);
-  const bs = Math.min(cfg.training.batch_size, train.n);
-  const weff = net.layers.map((l) => new Float32Array(l.w.length));
-  const dweff = net.layers.map((l) => new Float32Array(l.w.length));
-  net.useEffectiveWeights(weff);
-  net.useGradients(dweff);
-  const xb = new Float32Array(bs * train.dim);
-  const yb = new Uint8Array(bs);
-  const order = Uint32Array.from({ length: train.n }, (_, i) => i);
-  const orderRng = new Rng(cfg.seed, 3);
-  const augment = cfg.dataset.augment ? new Rng(cfg.seed, 4) : null;
-  const epochs = cfg.training.epochs;
-  const stepsPerEpoch = Math.floor(train.n / bs);
-  const totalSteps = stepsPerEpoch * epochs;
-  const curve: LossPoint[] = [];
-  const every = hooks.progressEveryMs ?? 1000;
-  let lastBeat = performance.now();
-  let step = 0;
-  const tTrain = performance.now();
-  for (let epoch = 1; epoch <= epochs; epoch++) {
-    method.beginEpoch(epoch - 1, epochs);
-    orderRng.shuffle(order);
-    let taskSum = 0, correct = 0;
-    for (let s = 0; s < stepsPerEpoch; s++) {
-      fillBatch(train, order, s * bs, xb, yb, augment);
-      method.effectiveWeights(weff);
-      net.forward(xb, bs, true);
-      const ce = net.crossEntropy(yb, bs, true);
-      net.backward(bs);
-      method.applyGradients(dweff);
-      step++;
-      taskSum += ce.loss;
-      correct += ce.correct;
-      if (performance.now() - lastBeat >= every) {
-        if (hooks.shouldStop?.()) throw new TrialStopped();
-        await hooks.onProgress?.({ epoch, step, totalSteps, loss: ce.loss });
-        await new Promise((r) => setTimeout(r, 0)); // let heartbeats and signals through
-        lastBeat = performance.now();
-      }
-    }
-    curve.push({
-      epoch,
-      step,
-      loss: taskSum / stepsPerEpoch + method.penalty(),
-      task_loss: taskSum / stepsPerEpoch,
-      train_accuracy: correct / (stepsPerEpoch * bs),
-    });
+/** What makes trials packable together: they see the same frozen network and the same batches in the same order. */
+export function packKey(cfg: TrialConfig): string {
+  return JSON.stringify([cfg.dataset, cfg.model, cfg.seed, cfg.training.batch_size]);
+}
+
+/** A trial with its hooks, as given to {@link runTrials}. */
+export interface PackedTrial {
+  cfg: TrialConfig;
+  hooks?: TrialHooks;
+}
+
+/** One trial's own state inside a run: its net (sharing the frozen weights), method, buffers and curve. */
+class TrialRun {
+  readonly weff: Float32Array[];
+  readonly dweff: Float32Array[];
+  readonly curve: LossPoint[] = [];
+  readonly epochs: number;
+  step = 0;
+  /** Milliseconds of this trial's own steps plus its share of the batches it was fed. */
+  busyMs = 0;
+  taskSum = 0;
+  correct = 0;
+  lastLoss = NaN;
+  settled = false;
+
+  constructor(
+    readonly cfg: TrialConfig,
+    readonly hooks: TrialHooks,
+    readonly net: Net,
+    readonly method: MaskMethod,
+    readonly resolve: (m: TrialMetrics) => void,
+    readonly reject: (e: unknown) => void,
+  ) {
+    this.epochs = cfg.training.epochs;
+    this.weff = net.layers.map((l) => new Float32Array(l.w.length));
+    this.dweff = net.layers.map((l) => new Float32Array(l.w.length));
+    net.useEffectiveWeights(this.weff);
+    net.useGradients(this.dweff);
   }
-  const trainS = (performance.now() - tTrain) / 1000;
-  const common = {
-    masked_layers: net.layers.map((l) => l.name),
-    loss_curve: curve,
-    steps: step,
-    steps_per_s: step / trainS,
-    train_s: trainS,
-    backend: engine.name,
-    device: engine.device,
-    data: source,
-  };
-  if (method.trainsWeights) {
-    method.softWeights(weff);
-    const accuracy = weightsAccuracy(net, weff, train, test);
-    const { layers } = ticketSparsity(net, net.layers.map((l) => new Uint8Array(l.w.length).fill(1)));
+
+  /** One optimisation step on the batch. */
+  train(xb: Float32Array, yb: Uint8Array, bs: number): void {
+    this.method.effectiveWeights(this.weff);
+    this.net.forward(xb, bs, true);
+    const ce = this.net.crossEntropy(yb, bs, true);
+    this.net.backward(bs);
+    this.method.applyGradients(this.dweff);
+    this.step++;
+    this.taskSum += ce.loss;
+    this.correct += ce.correct;
+    this.lastLoss = ce.loss;
+  }
+
+  endEpoch(epoch: number, stepsPerEpoch: number, bs: number): void {
+    this.curve.push({
+      epoch,
+      step: this.step,
+      loss: this.taskSum / stepsPerEpoch + this.method.penalty(),
+      task_loss: this.taskSum / stepsPerEpoch,
+      train_accuracy: this.correct / (stepsPerEpoch * bs),
+    });
+    this.taskSum = 0;
+    this.correct = 0;
+  }
+
+  fail(e: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(e);
+  }
+
+  /** Evaluates the ticket (or the trained weights of the dense reference) and settles the trial. */
+  finish(engine: Engine, train: Dataset, test: Dataset, source: string, t0: number): void {
+    if (this.settled) return;
+    try {
+      this.settled = true;
+      this.resolve(this.#metrics(engine, train, test, source, t0));
+    } catch (e) {
+      this.reject(e);
+    }
+  }
+
+  #metrics(engine: Engine, train: Dataset, test: Dataset, source: string, t0: number): TrialMetrics {
+    const { net, method, weff } = this;
+    const trainS = this.busyMs / 1000;
+    const common = {
+      masked_layers: net.layers.map((l) => l.name),
+      loss_curve: this.curve,
+      steps: this.step,
+      steps_per_s: this.step / trainS,
+      train_s: trainS,
+      backend: engine.name,
+      device: engine.device,
+      data: source,
+    };
+    if (method.trainsWeights) {
+      method.softWeights(weff);
+      const accuracy = weightsAccuracy(net, weff, train, test);
+      const { layers } = ticketSparsity(net, net.layers.map((l) => new Uint8Array(l.w.length).fill(1)));
+      return {
+        ...common,
+        accuracy,
+        soft_accuracy: null,
+        sparsity: 0,
+        layers,
+        wall_s: (performance.now() - t0) / 1000,
+        ticket: null,
+      };
+    }
+    const masks = net.layers.map((_, l) => method.binaryMask(l));
+    const accuracy = ticketAccuracy(net, masks, train, test);
+    let softAccuracy: number | null = null;
+    if (method.softWeights(weff)) {
+      const soft = weightsAccuracy(net, weff, train, test);
+      softAccuracy = soft === accuracy ? null : soft;
+    }
+    const { sparsity, layers } = ticketSparsity(net, masks);
     return {
       ...common,
       accuracy,
-      soft_accuracy: null,
-      sparsity: 0,
+      soft_accuracy: softAccuracy,
+      sparsity,
       layers,
       wall_s: (performance.now() - t0) / 1000,
-      ticket: null,
+      ticket: encodeTicket(masks),
     };
   }
-  const masks = net.layers.map((_, l) => method.binaryMask(l));
-  const accuracy = ticketAccuracy(net, masks, train, test);
-  let softAccuracy: number | null = null;
-  if (method.softWeights(weff)) {
-    const soft = weightsAccuracy(net, weff, train, test);
-    softAccuracy = soft === accuracy ? null : soft;
+}
+
+/**
+ * Trains the masks of K packed trials in lockstep and evaluates their tickets (the dense reference trains the
+ * weights instead and has no ticket). The trials must share a {@link packKey}: they are built on one copy of
+ * the frozen weights (never written) and fed the same batches, filled once per step. Each keeps its own
+ * method, optimiser state, epochs, stop hook and result: a trial settles as soon as it finishes, fails or is
+ * stopped, without waiting for the others, and a packed trial gives exactly the numbers it gives alone.
+ *
+ * @returns one promise per trial, in order: its metrics (including the packed binary ticket), or its error
+ *   ({@link TrialStopped} when its `shouldStop` hook asked for it).
+ */
+export function runTrials(trials: PackedTrial[], engine: Engine): Promise<TrialMetrics>[] {
+  const keys = new Set(trials.map((t) => packKey(t.cfg)));
+  if (keys.size > 1) throw new Error("packed trials must share dataset, model, seed and batch size");
+  const settlers: { resolve: (m: TrialMetrics) => void; reject: (e: unknown) => void }[] = [];
+  const promises = trials.map(() => new Promise<TrialMetrics>((resolve, reject) => settlers.push({ resolve, reject })));
+  trainLockstep(trials, engine, settlers).catch((e) => settlers.forEach((s) => s.reject(e)));
+  return promises;
+}
+
+/** Trains one trial alone: {@link runTrials} with K = 1. */
+export function runTrial(cfg: TrialConfig, engine: Engine, hooks: TrialHooks = {}): Promise<TrialMetrics> {
+  return runTrials([{ cfg, hooks }], engine)[0]!;
+}
+
+async function trainLockstep(
+  trials: PackedTrial[],
+  engine: Engine,
+  settlers: { resolve: (m: TrialMetrics) => void; reject: (e: unknown) => void }[],
+): Promise<void> {
+  const t0 = performance.now();
+  const first = trials[0]!.cfg;
+  const { train, test, source } = await loadDataset(first.dataset);
+  let frozen: Net | null = null;
+  const runs: TrialRun[] = [];
+  trials.forEach(({ cfg, hooks }, i) => {
+    const { resolve, reject } = settlers[i]!;
+    try {
+      const net = buildNet(cfg.model, train.shape, train.classes, engine);
+      if (frozen) shareFrozenWeights(frozen, net);
+      else frozen = net;
+      const method = createMethod(cfg, net, new Rng(cfg.seed, 2), engine.kernels);
+      runs.push(new TrialRun(cfg, hooks ?? {}, net, method, resolve, reject));
+    } catch (e) {
+      reject(e);
+    }
+  });
+  const bs = Math.min(first.training.batch_size, train.n);
+  const xb = new Float32Array(bs * train.dim);
+  const yb = new Uint8Array(bs);
+  const order = Uint32Array.from({ length: train.n }, (_, i) => i);
+  const orderRng = new Rng(first.seed, 3);
+  const augment = first.dataset.augment ? new Rng(first.seed, 4) : null;
+  const stepsPerEpoch = Math.floor(train.n / bs);
+  const every = Math.min(...trials.map((t) => t.hooks?.progressEveryMs ?? 1000));
+  let lastBeat = performance.now();
+  const live = (epoch: number) => runs.filter((r) => !r.settled && epoch <= r.epochs);
+  for (let epoch = 1; live(epoch).length; epoch++) {
+    let active = live(epoch);
+    for (const r of active) guard(r, () => r.method.beginEpoch(epoch - 1, r.epochs));
+    orderRng.shuffle(order);
+    for (let s = 0; s < stepsPerEpoch && (active = active.filter((r) => !r.settled)).length; s++) {
+      const tFill = performance.now();
+      fillBatch(train, order, s * bs, xb, yb, augment);
+      const fillShare = (performance.now() - tFill) / active.length;
+      for (const r of active) {
+        const t = performance.now();
+        guard(r, () => r.train(xb, yb, bs));
+        r.busyMs += performance.now() - t + fillShare;
+      }
+      if (performance.now() - lastBeat >= every) {
+        for (const r of active) {
+          if (r.hooks.shouldStop?.()) r.fail(new TrialStopped());
+          else {
+            const totalSteps = stepsPerEpoch * r.epochs;
+            try {
+              await r.hooks.onProgress?.({ epoch, step: r.step, totalSteps, loss: r.lastLoss });
+            } catch (e) {
+              r.fail(e);
+            }
+          }
+        }
+        await new Promise((res) => setTimeout(res, 0)); // let heartbeats and signals through
+        lastBeat = performance.now();
+      }
+    }
+    for (const r of active) {
+      r.endEpoch(epoch, stepsPerEpoch, bs);
+      if (epoch === r.epochs) r.finish(engine, train, test, source, t0);
+    }
   }
-  const { sparsity, layers } = ticketSparsity(net, masks);
-  return {
-    ...common,
-    accuracy,
-    soft_accuracy: softAccuracy,
-    sparsity,
-    layers,
-    wall_s: (performance.now() - t0) / 1000,
-    ticket: encodeTicket(masks),
-  };
+}
+
+/** Runs `f` for one trial; an error fails that trial only. */
+function guard(r: TrialRun, f: () => void): void {
+  try {
+    f();
+  } catch (e) {
+    r.fail(e);
+  }
+}
+
+/** Points `net`'s frozen tensors at `from`'s (same model config, so the same values): one copy for a pack. */
+function shareFrozenWeights(from: Net, net: Net): void {
+  net.params.forEach((p, i) => {
+    const shared = from.params[i]!.w;
+    if (p.weff === p.w) p.weff = shared;
+    p.w = shared;
+  });
 }

@@ -9,7 +9,7 @@ import {
 import type { Engine } from "../engine/engine.ts";
 import { type EngineChoice, selectEngine } from "../engine/select.ts";
 import type { Backend } from "../spec/schema.ts";
-import { runTrial as trainTrial, type TrialHooks, TrialStopped } from "../train/trial.ts";
+import { packKey, runTrials, type TrialHooks, TrialStopped } from "../train/trial.ts";
 import type { TrialMetrics } from "../train/result.ts";
 
 /** What a worker needs: a transport, how to pick its engine, and a way to be stopped. */
@@ -31,7 +31,12 @@ export interface WorkerOptions {
   heartbeatMs?: number;
   /** How often the worker's presence (what it runs, how fast) is refreshed; it expires 20 s after the last. */
   presenceMs?: number;
-  /** Replaces the trainer (the dispatch benchmark uses a no-op one). */
+  /**
+   * Trials trained together (`--pack K`): up to K compatible trials pulled at once share the frozen network,
+   * the data and the batches, and train in lockstep; each keeps its own result and ack. Default 1.
+   */
+  pack?: number;
+  /** Replaces the trainer (the dispatch benchmark uses a no-op one); packing is then off. */
   runTrial?: (trial: TrialMessage, engine: Engine, hooks: TrialHooks) => Promise<TrialMetrics>;
 }
 
@@ -116,13 +121,20 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         if (opts.idleExitMs !== undefined && Date.now() - idleSince > opts.idleExitMs) break;
         continue;
       }
+      const batch = [d];
+      const room = opts.maxTrials === undefined ? Infinity : opts.maxTrials - summary.done - summary.failed;
+      const want = Math.min(opts.runTrial ? 1 : Math.max(1, opts.pack ?? 1), room);
+      while (batch.length < want && !opts.signal?.aborted) {
+        const more = await opts.transport.pullTrial(PACK_FILL_MS);
+        if (!more) break;
+        batch.push(more);
+      }
       if (opts.signal?.aborted) {
-        d.nak();
-        summary.released++;
+        for (const b of batch) b.nak();
+        summary.released += batch.length;
         break;
       }
-      const outcome = await handleDelivery(d, ctx);
-      summary[outcome]++;
+      for (const outcome of await handleDeliveries(batch, ctx)) summary[outcome]++;
       Object.assign(activity, { sweep: null, trial: null, step: 0, totalSteps: 0 });
       idleSince = Date.now();
     }
@@ -143,6 +155,9 @@ interface DeliveryContext {
   activity: Activity;
   beat: () => void;
 }
+
+/** How long a worker waits for each further trial when filling a pack (the first waits up to 1 s). */
+const PACK_FILL_MS = 100;
 
 /** How long a finished trial's result is retried while the broker is unreachable (a restart, a network blip). */
 const RESULT_RETRY_MS = 120_000;
@@ -168,8 +183,75 @@ async function publishPatiently(opts: WorkerOptions, r: ResultMessage, log: (l: 
   }
 }
 
-async function handleDelivery(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof WorkerSummary> {
-  const { id, engineFor, opts, log, cancelled, activity } = ctx;
+/** A delivery ready to train: its trial, the engine it asked for, its hooks, and how to report its end. */
+interface Job {
+  d: TrialDelivery;
+  backend: Backend;
+  hooks: TrialHooks;
+  settle(metrics: Promise<TrialMetrics>, engine: Engine | undefined): Promise<keyof WorkerSummary>;
+}
+
+/**
+ * Handles a pulled batch: trials of cancelled sweeps and trials out of attempts end at once; the rest are
+ * grouped by engine and {@link packKey} and each group trains as one pack while the later groups' deliveries
+ * are kept alive.
+ */
+async function handleDeliveries(ds: TrialDelivery[], ctx: DeliveryContext): Promise<(keyof WorkerSummary)[]> {
+  const outcomes: (keyof WorkerSummary)[] = [];
+  const groups = new Map<string, Job[]>();
+  for (const d of ds) {
+    const job = await prepare(d, ctx);
+    if (typeof job === "string") outcomes.push(job);
+    else {
+      const key = `${job.backend} ${packKey(d.trial.config)}`;
+      groups.set(key, [...(groups.get(key) ?? []), job]);
+    }
+  }
+  const waiting = new Set([...groups.values()].flat().map((j) => j.d));
+  const keepAlive = setInterval(() => waiting.forEach((d) => d.working()), ctx.opts.heartbeatMs ?? 1000);
+  try {
+    for (const jobs of groups.values()) {
+      jobs.forEach((j) => waiting.delete(j.d));
+      outcomes.push(...await trainPack(jobs, ctx));
+    }
+  } finally {
+    clearInterval(keepAlive);
+  }
+  return outcomes;
+}
+
+/** Trains one pack of compatible jobs on their engine; each job reports its own end as soon as it has one. */
+async function trainPack(jobs: Job[], ctx: DeliveryContext): Promise<(keyof WorkerSummary)[]> {
+  const { activity, opts, log } = ctx;
+  const lead = jobs[0]!.d.trial;
+  let engine: Engine | undefined;
+  let runs: Promise<TrialMetrics>[];
+  try {
+    engine = (await ctx.engineFor(jobs[0]!.backend)).engine;
+    Object.assign(activity, {
+      sweep: lead.sweep_id,
+      trial: lead.trial_id + (jobs.length > 1 ? ` +${jobs.length - 1} packed` : ""),
+      step: 0,
+      totalSteps: 0,
+      lastStepAt: Date.now(),
+      engine,
+    });
+    ctx.beat();
+    for (const j of jobs) log(`trial ${j.d.trial.trial_id}: start (attempt ${j.d.deliveryCount})`);
+    if (jobs.length > 1) log(`packed ${jobs.length} trials: ${jobs.map((j) => j.d.trial.trial_id).join(", ")}`);
+    const e = engine;
+    runs = opts.runTrial
+      ? jobs.map((j) => opts.runTrial!(j.d.trial, e, j.hooks))
+      : runTrials(jobs.map((j) => ({ cfg: j.d.trial.config, hooks: j.hooks })), e);
+  } catch (err) {
+    runs = jobs.map(() => Promise.reject(err));
+  }
+  return await Promise.all(jobs.map((j, i) => j.settle(runs[i]!, engine)));
+}
+
+/** Ends a delivery that must not run (cancelled sweep, out of attempts), or makes it a {@link Job}. */
+async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof WorkerSummary | Job> {
+  const { id, opts, log, cancelled, activity } = ctx;
   const t = d.trial;
   if (cancelled.has(t.sweep_id)) {
     d.term();
@@ -211,63 +293,60 @@ async function handleDelivery(d: TrialDelivery, ctx: DeliveryContext): Promise<k
     log(`trial ${t.trial_id}: delivered ${d.deliveryCount} times, recorded as failed`);
     return "failed";
   }
-  let engine: Engine | undefined;
-  try {
-    engine = (await engineFor(t.config.backend)).engine;
-    Object.assign(activity, {
-      sweep: t.sweep_id,
-      trial: t.trial_id,
-      step: 0,
-      totalSteps: 0,
-      lastStepAt: Date.now(),
-      engine,
-    });
-    ctx.beat();
-    log(`trial ${t.trial_id}: start (attempt ${d.deliveryCount})`);
-    const hooks: TrialHooks = {
-      progressEveryMs: opts.heartbeatMs ?? 1000,
-      shouldStop: () => (opts.signal?.aborted ?? false) || cancelled.has(t.sweep_id),
-      onProgress: ({ step, totalSteps, loss }) => {
-        d.working();
-        const now = Date.now();
+  const lead = () => activity.trial?.startsWith(t.trial_id) ?? false;
+  const hooks: TrialHooks = {
+    progressEveryMs: opts.heartbeatMs ?? 1000,
+    shouldStop: () => (opts.signal?.aborted ?? false) || cancelled.has(t.sweep_id),
+    onProgress: ({ step, totalSteps, loss }) => {
+      d.working();
+      const now = Date.now();
+      if (lead()) {
         if (step > activity.step && now > activity.lastStepAt) {
           activity.stepsPerS = (step - activity.step) / ((now - activity.lastStepAt) / 1000);
         }
         Object.assign(activity, { step, totalSteps, lastStepAt: now });
-        opts.transport.publishProgress(
-          progress({ step, total_steps: totalSteps, loss: Number.isFinite(loss) ? loss : null }),
-        );
-      },
-    };
-    const metrics = opts.runTrial ? await opts.runTrial(t, engine, hooks) : await trainTrial(t.config, engine, hooks);
-    if (!(await publishPatiently(opts, result("done", { metrics }, engine), log))) {
-      d.nak();
-      return "released";
-    }
-    await d.ack().catch(() => {}); // a lost ack only means a redelivery, and the result is deduplicated
-    log(`trial ${t.trial_id}: done, accuracy ${metrics.accuracy.toFixed(4)}, sparsity ${metrics.sparsity.toFixed(4)}`);
-    return "done";
-  } catch (e) {
-    if (e instanceof TrialStopped) {
-      if (cancelled.has(t.sweep_id)) {
-        d.term();
-        log(`trial ${t.trial_id}: stopped (sweep cancelled)`);
-        return "cancelled";
       }
-      d.nak();
-      log(`trial ${t.trial_id}: released (worker stopping)`);
+      opts.transport.publishProgress(
+        progress({ step, total_steps: totalSteps, loss: Number.isFinite(loss) ? loss : null }),
+      );
+    },
+  };
+  const backend = opts.backend && opts.backend !== "auto" ? opts.backend : t.config.backend;
+  const settle = async (run: Promise<TrialMetrics>, engine: Engine | undefined): Promise<keyof WorkerSummary> => {
+    try {
+      const metrics = await run;
+      if (!(await publishPatiently(opts, result("done", { metrics }, engine), log))) {
+        d.nak();
+        return "released";
+      }
+      await d.ack().catch(() => {}); // a lost ack only means a redelivery, and the result is deduplicated
+      log(
+        `trial ${t.trial_id}: done, accuracy ${metrics.accuracy.toFixed(4)}, sparsity ${metrics.sparsity.toFixed(4)}`,
+      );
+      return "done";
+    } catch (e) {
+      if (e instanceof TrialStopped) {
+        if (cancelled.has(t.sweep_id)) {
+          d.term();
+          log(`trial ${t.trial_id}: stopped (sweep cancelled)`);
+          return "cancelled";
+        }
+        d.nak();
+        log(`trial ${t.trial_id}: released (worker stopping)`);
+        return "released";
+      }
+      const reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      if (d.deliveryCount >= t.max_attempts) {
+        await opts.transport.publishResult(result("failed", { error: reason }, engine));
+        await d.ack();
+        log(`trial ${t.trial_id}: failed for good: ${reason}`);
+        return "failed";
+      }
+      opts.transport.publishProgress(progress({ step: 0, total_steps: 0, loss: null, error: reason }));
+      d.nak(500);
+      log(`trial ${t.trial_id}: attempt ${d.deliveryCount} failed (${reason}); given back`);
       return "released";
     }
-    const reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    if (d.deliveryCount >= t.max_attempts) {
-      await opts.transport.publishResult(result("failed", { error: reason }, engine));
-      await d.ack();
-      log(`trial ${t.trial_id}: failed for good: ${reason}`);
-      return "failed";
-    }
-    opts.transport.publishProgress(progress({ step: 0, total_steps: 0, loss: null, error: reason }));
-    d.nak(500);
-    log(`trial ${t.trial_id}: attempt ${d.deliveryCount} failed (${reason}); given back`);
-    return "released";
-  }
+  };
+  return { d, backend, hooks, settle };
 }
