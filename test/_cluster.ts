@@ -66,7 +66,7 @@ export async function cluster(workers: number, opts: { port?: number } = {}): Pr
   dir: string;
   server: LocalServer;
   workers: LocalWorkers[];
-  addWorkers(n: number): Promise<LocalWorkers>;
+  addWorkers(n: number, args?: string[]): Promise<LocalWorkers>;
   close(): Promise<void>;
 }> {
   const dir = await Deno.makeTempDir();
@@ -75,10 +75,11 @@ export async function cluster(workers: number, opts: { port?: number } = {}): Pr
     dir,
     server,
     workers: [] as LocalWorkers[],
-    async addWorkers(n: number) {
+    async addWorkers(n: number, args: string[] = []) {
       const w = await spawnLocalWorkers(n, { url: c.server.url, token: c.server.token }, `${dir}/logs`, [
         "--backend",
         "js",
+        ...args,
       ]);
       c.workers.push(w);
       return w;

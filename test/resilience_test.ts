@@ -7,6 +7,12 @@ import { startLocalServer } from "../src/broker/local_server.ts";
 import { cluster, recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
 import { ROOT } from "./_fixtures.ts";
 
+/** The attempt number of every recorded result. */
+async function recordedAttempts(runDir: string): Promise<number[]> {
+  const text = await Deno.readTextFile(`${runDir}/results.jsonl`);
+  return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l).attempt as number);
+}
+
 /** Exactly one outcome per planned trial, and nothing else. */
 function assertOneOutcomeEach(rows: { trial_id: string }[], planned: string[]): void {
   const ids = rows.map((r) => r.trial_id);
@@ -194,6 +200,36 @@ Deno.test("resilience - chaos: 60 trials while a random worker is SIGKILLed and 
     assert.ok(kills >= 2, `only ${kills} kills`);
     const failed = rows.filter((r) => r.status !== "done");
     assert.deepEqual(failed, [], "no trial should run out of its 10 attempts");
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("resilience - a worker training a pack of 3 is SIGKILLed: its trials are redelivered, each recorded once", async () => {
+  const c = await cluster(0);
+  try {
+    const spec = await writeSpec(c.dir, "pack-kill", 6, 600);
+    const runDir = `${c.dir}/runs/${spec.sweepId}`;
+    const packer = await c.addWorkers(1, ["--pack", "3"]);
+    const coord = startCoordinator(
+      [spec.path, "--runs", `${c.dir}/runs`, "--ack-wait", "2"],
+      c.server,
+      `${c.dir}/coord.log`,
+    );
+    const t = await connectNats({ servers: c.server.url, token: c.server.token });
+    await until(
+      "a pack of 3 training",
+      async () => (await t.listPresence()).some((p) => / \+2 packed$/.test(p.trial_id ?? "") && p.step > 0),
+    );
+    await t.close();
+    packer.kill(0, "SIGKILL");
+    await c.addWorkers(1, ["--pack", "3"]);
+    const status = await coord.status;
+    assert.equal(status.code, 0, await Deno.readTextFile(`${c.dir}/coord.log`));
+    const rows = await recorded(runDir);
+    assertOneOutcomeEach(rows, spec.trialIds);
+    assert.ok(rows.every((r) => r.status === "done"));
+    assert.ok((await recordedAttempts(runDir)).some((a) => a >= 2), "the killed pack's trials ran again");
   } finally {
     await c.close();
   }

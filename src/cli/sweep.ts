@@ -35,6 +35,7 @@ Options:
   --workers N     local worker processes (default: one per core, ${navigator.hardwareConcurrency} here)
   --ack-wait S    seconds a trial may go without a heartbeat before it is redelivered (default 30)
   --backend B     override the spec's engine for local workers: ${BACKENDS.join("|")}
+  --pack K        each local worker trains up to K compatible trials together (default 1; see README)
   --runs DIR      where run directories go (default runs)
   --resume DIR    continue a sweep from its run directory
   --fresh         delete the spec's run directory first and start over
@@ -48,6 +49,7 @@ export async function sweepMain(args: string[]): Promise<number> {
     ...NATS_FLAGS,
     workers: { type: "string" },
     backend: { type: "string" },
+    pack: { type: "string" },
     runs: { type: "string" },
     resume: { type: "string" },
     fresh: { type: "boolean" },
@@ -69,7 +71,8 @@ export async function sweepMain(args: string[]): Promise<number> {
   if (values.fresh && !resume) await Deno.remove(runDir, { recursive: true }).catch(() => {});
   const nats = natsFromFlags(values);
   const workersFlag = values.workers === undefined ? undefined : intFlag("workers", values.workers, 1);
-  const workerArgs = backend ? ["--backend", backend] : [];
+  const pack = Math.max(1, intFlag("pack", values.pack, 1));
+  const workerArgs = [...(backend ? ["--backend", backend] : []), ...(pack > 1 ? ["--pack", String(pack)] : [])];
   const cleanups: (() => Promise<void>)[] = [];
   const ac = new AbortController();
   const onSignal = () => {
@@ -126,7 +129,7 @@ export async function sweepMain(args: string[]): Promise<number> {
         "no NATS URL and no nats-server on PATH: running in this process. For workers on other machines, " +
           "install nats-server (apt-get install nats-server) or pass --nats nats://HOST:4222",
       );
-      const worker = runWorker({ transport: mem, backend: backend ?? "auto", log: logLine, signal: ac.signal });
+      const worker = runWorker({ transport: mem, backend: backend ?? "auto", pack, log: logLine, signal: ac.signal });
       cleanups.push(async () => {
         ac.abort();
         await worker;

@@ -6,13 +6,15 @@ import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli 
 
 export const WORKER_USAGE = `Usage: deno task worker --nats nats://HOST:4222 [options]
 
-Pulls trials from a ticketsweep broker and runs them, one at a time, until stopped (Ctrl-C gives the
-running trial back to the queue).
+Pulls trials from a ticketsweep broker and runs them, one at a time (or K packed), until stopped
+(Ctrl-C gives the running trials back to the queue).
 
 Options:
 ${NATS_FLAGS_HELP}
   --backend B         engine: ${BACKENDS.join("|")} (default: auto, or the trial's spec)
   --threads N         OpenBLAS threads for the blas engine (default 1: run one worker per core)
+  --pack K            train up to K compatible trials together (same network, data, seed and batch size;
+                      any method settings): one copy of the frozen weights and of each batch (default 1)
   --max-trials N      exit after N trials
   --idle-exit S       exit after S seconds with an empty queue
   --id NAME           worker name shown in status (default host-pid)
@@ -24,6 +26,7 @@ export async function workerMain(args: string[]): Promise<number> {
     ...NATS_FLAGS,
     backend: { type: "string" },
     threads: { type: "string" },
+    pack: { type: "string" },
     "max-trials": { type: "string" },
     "idle-exit": { type: "string" },
     id: { type: "string" },
@@ -51,6 +54,7 @@ export async function workerMain(args: string[]): Promise<number> {
     transport,
     backend,
     threads: intFlag("threads", values.threads, 1),
+    pack: Math.max(1, intFlag("pack", values.pack, 1)),
     id,
     log: logLine,
     signal: ac.signal,
