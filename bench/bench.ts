@@ -4,10 +4,12 @@ import { createBlasEngine } from "../src/engine/blas.ts";
 import type { Engine } from "../src/engine/engine.ts";
 import { createJsEngine } from "../src/engine/js.ts";
 import { createTfjsEngine } from "../src/engine/tfjs.ts";
+import { createWebgpuEngine } from "../src/engine/webgpu/engine.ts";
+import { runTrial, runTrials } from "../src/train/trial.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
 import { runSweep } from "../src/coordinator/sweep.ts";
 import { loadSpec, parseSpec } from "../src/spec/load.ts";
-import { resolveTrialConfig } from "../src/spec/expand.ts";
+import { expandTrials, resolveTrialConfig } from "../src/spec/expand.ts";
 import { type MethodName, METHODS } from "../src/spec/schema.ts";
 import { createMethod } from "../src/train/masks/create.ts";
 import { buildNet } from "../src/train/nets/build.ts";
@@ -125,8 +127,11 @@ const engines: { name: string; make: () => Promise<Engine> }[] = [
     },
   },
   { name: "blas (TypeScript loops)", make: () => Promise.resolve(createBlasEngine(1)) },
+  { name: "tensorflow (tfjs-node)", make: () => createTfjsEngine("tensorflow") },
+  { name: "webgpu", make: () => createWebgpuEngine() },
   { name: "wasm", make: () => createTfjsEngine("wasm") },
   { name: "js", make: () => Promise.resolve(createJsEngine()) },
+  { name: "cpu (tfjs)", make: () => createTfjsEngine("cpu") },
 ];
 
 console.log(
@@ -162,14 +167,15 @@ for (const { name, make } of engines) {
     console.log(`| ${name} | unavailable: ${(e as Error).message.split("\n")[0]} | | | | |`);
     continue;
   }
-  const budget = name === "js" ? Math.min(seconds, 2) : seconds;
+  const slow = name === "js" || name.startsWith("cpu") || ("software" in engine && engine.software);
+  const budget = slow ? Math.min(seconds, 2) : seconds;
   const sps = trainSteps(engine, "gates", budget);
   const gf = gemmGflops(engine, Math.min(seconds, 1));
   const r = (t: number | null) => (t ? `${(sps / t).toFixed(2)}×` : "n/a");
   console.log(
-    `| ${name} | ${sps.toFixed(1)} | ${r(torch1)} | ${r(torch2)} | ${gf.toFixed(1)} | ${
-      Number.isNaN(sgemm) ? "n/a" : (100 * gf / sgemm).toFixed(0) + "%"
-    } |`,
+    `| ${name === "webgpu" ? engine.device : name} | ${sps.toFixed(1)} | ${r(torch1)} | ${r(torch2)} | ${
+      gf.toFixed(1)
+    } | ${Number.isNaN(sgemm) ? "n/a" : (100 * gf / sgemm).toFixed(0) + "%"} |`,
   );
   engine.close();
 }
@@ -189,6 +195,28 @@ console.log(`\nOpenBLAS sgemm 512×784×300, 1 thread: ${sgemm.toFixed(1)} GFLOP
     console.log(`| ${method} | ${sps.toFixed(1)} | ${torch1 ? (sps / torch1).toFixed(2) + "×" : "n/a"} |`);
   }
   engine.close();
+}
+
+{
+  console.log("\n## Packing: 4 quickstart trials (LeNet-300-100, MNIST 8k) one at a time vs packed (K = 4)\n");
+  const spec = await loadSpec(new URL("../sweeps/quickstart.yaml", import.meta.url).pathname);
+  const epochs = values.quick ? 1 : 2;
+  const cfgs = expandTrials(spec).slice(0, 4).map((t) => ({ ...t.config, training: { ...t.config.training, epochs } }));
+  const { engine } = await selectEngine("auto");
+  await runTrial({ ...cfgs[0]!, training: { ...cfgs[0]!.training, epochs: 1 } }, engine); // data decoded once
+  let t = performance.now();
+  for (const cfg of cfgs) await runTrial(cfg, engine);
+  const single = (performance.now() - t) / 1000;
+  t = performance.now();
+  await Promise.all(runTrials(cfgs.map((cfg) => ({ cfg })), engine));
+  const packed = (performance.now() - t) / 1000;
+  engine.close();
+  const perHour = (s: number) => (4 * 3600 / s).toFixed(0);
+  console.log(`engine: ${engine.name}${engine.kernels ? " + native kernels" : ""}, ${epochs} epochs a trial\n`);
+  console.log("| K | wall s | trials/hour | ratio |");
+  console.log("| --- | --- | --- | --- |");
+  console.log(`| 1 | ${single.toFixed(2)} | ${perHour(single)} | 1.00× |`);
+  console.log(`| 4 | ${packed.toFixed(2)} | ${perHour(packed)} | ${(single / packed).toFixed(2)}× |`);
 }
 
 if (!values.quick) {

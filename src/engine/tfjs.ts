@@ -57,7 +57,8 @@ async function loadTfjsNode(): Promise<string> {
       await import(spec); // a variable specifier: resolved at run time, so the package stays optional
       return spec.replace("@tensorflow/", "");
     } catch (e) {
-      errors.push(`${spec}: ${(e as Error).message.split("\n")[0]}`);
+      const msg = (e as Error).message.split("\n")[0]!;
+      errors.push(`${spec}: ${/not a dependency|Cannot find module/.test(msg) ? "not installed" : msg}`);
     }
   }
   throw new Error(`tfjs-node not loadable (${errors.join("; ")}); ${TFJS_NODE_HINT}`);
