@@ -73,7 +73,23 @@ export interface ConvGeometry {
 
 const SOURCE = new URL("../../native/kernels.c", import.meta.url);
 const CACHE = new URL("../../.native/", import.meta.url);
-const CFLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math"];
+/**
+ * No FMA contraction and no fast-math, so every operation rounds as V8's does; vectorisation is fine (IEEE
+ * operations give the same result in a vector lane as in a scalar register).
+ */
+const CFLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno"];
+/** Tried first: the vector units of this CPU (the library is cached per CPU model, see {@link cpuTag}). */
+const NATIVE_ARCH = "-march=native";
+
+/** This CPU's model and feature flags, so that a `.native/` copied to another machine is rebuilt there. */
+function cpuTag(): string {
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    return [/^model name.*$/m, /^flags.*$/m].map((r) => info.match(r)?.[0] ?? "").join("\n");
+  } catch {
+    return "";
+  }
+}
 
 let loaded: Promise<{ kernels: FusedKernels | null; reason: string }> | undefined;
 
@@ -93,7 +109,7 @@ async function load(): Promise<{ kernels: FusedKernels | null; reason: string }>
   let path = env;
   if (!path) {
     const src = await Deno.readTextFile(SOURCE);
-    const tag = sha256Hex(src + CFLAGS.join(" ") + Deno.build.target).slice(0, 12);
+    const tag = sha256Hex(src + CFLAGS.join(" ") + NATIVE_ARCH + Deno.build.target + cpuTag()).slice(0, 12);
     const ext = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
     path = new URL(`libticketsweep_kernels-${tag}.${ext}`, CACHE).pathname;
     try {
@@ -109,10 +125,12 @@ async function compile(path: string): Promise<void> {
   await Deno.mkdir(new URL(".", `file://${path}`), { recursive: true });
   const tmp = `${path}.tmp-${Deno.pid}`;
   const cc = Deno.env.get("CC") ?? "cc";
+  const build = (flags: string[]) =>
+    new Deno.Command(cc, { args: [...flags, "-o", tmp, SOURCE.pathname, "-lm"], stderr: "piped" }).output();
   let out: Deno.CommandOutput;
   try {
-    out = await new Deno.Command(cc, { args: [...CFLAGS, "-o", tmp, SOURCE.pathname, "-lm"], stderr: "piped" })
-      .output();
+    out = await build([...CFLAGS, NATIVE_ARCH]);
+    if (!out.success) out = await build(CFLAGS); // a compiler without -march=native
   } catch {
     throw new Error(`no C compiler ('${cc}'); install one (apt-get install gcc) or use the TypeScript loops`);
   }

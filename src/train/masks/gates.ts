@@ -79,7 +79,8 @@ export class BernoulliGates implements MaskMethod {
         for (let i = 0; i < u.length; i++) {
           const v = mu[i]! + s * u[i]!;
           u[i] = v;
-          out[i] = v <= 0 ? 0 : v >= 1 ? w[i]! : w[i]! * v;
+          const c0 = (v + Math.abs(v)) * 0.5; // w·clamp(v, 0, 1) as the native kernel computes it, bit for bit
+          out[i] = w[i]! * (c0 < 1 ? c0 : 1);
         }
         return;
       }
