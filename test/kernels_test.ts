@@ -27,14 +27,15 @@ Deno.test("kernels - the native fused gate kernels give the same numbers as the 
   for (let step = 0; step < 4; step++) {
     ts.effectiveWeights(weffA);
     cc.effectiveWeights(weffB);
-    weffA.forEach((a, l) => assert.deepEqual(a, weffB[l], `effective weights, step ${step}, layer ${l}`));
+    const bits = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength); // signed zeros too
+    weffA.forEach((a, l) => assert.deepEqual(bits(a), bits(weffB[l]!), `effective weights, step ${step}, layer ${l}`));
     grads.forEach((x) => {
       g.fillNormal(x);
       for (let i = 0; i < x.length; i++) x[i]! *= 1e-3;
     });
     ts.applyGradients(grads);
     cc.applyGradients(grads);
-    ts.mu.forEach((m, l) => assert.deepEqual(m, cc.mu[l], `mu after step ${step}, layer ${l}`));
+    ts.mu.forEach((m, l) => assert.deepEqual(bits(m), bits(cc.mu[l]!), `mu after step ${step}, layer ${l}`));
   }
 });
 
@@ -105,7 +106,8 @@ Deno.test("kernels - native edge-popup top-k and SGD give the same masks and sco
     cc.beginEpoch(step, 4);
     ts.effectiveWeights(weffA);
     cc.effectiveWeights(weffB);
-    weffA.forEach((a, l) => assert.deepEqual(a, weffB[l], `effective weights, step ${step}, layer ${l}`));
+    const bits = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength); // signed zeros too
+    weffA.forEach((a, l) => assert.deepEqual(bits(a), bits(weffB[l]!), `effective weights, step ${step}, layer ${l}`));
     grads.forEach((x) => g.fillNormal(x));
     ts.applyGradients(grads);
     cc.applyGradients(grads);
