@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 static inline uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
 
@@ -139,33 +140,32 @@ void ts_col2im(float *dcols, float *dx, int32_t n0, int32_t nb, int32_t H, int32
 }
 
 /* The r-th smallest value of a (reordering it), as selectNth in src/train/masks/top_k.ts. */
-static float select_nth(float *a, int32_t n, int32_t r) {
-  int32_t lo = 0, hi = n - 1;
-  while (hi > lo) {
-    const int32_t mid = (int32_t)(((uint32_t)lo + (uint32_t)hi) >> 1);
-    const float x = a[lo], y = a[mid], z = a[hi];
-    const float pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
-    int32_t i = lo, j = hi;
-    while (i <= j) {
-      while (a[i] < pivot) i++;
-      while (a[j] > pivot) j--;
-      if (i <= j) {
-        const float t = a[i];
-        a[i++] = a[j];
-        a[j--] = t;
-      }
-    }
-    if (r <= j) hi = j;
-    else if (r >= i) lo = i;
-    else return a[r];
+/*
+ * The value of rank r (0-based, ascending) among |scores|: a radix select on the bit patterns (for non-negative
+ * floats they order as the values do), 16 bits at a time, with two passes of histogram counting and no
+ * data-dependent branches in the first. Any exact selection returns the same value, so this matches the
+ * TypeScript quickselect.
+ */
+static float select_abs_rank(const float *scores, int32_t n, int32_t r) {
+  static uint32_t hist[65536]; /* one worker calls from one thread */
+  const uint32_t *bits = (const uint32_t *)scores;
+  for (int32_t b = 0; b < 65536; b++) hist[b] = 0;
+  for (int32_t i = 0; i < n; i++) hist[(bits[i] & 0x7fffffffu) >> 16]++;
+  uint32_t hi = 0;
+  while (hist[hi] <= (uint32_t)r) r -= (int32_t)hist[hi++];
+  for (int32_t b = 0; b < 65536; b++) hist[b] = 0;
+  for (int32_t i = 0; i < n; i++) {
+    const uint32_t x = bits[i] & 0x7fffffffu;
+    if (x >> 16 == hi) hist[x & 0xffffu]++;
   }
-  return a[lo];
+  uint32_t lo = 0;
+  while (hist[lo] <= (uint32_t)r) r -= (int32_t)hist[lo++];
+  const uint32_t t = hi << 16 | lo;
+  float out;
+  memcpy(&out, &t, sizeof out);
+  return out;
 }
 
-/*
- * edge-popup's forward: the mask keeping exactly `keep` entries of largest |score| (ties at the threshold in index
- * order) and the effective weights w * mask, as topKMask + the copy loop in TypeScript.
- */
 void ts_topk_weights(const float *scores, const float *w, uint8_t *mask, float *weff, float *scratch, int32_t n,
                      int32_t keep) {
   if (keep >= n) {
@@ -175,8 +175,8 @@ void ts_topk_weights(const float *scores, const float *w, uint8_t *mask, float *
     }
     return;
   }
-  for (int32_t i = 0; i < n; i++) scratch[i] = fabsf(scores[i]);
-  const float t = select_nth(scratch, n, n - keep);
+  (void)scratch;
+  const float t = select_abs_rank(scores, n, n - keep);
   int32_t above = 0;
   for (int32_t i = 0; i < n; i++) above += fabsf(scores[i]) > t;
   int32_t ties = keep - above;

@@ -77,8 +77,12 @@ export async function createWebgpuEngine(): Promise<WebgpuEngine> {
       c.set(data.subarray(offC, offC + m * n));
     },
     close() {
-      if (!closed) thread.terminate();
+      if (closed) return;
       closed = true;
+      Atomics.store(ctl, STATE, PENDING);
+      thread.postMessage({ op: "close" } satisfies Request);
+      // the thread releases the device and closes itself (terminating it from here could crash at exit)
+      if (Atomics.wait(ctl, STATE, PENDING, 5000) === "timed-out") thread.terminate();
     },
   };
 }

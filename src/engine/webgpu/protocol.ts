@@ -42,4 +42,9 @@ export interface GemmMessage {
   offC: number;
 }
 
-export type Request = InitMessage | GemmMessage;
+/** Releases the GPU buffers and the device, then answers DONE; the thread is terminated after that. */
+export interface CloseMessage {
+  op: "close";
+}
+
+export type Request = InitMessage | GemmMessage | CloseMessage;

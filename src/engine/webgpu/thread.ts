@@ -41,7 +41,8 @@ self.onmessage = async (e: MessageEvent<Request>) => {
     return;
   }
   try {
-    await gemm(msg);
+    if (msg.op === "close") release();
+    else await gemm(msg);
     Atomics.store(ctl, STATE, DONE);
   } catch (err) {
     const text = new TextEncoder().encode(String((err as Error).message ?? err)).subarray(0, CTL_BYTES - HEADER_BYTES);
@@ -50,6 +51,7 @@ self.onmessage = async (e: MessageEvent<Request>) => {
     Atomics.store(ctl, STATE, FAILED);
   }
   Atomics.notify(ctl, STATE);
+  if (msg.op === "close") self.close();
 };
 
 async function init(): Promise<ReadyMessage> {
@@ -84,6 +86,15 @@ async function init(): Promise<ReadyMessage> {
   } catch (err) {
     return { ok: false, error: (err as Error).message };
   }
+}
+
+/** Destroys the buffers and the device before the thread goes (terminating a thread that holds a Vulkan device
+ * could crash the process at exit). */
+function release(): void {
+  if (!gpu) return;
+  for (const b of [gpu.a, gpu.b, gpu.c, gpu.read, gpu.params]) b?.destroy();
+  gpu.device.destroy();
+  gpu = null;
 }
 
 /** Returns `buf` if it holds `bytes`, else a new buffer of the next power of two (the old one destroyed). */
