@@ -202,3 +202,38 @@ void ts_popup_sgd(float *s, const float *g, const float *w, float *mom, int32_t 
     s[i] = (float)(p - lr * v);
   }
 }
+
+/*
+ * e^x on [-745, 709] as expClamped in src/train/masks/math.ts, operation for operation (a degree-11 Taylor
+ * polynomial on |r| <= ln2/2, times 2^k from the same table of powers of two, pow2[k + 1075]); the clamp is
+ * written with 0/1 factors so that the loop has no branches and vectorises.
+ */
+static inline double exp_clamped(double x, const double *pow2) {
+  const double lo = (double)(x > -745.0), hi = (double)(x < 709.0);
+  const double xc = lo * hi * x + (1.0 - lo) * -745.0 + (1.0 - hi) * 709.0;
+  const double t = xc * 1.4426950408889634 + 0.5, tr = (double)(int32_t)t;
+  const double k = tr - (double)(t < tr); /* floor(t), in a form the vectoriser takes */
+  const double r = (xc - k * 0.6931471803691238) - k * 1.9082149292705877e-10;
+  const double p =
+      1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 +
+      r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 +
+      r * (2.755731922398589e-07 + r * 2.505210838544172e-08))))))))));
+  return p * pow2[(int32_t)k + 1075];
+}
+
+/* The smallest normal float: effective weights below it are flushed to 0 (subnormals slow every product). */
+#define FLT_NORMAL_MIN 1.1754943508222875e-38
+
+/*
+ * Continuous sparsification's soft mask and effective weights: q = sigmoid(beta * s) (kept for the backward
+ * pass), weff = w * c * q, as ContinuousSparsification.effectiveWeights.
+ */
+void ts_cs_forward(const float *restrict s, const float *restrict w, float *restrict sig, float *restrict weff,
+                   int32_t n, double beta, double c, const double *restrict pow2) {
+  for (int32_t i = 0; i < n; i++) {
+    const double q = 1.0 / (1.0 + exp_clamped(-(beta * (double)s[i]), pow2));
+    sig[i] = (float)q;
+    const double v = (double)w[i] * c * q;
+    weff[i] = (float)(v * (double)(fabs(v) >= FLT_NORMAL_MIN));
+  }
+}

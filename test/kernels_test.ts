@@ -3,6 +3,8 @@ import { loadKernels } from "../src/engine/native.ts";
 import { createJsEngine } from "../src/engine/js.ts";
 import { MethodSchema, ModelSchema, TrialTrainingSchema } from "../src/spec/schema.ts";
 import { BernoulliGates } from "../src/train/masks/gates.ts";
+import { ContinuousSparsification } from "../src/train/masks/continuous_sparsification.ts";
+import { expClamped } from "../src/train/masks/math.ts";
 import { buildNet } from "../src/train/nets/build.ts";
 import { Rng } from "../src/util/rng.ts";
 import { ROOT } from "./_fixtures.ts";
@@ -114,4 +116,40 @@ Deno.test("kernels - native edge-popup top-k and SGD give the same masks and sco
     ts.scores.forEach((s, l) => assert.deepEqual(s, cc.scores[l], `scores after step ${step}, layer ${l}`));
   }
   net.layers.forEach((_, l) => assert.deepEqual(ts.binaryMask(l), cc.binaryMask(l)));
+});
+
+Deno.test("kernels - expClamped is e^x within 1e-14 on [-700, 700], and the native cs forward matches the TypeScript loop bit for bit", async () => {
+  const rng = new Rng(11);
+  for (let i = 0; i < 100_000; i++) {
+    const x = (rng.uniform() - 0.5) * 1400;
+    assert.ok(Math.abs(expClamped(x) / Math.exp(x) - 1) < 1e-14, `e^${x}`);
+  }
+  assert.equal(expClamped(0), 1);
+  assert.equal(expClamped(-1e6), 0);
+  const { kernels } = await loadKernels();
+  assert.ok(kernels);
+  const net = buildNet(ModelSchema.parse({ init: "signed_constant" }), [28, 28, 1], 10, createJsEngine());
+  const method = MethodSchema.parse({ name: "cs", lambda: 1e-8 });
+  const training = TrialTrainingSchema.parse({
+    optimizer: "sgd",
+    lr: 0.1,
+    momentum: 0.9,
+    weight_decay: 0,
+    schedule: "constant",
+  });
+  const ts = new ContinuousSparsification(net, method, training);
+  const cc = new ContinuousSparsification(net, method, training, kernels);
+  // scores spread over the whole range the temperature reaches: sigmoid saturates, weights go subnormal and to 0
+  [ts, cc].forEach((m) => m.s.forEach((s) => new Rng(4).fillNormal(s)));
+  const bits = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  for (const epoch of [0, 4, 9]) {
+    ts.beginEpoch(epoch, 10);
+    cc.beginEpoch(epoch, 10);
+    const a = net.layers.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
+    ts.effectiveWeights(a);
+    cc.effectiveWeights(b);
+    a.forEach((x, l) => assert.deepEqual(bits(x), bits(b[l]!), `cs weff at beta ${ts.beta}, layer ${l}`));
+    assert.equal(ts.penalty(), cc.penalty());
+  }
+  assert.ok(ts.beta > 100, "the last epoch trains at the final temperature");
 });

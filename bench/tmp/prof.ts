@@ -26,3 +26,6 @@ for (let i = 0; i < 400; i++) {
 }
 const n = 350;
 console.log(method, ["effW", "fwd", "ce", "bwd", "apply"].map((k, i) => `${k} ${(t[i]! / n).toFixed(3)}`).join("  "), "total", (t.reduce((p, q) => p + q) / n).toFixed(3), "ms");
+let den = 0, zero = 0, tot = 0;
+for (const w of weff) for (const v of w) { tot++; if (v === 0) zero++; else if (Math.abs(v) < 1.1754943508222875e-38) den++; }
+console.log("weff denormals", den, "zeros", zero, "of", tot);

@@ -1,4 +1,4 @@
-import { GAUSS_TABLE } from "../train/masks/math.ts";
+import { GAUSS_TABLE, POW2 } from "../train/masks/math.ts";
 import { sha256Hex } from "../util/hash.ts";
 import { ZIGGURAT } from "../util/rng.ts";
 
@@ -29,6 +29,8 @@ export interface FusedKernels {
     lr: number,
     ic2: number,
   ): void;
+  /** Continuous sparsification's forward: `sig = sigmoid(beta·s)` (by `expExact`), `weff = w·c·sig`. */
+  csForward(s: Float32Array, w: Float32Array, sig: Float32Array, weff: Float32Array, beta: number, c: number): void;
   /** edge-popup's forward: exact top-`keep` mask by |score| (ties in index order) and `weff = w ⊙ mask`. */
   popupForward(
     scores: Float32Array,
@@ -170,6 +172,10 @@ function open(path: string): FusedKernels {
         parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64"],
         result: "void",
       },
+      ts_cs_forward: {
+        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "buffer"],
+        result: "void",
+      },
       ts_im2col: { parameters: ["buffer", "buffer", ...I32X10], result: "void" },
       ts_col2im: { parameters: ["buffer", "buffer", ...I32X10], result: "void" },
     } as const,
@@ -183,6 +189,9 @@ function open(path: string): FusedKernels {
     },
     gatesAdam(mu, u, g, w, m1, m2, k, invS, lr, ic2) {
       f.ts_gates_adam(mu, u, g, w, m1, m2, mu.length, k, invS, lr, ic2, GAUSS_TABLE);
+    },
+    csForward(sc, w, sig, weff, beta, c) {
+      f.ts_cs_forward(sc, w, sig, weff, sc.length, beta, c, POW2);
     },
     popupForward(scores, w, mask, weff, scratch, keep) {
       f.ts_topk_weights(scores, w, mask, weff, scratch, scores.length, keep);

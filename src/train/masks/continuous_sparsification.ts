@@ -1,8 +1,12 @@
 import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { sigmoid } from "./math.ts";
+import { sigmoidExact } from "./math.ts";
+import type { FusedKernels } from "../../engine/native.ts";
 import type { MaskMethod } from "./method.ts";
 import { createOptimizer } from "./optimizer.ts";
+
+/** The smallest normal float32. */
+const FLT_NORMAL_MIN = 1.1754943508222875e-38;
 
 /** Where epoch `epoch` (from 0) of `epochs` falls: its round and the temperature beta it trains at. */
 export interface CsEpoch {
@@ -46,11 +50,14 @@ export class ContinuousSparsification implements MaskMethod {
   #beta = 1;
   #round = 0;
 
-  constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig) {
+  readonly #kernels: FusedKernels | null;
+
+  constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig, kernels?: FusedKernels | null) {
     this.#net = net;
+    this.#kernels = kernels ?? null;
     this.#method = method;
     this.#s0 = method.s0;
-    this.#scale = 1 / sigmoid(method.s0);
+    this.#scale = 1 / sigmoidExact(method.s0);
     const sizes = net.layers.map((l) => l.w.length);
     const total = sizes.reduce((a, b) => a + b, 0);
     this.#coef = method.penalty === "mean" ? method.lambda / total : method.lambda;
@@ -83,10 +90,12 @@ export class ContinuousSparsification implements MaskMethod {
     const beta = this.#beta, c = this.#scale;
     this.#net.layers.forEach((layer, l) => {
       const s = this.s[l]!, sig = this.#sig[l]!, w = layer.w, out = weff[l]!;
+      if (this.#kernels) return this.#kernels.csForward(s, w, sig, out, beta, c);
       for (let i = 0; i < s.length; i++) {
-        const q = sigmoid(beta * s[i]!);
+        const q = sigmoidExact(beta * s[i]!);
         sig[i] = q;
-        out[i] = w[i]! * c * q;
+        const v = w[i]! * c * q;
+        out[i] = v * (Math.abs(v) >= FLT_NORMAL_MIN ? 1 : 0); // subnormal weights slow every product down
       }
     });
   }
@@ -106,7 +115,7 @@ export class ContinuousSparsification implements MaskMethod {
 
   penalty(): number {
     let p = 0;
-    for (const s of this.s) for (let i = 0; i < s.length; i++) p += sigmoid(this.#beta * s[i]!);
+    for (const s of this.s) for (let i = 0; i < s.length; i++) p += sigmoidExact(this.#beta * s[i]!);
     return this.#coef * this.#scale * p;
   }
 

@@ -9,7 +9,7 @@ import { HardConcreteGates } from "./hard_concrete.ts";
 import type { MaskMethod } from "./method.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 
-/** The method a trial names, over its frozen network, its random draws from `rng`; `kernels` speed up gates and edge-popup. */
+/** The method a trial names, over its frozen network, its random draws from `rng`; `kernels` speed up gates, cs and edge-popup. */
 export function createMethod(cfg: TrialConfig, net: FrozenNet, rng: Rng, kernels?: FusedKernels | null): MaskMethod {
   const { method: m, training: t } = cfg;
   switch (m.name) {
@@ -18,7 +18,7 @@ export function createMethod(cfg: TrialConfig, net: FrozenNet, rng: Rng, kernels
     case "hard-concrete":
       return new HardConcreteGates(net, m, t, rng);
     case "cs":
-      return new ContinuousSparsification(net, m, t);
+      return new ContinuousSparsification(net, m, t, kernels);
     case "edge-popup":
       return new EdgePopup(net, m, t, rng, kernels);
     case "dense":

@@ -49,3 +49,37 @@ export function gaussTable(x: number): number {
   const a = GAUSS_TABLE[j]!;
   return a + (p - j) * (GAUSS_TABLE[j + 1]! - a);
 }
+
+/** Smallest exponent in {@link POW2}: 2^-1075 rounds to 0. */
+const POW2_MIN = -1075;
+/** 2^k for k in [-1075, 1023], built by exact doubling and halving (the native kernels use the same table). */
+export const POW2: Float64Array = (() => {
+  const t = new Float64Array(1023 - POW2_MIN + 1);
+  for (let k = 0, v = 1; k <= 1023; k++, v *= 2) t[k - POW2_MIN] = v;
+  for (let k = 0, v = 1; k >= POW2_MIN; k--, v /= 2) t[k - POW2_MIN] = v;
+  return t;
+})();
+
+/**
+ * e^x for x clamped to [-745, 709], from basic double operations only (a degree-11 Taylor polynomial on
+ * |r| ≤ ln2/2 and a table of powers of two; relative error below 1e-14), so that the native kernels compute it
+ * bit for bit like this function does (`Math.exp` is V8's own). `native/kernels.c` has the same function,
+ * literal for literal; the clamp is written with 0/1 factors there to vectorise, and here the same way.
+ */
+export function expClamped(x: number): number {
+  const lo = x > -745 ? 1 : 0, hi = x < 709 ? 1 : 0;
+  const xc = lo * hi * x + (1 - lo) * -745 + (1 - hi) * 709;
+  const k = Math.floor(xc * 1.4426950408889634 + 0.5);
+  const r = (xc - k * 0.6931471803691238) - k * 1.9082149292705877e-10;
+  const p = 1 + r * (1 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 +
+                        r *
+                          (0.001388888888888889 +
+                            r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 +
+                                        r * (2.755731922398589e-07 + r * 2.505210838544172e-08))))))))));
+  return p * POW2[k - POW2_MIN]!;
+}
+
+/** The logistic sigmoid through {@link expClamped} (what the native kernels compute). */
+export function sigmoidExact(x: number): number {
+  return 1 / (1 + expClamped(-x));
+}

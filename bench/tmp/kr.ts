@@ -1,0 +1,2 @@
+import { loadKernels } from "../../src/engine/native.ts";
+console.log((await loadKernels()).reason);
