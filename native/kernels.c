@@ -237,3 +237,96 @@ void ts_cs_forward(const float *restrict s, const float *restrict w, float *rest
     weff[i] = (float)(v * (double)(fabs(v) >= FLT_NORMAL_MIN));
   }
 }
+
+/*
+ * ln x for positive normal x as logExact in src/train/masks/math.ts, operation for operation: x = m * 2^e with
+ * m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(f / (2 + f)), f = m - 1, by its series to s^21.
+ */
+static inline double log_exact(double x) {
+  uint64_t b;
+  memcpy(&b, &x, sizeof b);
+  const double e0 = (double)(int32_t)((b >> 52) & 0x7ff) - 1023.0;
+  b = (b & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+  double m;
+  memcpy(&m, &b, sizeof m);
+  const double big = (double)(m > 1.4142135623730951);
+  m = m * (1.0 - 0.5 * big);
+  const double e = e0 + big;
+  const double f = m - 1.0, sv = f / (2.0 + f), z = sv * sv;
+  const double series = 1.0 + z * (0.3333333333333333 + z * (0.2 + z * (0.14285714285714285 + z * (0.1111111111111111 +
+      z * (0.09090909090909091 + z * (0.07692307692307693 + z * (0.06666666666666667 + z * (0.058823529411764705 +
+      z * (0.05263157894736842 + z * 0.047619047619047616)))))))));
+  return e * 0.6931471803691238 + (e * 1.9082149292705877e-10 + 2.0 * sv * series);
+}
+
+static inline double sigmoid_exact(double x, const double *pow2) { return 1.0 / (1.0 + exp_clamped(-x, pow2)); }
+
+/*
+ * Hard-concrete gates per weight, as HardConcreteGates.effectiveWeights: uniform noise u (stored as float in
+ * s, as the TypeScript loop does), s = sigmoid((ln(u / (1 - u)) + log_alpha) / beta), z = clamp(s * span +
+ * gamma, 0, 1), weff = w * z. The draws are serial; the rest is a second, vectorisable loop.
+ */
+void ts_hc_forward(float *restrict s, float *restrict z, const float *restrict la, const float *restrict w,
+                   float *restrict weff, int32_t n, double beta, double gamma, double span, uint32_t *state,
+                   const double *restrict pow2) {
+  uint32_t st[4] = {state[0], state[1], state[2], state[3]};
+  for (int32_t j = 0; j < n; j++) s[j] = (float)uniform(st);
+  for (int k = 0; k < 4; k++) state[k] = st[k];
+  for (int32_t j = 0; j < n; j++) {
+    /* clamps as 0/1 factors (exact for finite values), so that the loop vectorises */
+    const double u0 = s[j], lo = (double)(u0 > 1e-6);
+    const double u1 = lo * u0 + (1.0 - lo) * 1e-6, hi = (double)(u1 < 1.0 - 1e-6);
+    const double u = hi * u1 + (1.0 - hi) * (1.0 - 1e-6);
+    const double sj = sigmoid_exact((log_exact(u / (1.0 - u)) + (double)la[j]) / beta, pow2);
+    s[j] = (float)sj;
+    const double v = sj * span + gamma;
+    const double c0 = (v + fabs(v)) * 0.5, below = (double)(c0 < 1.0);
+    z[j] = (float)(below * c0 + (1.0 - below));
+    weff[j] = (float)((double)w[j] * (double)z[j]);
+  }
+}
+
+/*
+ * Hard-concrete's gradient on log_alpha per weight, as HardConcreteGates.applyGradients before the optimiser:
+ * dz = g * w through the clamp and the sigmoid, plus the expected-L0 penalty's coef * q * (1 - q),
+ * q = sigmoid(log_alpha - shift).
+ */
+void ts_hc_grad(float *restrict dz, const float *restrict g, const float *restrict w, const float *restrict s,
+                const float *restrict la, int32_t n, double beta, double gamma, double span, double shift, double coef,
+                const double *restrict pow2) {
+  for (int32_t j = 0; j < n; j++) {
+    const double d = (double)(float)((double)g[j] * (double)w[j]);
+    const double sj = s[j], v = sj * span + gamma;
+    const double q = sigmoid_exact((double)la[j] - shift, pow2);
+    const double open = (double)((v > 0.0) & (v < 1.0));
+    dz[j] = (float)(open * (d * span * sj * (1.0 - sj) / beta) + 0.0 + coef * q * (1.0 - q));
+  }
+}
+
+/*
+ * One Adam step (beta1 0.9, beta2 0.999, eps 1e-8, L2 weight decay added to the gradient) over a buffer, as
+ * createOptimizer's `update`: c1, c2 are the bias corrections of this step.
+ */
+void ts_adam_step(float *restrict p, const float *restrict g0, float *restrict m1, float *restrict m2, int32_t n,
+                  double lr, double wd, double c1, double c2) {
+  for (int32_t i = 0; i < n; i++) {
+    const double pi = p[i];
+    const double g = (double)g0[i] + wd * pi;
+    const double m = 0.9 * (double)m1[i] + (1.0 - 0.9) * g;
+    const double v = 0.999 * (double)m2[i] + (1.0 - 0.999) * g * g;
+    m1[i] = (float)m;
+    m2[i] = (float)v;
+    p[i] = (float)(pi - lr * (m / c1) / (sqrt(v / c2) + 1e-8));
+  }
+}
+
+/* One SGD step with momentum (PyTorch's form) and L2 weight decay, as createOptimizer's `update`. */
+void ts_sgd_step(float *restrict p, const float *restrict g, float *restrict mom, int32_t n, double lr, double mu,
+                 double wd) {
+  for (int32_t i = 0; i < n; i++) {
+    const double pi = p[i];
+    const double v = mu * (double)mom[i] + (double)g[i] + wd * pi;
+    mom[i] = (float)v;
+    p[i] = (float)(pi - lr * v);
+  }
+}

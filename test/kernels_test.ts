@@ -4,7 +4,8 @@ import { createJsEngine } from "../src/engine/js.ts";
 import { MethodSchema, ModelSchema, TrialTrainingSchema } from "../src/spec/schema.ts";
 import { BernoulliGates } from "../src/train/masks/gates.ts";
 import { ContinuousSparsification } from "../src/train/masks/continuous_sparsification.ts";
-import { expClamped } from "../src/train/masks/math.ts";
+import { expClamped, logExact } from "../src/train/masks/math.ts";
+import { HardConcreteGates } from "../src/train/masks/hard_concrete.ts";
 import { buildNet } from "../src/train/nets/build.ts";
 import { Rng } from "../src/util/rng.ts";
 import { ROOT } from "./_fixtures.ts";
@@ -152,4 +153,49 @@ Deno.test("kernels - expClamped is e^x within 1e-14 on [-700, 700], and the nati
     assert.equal(ts.penalty(), cc.penalty());
   }
   assert.ok(ts.beta > 100, "the last epoch trains at the final temperature");
+});
+
+Deno.test("kernels - native hard-concrete, Adam and SGD steps give the same numbers as the TypeScript loops", async () => {
+  const { kernels } = await loadKernels();
+  assert.ok(kernels);
+  const net = buildNet(ModelSchema.parse({ init: "signed_constant" }), [28, 28, 1], 10, createJsEngine());
+  const bits = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  for (const optimizer of ["adam", "sgd"] as const) {
+    const training = TrialTrainingSchema.parse({
+      optimizer,
+      lr: 0.05,
+      momentum: 0.9,
+      weight_decay: 1e-4,
+      schedule: "constant",
+    });
+    const method = MethodSchema.parse({ name: "hard-concrete", lambda: 1e-5 });
+    const ts: HardConcreteGates = new HardConcreteGates(net, method, training, new Rng(5, 2));
+    const cc: HardConcreteGates = new HardConcreteGates(net, method, training, new Rng(5, 2), { kernels });
+    const a = net.layers.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
+    const grads = net.layers.map((l) => new Float32Array(l.w.length));
+    const g = new Rng(9);
+    for (let step = 0; step < 3; step++) {
+      ts.effectiveWeights(a);
+      cc.effectiveWeights(b);
+      a.forEach((x, l) => assert.deepEqual(bits(x), bits(b[l]!), `${optimizer}: weff, step ${step}, layer ${l}`));
+      grads.forEach((x) => {
+        g.fillNormal(x);
+        for (let i = 0; i < x.length; i++) x[i]! *= 1e-2;
+      });
+      ts.applyGradients(grads);
+      cc.applyGradients(grads);
+      ts.logAlpha.forEach((x, l) => assert.deepEqual(bits(x), bits(cc.logAlpha[l]!), `${optimizer}: step ${step}`));
+    }
+    assert.equal(ts.penalty(), cc.penalty());
+  }
+});
+
+Deno.test("kernels - logExact is ln x within 1e-15 relative over 60 octaves", () => {
+  const rng = new Rng(3);
+  for (let i = 0; i < 100_000; i++) {
+    const x = Math.exp((rng.uniform() - 0.5) * 60);
+    const want = Math.log(x);
+    assert.ok(Math.abs(logExact(x) - want) <= 1e-15 * Math.max(1, Math.abs(want)), `ln ${x}`);
+  }
+  assert.equal(logExact(1), 0);
 });

@@ -29,6 +29,44 @@ export interface FusedKernels {
     lr: number,
     ic2: number,
   ): void;
+  /** Hard-concrete's forward per weight: uniform draws (state advanced), `s`, `z` and `weff = w·z`. */
+  hcForward(
+    s: Float32Array,
+    z: Float32Array,
+    logAlpha: Float32Array,
+    w: Float32Array,
+    weff: Float32Array,
+    beta: number,
+    gamma: number,
+    span: number,
+    rngState: Uint32Array,
+  ): void;
+  /** Hard-concrete's gradient on log_alpha per weight (before the optimiser), into `dz`. */
+  hcGrad(
+    dz: Float32Array,
+    g: Float32Array,
+    w: Float32Array,
+    s: Float32Array,
+    logAlpha: Float32Array,
+    beta: number,
+    gamma: number,
+    span: number,
+    shift: number,
+    coef: number,
+  ): void;
+  /** One Adam step over a buffer, as `createOptimizer`'s (c1, c2: this step's bias corrections). */
+  adamStep(
+    p: Float32Array,
+    g: Float32Array,
+    m1: Float32Array,
+    m2: Float32Array,
+    lr: number,
+    wd: number,
+    c1: number,
+    c2: number,
+  ): void;
+  /** One SGD step with momentum and weight decay over a buffer, as `createOptimizer`'s. */
+  sgdStep(p: Float32Array, g: Float32Array, mom: Float32Array, lr: number, momentum: number, wd: number): void;
   /** Continuous sparsification's forward: `sig = sigmoid(beta·s)` (by `expExact`), `weff = w·c·sig`. */
   csForward(s: Float32Array, w: Float32Array, sig: Float32Array, weff: Float32Array, beta: number, c: number): void;
   /** edge-popup's forward: exact top-`keep` mask by |score| (ties in index order) and `weff = w ⊙ mask`. */
@@ -172,6 +210,44 @@ function open(path: string): FusedKernels {
         parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64"],
         result: "void",
       },
+      ts_hc_forward: {
+        parameters: [
+          "buffer",
+          "buffer",
+          "buffer",
+          "buffer",
+          "buffer",
+          "i32",
+          "f64",
+          "f64",
+          "f64",
+          "buffer",
+          "buffer",
+        ],
+        result: "void",
+      },
+      ts_hc_grad: {
+        parameters: [
+          "buffer",
+          "buffer",
+          "buffer",
+          "buffer",
+          "buffer",
+          "i32",
+          "f64",
+          "f64",
+          "f64",
+          "f64",
+          "f64",
+          "buffer",
+        ],
+        result: "void",
+      },
+      ts_adam_step: {
+        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64", "f64"],
+        result: "void",
+      },
+      ts_sgd_step: { parameters: ["buffer", "buffer", "buffer", "i32", "f64", "f64", "f64"], result: "void" },
       ts_cs_forward: {
         parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "buffer"],
         result: "void",
@@ -189,6 +265,18 @@ function open(path: string): FusedKernels {
     },
     gatesAdam(mu, u, g, w, m1, m2, k, invS, lr, ic2) {
       f.ts_gates_adam(mu, u, g, w, m1, m2, mu.length, k, invS, lr, ic2, GAUSS_TABLE);
+    },
+    hcForward(s, z, la, w, weff, beta, gamma, span, st) {
+      f.ts_hc_forward(s, z, la, w, weff, la.length, beta, gamma, span, st, POW2);
+    },
+    hcGrad(dz, g, w, s, la, beta, gamma, span, shift, coef) {
+      f.ts_hc_grad(dz, g, w, s, la, la.length, beta, gamma, span, shift, coef, POW2);
+    },
+    adamStep(p, g, m1, m2, lr, wd, c1, c2) {
+      f.ts_adam_step(p, g, m1, m2, p.length, lr, wd, c1, c2);
+    },
+    sgdStep(p, g, mom, lr, momentum, wd) {
+      f.ts_sgd_step(p, g, mom, p.length, lr, momentum, wd);
     },
     csForward(sc, w, sig, weff, beta, c) {
       f.ts_cs_forward(sc, w, sig, weff, sc.length, beta, c, POW2);

@@ -3,7 +3,7 @@ import type { FrozenNet } from "../nets/net.ts";
 import { sigmoidExact } from "./math.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 import type { MaskMethod } from "./method.ts";
-import { createOptimizer } from "./optimizer.ts";
+import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
 /** The smallest normal float32. */
 const FLT_NORMAL_MIN = 1.1754943508222875e-38;
@@ -45,7 +45,7 @@ export class ContinuousSparsification implements MaskMethod {
   readonly #scale: number;
   readonly #coef: number;
   readonly #method: MethodConfig;
-  readonly #opt;
+  readonly #opt: ElementOptimizer;
   #schedule: CsEpoch[] = [];
   #beta = 1;
   #round = 0;
@@ -64,7 +64,7 @@ export class ContinuousSparsification implements MaskMethod {
     this.s = sizes.map((n) => new Float32Array(n).fill(method.s0));
     this.#sig = sizes.map((n) => new Float32Array(n));
     this.#g = sizes.map((n) => new Float32Array(n));
-    this.#opt = createOptimizer(training, sizes);
+    this.#opt = createOptimizer(training, sizes, kernels);
   }
 
   /** The temperature of the current epoch. */

@@ -9,19 +9,19 @@ import { HardConcreteGates } from "./hard_concrete.ts";
 import type { MaskMethod } from "./method.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 
-/** The method a trial names, over its frozen network, its random draws from `rng`; `kernels` speed up gates, cs and edge-popup. */
+/** The method a trial names, over its frozen network, its random draws from `rng`; `kernels` (native per-weight loops) speed every method up. */
 export function createMethod(cfg: TrialConfig, net: FrozenNet, rng: Rng, kernels?: FusedKernels | null): MaskMethod {
   const { method: m, training: t } = cfg;
   switch (m.name) {
     case "gates":
       return new BernoulliGates(net, m, t, rng, { kernels });
     case "hard-concrete":
-      return new HardConcreteGates(net, m, t, rng);
+      return new HardConcreteGates(net, m, t, rng, { kernels });
     case "cs":
       return new ContinuousSparsification(net, m, t, kernels);
     case "edge-popup":
       return new EdgePopup(net, m, t, rng, kernels);
     case "dense":
-      return new DenseTraining(net, t);
+      return new DenseTraining(net, t, kernels);
   }
 }

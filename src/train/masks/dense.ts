@@ -1,7 +1,8 @@
 import type { TrainingConfig } from "../../spec/schema.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import type { MaskMethod } from "./method.ts";
-import { createOptimizer } from "./optimizer.ts";
+import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
+import type { FusedKernels } from "../../engine/native.ts";
 
 /**
  * The dense reference: the same network from the same initial weights, its masked tensors trained normally
@@ -11,11 +12,11 @@ export class DenseTraining implements MaskMethod {
   readonly name = "dense";
   readonly trainsWeights = true;
   readonly weights: Float32Array[];
-  readonly #opt;
+  readonly #opt: ElementOptimizer;
 
-  constructor(net: FrozenNet, training: TrainingConfig) {
+  constructor(net: FrozenNet, training: TrainingConfig, kernels?: FusedKernels | null) {
     this.weights = net.layers.map((p) => Float32Array.from(p.w));
-    this.#opt = createOptimizer(training, this.weights.map((w) => w.length));
+    this.#opt = createOptimizer(training, this.weights.map((w) => w.length), kernels);
   }
 
   beginEpoch(epoch: number, epochs: number): void {

@@ -2,7 +2,7 @@ import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import type { MaskMethod } from "./method.ts";
-import { createOptimizer } from "./optimizer.ts";
+import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 import { keptCount, topKMask } from "./top_k.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 
@@ -20,7 +20,7 @@ export class EdgePopup implements MaskMethod {
   readonly #k: number;
   readonly #mask: Uint8Array[];
   readonly #scratch: Float32Array[];
-  readonly #opt;
+  readonly #opt: ElementOptimizer;
   readonly #kernels: FusedKernels | null;
 
   constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig, rng: Rng, kernels?: FusedKernels | null) {
@@ -34,7 +34,7 @@ export class EdgePopup implements MaskMethod {
     });
     this.#mask = this.scores.map((s) => new Uint8Array(s.length));
     this.#scratch = this.scores.map((s) => new Float32Array(s.length));
-    this.#opt = createOptimizer(training, this.scores.map((s) => s.length));
+    this.#opt = createOptimizer(training, this.scores.map((s) => s.length), kernels);
   }
 
   beginEpoch(epoch: number, epochs: number): void {

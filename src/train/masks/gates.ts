@@ -3,7 +3,7 @@ import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import { gaussTable, normCdf, normPdf } from "./math.ts";
 import { expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
-import { createOptimizer } from "./optimizer.ts";
+import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 
 /** Options: native fused kernels (same numbers, faster); for tests, a fixed noise source replaces the generator. */
@@ -31,7 +31,7 @@ export class BernoulliGates implements MaskMethod {
   readonly #coef: number;
   readonly #threshold: number;
   readonly #rng: Rng;
-  readonly #opt;
+  readonly #opt: ElementOptimizer;
   readonly #fused: boolean;
   readonly #noise?: GatesOptions["noise"];
   readonly #kernels: FusedKernels | null;
@@ -54,7 +54,7 @@ export class BernoulliGates implements MaskMethod {
     });
     this.#u = counts.map((n) => new Float32Array(n));
     this.#z = counts.map((n) => new Float32Array(n));
-    this.#opt = createOptimizer(training, counts);
+    this.#opt = createOptimizer(training, counts, opts.kernels);
     this.#fused = method.granularity === "weight" && training.optimizer === "adam" && training.weight_decay === 0;
     this.#noise = opts.noise;
     this.#kernels = opts.kernels ?? null;

@@ -1,13 +1,16 @@
 import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { sigmoid } from "./math.ts";
+import { logExact, sigmoidExact } from "./math.ts";
+import type { FusedKernels } from "../../engine/native.ts";
 import { expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
-import { createOptimizer } from "./optimizer.ts";
+import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
 /** Options for tests: a fixed source of the uniform noise `u` replaces the generator. */
 export interface HardConcreteOptions {
   noise?: (layer: number, u: Float32Array) => void;
+  /** Native per-weight kernels (same numbers as the loops here). */
+  kernels?: FusedKernels | null;
 }
 
 /**
@@ -31,8 +34,9 @@ export class HardConcreteGates implements MaskMethod {
   readonly #coef: number;
   readonly #threshold: number;
   readonly #rng: Rng;
-  readonly #opt;
+  readonly #opt: ElementOptimizer;
   readonly #noise?: HardConcreteOptions["noise"];
+  readonly #kernels: FusedKernels | null;
 
   constructor(net: FrozenNet, m: MethodConfig, training: TrainingConfig, rng: Rng, opts: HardConcreteOptions = {}) {
     this.#net = net;
@@ -55,7 +59,8 @@ export class HardConcreteGates implements MaskMethod {
     });
     this.#s = counts.map((n) => new Float32Array(n));
     this.#z = counts.map((n) => new Float32Array(n));
-    this.#opt = createOptimizer(training, counts);
+    this.#kernels = opts.kernels ?? null;
+    this.#opt = createOptimizer(training, counts, this.#kernels);
     this.#noise = opts.noise;
   }
 
@@ -67,14 +72,18 @@ export class HardConcreteGates implements MaskMethod {
     const beta = this.#beta, g = this.#gamma, span = this.#zeta - this.#gamma;
     this.#net.layers.forEach((layer, l) => {
       const la = this.logAlpha[l]!, s = this.#s[l]!, z = this.#z[l]!;
+      if (this.#kernels && !this.#noise && this.#span[l] === 1) {
+        return this.#kernels.hcForward(s, z, la, layer.w, weff[l]!, beta, g, span, this.#rng.s);
+      }
       if (this.#noise) this.#noise(l, s);
       else for (let j = 0; j < s.length; j++) s[j] = this.#rng.uniform();
       for (let j = 0; j < s.length; j++) {
         const u = Math.min(Math.max(s[j]!, 1e-6), 1 - 1e-6);
-        const sj = sigmoid((Math.log(u / (1 - u)) + la[j]!) / beta);
+        const sj = sigmoidExact((logExact(u / (1 - u)) + la[j]!) / beta);
         s[j] = sj;
         const v = sj * span + g;
-        z[j] = v <= 0 ? 0 : v >= 1 ? 1 : v;
+        const c0 = (v + Math.abs(v)) * 0.5; // clamp(v, 0, 1) as the native kernel computes it
+        z[j] = c0 < 1 ? c0 : 1;
       }
       gateWeights(layer.w, z, this.#span[l]!, weff[l]!);
     });
@@ -85,10 +94,15 @@ export class HardConcreteGates implements MaskMethod {
     this.#opt.begin();
     this.#net.layers.forEach((layer, l) => {
       const la = this.logAlpha[l]!, s = this.#s[l]!, dz = this.#z[l]!;
+      if (this.#kernels && this.#span[l] === 1) {
+        this.#kernels.hcGrad(dz, dweff[l]!, layer.w, s, la, beta, g, span, this.#shift, this.#coef);
+        this.#opt.step(l, la, dz);
+        return;
+      }
       gateGradients(dweff[l]!, layer.w, this.#span[l]!, dz);
       for (let j = 0; j < la.length; j++) {
         const sj = s[j]!, v = sj * span + g;
-        const q = sigmoid(la[j]! - this.#shift);
+        const q = sigmoidExact(la[j]! - this.#shift);
         dz[j] = (v > 0 && v < 1 ? dz[j]! * span * sj * (1 - sj) / beta : 0) + this.#coef * q * (1 - q);
       }
       this.#opt.step(l, la, dz);
@@ -97,13 +111,13 @@ export class HardConcreteGates implements MaskMethod {
 
   penalty(): number {
     let p = 0;
-    for (const la of this.logAlpha) for (let j = 0; j < la.length; j++) p += sigmoid(la[j]! - this.#shift);
+    for (const la of this.logAlpha) for (let j = 0; j < la.length; j++) p += sigmoidExact(la[j]! - this.#shift);
     return this.#coef * p;
   }
 
   /** The deterministic test gate of one log_alpha. */
   testGate(logAlpha: number): number {
-    const v = sigmoid(logAlpha) * (this.#zeta - this.#gamma) + this.#gamma;
+    const v = sigmoidExact(logAlpha) * (this.#zeta - this.#gamma) + this.#gamma;
     return v <= 0 ? 0 : v >= 1 ? 1 : v;
   }
 

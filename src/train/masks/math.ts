@@ -83,3 +83,26 @@ export function expClamped(x: number): number {
 export function sigmoidExact(x: number): number {
   return 1 / (1 + expClamped(-x));
 }
+
+const F64 = new Float64Array(1), HI_LO = new Uint32Array(F64.buffer); // HI_LO[1]: the high word (little-endian)
+
+/**
+ * ln x for positive normal x from basic double operations only, as `native/kernels.c` computes it: x = m·2^e
+ * with m in [√½, √2), ln m = 2·atanh(f/(2+f)), f = m − 1, by its series to the 21st power (error below 1e-16).
+ */
+export function logExact(x: number): number {
+  F64[0] = x;
+  const hi = HI_LO[1]!;
+  const e0 = ((hi >>> 20) & 0x7ff) - 1023;
+  HI_LO[1] = (hi & 0x000fffff) | 0x3ff00000;
+  const big = F64[0]! > 1.4142135623730951 ? 1 : 0;
+  const m = F64[0]! * (1 - 0.5 * big);
+  const e = e0 + big;
+  const f = m - 1, sv = f / (2 + f), z = sv * sv;
+  const series = 1 + z * (0.3333333333333333 + z * (0.2 + z * (0.14285714285714285 + z * (0.1111111111111111 +
+                    z *
+                      (0.09090909090909091 +
+                        z * (0.07692307692307693 + z * (0.06666666666666667 + z * (0.058823529411764705 +
+                                    z * (0.05263157894736842 + z * 0.047619047619047616)))))))));
+  return e * 0.6931471803691238 + (e * 1.9082149292705877e-10 + 2 * sv * series);
+}

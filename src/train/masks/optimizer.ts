@@ -1,4 +1,5 @@
 import type { TrainingConfig } from "../../spec/schema.ts";
+import type { FusedKernels } from "../../engine/native.ts";
 
 /** Per-parameter optimiser state and the update rule, over `sizes.length` buffers ("slots"). */
 export interface ElementOptimizer {
@@ -28,9 +29,13 @@ export function scheduledLr(cfg: TrainingConfig, epoch: number, epochs: number):
 
 /**
  * Adam (beta1 0.9, beta2 0.999, eps 1e-8) or SGD with momentum (PyTorch's form, `v = μ·v + g`), both with
- * L2 weight decay added to the gradient as PyTorch does.
+ * L2 weight decay added to the gradient as PyTorch does. With `kernels`, `step` runs natively (same numbers).
  */
-export function createOptimizer(cfg: TrainingConfig, sizes: number[]): ElementOptimizer {
+export function createOptimizer(
+  cfg: TrainingConfig,
+  sizes: number[],
+  kernels?: FusedKernels | null,
+): ElementOptimizer {
   const wd = cfg.weight_decay;
   let lr = cfg.lr;
   const beginEpoch = (epoch: number, epochs: number) => {
@@ -54,6 +59,7 @@ export function createOptimizer(cfg: TrainingConfig, sizes: number[]): ElementOp
       begin() {},
       update,
       step(slot, p, g) {
+        if (kernels) return kernels.sgdStep(p, g, mom[slot]!, lr, mu, wd);
         for (let i = 0; i < p.length; i++) p[i] = update(slot, i, p[i]!, g[i]!);
       },
     };
@@ -84,6 +90,7 @@ export function createOptimizer(cfg: TrainingConfig, sizes: number[]): ElementOp
     },
     update,
     step(slot, p, g) {
+      if (kernels) return kernels.adamStep(p, g, m1[slot]!, m2[slot]!, lr, wd, c1, c2);
       for (let i = 0; i < p.length; i++) p[i] = update(slot, i, p[i]!, g[i]!);
     },
   };
