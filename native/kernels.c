@@ -189,144 +189,160 @@ void ts_topk_weights(const float *scores, const float *w, uint8_t *mask, float *
 }
 
 /*
- * edge-popup's backward: the straight-through gradient sign(s) * g * w (rounded to float, as the TypeScript
- * scratch array does) and an SGD step with momentum and weight decay (PyTorch's form).
+ * edge-popup's backward: the straight-through gradient sign(s) * g * w and an SGD step with momentum and weight
+ * decay (PyTorch's form), in float32 as createOptimizer's SGD.
  */
-void ts_popup_sgd(float *s, const float *g, const float *w, float *mom, int32_t n, double mu, double wd, double lr) {
+void ts_popup_sgd(float *restrict s, const float *restrict g, const float *restrict w, float *restrict mom,
+                  int32_t n, float mu, float wd, float lr) {
   for (int32_t i = 0; i < n; i++) {
-    const double p = s[i];
-    const double sg = p > 0.0 ? 1.0 : p < 0.0 ? -1.0 : p;
-    const float grad = (float)(sg * (double)g[i] * (double)w[i]);
-    const double v = mu * (double)mom[i] + (double)grad + wd * p;
-    mom[i] = (float)v;
-    s[i] = (float)(p - lr * v);
+    const float p = s[i];
+    const float sg = (float)(p > 0.0f) - (float)(p < 0.0f);
+    const float grad = sg * (g[i] * w[i]);
+    const float v = mu * mom[i] + grad + wd * p;
+    mom[i] = v;
+    s[i] = p - lr * v;
   }
 }
 
+/* float32 constants written as the double literals src/train/masks/math.ts rounds with Math.fround */
+#define F(x) ((float)(x))
+
 /*
- * e^x on [-745, 709] as expClamped in src/train/masks/math.ts, operation for operation (a degree-11 Taylor
- * polynomial on |r| <= ln2/2, times 2^k from the same table of powers of two, pow2[k + 1075]); the clamp is
- * written with 0/1 factors so that the loop has no branches and vectorises.
+ * e^x in float32 arithmetic as expF32 in src/train/masks/math.ts, operation for operation (x clamped to
+ * [-103, 88], a degree-7 Taylor polynomial on |r| <= ln2/2, times 2^k from the same table, pow2f[k + 149]).
+ * The clamp and floor are written with 0/1 factors and a truncation so that loops using it vectorise.
  */
-static inline double exp_clamped(double x, const double *pow2) {
-  const double lo = (double)(x > -745.0), hi = (double)(x < 709.0);
-  const double xc = lo * hi * x + (1.0 - lo) * -745.0 + (1.0 - hi) * 709.0;
-  const double t = xc * 1.4426950408889634 + 0.5, tr = (double)(int32_t)t;
-  const double k = tr - (double)(t < tr); /* floor(t), in a form the vectoriser takes */
-  const double r = (xc - k * 0.6931471803691238) - k * 1.9082149292705877e-10;
-  const double p =
-      1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 +
-      r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 +
-      r * (2.755731922398589e-07 + r * 2.505210838544172e-08))))))))));
-  return p * pow2[(int32_t)k + 1075];
+static inline float exp_f32(float x, const float *pow2f) {
+  const float lo = (float)(x > -103.0f), hi = (float)(x < 88.0f);
+  const float xc = lo * hi * x + (1.0f - lo) * -103.0f + (1.0f - hi) * 88.0f;
+  const float t = xc * F(1.4426950408889634) + 0.5f, tr = (float)(int32_t)t;
+  const float k = tr - (float)(t < tr); /* floor(t) */
+  const float r = (xc - k * F(0.693359375)) - k * F(-2.12194440e-4);
+  const float p = 1.0f + r * (1.0f + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) +
+      r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * F(0.0001984126984126984)))))));
+  return p * pow2f[(int32_t)k + 149];
+}
+
+static inline float sigmoid_f32(float x, const float *pow2f) { return 1.0f / (1.0f + exp_f32(-x, pow2f)); }
+
+/* ln x in float32 arithmetic for positive normal x, as logF32 in src/train/masks/math.ts. */
+static inline float log_f32(float x) {
+  uint32_t b;
+  memcpy(&b, &x, sizeof b);
+  const float e0 = (float)((int32_t)((b >> 23) & 0xffu) - 127);
+  b = (b & 0x7fffffu) | 0x3f800000u;
+  float m;
+  memcpy(&m, &b, sizeof m);
+  const float big = (float)(m > F(1.4142135623730951));
+  m = m * (1.0f - 0.5f * big);
+  const float e = e0 + big;
+  const float fm = m - 1.0f, sv = fm / (2.0f + fm), z = sv * sv;
+  const float series = 1.0f + z * (F(1.0 / 3.0) + z * (F(1.0 / 5.0) + z * (F(1.0 / 7.0) + z * F(1.0 / 9.0))));
+  return e * F(0.693359375) + (e * F(-2.12194440e-4) + (2.0f * sv) * series);
 }
 
 /* The smallest normal float: effective weights below it are flushed to 0 (subnormals slow every product). */
-#define FLT_NORMAL_MIN 1.1754943508222875e-38
+#define FLT_NORMAL_MIN 1.17549435e-38f
 
 /*
- * Continuous sparsification's soft mask and effective weights: q = sigmoid(beta * s) (kept for the backward
- * pass), weff = w * c * q, as ContinuousSparsification.effectiveWeights.
+ * Continuous sparsification's soft mask and effective weights in float32, as
+ * ContinuousSparsification.effectiveWeights: q = sigmoid(beta * s) (kept for the backward pass), weff = w * c * q.
  */
 void ts_cs_forward(const float *restrict s, const float *restrict w, float *restrict sig, float *restrict weff,
-                   int32_t n, double beta, double c, const double *restrict pow2) {
+                   int32_t n, float beta, float c, const float *restrict pow2f) {
   for (int32_t i = 0; i < n; i++) {
-    const double q = 1.0 / (1.0 + exp_clamped(-(beta * (double)s[i]), pow2));
-    sig[i] = (float)q;
-    const double v = (double)w[i] * c * q;
-    weff[i] = (float)(v * (double)(fabs(v) >= FLT_NORMAL_MIN));
+    const float q = sigmoid_f32(beta * s[i], pow2f);
+    sig[i] = q;
+    const float v = w[i] * c * q;
+    weff[i] = v * (float)(fabsf(v) >= FLT_NORMAL_MIN);
+  }
+}
+
+/* Continuous sparsification's gradient on s: (g * w + coef) * k * q * (1 - q), k = beta / sigmoid(s0). */
+void ts_cs_grad(float *restrict grad, const float *restrict g, const float *restrict w, const float *restrict sig,
+                int32_t n, float coef, float k) {
+  for (int32_t i = 0; i < n; i++) {
+    const float q = sig[i];
+    grad[i] = (g[i] * w[i] + coef) * k * q * (1.0f - q);
   }
 }
 
 /*
- * ln x for positive normal x as logExact in src/train/masks/math.ts, operation for operation: x = m * 2^e with
- * m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(f / (2 + f)), f = m - 1, by its series to s^21.
- */
-static inline double log_exact(double x) {
-  uint64_t b;
-  memcpy(&b, &x, sizeof b);
-  const double e0 = (double)(int32_t)((b >> 52) & 0x7ff) - 1023.0;
-  b = (b & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
-  double m;
-  memcpy(&m, &b, sizeof m);
-  const double big = (double)(m > 1.4142135623730951);
-  m = m * (1.0 - 0.5 * big);
-  const double e = e0 + big;
-  const double f = m - 1.0, sv = f / (2.0 + f), z = sv * sv;
-  const double series = 1.0 + z * (0.3333333333333333 + z * (0.2 + z * (0.14285714285714285 + z * (0.1111111111111111 +
-      z * (0.09090909090909091 + z * (0.07692307692307693 + z * (0.06666666666666667 + z * (0.058823529411764705 +
-      z * (0.05263157894736842 + z * 0.047619047619047616)))))))));
-  return e * 0.6931471803691238 + (e * 1.9082149292705877e-10 + 2.0 * sv * series);
-}
-
-static inline double sigmoid_exact(double x, const double *pow2) { return 1.0 / (1.0 + exp_clamped(-x, pow2)); }
-
-/*
- * Hard-concrete gates per weight, as HardConcreteGates.effectiveWeights: uniform noise u (stored as float in
- * s, as the TypeScript loop does), s = sigmoid((ln(u / (1 - u)) + log_alpha) / beta), z = clamp(s * span +
- * gamma, 0, 1), weff = w * z. The draws are serial; the rest is a second, vectorisable loop.
+ * Hard-concrete gates per weight in float32, as HardConcreteGates.effectiveWeights: uniform noise u (drawn as
+ * the TypeScript loop draws it, stored as float in s), s = sigmoid((ln(u / (1 - u)) + log_alpha) / beta),
+ * z = clamp(s * span + gamma, 0, 1), weff = w * z. The draws are serial; the rest vectorises.
  */
 void ts_hc_forward(float *restrict s, float *restrict z, const float *restrict la, const float *restrict w,
-                   float *restrict weff, int32_t n, double beta, double gamma, double span, uint32_t *state,
-                   const double *restrict pow2) {
+                   float *restrict weff, int32_t n, float beta, float gamma, float span, uint32_t *state,
+                   const float *restrict pow2f) {
   uint32_t st[4] = {state[0], state[1], state[2], state[3]};
   for (int32_t j = 0; j < n; j++) s[j] = (float)uniform(st);
   for (int k = 0; k < 4; k++) state[k] = st[k];
+  const float umin = F(1e-6), umax = F(1.0 - 1e-6);
   for (int32_t j = 0; j < n; j++) {
-    /* clamps as 0/1 factors (exact for finite values), so that the loop vectorises */
-    const double u0 = s[j], lo = (double)(u0 > 1e-6);
-    const double u1 = lo * u0 + (1.0 - lo) * 1e-6, hi = (double)(u1 < 1.0 - 1e-6);
-    const double u = hi * u1 + (1.0 - hi) * (1.0 - 1e-6);
-    const double sj = sigmoid_exact((log_exact(u / (1.0 - u)) + (double)la[j]) / beta, pow2);
-    s[j] = (float)sj;
-    const double v = sj * span + gamma;
-    const double c0 = (v + fabs(v)) * 0.5, below = (double)(c0 < 1.0);
-    z[j] = (float)(below * c0 + (1.0 - below));
-    weff[j] = (float)((double)w[j] * (double)z[j]);
+    const float u0 = s[j], lo = (float)(u0 > umin);
+    const float u1 = lo * u0 + (1.0f - lo) * umin, hi = (float)(u1 < umax);
+    const float u = hi * u1 + (1.0f - hi) * umax;
+    const float sj = sigmoid_f32((log_f32(u / (1.0f - u)) + la[j]) / beta, pow2f);
+    s[j] = sj;
+    const float v = sj * span + gamma;
+    const float c0 = (v + fabsf(v)) * 0.5f, below = (float)(c0 < 1.0f);
+    z[j] = below * c0 + (1.0f - below);
+    weff[j] = w[j] * z[j];
   }
 }
 
 /*
- * Hard-concrete's gradient on log_alpha per weight, as HardConcreteGates.applyGradients before the optimiser:
- * dz = g * w through the clamp and the sigmoid, plus the expected-L0 penalty's coef * q * (1 - q),
- * q = sigmoid(log_alpha - shift).
+ * Hard-concrete's gradient on log_alpha per weight in float32 (before the optimiser), as
+ * HardConcreteGates.applyGradients: g * w through the clamp and the sigmoid, plus the expected-L0 penalty's
+ * coef * q * (1 - q), q = sigmoid(log_alpha - shift).
  */
 void ts_hc_grad(float *restrict dz, const float *restrict g, const float *restrict w, const float *restrict s,
-                const float *restrict la, int32_t n, double beta, double gamma, double span, double shift, double coef,
-                const double *restrict pow2) {
+                const float *restrict la, int32_t n, float beta, float gamma, float span, float shift, float coef,
+                const float *restrict pow2f) {
   for (int32_t j = 0; j < n; j++) {
-    const double d = (double)(float)((double)g[j] * (double)w[j]);
-    const double sj = s[j], v = sj * span + gamma;
-    const double q = sigmoid_exact((double)la[j] - shift, pow2);
-    const double open = (double)((v > 0.0) & (v < 1.0));
-    dz[j] = (float)(open * (d * span * sj * (1.0 - sj) / beta) + 0.0 + coef * q * (1.0 - q));
+    const float d = g[j] * w[j], sj = s[j], v = sj * span + gamma;
+    const float q = sigmoid_f32(la[j] - shift, pow2f);
+    const float pen = coef * q * (1.0f - q);
+    const float open = (float)((v > 0.0f) & (v < 1.0f));
+    dz[j] = open * (d * span * sj * (1.0f - sj) / beta) + 0.0f + pen;
   }
 }
 
 /*
- * One Adam step (beta1 0.9, beta2 0.999, eps 1e-8, L2 weight decay added to the gradient) over a buffer, as
- * createOptimizer's `update`: c1, c2 are the bias corrections of this step.
+ * One Adam step in float32 (beta1 0.9, beta2 0.999, eps 1e-8, L2 weight decay added to the gradient) over a
+ * buffer, as createOptimizer's `update`: c1, c2 are the bias corrections of this step.
  */
 void ts_adam_step(float *restrict p, const float *restrict g0, float *restrict m1, float *restrict m2, int32_t n,
-                  double lr, double wd, double c1, double c2) {
+                  float lr, float wd, float c1, float c2) {
   for (int32_t i = 0; i < n; i++) {
-    const double pi = p[i];
-    const double g = (double)g0[i] + wd * pi;
-    const double m = 0.9 * (double)m1[i] + (1.0 - 0.9) * g;
-    const double v = 0.999 * (double)m2[i] + (1.0 - 0.999) * g * g;
-    m1[i] = (float)m;
-    m2[i] = (float)v;
-    p[i] = (float)(pi - lr * (m / c1) / (sqrt(v / c2) + 1e-8));
+    const float pi = p[i];
+    const float g = g0[i] + wd * pi;
+    const float m = F(0.9) * m1[i] + F(0.1) * g;
+    const float v = F(0.999) * m2[i] + F(0.001) * g * g;
+    m1[i] = m;
+    m2[i] = v;
+    p[i] = pi - lr * (m / c1) / (sqrtf(v / c2) + F(1e-8));
   }
 }
 
-/* One SGD step with momentum (PyTorch's form) and L2 weight decay, as createOptimizer's `update`. */
-void ts_sgd_step(float *restrict p, const float *restrict g, float *restrict mom, int32_t n, double lr, double mu,
-                 double wd) {
+/* One SGD step in float32 with momentum (PyTorch's form) and L2 weight decay, as createOptimizer's `update`. */
+void ts_sgd_step(float *restrict p, const float *restrict g, float *restrict mom, int32_t n, float lr, float mu,
+                 float wd) {
   for (int32_t i = 0; i < n; i++) {
-    const double pi = p[i];
-    const double v = mu * (double)mom[i] + (double)g[i] + wd * pi;
-    mom[i] = (float)v;
-    p[i] = (float)(pi - lr * v);
+    const float pi = p[i];
+    const float v = mu * mom[i] + g[i] + wd * pi;
+    mom[i] = v;
+    p[i] = pi - lr * v;
   }
+}
+
+/* ReLU in place, as the TypeScript loops (y < 0 becomes 0; -0 and NaN stay): vectorised, no branch to mispredict. */
+void ts_relu(float *restrict y, int32_t n) {
+  for (int32_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? 0.0f : y[i];
+}
+
+/* ReLU's backward in place: the gradient is zeroed where the output is not positive. */
+void ts_relu_grad(float *restrict dy, const float *restrict y, int32_t n) {
+  for (int32_t i = 0; i < n; i++) dy[i] = y[i] <= 0.0f ? 0.0f : dy[i];
 }

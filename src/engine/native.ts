@@ -1,4 +1,4 @@
-import { GAUSS_TABLE, POW2 } from "../train/masks/math.ts";
+import { GAUSS_TABLE, POW2F } from "../train/masks/math.ts";
 import { sha256Hex } from "../util/hash.ts";
 import { ZIGGURAT } from "../util/rng.ts";
 
@@ -29,7 +29,7 @@ export interface FusedKernels {
     lr: number,
     ic2: number,
   ): void;
-  /** Hard-concrete's forward per weight: uniform draws (state advanced), `s`, `z` and `weff = w·z`. */
+  /** Hard-concrete's forward per weight in float32: uniform draws (state advanced), `s`, `z` and `weff = w·z`. */
   hcForward(
     s: Float32Array,
     z: Float32Array,
@@ -41,7 +41,7 @@ export interface FusedKernels {
     span: number,
     rngState: Uint32Array,
   ): void;
-  /** Hard-concrete's gradient on log_alpha per weight (before the optimiser), into `dz`. */
+  /** Hard-concrete's gradient on log_alpha per weight in float32 (before the optimiser), into `dz`. */
   hcGrad(
     dz: Float32Array,
     g: Float32Array,
@@ -54,7 +54,7 @@ export interface FusedKernels {
     shift: number,
     coef: number,
   ): void;
-  /** One Adam step over a buffer, as `createOptimizer`'s (c1, c2: this step's bias corrections). */
+  /** One Adam step in float32 over a buffer, as `createOptimizer`'s (c1, c2: this step's bias corrections). */
   adamStep(
     p: Float32Array,
     g: Float32Array,
@@ -65,10 +65,16 @@ export interface FusedKernels {
     c1: number,
     c2: number,
   ): void;
-  /** One SGD step with momentum and weight decay over a buffer, as `createOptimizer`'s. */
+  /** One SGD step in float32 with momentum and weight decay over a buffer, as `createOptimizer`'s. */
   sgdStep(p: Float32Array, g: Float32Array, mom: Float32Array, lr: number, momentum: number, wd: number): void;
-  /** Continuous sparsification's forward: `sig = sigmoid(beta·s)` (by `expExact`), `weff = w·c·sig`. */
+  /** ReLU in place (`y < 0` becomes 0). */
+  relu(y: Float32Array): void;
+  /** ReLU's backward in place: `dy` zeroed where `y <= 0`. */
+  reluGrad(dy: Float32Array, y: Float32Array): void;
+  /** Continuous sparsification's forward in float32: `sig = sigmoid(beta·s)`, `weff = w·c·sig`. */
   csForward(s: Float32Array, w: Float32Array, sig: Float32Array, weff: Float32Array, beta: number, c: number): void;
+  /** Continuous sparsification's gradient on the scores in float32: `(g·w + coef)·k·sig·(1 − sig)`. */
+  csGrad(grad: Float32Array, g: Float32Array, w: Float32Array, sig: Float32Array, coef: number, k: number): void;
   /** edge-popup's forward: exact top-`keep` mask by |score| (ties in index order) and `weff = w ⊙ mask`. */
   popupForward(
     scores: Float32Array,
@@ -119,7 +125,7 @@ const CACHE = new URL("../../.native/", import.meta.url);
  */
 const CFLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-fno-math-errno"];
 /** Tried first: the vector units of this CPU (the library is cached per CPU model, see {@link cpuTag}). */
-const NATIVE_ARCH = "-march=native";
+const NATIVE_ARCH = ["-march=native", "-mprefer-vector-width=512"];
 
 /** This CPU's model and feature flags, so that a `.native/` copied to another machine is rebuilt there. */
 function cpuTag(): string {
@@ -149,7 +155,7 @@ async function load(): Promise<{ kernels: FusedKernels | null; reason: string }>
   let path = env;
   if (!path) {
     const src = await Deno.readTextFile(SOURCE);
-    const tag = sha256Hex(src + CFLAGS.join(" ") + NATIVE_ARCH + Deno.build.target + cpuTag()).slice(0, 12);
+    const tag = sha256Hex(src + CFLAGS.join(" ") + NATIVE_ARCH.join(" ") + Deno.build.target + cpuTag()).slice(0, 12);
     const ext = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
     path = new URL(`libticketsweep_kernels-${tag}.${ext}`, CACHE).pathname;
     try {
@@ -169,8 +175,8 @@ async function compile(path: string): Promise<void> {
     new Deno.Command(cc, { args: [...flags, "-o", tmp, SOURCE.pathname, "-lm"], stderr: "piped" }).output();
   let out: Deno.CommandOutput;
   try {
-    out = await build([...CFLAGS, NATIVE_ARCH]);
-    if (!out.success) out = await build(CFLAGS); // a compiler without -march=native
+    out = await build([...CFLAGS, ...NATIVE_ARCH]);
+    if (!out.success) out = await build(CFLAGS); // a compiler without these flags
   } catch {
     throw new Error(`no C compiler ('${cc}'); install one (apt-get install gcc) or use the TypeScript loops`);
   }
@@ -207,7 +213,7 @@ function open(path: string): FusedKernels {
       },
       ts_topk_weights: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32"], result: "void" },
       ts_popup_sgd: {
-        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64"],
+        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32", "f32"],
         result: "void",
       },
       ts_hc_forward: {
@@ -218,9 +224,9 @@ function open(path: string): FusedKernels {
           "buffer",
           "buffer",
           "i32",
-          "f64",
-          "f64",
-          "f64",
+          "f32",
+          "f32",
+          "f32",
           "buffer",
           "buffer",
         ],
@@ -234,22 +240,28 @@ function open(path: string): FusedKernels {
           "buffer",
           "buffer",
           "i32",
-          "f64",
-          "f64",
-          "f64",
-          "f64",
-          "f64",
+          "f32",
+          "f32",
+          "f32",
+          "f32",
+          "f32",
           "buffer",
         ],
         result: "void",
       },
       ts_adam_step: {
-        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "f64", "f64"],
+        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32", "f32", "f32"],
         result: "void",
       },
-      ts_sgd_step: { parameters: ["buffer", "buffer", "buffer", "i32", "f64", "f64", "f64"], result: "void" },
+      ts_sgd_step: { parameters: ["buffer", "buffer", "buffer", "i32", "f32", "f32", "f32"], result: "void" },
+      ts_relu: { parameters: ["buffer", "i32"], result: "void" },
+      ts_relu_grad: { parameters: ["buffer", "buffer", "i32"], result: "void" },
       ts_cs_forward: {
-        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "f64", "buffer"],
+        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32", "buffer"],
+        result: "void",
+      },
+      ts_cs_grad: {
+        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32"],
         result: "void",
       },
       ts_im2col: { parameters: ["buffer", "buffer", ...I32X10], result: "void" },
@@ -267,10 +279,10 @@ function open(path: string): FusedKernels {
       f.ts_gates_adam(mu, u, g, w, m1, m2, mu.length, k, invS, lr, ic2, GAUSS_TABLE);
     },
     hcForward(s, z, la, w, weff, beta, gamma, span, st) {
-      f.ts_hc_forward(s, z, la, w, weff, la.length, beta, gamma, span, st, POW2);
+      f.ts_hc_forward(s, z, la, w, weff, la.length, beta, gamma, span, st, POW2F);
     },
     hcGrad(dz, g, w, s, la, beta, gamma, span, shift, coef) {
-      f.ts_hc_grad(dz, g, w, s, la, la.length, beta, gamma, span, shift, coef, POW2);
+      f.ts_hc_grad(dz, g, w, s, la, la.length, beta, gamma, span, shift, coef, POW2F);
     },
     adamStep(p, g, m1, m2, lr, wd, c1, c2) {
       f.ts_adam_step(p, g, m1, m2, p.length, lr, wd, c1, c2);
@@ -278,8 +290,17 @@ function open(path: string): FusedKernels {
     sgdStep(p, g, mom, lr, momentum, wd) {
       f.ts_sgd_step(p, g, mom, p.length, lr, momentum, wd);
     },
+    relu(y) {
+      f.ts_relu(y, y.length);
+    },
+    reluGrad(dy, y) {
+      f.ts_relu_grad(dy, y, dy.length);
+    },
     csForward(sc, w, sig, weff, beta, c) {
-      f.ts_cs_forward(sc, w, sig, weff, sc.length, beta, c, POW2);
+      f.ts_cs_forward(sc, w, sig, weff, sc.length, beta, c, POW2F);
+    },
+    csGrad(grad, g, w, sig, coef, k) {
+      f.ts_cs_grad(grad, g, w, sig, grad.length, coef, k);
     },
     popupForward(scores, w, mask, weff, scratch, keep) {
       f.ts_topk_weights(scores, w, mask, weff, scratch, scores.length, keep);

@@ -1,12 +1,13 @@
 import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { sigmoidExact } from "./math.ts";
+import { sigmoidF32 } from "./math.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 import type { MaskMethod } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
 /** The smallest normal float32. */
 const FLT_NORMAL_MIN = 1.1754943508222875e-38;
+const f = Math.fround;
 
 /** Where epoch `epoch` (from 0) of `epochs` falls: its round and the temperature beta it trains at. */
 export interface CsEpoch {
@@ -57,7 +58,7 @@ export class ContinuousSparsification implements MaskMethod {
     this.#kernels = kernels ?? null;
     this.#method = method;
     this.#s0 = method.s0;
-    this.#scale = 1 / sigmoidExact(method.s0);
+    this.#scale = f(1 / sigmoidF32(f(method.s0)));
     const sizes = net.layers.map((l) => l.w.length);
     const total = sizes.reduce((a, b) => a + b, 0);
     this.#coef = method.penalty === "mean" ? method.lambda / total : method.lambda;
@@ -87,27 +88,30 @@ export class ContinuousSparsification implements MaskMethod {
   }
 
   effectiveWeights(weff: Float32Array[]): void {
-    const beta = this.#beta, c = this.#scale;
+    const beta = f(this.#beta), c = this.#scale;
     this.#net.layers.forEach((layer, l) => {
       const s = this.s[l]!, sig = this.#sig[l]!, w = layer.w, out = weff[l]!;
       if (this.#kernels) return this.#kernels.csForward(s, w, sig, out, beta, c);
       for (let i = 0; i < s.length; i++) {
-        const q = sigmoidExact(beta * s[i]!);
+        const q = sigmoidF32(f(beta * s[i]!));
         sig[i] = q;
-        const v = w[i]! * c * q;
+        const v = f(f(w[i]! * c) * q);
         out[i] = v * (Math.abs(v) >= FLT_NORMAL_MIN ? 1 : 0); // subnormal weights slow every product down
       }
     });
   }
 
   applyGradients(dweff: Float32Array[]): void {
-    const k = this.#scale * this.#beta;
+    const k = f(this.#scale * f(this.#beta)), coef = f(this.#coef);
     this.#opt.begin();
     this.#net.layers.forEach((layer, l) => {
       const sig = this.#sig[l]!, w = layer.w, g = dweff[l]!, grad = this.#g[l]!;
-      for (let i = 0; i < sig.length; i++) {
-        const q = sig[i]!;
-        grad[i] = (g[i]! * w[i]! + this.#coef) * k * q * (1 - q);
+      if (this.#kernels) this.#kernels.csGrad(grad, g, w, sig, coef, k);
+      else {
+        for (let i = 0; i < sig.length; i++) {
+          const q = sig[i]!;
+          grad[i] = f(f(f(f(g[i]! * w[i]!) + coef) * k) * q) * f(1 - q);
+        }
       }
       this.#opt.step(l, this.s[l]!, grad);
     });
@@ -115,7 +119,7 @@ export class ContinuousSparsification implements MaskMethod {
 
   penalty(): number {
     let p = 0;
-    for (const s of this.s) for (let i = 0; i < s.length; i++) p += sigmoidExact(this.#beta * s[i]!);
+    for (const s of this.s) for (let i = 0; i < s.length; i++) p += sigmoidF32(f(f(this.#beta) * s[i]!));
     return this.#coef * this.#scale * p;
   }
 

@@ -1,10 +1,14 @@
 import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { logExact, sigmoidExact } from "./math.ts";
+import { logF32, sigmoidF32 } from "./math.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 import { expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
+
+const f = Math.fround;
+/** The uniform noise is kept inside [1e-6, 1 − 1e-6] (float32) so that its logit stays finite. */
+const U_MIN = f(1e-6), U_MAX = f(1 - 1e-6);
 
 /** Options for tests: a fixed source of the uniform noise `u` replaces the generator. */
 export interface HardConcreteOptions {
@@ -69,7 +73,7 @@ export class HardConcreteGates implements MaskMethod {
   }
 
   effectiveWeights(weff: Float32Array[]): void {
-    const beta = this.#beta, g = this.#gamma, span = this.#zeta - this.#gamma;
+    const beta = f(this.#beta), g = f(this.#gamma), span = f(this.#zeta - this.#gamma);
     this.#net.layers.forEach((layer, l) => {
       const la = this.logAlpha[l]!, s = this.#s[l]!, z = this.#z[l]!;
       if (this.#kernels && !this.#noise && this.#span[l] === 1) {
@@ -78,11 +82,11 @@ export class HardConcreteGates implements MaskMethod {
       if (this.#noise) this.#noise(l, s);
       else for (let j = 0; j < s.length; j++) s[j] = this.#rng.uniform();
       for (let j = 0; j < s.length; j++) {
-        const u = Math.min(Math.max(s[j]!, 1e-6), 1 - 1e-6);
-        const sj = sigmoidExact((logExact(u / (1 - u)) + la[j]!) / beta);
+        const u = Math.min(Math.max(s[j]!, U_MIN), U_MAX);
+        const sj = sigmoidF32(f(f(logF32(f(u / f(1 - u))) + la[j]!) / beta));
         s[j] = sj;
-        const v = sj * span + g;
-        const c0 = (v + Math.abs(v)) * 0.5; // clamp(v, 0, 1) as the native kernel computes it
+        const v = f(f(sj * span) + g);
+        const c0 = f(v + Math.abs(v)) * 0.5; // clamp(v, 0, 1) as the native kernel computes it
         z[j] = c0 < 1 ? c0 : 1;
       }
       gateWeights(layer.w, z, this.#span[l]!, weff[l]!);
@@ -90,20 +94,22 @@ export class HardConcreteGates implements MaskMethod {
   }
 
   applyGradients(dweff: Float32Array[]): void {
-    const beta = this.#beta, g = this.#gamma, span = this.#zeta - this.#gamma;
+    const beta = f(this.#beta), g = f(this.#gamma), span = f(this.#zeta - this.#gamma);
+    const shift = f(this.#shift), coef = f(this.#coef);
     this.#opt.begin();
     this.#net.layers.forEach((layer, l) => {
       const la = this.logAlpha[l]!, s = this.#s[l]!, dz = this.#z[l]!;
       if (this.#kernels && this.#span[l] === 1) {
-        this.#kernels.hcGrad(dz, dweff[l]!, layer.w, s, la, beta, g, span, this.#shift, this.#coef);
+        this.#kernels.hcGrad(dz, dweff[l]!, layer.w, s, la, beta, g, span, shift, coef);
         this.#opt.step(l, la, dz);
         return;
       }
       gateGradients(dweff[l]!, layer.w, this.#span[l]!, dz);
       for (let j = 0; j < la.length; j++) {
-        const sj = s[j]!, v = sj * span + g;
-        const q = sigmoidExact(la[j]! - this.#shift);
-        dz[j] = (v > 0 && v < 1 ? dz[j]! * span * sj * (1 - sj) / beta : 0) + this.#coef * q * (1 - q);
+        const sj = s[j]!, v = f(f(sj * span) + g);
+        const q = sigmoidF32(f(la[j]! - shift));
+        const pen = f(f(coef * q) * f(1 - q));
+        dz[j] = v > 0 && v < 1 ? f(f(f(f(f(dz[j]! * span) * sj) * f(1 - sj)) / beta) + pen) : pen;
       }
       this.#opt.step(l, la, dz);
     });
@@ -111,13 +117,14 @@ export class HardConcreteGates implements MaskMethod {
 
   penalty(): number {
     let p = 0;
-    for (const la of this.logAlpha) for (let j = 0; j < la.length; j++) p += sigmoidExact(la[j]! - this.#shift);
+    const shift = f(this.#shift);
+    for (const la of this.logAlpha) for (let j = 0; j < la.length; j++) p += sigmoidF32(f(la[j]! - shift));
     return this.#coef * p;
   }
 
   /** The deterministic test gate of one log_alpha. */
   testGate(logAlpha: number): number {
-    const v = sigmoidExact(logAlpha) * (this.#zeta - this.#gamma) + this.#gamma;
+    const v = f(f(sigmoidF32(logAlpha) * f(this.#zeta - this.#gamma)) + f(this.#gamma));
     return v <= 0 ? 0 : v >= 1 ? 1 : v;
   }
 

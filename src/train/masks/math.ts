@@ -60,49 +60,60 @@ export const POW2: Float64Array = (() => {
   return t;
 })();
 
-/**
- * e^x for x clamped to [-745, 709], from basic double operations only (a degree-11 Taylor polynomial on
- * |r| ≤ ln2/2 and a table of powers of two; relative error below 1e-14), so that the native kernels compute it
- * bit for bit like this function does (`Math.exp` is V8's own). `native/kernels.c` has the same function,
- * literal for literal; the clamp is written with 0/1 factors there to vectorise, and here the same way.
- */
-export function expClamped(x: number): number {
-  const lo = x > -745 ? 1 : 0, hi = x < 709 ? 1 : 0;
-  const xc = lo * hi * x + (1 - lo) * -745 + (1 - hi) * 709;
-  const k = Math.floor(xc * 1.4426950408889634 + 0.5);
-  const r = (xc - k * 0.6931471803691238) - k * 1.9082149292705877e-10;
-  const p = 1 + r * (1 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 +
-                        r *
-                          (0.001388888888888889 +
-                            r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 +
-                                        r * (2.755731922398589e-07 + r * 2.505210838544172e-08))))))))));
-  return p * POW2[k - POW2_MIN]!;
-}
+const f = Math.fround;
 
-/** The logistic sigmoid through {@link expClamped} (what the native kernels compute). */
-export function sigmoidExact(x: number): number {
-  return 1 / (1 + expClamped(-x));
-}
+/** 2^k as float32 for k in [-149, 127] (exact), the table the float32 kernels scale by. */
+const POW2F_MIN = -149;
+export const POW2F: Float32Array = Float32Array.from(
+  { length: 127 - POW2F_MIN + 1 },
+  (_, i) => POW2[i + POW2F_MIN - POW2_MIN]!,
+);
 
-const F64 = new Float64Array(1), HI_LO = new Uint32Array(F64.buffer); // HI_LO[1]: the high word (little-endian)
+const LOG2E_F = f(1.4426950408889634), LN2_HI_F = f(0.693359375), LN2_LO_F = f(-2.12194440e-4);
+const [E2, E3, E4, E5, E6, E7] = [
+  0.5,
+  0.16666666666666666,
+  0.041666666666666664,
+  0.008333333333333333,
+  0.001388888888888889,
+  0.0001984126984126984,
+].map(f) as [number, number, number, number, number, number];
 
 /**
- * ln x for positive normal x from basic double operations only, as `native/kernels.c` computes it: x = m·2^e
- * with m in [√½, √2), ln m = 2·atanh(f/(2+f)), f = m − 1, by its series to the 21st power (error below 1e-16).
+ * e^x in float32 arithmetic for float32 x clamped to [-103, 88] (a degree-7 Taylor polynomial on |r| ≤ ln2/2
+ * and a table of powers of two; within 2 ulp of float32), every operation rounded as float32 so that
+ * `native/kernels.c` (exp_f32, float operations in the same order) computes the same bits, vectorised.
  */
-export function logExact(x: number): number {
-  F64[0] = x;
-  const hi = HI_LO[1]!;
-  const e0 = ((hi >>> 20) & 0x7ff) - 1023;
-  HI_LO[1] = (hi & 0x000fffff) | 0x3ff00000;
-  const big = F64[0]! > 1.4142135623730951 ? 1 : 0;
-  const m = F64[0]! * (1 - 0.5 * big);
+export function expF32(x: number): number {
+  const xc = x > -103 ? (x < 88 ? x : 88) : -103;
+  const k = Math.floor(f(f(xc * LOG2E_F) + 0.5));
+  const r = f(f(xc - f(k * LN2_HI_F)) - f(k * LN2_LO_F));
+  const p = f(1 + f(r * f(1 + f(r * f(E2 + f(r * f(E3 + f(r * f(E4 + f(r * f(E5 + f(r * f(E6 + f(r * E7))))))))))))));
+  return f(p * POW2F[k - POW2F_MIN]!);
+}
+
+/** The logistic sigmoid in float32 through {@link expF32}. */
+export function sigmoidF32(x: number): number {
+  return f(1 / f(1 + expF32(-x)));
+}
+
+const F32 = new Float32Array(1), F32_BITS = new Uint32Array(F32.buffer);
+const SQRT2_F = f(Math.SQRT2);
+const [L3, L5, L7, L9] = [1 / 3, 1 / 5, 1 / 7, 1 / 9].map(f) as [number, number, number, number];
+
+/**
+ * ln x in float32 arithmetic for positive normal float32 x, as `native/kernels.c` (log_f32) computes it:
+ * x = m·2^e with m in [√½, √2), ln m = 2·atanh(f/(2+f)), f = m − 1, by its series to the 9th power.
+ */
+export function logF32(x: number): number {
+  F32[0] = x;
+  const bits = F32_BITS[0]!;
+  const e0 = ((bits >>> 23) & 0xff) - 127;
+  F32_BITS[0] = (bits & 0x7fffff) | 0x3f800000;
+  const big = F32[0]! > SQRT2_F ? 1 : 0;
+  const m = f(F32[0]! * (1 - 0.5 * big));
   const e = e0 + big;
-  const f = m - 1, sv = f / (2 + f), z = sv * sv;
-  const series = 1 + z * (0.3333333333333333 + z * (0.2 + z * (0.14285714285714285 + z * (0.1111111111111111 +
-                    z *
-                      (0.09090909090909091 +
-                        z * (0.07692307692307693 + z * (0.06666666666666667 + z * (0.058823529411764705 +
-                                    z * (0.05263157894736842 + z * 0.047619047619047616)))))))));
-  return e * 0.6931471803691238 + (e * 1.9082149292705877e-10 + 2 * sv * series);
+  const fm = f(m - 1), sv = f(fm / f(2 + fm)), z = f(sv * sv);
+  const series = f(1 + f(z * f(L3 + f(z * f(L5 + f(z * f(L7 + f(z * L9))))))));
+  return f(f(e * LN2_HI_F) + f(f(e * LN2_LO_F) + f(f(2 * sv) * series)));
 }

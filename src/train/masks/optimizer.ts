@@ -1,6 +1,8 @@
 import type { TrainingConfig } from "../../spec/schema.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 
+const f = Math.fround;
+
 /** Per-parameter optimiser state and the update rule, over `sizes.length` buffers ("slots"). */
 export interface ElementOptimizer {
   /** Adam's state and bias corrections, exposed so hot loops can inline the update (undefined for SGD). */
@@ -29,7 +31,8 @@ export function scheduledLr(cfg: TrainingConfig, epoch: number, epochs: number):
 
 /**
  * Adam (beta1 0.9, beta2 0.999, eps 1e-8) or SGD with momentum (PyTorch's form, `v = μ·v + g`), both with
- * L2 weight decay added to the gradient as PyTorch does. With `kernels`, `step` runs natively (same numbers).
+ * L2 weight decay added to the gradient as PyTorch does, in float32 arithmetic as PyTorch's are (every
+ * operation rounded with `Math.fround`). With `kernels`, `step` runs natively with the same bits.
  */
 export function createOptimizer(
   cfg: TrainingConfig,
@@ -46,9 +49,9 @@ export function createOptimizer(
     const mu = cfg.momentum;
     const update = (slot: number, i: number, p: number, g: number) => {
       const m = mom[slot]!;
-      const v = mu * m[i]! + g + wd * p;
+      const v = f(f(f(f(mu) * m[i]!) + g) + f(f(wd) * p));
       m[i] = v;
-      return p - lr * v;
+      return f(p - f(f(lr) * v));
     };
     return {
       sgd: { mom, momentum: mu, weightDecay: wd },
@@ -66,16 +69,17 @@ export function createOptimizer(
   }
   const m1 = sizes.map((n) => new Float32Array(n));
   const m2 = sizes.map((n) => new Float32Array(n));
-  const b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  const b1 = 0.9, b2 = 0.999;
+  const B1 = f(b1), B1C = f(0.1), B2 = f(b2), B2C = f(0.001), EPS = f(1e-8);
   let t = 0, c1 = 1, c2 = 1;
   const update = (slot: number, i: number, p: number, g0: number) => {
     const a = m1[slot]!, b = m2[slot]!;
-    const g = g0 + wd * p;
-    const m = b1 * a[i]! + (1 - b1) * g;
-    const v = b2 * b[i]! + (1 - b2) * g * g;
+    const g = f(g0 + f(f(wd) * p));
+    const m = f(f(B1 * a[i]!) + f(B1C * g));
+    const v = f(f(B2 * b[i]!) + f(f(B2C * g) * g));
     a[i] = m;
     b[i] = v;
-    return p - lr * (m / c1) / (Math.sqrt(v / c2) + eps);
+    return f(p - f(f(f(lr) * f(m / f(c1))) / f(f(Math.sqrt(f(v / f(c2)))) + EPS)));
   };
   return {
     adam: { m1, m2, c1: () => c1, c2: () => c2 },

@@ -111,7 +111,7 @@ const convNet = (pairs: number): Builder => (ctx, w, _model, inShape, classes) =
  */
 const resnet20: Builder = (ctx, w, _model, inShape, classes) => {
   const s = new Stack(inShape);
-  s.add((sh) => conv(ctx, w, "conv1", sh, 16)).add((sh) => new BatchNorm(sh)).add((sh) => new ReLU(sh));
+  s.add((sh) => conv(ctx, w, "conv1", sh, 16)).add((sh) => new BatchNorm(sh)).add((sh) => new ReLU(sh, ctx));
   [16, 32, 64].forEach((c, stage) => {
     for (let blk = 0; blk < 3; blk++) {
       const stride = stage > 0 && blk === 0 ? 2 : 1;
@@ -120,7 +120,7 @@ const resnet20: Builder = (ctx, w, _model, inShape, classes) => {
         const inner = new Stack(sh)
           .add((x) => conv(ctx, w, `${name}.conv1`, x, c, { stride }))
           .add((x) => new BatchNorm(x))
-          .add((x) => new ReLU(x))
+          .add((x) => new ReLU(x, ctx))
           .add((x) => conv(ctx, w, `${name}.conv2`, x, c))
           .add((x) => new BatchNorm(x));
         const shortcut = stride === 1 && sh[2] === c ? null : new ShortcutA(sh, c);

@@ -1,5 +1,6 @@
 import type { ConvGeometry } from "../../../engine/native.ts";
 import { Buffers, type Ctx, type Module, type Param } from "../module.ts";
+import { reluGradInPlace, reluInPlace } from "./activation.ts";
 
 /** Largest im2col block, in floats: convolutions run over the batch in chunks that fit it (64 MiB). */
 const COLS_BUDGET = 16 * 1024 * 1024;
@@ -91,7 +92,7 @@ export class Conv2d implements Module {
       const out = y.subarray(n0 * pix * cout, (n0 + nb) * pix * cout);
       this.#ctx.engine.gemm(false, true, nb * pix, cout, K, cols, this.#p.weff, out, 0);
     }
-    if (this.#relu) { for (let i = 0; i < y.length; i++) if (y[i]! < 0) y[i] = 0; }
+    if (this.#relu) reluInPlace(y, this.#ctx.engine.kernels);
     this.#x = x;
     this.#y = y;
     return y;
@@ -99,7 +100,7 @@ export class Conv2d implements Module {
 
   backward(dy: Float32Array, b: number, needDx: boolean): Float32Array | null {
     const pix = this.#pix, K = this.#k2c, cout = this.#cout;
-    if (this.#relu) { for (let i = 0; i < dy.length; i++) if (this.#y[i]! <= 0) dy[i] = 0; }
+    if (this.#relu) reluGradInPlace(dy, this.#y, this.#ctx.engine.kernels);
     const e = this.#ctx.engine, p = this.#p;
     const chunk = this.#chunk(b);
     const cols = this.#bufs.get("cols", chunk * pix * K);

@@ -1,4 +1,5 @@
 import { Buffers, type Ctx, type Module, type Param, sizeOf } from "../module.ts";
+import { reluGradInPlace, reluInPlace } from "./activation.ts";
 
 /**
  * A bias-free linear layer on the last axis (`y = x · Wᵀ`, `W` out×in), optionally followed by a ReLU
@@ -34,7 +35,7 @@ export class Linear implements Module {
     const rows = b * this.#perSample;
     const y = this.#bufs.get("y", rows * this.#out);
     this.#ctx.engine.gemm(false, true, rows, this.#out, this.#in, x, this.#p.weff, y, 0);
-    if (this.#relu) { for (let i = 0; i < y.length; i++) if (y[i]! < 0) y[i] = 0; }
+    if (this.#relu) reluInPlace(y, this.#ctx.engine.kernels);
     this.#x = x;
     this.#y = y;
     return y;
@@ -42,7 +43,7 @@ export class Linear implements Module {
 
   backward(dy: Float32Array, b: number, needDx: boolean): Float32Array | null {
     const rows = b * this.#perSample, y = this.#y;
-    if (this.#relu) { for (let i = 0; i < dy.length; i++) if (y[i]! <= 0) dy[i] = 0; }
+    if (this.#relu) reluGradInPlace(dy, y, this.#ctx.engine.kernels);
     const e = this.#ctx.engine, p = this.#p;
     if (p.grad) e.gemm(true, false, this.#out, this.#in, rows, dy, this.#x, p.grad, 0);
     if (!needDx) return null;

@@ -1,2 +1,0 @@
-import { loadKernels } from "../../src/engine/native.ts";
-console.log((await loadKernels()).reason);
