@@ -100,12 +100,12 @@ function gemmGflops(engine: Engine, budgetS: number): number {
   return (2 * m * n * k * reps) / ((performance.now() - t0) / 1000) / 1e9;
 }
 
-async function torchReference(threads: number, script = "torch_gates.py"): Promise<number | null> {
-  const py = ["/usr/bin/python3", "python3"];
-  for (const bin of py) {
+/** Steps/s of a PyTorch reference script (`args` after the script), or null without PyTorch. */
+async function torchRun(script: string, args: string[]): Promise<number | null> {
+  for (const bin of ["/usr/bin/python3", "python3"]) {
     try {
       const out = await new Deno.Command(bin, {
-        args: [new URL(script, import.meta.url).pathname, String(threads), String(seconds)],
+        args: [new URL(script, import.meta.url).pathname, ...args],
         stdout: "piped",
         stderr: "piped",
       }).output();
@@ -114,6 +114,10 @@ async function torchReference(threads: number, script = "torch_gates.py"): Promi
   }
   return null;
 }
+
+/** The PyTorch reference of one method's LeNet-300-100 step (bench/torch_methods.py). */
+const torchMethod = (method: MethodName, threads: number) =>
+  torchRun("torch_methods.py", [method, String(threads), String(seconds)]);
 
 const engines: { name: string; make: () => Promise<Engine> }[] = [
   {
@@ -143,8 +147,8 @@ if (values.dispatch) {
   Deno.exit(0);
 }
 
-const torch1 = await torchReference(1);
-const torch2 = await torchReference(2);
+const torch1 = await torchMethod("gates", 1);
+const torch2 = await torchMethod("gates", 2);
 if (torch1 === null) {
   console.log("PyTorch reference skipped: install it with `apt-get install python3-torch libopenblas0-pthread`.\n");
 }
@@ -188,11 +192,13 @@ console.log(`\nOpenBLAS sgemm 512×784×300, 1 thread: ${sgemm.toFixed(1)} GFLOP
   console.log("\n## Every method's training step, LeNet-300-100, batch 128, fastest engine (1 thread)\n");
   const { engine, reason } = await selectEngine("auto");
   console.log(`engine: ${engine.name} (${reason})\n`);
-  console.log("| method | steps/s | × PyTorch gates, 1 thread |");
-  console.log("| --- | --- | --- |");
+  console.log("| method | steps/s | PyTorch, same method, 1 thread | ratio |");
+  console.log("| --- | --- | --- | --- |");
   for (const method of METHODS) {
     const sps = trainSteps(engine, method, Math.min(seconds, 2));
-    console.log(`| ${method} | ${sps.toFixed(1)} | ${torch1 ? (sps / torch1).toFixed(2) + "×" : "n/a"} |`);
+    const torch = torch1 === null ? null : await torchMethod(method, 1);
+    const ratio = torch ? `${(sps / torch).toFixed(2)}×` : "n/a";
+    console.log(`| ${method} | ${sps.toFixed(1)} | ${torch?.toFixed(1) ?? "n/a"} | ${ratio} |`);
   }
   engine.close();
 }
@@ -261,7 +267,7 @@ if (!values.quick) {
   const { engine } = await selectEngine("auto");
   const sps = trainSteps(engine, "gates", seconds, "conv4", [32, 32, 3]);
   engine.close();
-  const torch = await torchReference(1, "torch_conv4_gates.py");
+  const torch = await torchRun("torch_conv4_gates.py", ["1", String(seconds)]);
   console.log("| engine | steps/s | PyTorch steps/s (1 thread) | ratio |");
   console.log("| --- | --- | --- | --- |");
   console.log(
