@@ -323,6 +323,18 @@ void ts_cs_grad(float *restrict grad, const float *restrict g, const float *rest
   }
 }
 
+/* The same gradient and an SGD step (momentum, weight decay, as ts_sgd_step) in one pass. */
+void ts_cs_sgd(float *restrict sc, const float *restrict g, const float *restrict w, const float *restrict sig,
+               float *restrict mom, int32_t n, float coef, float k, float lr, float mu, float wd) {
+  for (int32_t i = 0; i < n; i++) {
+    const float q = sig[i], p = sc[i];
+    const float grad = (g[i] * w[i] + coef) * k * q * (1.0f - q);
+    const float v = mu * mom[i] + grad + wd * p;
+    mom[i] = v;
+    sc[i] = p - lr * v;
+  }
+}
+
 /*
  * Hard-concrete gates per weight in float32, as HardConcreteGates.effectiveWeights: uniform noise u (drawn as
  * the TypeScript loop draws it, stored as float in s), s = sigmoid((ln(u / (1 - u)) + log_alpha) / beta),

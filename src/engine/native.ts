@@ -75,6 +75,19 @@ export interface FusedKernels {
   csForward(s: Float32Array, w: Float32Array, sig: Float32Array, weff: Float32Array, beta: number, c: number): void;
   /** Continuous sparsification's gradient on the scores in float32: `(g·w + coef)·k·sig·(1 − sig)`. */
   csGrad(grad: Float32Array, g: Float32Array, w: Float32Array, sig: Float32Array, coef: number, k: number): void;
+  /** The same gradient and an SGD step on the scores in one pass (as `csGrad` then `sgdStep`). */
+  csSgd(
+    s: Float32Array,
+    g: Float32Array,
+    w: Float32Array,
+    sig: Float32Array,
+    mom: Float32Array,
+    coef: number,
+    k: number,
+    lr: number,
+    momentum: number,
+    wd: number,
+  ): void;
   /** edge-popup's forward: exact top-`keep` mask by |score| (ties in index order) and `weff = w ⊙ mask`. */
   popupForward(
     scores: Float32Array,
@@ -260,6 +273,10 @@ function open(path: string): FusedKernels {
         parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32", "buffer"],
         result: "void",
       },
+      ts_cs_sgd: {
+        parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32", "f32", "f32", "f32"],
+        result: "void",
+      },
       ts_cs_grad: {
         parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32"],
         result: "void",
@@ -298,6 +315,9 @@ function open(path: string): FusedKernels {
     },
     csForward(sc, w, sig, weff, beta, c) {
       f.ts_cs_forward(sc, w, sig, weff, sc.length, beta, c, POW2F);
+    },
+    csSgd(sc, g, w, sig, mom, coef, k, lr, momentum, wd) {
+      f.ts_cs_sgd(sc, g, w, sig, mom, sc.length, coef, k, lr, momentum, wd);
     },
     csGrad(grad, g, w, sig, coef, k) {
       f.ts_cs_grad(grad, g, w, sig, grad.length, coef, k);

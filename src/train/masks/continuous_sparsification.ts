@@ -104,8 +104,13 @@ export class ContinuousSparsification implements MaskMethod {
   applyGradients(dweff: Float32Array[]): void {
     const k = f(this.#scale * f(this.#beta)), coef = f(this.#coef);
     this.#opt.begin();
+    const sgd = this.#opt.sgd;
     this.#net.layers.forEach((layer, l) => {
       const sig = this.#sig[l]!, w = layer.w, g = dweff[l]!, grad = this.#g[l]!;
+      if (this.#kernels && sgd) {
+        const lr = this.#opt.lr;
+        return this.#kernels.csSgd(this.s[l]!, g, w, sig, sgd.mom[l]!, coef, k, lr, sgd.momentum, sgd.weightDecay);
+      }
       if (this.#kernels) this.#kernels.csGrad(grad, g, w, sig, coef, k);
       else {
         for (let i = 0; i < sig.length; i++) {
