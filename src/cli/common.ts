@@ -53,6 +53,12 @@ export function intFlag(name: string, v: string | boolean | undefined, def: numb
   return n;
 }
 
+/** `--pack K|auto` (default auto). */
+export function packFlag(v: string | boolean | undefined): number | "auto" {
+  if (v === undefined || v === "auto") return "auto";
+  return Math.max(1, intFlag("pack", v, 1));
+}
+
 /** NATS connection flags shared by `sweep`, `worker`, `status`. */
 export const NATS_FLAGS = {
   nats: { type: "string" },

@@ -11,7 +11,7 @@ import { sweepIdOf } from "../spec/expand.ts";
 import { type Backend, BACKENDS } from "../spec/schema.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
-import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli } from "./common.ts";
+import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, packFlag, parseCli } from "./common.ts";
 import { readBrokerFile, removeBrokerFile, writeBrokerFile } from "../coordinator/broker_file.ts";
 
 export const SWEEP_USAGE = `Usage: deno task sweep SPEC.yaml [options]
@@ -35,7 +35,7 @@ Options:
   --workers N     local worker processes (default: one per core, ${navigator.hardwareConcurrency} here)
   --ack-wait S    seconds a trial may go without a heartbeat before it is redelivered (default 30)
   --backend B     override the spec's engine for local workers: ${BACKENDS.join("|")}
-  --pack K        each local worker trains up to K compatible trials together (default 1; see README)
+  --pack K|auto   local workers train up to K compatible trials together (default auto; see README)
   --runs DIR      where run directories go (default runs)
   --resume DIR    continue a sweep from its run directory
   --fresh         delete the spec's run directory first and start over
@@ -71,8 +71,8 @@ export async function sweepMain(args: string[]): Promise<number> {
   if (values.fresh && !resume) await Deno.remove(runDir, { recursive: true }).catch(() => {});
   const nats = natsFromFlags(values);
   const workersFlag = values.workers === undefined ? undefined : intFlag("workers", values.workers, 1);
-  const pack = Math.max(1, intFlag("pack", values.pack, 1));
-  const workerArgs = [...(backend ? ["--backend", backend] : []), ...(pack > 1 ? ["--pack", String(pack)] : [])];
+  const pack = packFlag(values.pack);
+  const workerArgs = [...(backend ? ["--backend", backend] : []), "--pack", String(pack)];
   const cleanups: (() => Promise<void>)[] = [];
   const ac = new AbortController();
   const onSignal = () => {

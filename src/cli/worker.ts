@@ -2,7 +2,7 @@ import { connectNats } from "../broker/nats.ts";
 import { type Backend, BACKENDS } from "../spec/schema.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
-import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli } from "./common.ts";
+import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, packFlag, parseCli } from "./common.ts";
 
 export const WORKER_USAGE = `Usage: deno task worker --nats nats://HOST:4222 [options]
 
@@ -13,8 +13,9 @@ Options:
 ${NATS_FLAGS_HELP}
   --backend B         engine: ${BACKENDS.join("|")} (default: auto, or the trial's spec)
   --threads N         OpenBLAS threads for the blas engine (default 1: run one worker per core)
-  --pack K            train up to K compatible trials together (same network, data, seed and batch size;
-                      any method settings): one copy of the frozen weights and of each batch (default 1)
+  --pack K|auto       train up to K compatible trials together (same network, data, seed and batch size;
+                      any method settings): one copy of the frozen weights and of each batch. auto (default)
+                      doubles K from 1 while the steps/s of a pack improve by 5%, within half the free memory
   --max-trials N      exit after N trials
   --idle-exit S       exit after S seconds with an empty queue
   --id NAME           worker name shown in status (default host-pid)
@@ -54,7 +55,7 @@ export async function workerMain(args: string[]): Promise<number> {
     transport,
     backend,
     threads: intFlag("threads", values.threads, 1),
-    pack: Math.max(1, intFlag("pack", values.pack, 1)),
+    pack: packFlag(values.pack),
     id,
     log: logLine,
     signal: ac.signal,

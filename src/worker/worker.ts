@@ -10,6 +10,7 @@ import type { Engine } from "../engine/engine.ts";
 import { type EngineChoice, selectEngine } from "../engine/select.ts";
 import type { Backend } from "../spec/schema.ts";
 import { packKey, runTrials, type TrialHooks, TrialStopped } from "../train/trial.ts";
+import { type PackSample, PackTuner } from "./pack_tuner.ts";
 import type { TrialMetrics } from "../train/result.ts";
 
 /** What a worker needs: a transport, how to pick its engine, and a way to be stopped. */
@@ -33,9 +34,10 @@ export interface WorkerOptions {
   presenceMs?: number;
   /**
    * Trials trained together (`--pack K`): up to K compatible trials pulled at once share the frozen network,
-   * the data and the batches, and train in lockstep; each keeps its own result and ack. Default 1.
+   * the data and the batches, and train in lockstep; each keeps its own result and ack. `auto` (the CLI's
+   * default) measures: K doubles while the packs' steps/s improve ({@link PackTuner}). Default here: 1.
    */
-  pack?: number;
+  pack?: number | "auto";
   /** Replaces the trainer (the dispatch benchmark uses a no-op one); packing is then off. */
   runTrial?: (trial: TrialMessage, engine: Engine, hooks: TrialHooks) => Promise<TrialMetrics>;
 }
@@ -112,7 +114,12 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     }).catch(() => {}); // presence is best effort: a broker blip must not stop the work
   const presence = setInterval(beat, opts.presenceMs ?? 5000);
   beat();
-  const ctx: DeliveryContext = { id, engineFor, opts, log, cancelled, activity, beat };
+  const tuner = opts.pack === "auto" && !opts.runTrial ? new PackTuner() : null;
+  const onPack = (sample: PackSample) => {
+    const line = tuner?.record(sample);
+    if (line) log(`worker ${id}: ${line}`);
+  };
+  const ctx: DeliveryContext = { id, engineFor, opts, log, cancelled, activity, beat, onPack };
   try {
     while (!opts.signal?.aborted) {
       if (opts.maxTrials !== undefined && summary.done + summary.failed >= opts.maxTrials) break;
@@ -123,7 +130,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
       const batch = [d];
       const room = opts.maxTrials === undefined ? Infinity : opts.maxTrials - summary.done - summary.failed;
-      const want = Math.min(opts.runTrial ? 1 : Math.max(1, opts.pack ?? 1), room);
+      const k = opts.runTrial ? 1 : tuner ? tuner.k : Math.max(1, opts.pack === "auto" ? 1 : opts.pack ?? 1);
+      const want = Math.min(k, room);
       while (batch.length < want && !opts.signal?.aborted) {
         const more = await opts.transport.pullTrial(PACK_FILL_MS);
         if (!more) break;
@@ -154,6 +162,8 @@ interface DeliveryContext {
   cancelled: Set<string>;
   activity: Activity;
   beat: () => void;
+  /** Told what each finished pack measured (for `--pack auto`). */
+  onPack: (sample: PackSample) => void;
 }
 
 /** How long a worker waits for each further trial when filling a pack (the first waits up to 1 s). */
@@ -246,7 +256,18 @@ async function trainPack(jobs: Job[], ctx: DeliveryContext): Promise<(keyof Work
   } catch (err) {
     runs = jobs.map(() => Promise.reject(err));
   }
-  return await Promise.all(jobs.map((j, i) => j.settle(runs[i]!, engine)));
+  let steps = 0, trainS = 0, weights = 0;
+  const measured = runs.map((r) =>
+    r.then((m) => {
+      steps += m.steps;
+      trainS += m.train_s;
+      weights = m.layers.reduce((n, l) => n + l.total, 0);
+      return m;
+    })
+  );
+  const outcomes = await Promise.all(jobs.map((j, i) => j.settle(measured[i]!, engine)));
+  if (steps > 0) ctx.onPack({ k: jobs.length, steps, trainS, weights });
+  return outcomes;
 }
 
 /** Ends a delivery that must not run (cancelled sweep, out of attempts), or makes it a {@link Job}. */
