@@ -197,94 +197,36 @@ async function compile(path: string): Promise<void> {
   await Deno.rename(tmp, path); // atomic: concurrent workers may compile at once
 }
 
-const I32X10 = ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"] as const;
+/** FFI types by letter: b buffer, i i32, f f32, d f64 (spaces only group them for reading). */
+const FFI = { b: "buffer", i: "i32", f: "f32", d: "f64" } as const;
+type FfiParams<S extends string> = S extends `${infer C}${infer R}`
+  ? C extends keyof typeof FFI ? [(typeof FFI)[C], ...FfiParams<R>] : FfiParams<R>
+  : [];
+
+/** A void C function's FFI signature from its parameter letters, e.g. `fn("bb i f")`. */
+function fn<S extends string>(spec: S): { parameters: FfiParams<S>; result: "void" } {
+  const parameters = [...spec].flatMap((c) => c in FFI ? [FFI[c as keyof typeof FFI]] : []);
+  return { parameters: parameters as FfiParams<S>, result: "void" };
+}
 
 function open(path: string): FusedKernels {
-  const lib = Deno.dlopen(
-    path,
-    {
-      ts_gates_forward: {
-        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f64", "buffer", "buffer", "buffer", "buffer"],
-        result: "void",
-      },
-      ts_gates_adam: {
-        parameters: [
-          "buffer",
-          "buffer",
-          "buffer",
-          "buffer",
-          "buffer",
-          "buffer",
-          "i32",
-          "f64",
-          "f64",
-          "f64",
-          "f64",
-          "buffer",
-        ],
-        result: "void",
-      },
-      ts_topk_weights: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32"], result: "void" },
-      ts_popup_sgd: {
-        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32", "f32"],
-        result: "void",
-      },
-      ts_hc_forward: {
-        parameters: [
-          "buffer",
-          "buffer",
-          "buffer",
-          "buffer",
-          "buffer",
-          "i32",
-          "f32",
-          "f32",
-          "f32",
-          "buffer",
-          "buffer",
-        ],
-        result: "void",
-      },
-      ts_hc_grad: {
-        parameters: [
-          "buffer",
-          "buffer",
-          "buffer",
-          "buffer",
-          "buffer",
-          "i32",
-          "f32",
-          "f32",
-          "f32",
-          "f32",
-          "f32",
-          "buffer",
-        ],
-        result: "void",
-      },
-      ts_adam_step: {
-        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32", "f32", "f32"],
-        result: "void",
-      },
-      ts_sgd_step: { parameters: ["buffer", "buffer", "buffer", "i32", "f32", "f32", "f32"], result: "void" },
-      ts_relu: { parameters: ["buffer", "i32"], result: "void" },
-      ts_relu_grad: { parameters: ["buffer", "buffer", "i32"], result: "void" },
-      ts_cs_forward: {
-        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32", "buffer"],
-        result: "void",
-      },
-      ts_cs_sgd: {
-        parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32", "f32", "f32", "f32"],
-        result: "void",
-      },
-      ts_cs_grad: {
-        parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "f32", "f32"],
-        result: "void",
-      },
-      ts_im2col: { parameters: ["buffer", "buffer", ...I32X10], result: "void" },
-      ts_col2im: { parameters: ["buffer", "buffer", ...I32X10], result: "void" },
-    } as const,
-  );
+  const lib = Deno.dlopen(path, {
+    ts_gates_forward: fn("bbbb i d bbbb"),
+    ts_gates_adam: fn("bbbbbb i dddd b"),
+    ts_topk_weights: fn("bbbbb ii"),
+    ts_popup_sgd: fn("bbbb i fff"),
+    ts_hc_forward: fn("bbbbb i fff bb"),
+    ts_hc_grad: fn("bbbbb i fffff b"),
+    ts_adam_step: fn("bbbb i ffff"),
+    ts_sgd_step: fn("bbb i fff"),
+    ts_relu: fn("b i"),
+    ts_relu_grad: fn("bb i"),
+    ts_cs_forward: fn("bbbb i ff b"),
+    ts_cs_sgd: fn("bbbbb i fffff"),
+    ts_cs_grad: fn("bbbb i ff"),
+    ts_im2col: fn("bb iiiiiiiiii"),
+    ts_col2im: fn("bb iiiiiiiiii"),
+  });
   const { KN, WN, FN } = ZIGGURAT;
   const f = lib.symbols;
   return {
