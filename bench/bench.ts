@@ -64,8 +64,9 @@ function trainSteps(engine: Engine, method: MethodName, budgetS: number, arch = 
   const dweff = net.layers.map((l) => new Float32Array(l.w.length));
   net.useEffectiveWeights(weff);
   net.useGradients(dweff);
-  const x = new Float32Array(BATCH * net.inputSize), y = new Uint8Array(BATCH);
-  new Rng(1).fillNormal(x);
+  const x = new Float32Array(BATCH * net.inputSize), rng = new Rng(1);
+  const y = Uint8Array.from({ length: BATCH }, () => Math.floor(rng.uniform() * 10)); // random labels, as PyTorch's
+  rng.fillNormal(x);
   m.beginEpoch(0, 1);
   const step = () => {
     m.effectiveWeights(weff);

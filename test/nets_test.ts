@@ -145,3 +145,20 @@ Deno.test("nets - one strided residual block with batch norm and an option-A sho
   rng.fillNormal(x);
   checkNetGradients(net, x, y, b, 20, "residual block", 0.9999, 0.01);
 });
+
+Deno.test("nets - a saturated softmax yields no subnormal gradients (they would slow every product down)", () => {
+  // one linear layer, logits [0, -90, -95]: the wrong classes' probabilities are about 1e-39 and 1e-41
+  const net = buildNet(ModelSchema.parse({ widths: [], init: "kaiming_normal" }), [4, 1, 1], 3, createJsEngine());
+  const w = net.layers[0]!.w; // [3, 4]
+  w.fill(0);
+  w[4] = -90;
+  w[8] = -95;
+  const b = 2, x = Float32Array.from([1, 0, 0, 0, 1, 0, 0, 0]), y = new Uint8Array(b);
+  const grads = [new Float32Array(12)];
+  net.useGradients(grads);
+  net.forward(x, b, true);
+  net.crossEntropy(y, b, true);
+  net.backward(b);
+  const sub = [...grads[0]!].filter((v) => v !== 0 && Math.abs(v) < 1.1754943508222875e-38);
+  assert.deepEqual(sub, []);
+});

@@ -12,6 +12,9 @@ const EVAL_CHUNK = 500;
 /** Training samples used to calibrate batch-norm statistics for evaluation (the first ones, in order). */
 export const CALIBRATION_SAMPLES = 2048;
 
+/** The smallest normal float32. */
+const FLT_NORMAL_MIN = 1.1754943508222875e-38;
+
 /**
  * A network with frozen seeded weights, of which the tensors in `layers` are masked; ends in logits for a
  * softmax cross-entropy. `params` are all weight tensors, masked or not.
@@ -79,7 +82,11 @@ export class Net implements FrozenNet {
       loss += Math.log(sum) + max - logits[o + label]!;
       if (arg === label) correct++;
       if (withGradient) {
-        for (let j = 0; j < c; j++) d[o + j] = (Math.exp(logits[o + j]! - max) / sum - (j === label ? 1 : 0)) / b;
+        for (let j = 0; j < c; j++) {
+          const v = (Math.exp(logits[o + j]! - max) / sum - (j === label ? 1 : 0)) / b;
+          // a subnormal gradient would make every product of the backward pass crawl (microcode assists)
+          d[o + j] = Math.abs(v) < FLT_NORMAL_MIN ? 0 : v;
+        }
       }
     }
     return { loss: loss / b, correct };

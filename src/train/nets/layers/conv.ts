@@ -2,8 +2,8 @@ import type { ConvGeometry } from "../../../engine/native.ts";
 import { Buffers, type Ctx, type Module, type Param } from "../module.ts";
 import { reluGradInPlace, reluInPlace } from "./activation.ts";
 
-/** Largest im2col block, in floats: convolutions run over the batch in chunks that fit it (64 MiB). */
-const COLS_BUDGET = 16 * 1024 * 1024;
+/** Largest im2col block, in floats: convolutions run over the batch in chunks that fit it (4 MiB, where sgemm stays fast). */
+const COLS_BUDGET = 1024 * 1024;
 
 /**
  * A bias-free 2-D convolution over channels-last images (`[H, W, C]` per sample), by im2col and one matrix
