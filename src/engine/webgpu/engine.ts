@@ -38,10 +38,7 @@ export async function createWebgpuEngine(): Promise<WebgpuEngine> {
     };
     thread.postMessage({ op: "init", ctl: ctl.buffer as SharedArrayBuffer } satisfies Request);
   });
-  if (!ready.ok) {
-    thread.terminate();
-    throw new Error(`WebGPU unavailable: ${ready.error}`);
-  }
+  if (!ready.ok) throw new Error(`WebGPU unavailable: ${ready.error}`); // the thread has closed itself
   let data = new Float32Array(new SharedArrayBuffer(1 << 20));
   let grown: SharedArrayBuffer | undefined = data.buffer as SharedArrayBuffer; // the thread gets it with the first product
   let closed = false;

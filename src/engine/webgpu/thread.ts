@@ -37,7 +37,9 @@ self.onmessage = async (e: MessageEvent<Request>) => {
   const msg = e.data;
   if (msg.op === "init") {
     ctl = new Int32Array(msg.ctl);
-    self.postMessage(await init());
+    const ready = await init();
+    self.postMessage(ready);
+    if (!ready.ok) self.close(); // nothing to serve; the thread ends itself
     return;
   }
   try {
