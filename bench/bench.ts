@@ -268,7 +268,7 @@ if (!values.quick) {
   const { engine } = await selectEngine("auto");
   const sps = trainSteps(engine, "gates", seconds, "conv4", [32, 32, 3]);
   engine.close();
-  const torch = await torchRun("torch_conv4_gates.py", ["1", String(seconds)]);
+  const torch = await torchRun("torch_methods.py", ["gates", "1", String(seconds), "conv4"]);
   console.log("| engine | steps/s | PyTorch steps/s (1 thread) | ratio |");
   console.log("| --- | --- | --- | --- |");
   console.log(

@@ -1,7 +1,9 @@
-"""PyTorch references of ticketsweep's training step for each method (LeNet-300-100, batch 128).
+"""PyTorch references of ticketsweep's training step for each method (batch 128).
 
-Usage: torch_methods.py METHOD THREADS SECONDS. The same computation as src/train/masks/<method>.ts, with each
-method's default optimiser (src/spec/schema.ts TRAINING_DEFAULTS), written as a researcher would in PyTorch:
+Usage: torch_methods.py METHOD THREADS SECONDS [ARCH]. ARCH: mlp (LeNet-300-100 on 28x28, the default) or conv4
+(edge-popup's Conv-4 on 32x32x3: two 3x3 convolutions of 64, max pool, two of 128, max pool, FC 256-256-10, all
+bias-free). The same computation as src/train/masks/<method>.ts, with each method's default optimiser
+(src/spec/schema.ts TRAINING_DEFAULTS), written as a researcher would in PyTorch:
 - gates: z = clamp(mu + sigma*eps, 0, 1), loss = CE + lambda * sum Phi(mu/sigma), Adam.
 - hard-concrete: s = sigmoid((log u - log(1-u) + log_alpha)/beta), z = clamp(s*(zeta-gamma) + gamma, 0, 1),
   loss = CE + lambda * sum sigmoid(log_alpha - beta*log(-gamma/zeta)), Adam.
@@ -18,11 +20,18 @@ import torch.nn.functional as F
 method = sys.argv[1] if len(sys.argv) > 1 else "gates"
 threads = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 3.0
+arch = sys.argv[4] if len(sys.argv) > 4 else "mlp"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-dims = [784, 300, 100, 10]
-ws = [torch.sign(torch.randn(o, i)) * (2.0 / i) ** 0.5 for i, o in zip(dims[:-1], dims[1:])]
-x = torch.randn(128, 784)
+if arch == "mlp":
+    shapes = [(300, 784), (100, 300), (10, 100)]
+    x = torch.randn(128, 784)
+elif arch == "conv4":
+    shapes = [(64, 3, 3, 3), (64, 64, 3, 3), (128, 64, 3, 3), (128, 128, 3, 3), (256, 8 * 8 * 128), (256, 256), (10, 256)]
+    x = torch.randn(128, 3, 32, 32)
+else:
+    raise SystemExit(f"unknown architecture {arch}")
+ws = [torch.sign(torch.randn(*s)) * (2.0 / (torch.tensor(s[1:]).prod().item())) ** 0.5 for s in shapes]
 y = torch.randint(0, 10, (128,))
 lam = 1e-6
 normal = torch.distributions.Normal(0.0, 1.0)
@@ -102,23 +111,32 @@ else:
     raise SystemExit(f"unknown method {method}")
 
 
-def step():
+def logits(we):
     h = x
-    we = effective()
+    if arch == "conv4":
+        h = F.relu(F.conv2d(h, we[0], padding=1))
+        h = F.max_pool2d(F.relu(F.conv2d(h, we[1], padding=1)), 2)
+        h = F.relu(F.conv2d(h, we[2], padding=1))
+        h = F.max_pool2d(F.relu(F.conv2d(h, we[3], padding=1)), 2).flatten(1)
+        we = we[4:]
     for l, w in enumerate(we):
         h = h @ w.t()
         if l < len(we) - 1:
             h = torch.relu(h)
-    loss = F.cross_entropy(h, y) + penalty()
+    return h
+
+
+def step():
+    loss = F.cross_entropy(logits(effective()), y) + penalty()
     opt.zero_grad()
     loss.backward()
     opt.step()
 
 
-for _ in range(20):
+for _ in range(20 if arch == "mlp" else 2):
     step()
 n, t0 = 0, time.perf_counter()
-while time.perf_counter() - t0 < seconds:
+while time.perf_counter() - t0 < seconds or n < 2:
     step()
     n += 1
 print(json.dumps({"steps_per_s": n / (time.perf_counter() - t0), "threads": threads, "torch": torch.__version__}))
