@@ -9,7 +9,7 @@ import { ContinuousSparsification, csSchedule } from "../src/train/masks/continu
 import { EdgePopup } from "../src/train/masks/edge_popup.ts";
 import { BernoulliGates } from "../src/train/masks/gates.ts";
 import { HardConcreteGates } from "../src/train/masks/hard_concrete.ts";
-import { normCdf, normPdf, sigmoid } from "../src/train/masks/math.ts";
+import { normCdf, normPdf, sigmoidF32 } from "../src/train/masks/math.ts";
 import type { MaskMethod } from "../src/train/masks/method.ts";
 import { keptCount, topKMask } from "../src/train/masks/top_k.ts";
 import type { Net } from "../src/train/nets/net.ts";
@@ -133,7 +133,7 @@ Deno.test("hard-concrete - the closed-form expected-L0 penalty matches a Monte-C
   }
   const shift = m.hc_beta * Math.log(-m.gamma / m.zeta);
   let worst = 0;
-  for (let i = 0; i < la.length; i++) worst = Math.max(worst, Math.abs(nonzero[i]! / N - sigmoid(la[i]! - shift)));
+  for (let i = 0; i < la.length; i++) worst = Math.max(worst, Math.abs(nonzero[i]! / N - sigmoidF32(la[i]! - shift)));
   assert.ok(worst < 0.015, `largest |MC − closed form| = ${worst}`);
   // and the test gate is clamp(sigmoid(log_alpha)·(zeta − gamma) + gamma, 0, 1)
   assert.equal(hc.testGate(-10), 0);

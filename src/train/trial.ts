@@ -83,6 +83,12 @@ export function packKey(cfg: TrialConfig): string {
   return JSON.stringify([cfg.dataset, cfg.model, cfg.seed, cfg.training.batch_size]);
 }
 
+/** How a trial's promise is settled from inside the lockstep loop. */
+interface Settler {
+  resolve: (m: TrialMetrics) => void;
+  reject: (e: unknown) => void;
+}
+
 /** A trial with its hooks, as given to {@link runTrials}. */
 export interface PackedTrial {
   cfg: TrialConfig;
@@ -220,7 +226,7 @@ class TrialRun {
 export function runTrials(trials: PackedTrial[], engine: Engine): Promise<TrialMetrics>[] {
   const keys = new Set(trials.map((t) => packKey(t.cfg)));
   if (keys.size > 1) throw new Error("packed trials must share dataset, model, seed and batch size");
-  const settlers: { resolve: (m: TrialMetrics) => void; reject: (e: unknown) => void }[] = [];
+  const settlers: Settler[] = [];
   const promises = trials.map(() => new Promise<TrialMetrics>((resolve, reject) => settlers.push({ resolve, reject })));
   trainLockstep(trials, engine, settlers).catch((e) => settlers.forEach((s) => s.reject(e)));
   return promises;
@@ -234,7 +240,7 @@ export function runTrial(cfg: TrialConfig, engine: Engine, hooks: TrialHooks = {
 async function trainLockstep(
   trials: PackedTrial[],
   engine: Engine,
-  settlers: { resolve: (m: TrialMetrics) => void; reject: (e: unknown) => void }[],
+  settlers: Settler[],
 ): Promise<void> {
   const t0 = performance.now();
   const first = trials[0]!.cfg;
@@ -267,7 +273,9 @@ async function trainLockstep(
     let active = live(epoch);
     for (const r of active) guard(r, () => r.method.beginEpoch(epoch - 1, r.epochs));
     orderRng.shuffle(order);
-    for (let s = 0; s < stepsPerEpoch && (active = active.filter((r) => !r.settled)).length; s++) {
+    for (let s = 0; s < stepsPerEpoch; s++) {
+      if (active.some((r) => r.settled)) active = active.filter((r) => !r.settled); // rare: no copy per step
+      if (!active.length) break;
       const tFill = performance.now();
       fillBatch(train, order, s * bs, xb, yb, augment);
       const fillShare = (performance.now() - tFill) / active.length;

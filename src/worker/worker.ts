@@ -130,8 +130,8 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
       const batch = [d];
       const room = opts.maxTrials === undefined ? Infinity : opts.maxTrials - summary.done - summary.failed;
-      const k = opts.runTrial ? 1 : tuner ? tuner.k : Math.max(1, opts.pack === "auto" ? 1 : opts.pack ?? 1);
-      const want = Math.min(k, room);
+      const fixed = opts.runTrial || typeof opts.pack !== "number" ? 1 : Math.max(1, opts.pack);
+      const want = Math.min(tuner?.k ?? fixed, room);
       while (batch.length < want && !opts.signal?.aborted) {
         const more = await opts.transport.pullTrial(PACK_FILL_MS);
         if (!more) break;

@@ -1,12 +1,10 @@
 import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { sigmoidF32 } from "./math.ts";
+import { FLT_NORMAL_MIN, sigmoidF32 } from "./math.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 import type { MaskMethod } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
-/** The smallest normal float32. */
-const FLT_NORMAL_MIN = 1.1754943508222875e-38;
 const f = Math.fround;
 
 /** Where epoch `epoch` (from 0) of `epochs` falls: its round and the temperature beta it trains at. */

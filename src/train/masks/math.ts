@@ -22,11 +22,6 @@ export function normPdf(x: number): number {
   return INV_SQRT2PI * Math.exp(-0.5 * x * x);
 }
 
-/** Logistic sigmoid. */
-export function sigmoid(x: number): number {
-  return 1 / (1 + Math.exp(-x));
-}
-
 /** Samples per unit of the density table; interpolation error is below 2e-7. */
 const PDF_RES = 512;
 const PDF_MAX = 8;
@@ -50,24 +45,16 @@ export function gaussTable(x: number): number {
   return a + (p - j) * (GAUSS_TABLE[j + 1]! - a);
 }
 
-/** Smallest exponent in {@link POW2}: 2^-1075 rounds to 0. */
-const POW2_MIN = -1075;
-/** 2^k for k in [-1075, 1023], built by exact doubling and halving (the native kernels use the same table). */
-export const POW2: Float64Array = (() => {
-  const t = new Float64Array(1023 - POW2_MIN + 1);
-  for (let k = 0, v = 1; k <= 1023; k++, v *= 2) t[k - POW2_MIN] = v;
-  for (let k = 0, v = 1; k >= POW2_MIN; k--, v /= 2) t[k - POW2_MIN] = v;
-  return t;
-})();
-
 const f = Math.fround;
 
-/** 2^k as float32 for k in [-149, 127] (exact), the table the float32 kernels scale by. */
+/** 2^k as float32 for k in [-149, 127], built by exact doubling and halving: the table the float32 kernels scale by. */
 const POW2F_MIN = -149;
-export const POW2F: Float32Array = Float32Array.from(
-  { length: 127 - POW2F_MIN + 1 },
-  (_, i) => POW2[i + POW2F_MIN - POW2_MIN]!,
-);
+export const POW2F: Float32Array = (() => {
+  const t = new Float32Array(127 - POW2F_MIN + 1);
+  for (let k = 0, v = 1; k <= 127; k++, v *= 2) t[k - POW2F_MIN] = v;
+  for (let k = 0, v = 1; k >= POW2F_MIN; k--, v /= 2) t[k - POW2F_MIN] = v;
+  return t;
+})();
 
 const LOG2E_F = f(1.4426950408889634), LN2_HI_F = f(0.693359375), LN2_LO_F = f(-2.12194440e-4);
 const [E2, E3, E4, E5, E6, E7] = [
@@ -100,6 +87,9 @@ export function sigmoidF32(x: number): number {
 const F32 = new Float32Array(1), F32_BITS = new Uint32Array(F32.buffer);
 const SQRT2_F = f(Math.SQRT2);
 const [L3, L5, L7, L9] = [1 / 3, 1 / 5, 1 / 7, 1 / 9].map(f) as [number, number, number, number];
+
+/** The smallest normal float32: values below it are subnormal, and products on them crawl (microcode assists). */
+export const FLT_NORMAL_MIN = 1.1754943508222875e-38;
 
 /**
  * ln x in float32 arithmetic for positive normal float32 x, as `native/kernels.c` (log_f32) computes it:

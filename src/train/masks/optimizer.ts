@@ -15,8 +15,6 @@ export interface ElementOptimizer {
   beginEpoch(epoch: number, epochs: number): void;
   /** Starts a step (bias corrections). */
   begin(): void;
-  /** The new value of `p[i]` for gradient `g`, updating the state of element `i` of buffer `slot`. */
-  update(slot: number, i: number, p: number, g: number): number;
   /** Updates every element of buffer `slot` in place from the gradients `g`. */
   step(slot: number, p: Float32Array, g: Float32Array): void;
 }
@@ -39,19 +37,20 @@ export function createOptimizer(
   sizes: number[],
   kernels?: FusedKernels | null,
 ): ElementOptimizer {
-  const wd = cfg.weight_decay;
-  let lr = cfg.lr;
+  const wd = cfg.weight_decay, wdF = f(wd);
+  let lr = cfg.lr, lrF = f(lr); // the float32 values the per-element updates use, rounded once
   const beginEpoch = (epoch: number, epochs: number) => {
     lr = scheduledLr(cfg, epoch, epochs);
+    lrF = f(lr);
   };
   if (cfg.optimizer === "sgd") {
     const mom = sizes.map((n) => new Float32Array(n));
-    const mu = cfg.momentum;
+    const mu = cfg.momentum, muF = f(mu);
     const update = (slot: number, i: number, p: number, g: number) => {
       const m = mom[slot]!;
-      const v = f(f(f(f(mu) * m[i]!) + g) + f(f(wd) * p));
+      const v = f(f(f(muF * m[i]!) + g) + f(wdF * p));
       m[i] = v;
-      return f(p - f(f(lr) * v));
+      return f(p - f(lrF * v));
     };
     return {
       sgd: { mom, momentum: mu, weightDecay: wd },
@@ -60,7 +59,6 @@ export function createOptimizer(
       },
       beginEpoch,
       begin() {},
-      update,
       step(slot, p, g) {
         if (kernels) return kernels.sgdStep(p, g, mom[slot]!, lr, mu, wd);
         for (let i = 0; i < p.length; i++) p[i] = update(slot, i, p[i]!, g[i]!);
@@ -71,15 +69,15 @@ export function createOptimizer(
   const m2 = sizes.map((n) => new Float32Array(n));
   const b1 = 0.9, b2 = 0.999;
   const B1 = f(b1), B1C = f(0.1), B2 = f(b2), B2C = f(0.001), EPS = f(1e-8);
-  let t = 0, c1 = 1, c2 = 1;
+  let t = 0, c1 = 1, c2 = 1, c1F = 1, c2F = 1;
   const update = (slot: number, i: number, p: number, g0: number) => {
     const a = m1[slot]!, b = m2[slot]!;
-    const g = f(g0 + f(f(wd) * p));
+    const g = f(g0 + f(wdF * p));
     const m = f(f(B1 * a[i]!) + f(B1C * g));
     const v = f(f(B2 * b[i]!) + f(f(B2C * g) * g));
     a[i] = m;
     b[i] = v;
-    return f(p - f(f(f(lr) * f(m / f(c1))) / f(f(Math.sqrt(f(v / f(c2)))) + EPS)));
+    return f(p - f(f(lrF * f(m / c1F)) / f(f(Math.sqrt(f(v / c2F))) + EPS)));
   };
   return {
     adam: { m1, m2, c1: () => c1, c2: () => c2 },
@@ -91,8 +89,9 @@ export function createOptimizer(
       t++;
       c1 = 1 - b1 ** t;
       c2 = 1 - b2 ** t;
+      c1F = f(c1);
+      c2F = f(c2);
     },
-    update,
     step(slot, p, g) {
       if (kernels) return kernels.adamStep(p, g, m1[slot]!, m2[slot]!, lr, wd, c1, c2);
       for (let i = 0; i < p.length; i++) p[i] = update(slot, i, p[i]!, g[i]!);

@@ -2,6 +2,7 @@ import type { Engine } from "../../engine/engine.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { type Module, type Param, sizeOf } from "./module.ts";
 import { isCalibratable } from "./layers/norm.ts";
+import { FLT_NORMAL_MIN } from "../masks/math.ts";
 
 /** What mask methods see of a network: its masked weight tensors, in order. */
 export interface FrozenNet {
@@ -11,9 +12,6 @@ export interface FrozenNet {
 const EVAL_CHUNK = 500;
 /** Training samples used to calibrate batch-norm statistics for evaluation (the first ones, in order). */
 export const CALIBRATION_SAMPLES = 2048;
-
-/** The smallest normal float32. */
-const FLT_NORMAL_MIN = 1.1754943508222875e-38;
 
 /**
  * A network with frozen seeded weights, of which the tensors in `layers` are masked; ends in logits for a
