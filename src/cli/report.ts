@@ -1,9 +1,10 @@
-import { ResultLog } from "../coordinator/record.ts";
-import { readManifest, reportDataOf } from "../coordinator/run_dir.ts";
+import { ResultLog, setAsideNotice } from "../coordinator/record.ts";
+import { readManifest, reportDataOf, reportedOutcomes } from "../coordinator/run_dir.ts";
+import { acquireRunLock, type RunLock } from "../coordinator/run_lock.ts";
 import { analyse, analysisTables, combineReports, frontTables, REPORT_FILES, writeReportFiles } from "../report/mod.ts";
 import type { ReportData } from "../report/mod.ts";
 import { TicketsweepError } from "../util/errors.ts";
-import { parseCli } from "./common.ts";
+import { logLine, parseCli } from "./common.ts";
 
 export const REPORT_USAGE = `Usage: deno task report runs/A [runs/B ...] [--out DIR] [--at-accuracy X,Y,...]
 
@@ -30,14 +31,25 @@ export function parseAccuracyLevels(text: string): number[] {
   });
 }
 
+/**
+ * The report data of a run directory. Lines of its results.jsonl that are not outcomes of its plan are set
+ * aside (under the run directory's lock) and named on stderr; while its coordinator runs, they are only named.
+ */
 async function loadRun(dir: string): Promise<ReportData> {
-  let manifest;
+  const manifest = await readManifest(dir); // a TicketsweepError of one line when sweep.json is missing or bad
+  let lock: RunLock | null = null;
   try {
-    manifest = await readManifest(dir);
+    lock = await acquireRunLock(dir, logLine);
   } catch (e) {
-    throw new TicketsweepError(`${dir} is not a sweep run directory (no readable sweep.json: ${(e as Error).message})`);
+    if (!(e instanceof TicketsweepError)) throw e; // held by its running coordinator: only read
   }
-  return reportDataOf(manifest, (await ResultLog.open(dir)).all());
+  try {
+    const log = await ResultLog.open(dir, { planned: manifest.trials.map((t) => t.id), readOnly: !lock });
+    for (const s of log.setAside) console.error(`${dir}/${setAsideNotice(s, !lock)}`);
+    return reportDataOf(manifest, log.all());
+  } finally {
+    await lock?.release();
+  }
 }
 
 function summary(d: ReportData, atAccuracy: number[] | undefined): string {
@@ -58,8 +70,14 @@ export async function reportMain(args: string[]): Promise<number> {
   for (const dir of positionals.map((p) => p.replace(/\/+$/, ""))) {
     const d = await loadRun(dir);
     runs.push(d);
-    await writeReportFiles(dir, d, { atAccuracy });
     if (positionals.length === 1) console.log(summary(d, atAccuracy));
+    const before = await reportedOutcomes(dir), outcomes = d.counts.done + d.counts.failed;
+    if (before !== null && before > outcomes) {
+      // a report never overwrites a more complete one
+      console.log(`kept the report in ${dir}: it records ${before} outcomes, results.jsonl ${outcomes}\n`);
+      continue;
+    }
+    await writeReportFiles(dir, d, { atAccuracy });
     console.log(`wrote ${REPORT_FILES.map((f) => `${dir}/${f}`).join(", ")}\n`);
   }
   const out = typeof values.out === "string" ? values.out : positionals.length > 1 ? "runs/comparison" : undefined;

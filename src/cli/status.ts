@@ -1,7 +1,8 @@
 import { connectNats } from "../broker/nats.ts";
 import { readBrokerFile } from "../coordinator/broker_file.ts";
-import { ResultLog } from "../coordinator/record.ts";
+import { ResultLog, setAsideNotice } from "../coordinator/record.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
+import { inspectRunLock, type LockState } from "../coordinator/run_lock.ts";
 import { gatherStatus, renderStatus } from "../coordinator/status.ts";
 import { logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli } from "./common.ts";
 
@@ -31,7 +32,8 @@ export async function statusMain(args: string[]): Promise<number> {
   const sweepId = arg?.split("/").at(-1);
   const dir = arg ? (arg.includes("/") ? arg : `${runsDir}/${arg}`) : undefined;
   let nats = natsFromFlags(values);
-  if (!nats.servers && dir) {
+  if (!nats.servers && dir && (await lockOf(dir)).kind === "live") {
+    // a private broker lives as long as its coordinator: its broker.json is used only while that one runs
     const file = await readBrokerFile(dir);
     if (file) nats = { ...nats, servers: file.url, token: file.token };
   }
@@ -52,25 +54,43 @@ export async function statusMain(args: string[]): Promise<number> {
     return 1;
   }
   for (const d of dirs) {
-    const m = await readManifest(d).catch(() => null);
-    if (!m) {
-      console.log(`${d}: not a run directory`);
+    let m;
+    try {
+      m = await readManifest(d);
+    } catch (e) {
+      console.log((e as Error).message); // one line: not a run directory, or what is wrong with its sweep.json
       continue;
     }
-    const all = (await ResultLog.open(d)).all();
+    const lock = await lockOf(d);
+    // only read: the files are the coordinator's (a bad line is set aside when the sweep resumes)
+    const log = await ResultLog.open(d, { planned: m.trials.map((t) => t.id), readOnly: true });
+    const all = log.all();
     const done = all.filter((r) => r.status === "done").length, failed = all.length - done;
     const cancelled = all.some((r) => r.error?.startsWith("cancelled"));
-    const state = cancelled
+    const resumeHint = `continue with deno task sweep --resume ${d}`;
+    const state = lock.kind === "live"
+      ? `running (coordinator pid ${lock.info.pid} on ${lock.info.host})`
+      : cancelled
       ? "cancelled"
       : all.length >= m.trials.length
       ? "complete"
+      : lock.kind === "stale"
+      ? `stopped: its coordinator (pid ${lock.info.pid} on ${lock.info.host}) is gone; ${resumeHint}`
+      : lock.kind === "corrupt"
+      ? `stopped (its coordinator.lock is unreadable: ${lock.why}); ${resumeHint}`
       : "not running (resume with --resume)";
     console.log(
       `${m.sweep_id} (${m.name}): ${state}; ${m.trials.length} trials: ${m.trials.length - all.length} without an ` +
         `outcome, ${done} done, ${failed} failed (from ${d}; for live workers pass --nats)`,
     );
+    for (const s of log.setAside) console.log(`  ${d}/${setAsideNotice(s, true)}`);
   }
   return 0;
+}
+
+/** What a run directory's lock says (an unreadable lock file counts as none). */
+function lockOf(dir: string): Promise<LockState> {
+  return inspectRunLock(dir).catch((): LockState => ({ kind: "free" }));
 }
 
 async function runDirs(runsDir: string): Promise<string[]> {

@@ -13,6 +13,7 @@ import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
 import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, packFlag, parseCli } from "./common.ts";
 import { readBrokerFile, removeBrokerFile, writeBrokerFile } from "../coordinator/broker_file.ts";
+import { assertRunDirFree } from "../coordinator/run_lock.ts";
 
 export const SWEEP_USAGE = `Usage: deno task sweep SPEC.yaml [options]
        deno task sweep --resume runs/SWEEP_ID [options]
@@ -68,6 +69,8 @@ export async function sweepMain(args: string[]): Promise<number> {
   const specFile = positionals[0];
   const spec = specFile ? await loadSpec(specFile) : undefined;
   const runDir = resume ?? `${runsDir}/${sweepIdOf(spec!)}`;
+  // a directory a live coordinator holds: refused before deleting it (--fresh) or starting a broker in it
+  await assertRunDirFree(runDir);
   if (values.fresh && !resume) await Deno.remove(runDir, { recursive: true }).catch(() => {});
   const nats = natsFromFlags(values);
   const workersFlag = values.workers === undefined ? undefined : intFlag("workers", values.workers, 1);

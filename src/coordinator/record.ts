@@ -1,10 +1,73 @@
-import type { ResultMessage } from "../broker/messages.ts";
+import { type ResultMessage, ResultMessageSchema, WIRE_VERSION } from "../broker/messages.ts";
 import type { Trial } from "../spec/expand.ts";
 import { decodeBase64 } from "../util/base64.ts";
 import { ticketManifest, writeTicket } from "../ticket/format.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
 
 /** One line of `results.jsonl`: the result as received, with the ticket's bits moved out to `tickets/`. */
 export type RecordedResult = ResultMessage;
+
+/** Where lines of `results.jsonl` that are not a recorded outcome go (one JSON object per line). */
+export const REJECTED_FILE = "results.rejected.jsonl";
+
+/** A line of `results.jsonl` that is not a recorded outcome of the sweep: set aside, never silently dropped. */
+export interface SetAsideLine {
+  /** 1-based line number in `results.jsonl` as it was when opened. */
+  line: number;
+  /** Why, e.g. `not a result (trial_id: Required)`. */
+  reason: string;
+  /** The line's text as it was. */
+  raw: string;
+  /** False for a second outcome of a recorded trial (the first stays); true otherwise. */
+  runsAgain: boolean;
+}
+
+/** Options of {@link ResultLog.open}. */
+export interface OpenOptions {
+  /** The sweep's planned trial ids: a line for any other trial is set aside. */
+  planned?: Iterable<string>;
+  /**
+   * Only read: bad lines are listed in `setAside` but both files stay as they are (for `status`, and for a
+   * run directory whose coordinator is running).
+   */
+  readOnly?: boolean;
+}
+
+/** The result a parsed line holds, or why it is not one. */
+function resultOf(raw: unknown): { result: RecordedResult } | { reason: string } {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    return {
+      reason: `not a result (${raw === null ? "null" : Array.isArray(raw) ? "an array" : `a ${typeof raw}`}, ` +
+        "not an object)",
+    };
+  }
+  const v = (raw as { v?: unknown }).v;
+  if (v !== undefined && v !== WIRE_VERSION) {
+    return {
+      reason: `not a result of this version (schema version ${JSON.stringify(v)}; this ticketsweep reads ` +
+        `${WIRE_VERSION})`,
+    };
+  }
+  const parsed = ResultMessageSchema.safeParse(raw);
+  if (parsed.success) return { result: parsed.data };
+  const missing: string[] = [], wrong: string[] = [];
+  for (const i of parsed.error.issues) {
+    const absent = (i.code === "invalid_type" && i.received === "undefined") ||
+      (i.code === "invalid_literal" && i.received === undefined);
+    if (absent) missing.push(i.path.join("."));
+    else wrong.push(`${i.path.join(".") || "(root)"}: ${i.message}`);
+  }
+  const parts = [...wrong.slice(0, 3), ...(missing.length ? [`missing ${missing.join(", ")}`] : [])];
+  return { reason: `not a result (${parts.join("; ")}${wrong.length > 3 ? `; and ${wrong.length - 3} more` : ""})` };
+}
+
+/** One log line about a set-aside line, e.g. for the coordinator's log or `deno task report`. */
+export function setAsideNotice(s: SetAsideLine, readOnly = false): string {
+  const where = readOnly
+    ? `left in place for now (set aside in ${REJECTED_FILE} when the sweep resumes)`
+    : `set aside in ${REJECTED_FILE}`;
+  return `results.jsonl line ${s.line}: ${s.reason}; ${where}${s.runsAgain ? "; its trial runs again" : ""}`;
+}
 
 /**
  * The append-only record of outcomes of a sweep: `results.jsonl`, one JSON object per line, at most one
@@ -14,15 +77,23 @@ export class ResultLog {
   readonly path: string;
   readonly #dir: string;
   readonly #byId = new Map<string, RecordedResult>();
+  #setAside: SetAsideLine[] = [];
 
   private constructor(dir: string) {
     this.#dir = dir;
     this.path = `${dir}/results.jsonl`;
   }
 
-  /** Opens the log of a run directory, reading what is already there; a torn last line is ignored. */
-  static async open(dir: string): Promise<ResultLog> {
+  /**
+   * Opens the log of a run directory, reading what is already there. Every line is validated with the result
+   * schema; a line that is not one (a torn line of a crash mid-write, JSON that is not a result), a result of a
+   * trial not in `planned`, or a second outcome of a trial is set aside: appended to `results.rejected.jsonl`
+   * with its line number, reason and text, and removed from `results.jsonl` (rewritten atomically). What was
+   * set aside is in {@link setAside}; those trials are not recorded, so they run again.
+   */
+  static async open(dir: string, opts: OpenOptions = {}): Promise<ResultLog> {
     const log = new ResultLog(dir);
+    const planned = opts.planned ? new Set(opts.planned) : undefined;
     let text = "";
     try {
       text = await Deno.readTextFile(log.path);
@@ -30,19 +101,58 @@ export class ResultLog {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     const lines = text.split("\n");
+    const firstLine = new Map<string, number>();
     let good = "";
-    for (const line of lines) {
-      if (!line.trim()) continue;
+    lines.forEach((line, i) => {
+      if (!line.trim()) return;
+      const n = i + 1;
+      const aside = (reason: string, runsAgain = true) => log.#setAside.push({ line: n, reason, raw: line, runsAgain });
+      let raw: unknown;
       try {
-        const r = JSON.parse(line) as RecordedResult;
-        if (!log.#byId.has(r.trial_id)) log.#byId.set(r.trial_id, r);
-        good += line + "\n";
-      } catch {
-        // a line cut by a crash mid-write: drop it; the broker will deliver that result again
+        raw = JSON.parse(line);
+      } catch (e) {
+        const last = i === lines.length - 1;
+        return aside(
+          last
+            ? `torn (not JSON: ${(e as Error).message}), the end of a write cut by a crash`
+            : `not JSON (${(e as Error).message})`,
+        );
       }
+      const parsed = resultOf(raw);
+      if ("reason" in parsed) return aside(parsed.reason);
+      const r = parsed.result;
+      if (planned && !planned.has(r.trial_id)) return aside(`not a trial of this sweep's plan (trial ${r.trial_id})`);
+      const first = firstLine.get(r.trial_id);
+      if (first !== undefined) return aside(`a second outcome of trial ${r.trial_id} (line ${first} is kept)`, false);
+      firstLine.set(r.trial_id, n);
+      log.#byId.set(r.trial_id, r);
+      good += line + "\n";
+    });
+    if (!opts.readOnly && good !== text) {
+      if (log.#setAside.length) {
+        const at = new Date().toISOString();
+        const rejected = log.#setAside.map((s) =>
+          JSON.stringify({
+            v: 1,
+            file: "results.jsonl",
+            line: s.line,
+            reason: s.reason,
+            raw: s.raw,
+            set_aside_at: at,
+          }) +
+          "\n"
+        ).join("");
+        // first the copy, then the removal: a crash in between sets the lines aside again, never loses them
+        await appendLine(`${dir}/${REJECTED_FILE}`, rejected);
+      }
+      await atomicWrite(log.path, good);
     }
-    if (good !== text) await Deno.writeTextFile(log.path, good);
     return log;
+  }
+
+  /** The lines of `results.jsonl` that {@link open} set aside (or, read-only, found bad). */
+  get setAside(): readonly SetAsideLine[] {
+    return this.#setAside;
   }
 
   has(trialId: string): boolean {
@@ -69,8 +179,30 @@ export class ResultLog {
       await writeTicket(`${this.#dir}/tickets/${r.trial_id}`, ticketManifest(r, trial), decodeBase64(bits_b64));
       line = { ...r, metrics: { ...r.metrics, ticket: { ...ticket, bits_b64: "" } } };
     }
-    await Deno.writeTextFile(this.path, JSON.stringify(line) + "\n", { append: true });
+    await appendLine(this.path, JSON.stringify(line) + "\n");
     this.#byId.set(r.trial_id, line);
     return true;
+  }
+}
+
+/**
+ * Appends `text` (whole lines) to a file, first ending the file's last line when a crash left it without its
+ * newline, so a new line is never glued onto a torn one.
+ */
+async function appendLine(path: string, text: string): Promise<void> {
+  const f = await Deno.open(path, { read: true, write: true, create: true });
+  try {
+    const size = await f.seek(0, Deno.SeekMode.End);
+    let data = new TextEncoder().encode(text);
+    if (size > 0) {
+      await f.seek(size - 1, Deno.SeekMode.Start);
+      const last = new Uint8Array(1);
+      await f.read(last);
+      await f.seek(0, Deno.SeekMode.End);
+      if (last[0] !== 0x0a) data = new TextEncoder().encode("\n" + text);
+    }
+    for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
+  } finally {
+    f.close();
   }
 }

@@ -1,7 +1,9 @@
+import { z } from "zod";
 import { atomicWrite } from "../util/atomic_write.ts";
+import { TicketsweepError } from "../util/errors.ts";
 import { buildReportData, type ReportData, writeReportFiles } from "../report/mod.ts";
 import type { Trial } from "../spec/expand.ts";
-import type { SweepSpec } from "../spec/schema.ts";
+import { type SweepSpec, SweepSpecSchema, TrialConfigSchema } from "../spec/schema.ts";
 import type { RecordedResult } from "./record.ts";
 
 /** What `runs/<sweep>/sweep.json` holds: enough to resume or report without the original file. */
@@ -23,8 +25,87 @@ export async function writeManifest(dir: string, m: SweepManifest): Promise<void
   await atomicWrite(`${dir}/sweep.json`, JSON.stringify(m, null, 2) + "\n");
 }
 
+/** `sweep.json`, version 1. */
+export const SweepManifestSchema = z.object({
+  format: z.literal("ticketsweep-sweep"),
+  version: z.literal(1),
+  sweep_id: z.string().min(1),
+  name: z.string().min(1),
+  spec_file: z.string(),
+  spec_text: z.string(),
+  spec: SweepSpecSchema,
+  trials: z.array(
+    z.object({
+      id: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/),
+      sweepId: z.string(),
+      params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+      seed: z.number().int(),
+      config: TrialConfigSchema,
+    }).strict(),
+  ),
+  created_at: z.string(),
+}).strict().superRefine((m, ctx) => {
+  const seen = new Set<string>();
+  m.trials.forEach((t, i) => {
+    if (t.sweepId !== m.sweep_id) {
+      ctx.addIssue({ code: "custom", path: ["trials", i, "sweepId"], message: `not this sweep's id ${m.sweep_id}` });
+    }
+    if (seen.has(t.id)) ctx.addIssue({ code: "custom", path: ["trials", i, "id"], message: `trial ${t.id} twice` });
+    seen.add(t.id);
+  });
+});
+
+/**
+ * Reads and validates `sweep.json`; the plan is returned as written (validation only).
+ * @throws {TicketsweepError} one line naming the file, the field and the fix.
+ */
 export async function readManifest(dir: string): Promise<SweepManifest> {
-  return JSON.parse(await Deno.readTextFile(`${dir}/sweep.json`)) as SweepManifest;
+  const file = `${dir}/sweep.json`;
+  const parent = dir.includes("/") ? dir.replace(/\/[^/]*$/, "") : ".";
+  const specCopy = await Deno.stat(`${dir}/spec.yaml`).then(() => `${dir}/spec.yaml`, () => "SPEC.yaml");
+  const fix = `rewrite it by running its spec again (deno task sweep ${specCopy} --runs ${parent}; recorded ` +
+    "results are kept)";
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new TicketsweepError(`${file} not found: ${dir} is not a sweep run directory (deno task sweep makes them)`);
+    }
+    throw new TicketsweepError(`${file}: cannot read it (${(e as Error).message})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new TicketsweepError(`${file}: not JSON (${(e as Error).message}); ${fix}`);
+  }
+  const head = (raw ?? {}) as { format?: unknown; version?: unknown };
+  if (typeof raw !== "object" || raw === null || head.format !== "ticketsweep-sweep") {
+    throw new TicketsweepError(
+      `${file}: format: expected "ticketsweep-sweep", found ${JSON.stringify(head.format)}; ` +
+        `not a sweep plan of ticketsweep`,
+    );
+  }
+  if (head.version !== 1) {
+    throw new TicketsweepError(
+      `${file}: version: this ticketsweep reads version 1, found ${JSON.stringify(head.version)}; ` +
+        "use the ticketsweep that wrote it",
+    );
+  }
+  const parsed = SweepManifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const missing: string[] = [], wrong: string[] = [];
+    for (const i of parsed.error.issues) {
+      const field = i.path.join(".") || "(root)";
+      if (i.code === "invalid_type" && i.received === "undefined") missing.push(field);
+      else wrong.push(`${field}: ${i.message}`);
+    }
+    const problems = [...wrong.slice(0, 1), ...(missing.length ? [`missing ${missing.join(", ")}`] : [])];
+    const more = wrong.length > 1 ? ` (and ${wrong.length - 1} more problems)` : "";
+    throw new TicketsweepError(`${file}: ${problems.join("; ")}${more}; ${fix}`);
+  }
+  return raw as SweepManifest;
 }
 
 /** The report data of a run directory's plan and recorded results. */
@@ -33,11 +114,42 @@ export function reportDataOf(m: SweepManifest, results: RecordedResult[]): Repor
 }
 
 /**
- * Writes the reports of a run directory (`report.html`, `report.md`, `pareto.json`, `fronts.json`,
- * `trials.csv`); returns the report data.
+ * How many outcomes (done + failed) the report already in `dir` records (its `pareto.json`), or null when there
+ * is none. A `pareto.json` written before it carried `counts` yields its done trials.
  */
-export async function writeReports(dir: string, m: SweepManifest, results: RecordedResult[]): Promise<ReportData> {
+export async function reportedOutcomes(dir: string): Promise<number | null> {
+  let doc: { counts?: { done?: unknown; failed?: unknown }; trials?: unknown };
+  try {
+    doc = JSON.parse(await Deno.readTextFile(`${dir}/pareto.json`));
+  } catch {
+    return null; // none, or unreadable: nothing to protect
+  }
+  const { done, failed } = doc?.counts ?? {};
+  if (typeof done === "number" && typeof failed === "number") return done + failed;
+  return Array.isArray(doc?.trials) ? doc.trials.length : null;
+}
+
+/**
+ * Writes the reports of a run directory (`report.html`, `report.md`, `pareto.json`, `fronts.json`,
+ * `trials.csv`) unless the report already there records more outcomes (a report never overwrites a more
+ * complete one; `log` says so); returns the report data and whether the files were written.
+ */
+export async function writeReports(
+  dir: string,
+  m: SweepManifest,
+  results: RecordedResult[],
+  log?: (line: string) => void,
+): Promise<ReportData & { written: boolean }> {
   const data = reportDataOf(m, results);
+  const outcomes = data.counts.done + data.counts.failed;
+  const before = await reportedOutcomes(dir);
+  if (before !== null && before > outcomes) {
+    log?.(
+      `kept the report in ${dir}: it records ${before} outcomes, these results ${outcomes} (a report never ` +
+        "overwrites a more complete one)",
+    );
+    return Object.assign(data, { written: false });
+  }
   await writeReportFiles(dir, data);
-  return data;
+  return Object.assign(data, { written: true });
 }

@@ -4,7 +4,8 @@ import type { Transport } from "../broker/transport.ts";
 import type { ReportData } from "../report/data.ts";
 import { describeParams, expandTrials, sweepIdOf, type Trial } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
-import { ResultLog } from "./record.ts";
+import { ResultLog, setAsideNotice } from "./record.ts";
+import { acquireRunLock } from "./run_lock.ts";
 import { hmacHex, randomHex } from "../util/hash.ts";
 import { type ProgressDisplay, SweepProgress } from "./progress.ts";
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
@@ -65,13 +66,26 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
   return await trackSweep({ ...opts, manifest, runDir, t0 });
 }
 
+/** Holds the run directory's lock (one coordinator at a time) while tracking the sweep. */
 async function trackSweep(
+  o: SweepOptions & { manifest: SweepManifest; runDir: string; t0: number },
+): Promise<SweepOutcome> {
+  const lock = await acquireRunLock(o.runDir, o.display ? (line: string) => o.display!.log(line) : o.log);
+  try {
+    return await trackSweepLocked(o);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function trackSweepLocked(
   o: SweepOptions & { manifest: SweepManifest; runDir: string; t0: number },
 ): Promise<SweepOutcome> {
   const { manifest, runDir, transport, display } = o;
   const log = display ? (line: string) => display.log(line) : o.log;
   const trials = new Map(manifest.trials.map((t) => [t.id, t]));
-  const results = await ResultLog.open(runDir);
+  const results = await ResultLog.open(runDir, { planned: trials.keys() });
+  for (const s of results.setAside) log(setAsideNotice(s));
   const secret = await sweepSecret(runDir);
   let forged = 0;
   const total = trials.size;
@@ -190,7 +204,7 @@ async function trackSweep(
   clearInterval(ticker);
   display?.show(progress.snapshot(), Date.now(), true);
   display?.finish();
-  const data = await writeReports(runDir, manifest, results.all());
+  const data = await writeReports(runDir, manifest, results.all(), log);
   return {
     sweepId: manifest.sweep_id,
     runDir,

@@ -201,6 +201,7 @@ export function paretoJson(d: ReportData): unknown {
   return {
     sweep_id: d.sweep_id,
     objectives: [{ name: "sparsity", goal: "maximize" }, { name: "accuracy", goal: "maximize" }],
+    counts: d.counts,
     fronts: d.fronts.map((f) => ({ group: f.group, points: f.points.map(point) })),
     dense_reference: d.dense,
     trials: d.trials.filter((r) => r.status === "done").map((r) => ({
