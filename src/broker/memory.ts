@@ -8,18 +8,39 @@ import {
   type ResultMessage,
   ResultMessageSchema,
   type SweepState,
+  SweepStateSchema,
+  trialDedupeKey,
   type TrialMessage,
   TrialMessageSchema,
   unknownSweepState,
   WIRE_VERSION,
   type WorkerPresence,
+  WorkerPresenceSchema,
 } from "./messages.ts";
-import type { RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
+import type { QueueInfo, RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
+import { BrokerError } from "../util/errors.ts";
 
 interface Queued {
   trial: TrialMessage;
   deliveries: number;
   notBefore: number;
+  /** Ends the delivery that is out, if any, with no redelivery (a purge: cancel or forget). */
+  settle?: () => void;
+}
+
+/** One `consumeResults` subscription: its handler and how far it got in the sweep's stored results. */
+interface ResultReader {
+  sweep: string;
+  handler: (r: ResultMessage) => Promise<void>;
+  /** Index of the next stored result never handed over yet. */
+  next: number;
+  /** Results whose handler threw, each handed over again a second later (the others go on meanwhile). */
+  retries: Set<{ r: ResultMessage; timer?: ReturnType<typeof setTimeout> }>;
+  /** Retries that are due, handed over before new results. */
+  due: ResultMessage[];
+  /** A result is with the handler now. */
+  busy: boolean;
+  stopped: boolean;
 }
 
 /** Options of the in-memory work queue, mirroring the JetStream consumer's. */
@@ -30,14 +51,19 @@ export interface MemoryTransportOptions {
 
 /**
  * The same protocol as the NATS transport inside one process: a work queue with ack deadlines and
- * redelivery, results deduplicated by trial id. Used by the embedded default (no broker) and unit tests.
+ * redelivery, every result stored and replayed to each new consumer. Used by the embedded default (no broker)
+ * and unit tests; test/transport_test.ts runs the same conformance suite against both.
  */
 export class MemoryTransport implements Transport {
   readonly kind = "memory" as const;
   readonly #queue: Queued[] = [];
+  /** Every result published, per sweep, in order (the results stream). */
   readonly #results = new Map<string, ResultMessage[]>();
-  readonly #seenResults = new Set<string>();
-  readonly #resultHandlers = new Map<string, Set<(r: ResultMessage) => Promise<void>>>();
+  readonly #readers = new Set<ResultReader>();
+  /** Deduplication keys of published trials (the broker's duplicate window). */
+  readonly #trialKeys = new Set<string>();
+  /** Delivered, not yet settled. */
+  readonly #inFlight = new Set<Queued>();
   readonly #progress = new Set<{ sweep: string; fn: (p: ProgressMessage) => void }>();
   readonly #waiters: (() => void)[] = [];
   readonly #ackWait: number;
@@ -67,11 +93,15 @@ export class MemoryTransport implements Transport {
   }
 
   // deno-lint-ignore require-await
-  async publishTrial(trial: TrialMessage): Promise<void> {
+  async publishTrial(trial: TrialMessage, republish = 0): Promise<void> {
     trial = this.#check(TrialMessageSchema, "trial", trial);
+    // the sweep is opened first, as on NATS, even when the copy is then dropped as a duplicate
     if (!this.#states.has(trial.sweep_id)) {
       this.#states.set(trial.sweep_id, unknownSweepState(trial.sweep_id));
     }
+    const key = trialDedupeKey(trial, republish);
+    if (this.#trialKeys.has(key)) return; // like the duplicate window of the trial stream
+    this.#trialKeys.add(key);
     this.#enqueue({ trial: structuredClone(trial), deliveries: 0, notBefore: 0 });
   }
 
@@ -118,11 +148,18 @@ export class MemoryTransport implements Transport {
     q.deliveries++;
     let settled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    this.#inFlight.add(q);
+    const settle = () => {
+      settled = true;
+      clearTimeout(timer);
+      this.#inFlight.delete(q);
+    };
+    q.settle = settle;
     const arm = () => {
       clearTimeout(timer);
       timer = setTimeout(() => {
         if (!settled) {
-          settled = true;
+          settle();
           this.#enqueue(q); // ack deadline passed: redeliver
         }
       }, this.#ackWait);
@@ -132,14 +169,12 @@ export class MemoryTransport implements Transport {
       trial: structuredClone(q.trial),
       deliveryCount: q.deliveries,
       ack: () => {
-        settled = true;
-        clearTimeout(timer);
+        if (!settled) settle();
         return Promise.resolve();
       },
       nak: (delayMs = 0) => {
         if (settled) return;
-        settled = true;
-        clearTimeout(timer);
+        settle();
         q.notBefore = Date.now() + delayMs;
         this.#enqueue(q);
       },
@@ -147,34 +182,117 @@ export class MemoryTransport implements Transport {
         if (!settled) arm();
       },
       term: () => {
-        settled = true;
-        clearTimeout(timer);
+        if (!settled) settle();
       },
     };
   }
 
+  // deno-lint-ignore require-await
   async publishResult(result: ResultMessage): Promise<void> {
     result = this.#check(ResultMessageSchema, "result", result);
-    if (this.#seenResults.has(result.trial_id)) return; // like Nats-Msg-Id deduplication
-    this.#seenResults.add(result.trial_id);
     const r = structuredClone(result);
     const list = this.#results.get(r.sweep_id) ?? [];
     list.push(r);
     this.#results.set(r.sweep_id, list);
-    for (const h of this.#resultHandlers.get(r.sweep_id) ?? []) await h(r);
+    for (const reader of this.#readers) if (reader.sweep === r.sweep_id) this.#pump(reader);
   }
 
-  async consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<Subscription> {
-    for (const r of this.#results.get(sweepId) ?? []) await handler(r);
-    const set = this.#resultHandlers.get(sweepId) ?? new Set();
-    set.add(handler);
-    this.#resultHandlers.set(sweepId, set);
-    return {
+  /**
+   * Hands a reader its results one at a time, in order (due retries first); a result counts as handled only
+   * once the handler resolves; when it throws, the same result is handed over again a second later and the
+   * next ones go on meanwhile (as a JetStream consumer's nak with a delay).
+   */
+  async #pump(reader: ResultReader): Promise<void> {
+    if (reader.busy || reader.stopped) return;
+    reader.busy = true;
+    try {
+      for (;;) {
+        if (reader.stopped) return;
+        let r = reader.due.shift();
+        if (!r) {
+          const list = this.#results.get(reader.sweep) ?? [];
+          if (reader.next >= list.length) return;
+          r = list[reader.next++]!;
+        }
+        try {
+          await reader.handler(structuredClone(r));
+        } catch {
+          const retry: { r: ResultMessage; timer?: ReturnType<typeof setTimeout> } = { r };
+          retry.timer = setTimeout(() => {
+            reader.retries.delete(retry);
+            reader.due.push(retry.r);
+            this.#pump(reader);
+          }, 1000);
+          reader.retries.add(retry);
+        }
+      }
+    } finally {
+      reader.busy = false;
+    }
+  }
+
+  /** Stops a reader's retries (and, with `stop`, the reader). */
+  #resetReader(reader: ResultReader, stop: boolean): void {
+    if (stop) reader.stopped = true;
+    for (const retry of reader.retries) clearTimeout(retry.timer);
+    reader.retries.clear();
+    reader.due = [];
+  }
+
+  consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<Subscription> {
+    const reader: ResultReader = {
+      sweep: sweepId,
+      handler,
+      next: 0,
+      retries: new Set(),
+      due: [],
+      busy: false,
+      stopped: false,
+    };
+    this.#readers.add(reader);
+    // as a JetStream consumer: results are handed over after the subscription is returned, never before
+    const start = setTimeout(() => this.#pump(reader), 0);
+    return Promise.resolve({
       stop: () => {
-        set.delete(handler);
+        clearTimeout(start);
+        this.#resetReader(reader, true);
+        this.#readers.delete(reader);
         return Promise.resolve();
       },
-    };
+    });
+  }
+
+  queueInfo(sweepId: string): Promise<QueueInfo> {
+    const mine = [...this.#readers].filter((r) => r.sweep === sweepId);
+    const stored = this.#results.get(sweepId)?.length ?? 0;
+    const queue = this.#queue.filter((q) => q.trial.sweep_id === sweepId);
+    return Promise.resolve({
+      // as JetStream's num_pending and num_ack_pending: a trial given back or past its deadline is running
+      queued: queue.filter((q) => q.deliveries === 0).length,
+      running: queue.filter((q) => q.deliveries > 0).length +
+        [...this.#inFlight].filter((q) => q.trial.sweep_id === sweepId).length,
+      unrecorded: mine.length
+        ? Math.max(...mine.map((r) => stored - r.next + r.retries.size + r.due.length + (r.busy ? 1 : 0)))
+        : 0,
+    });
+  }
+
+  forgetSweep(sweepId: string): Promise<void> {
+    for (let i = this.#queue.length - 1; i >= 0; i--) {
+      if (this.#queue[i]!.trial.sweep_id === sweepId) this.#queue.splice(i, 1);
+    }
+    // deliveries that are out are never redelivered (the queue is gone)
+    for (const q of [...this.#inFlight]) if (q.trial.sweep_id === sweepId) q.settle?.();
+    this.#results.delete(sweepId);
+    // its consumers stay and get the results published from now on
+    for (const r of this.#readers) {
+      if (r.sweep === sweepId) {
+        this.#resetReader(r, false);
+        r.next = 0;
+      }
+    }
+    this.#states.delete(sweepId);
+    return Promise.resolve();
   }
 
   publishProgress(p: ProgressMessage): void {
@@ -197,9 +315,10 @@ export class MemoryTransport implements Transport {
     };
   }
 
-  putSweepState(state: SweepState): Promise<void> {
+  // deno-lint-ignore require-await
+  async putSweepState(state: SweepState): Promise<void> {
+    state = this.#check(SweepStateSchema, "sweep state", state); // as a broker's reader would: never returned
     this.#states.set(state.sweep_id, structuredClone(state));
-    return Promise.resolve();
   }
 
   getSweepState(sweepId: string): Promise<SweepState | null> {
@@ -210,25 +329,37 @@ export class MemoryTransport implements Transport {
     return Promise.resolve([...this.#states.values()].map((s) => structuredClone(s)));
   }
 
-  putPresence(p: WorkerPresence): Promise<void> {
+  // deno-lint-ignore require-await
+  async putPresence(p: WorkerPresence): Promise<void> {
+    p = this.#check(WorkerPresenceSchema, "presence", p); // as a broker's reader would: never listed
     this.#presence.set(`${p.host}.${p.worker}`, { p: structuredClone(p), at: Date.now() });
-    return Promise.resolve();
   }
 
   listPresence(): Promise<WorkerPresence[]> {
     const now = Date.now();
-    return Promise.resolve([...this.#presence.values()].filter((e) => now - e.at < 20_000).map((e) => e.p));
+    return Promise.resolve(
+      [...this.#presence.values()].filter((e) => now - e.at < 20_000).map((e) => structuredClone(e.p)),
+    );
   }
 
   cancelSweep(sweepId: string): Promise<number> {
     const state = this.#states.get(sweepId);
-    if (state) this.#states.set(sweepId, { ...state, status: "cancelled", updated_at: new Date().toISOString() });
+    if (!state) {
+      return Promise.reject(new BrokerError(`no sweep ${sweepId} on this broker (deno task status lists them)`));
+    }
+    this.#states.set(sweepId, { ...state, status: "cancelled", updated_at: new Date().toISOString() });
     let purged = 0;
     for (let i = this.#queue.length - 1; i >= 0; i--) {
       if (this.#queue[i]!.trial.sweep_id === sweepId) {
         this.#queue.splice(i, 1);
         purged++;
       }
+    }
+    // as JetStream's purge: the deliveries that are out count too, and are never redelivered
+    for (const q of [...this.#inFlight]) {
+      if (q.trial.sweep_id !== sweepId) continue;
+      q.settle?.();
+      purged++;
     }
     const msg: ControlMessage = { v: WIRE_VERSION, sweep_id: sweepId, action: "cancel", at: new Date().toISOString() };
     for (const fn of this.#control) fn(structuredClone(msg));
@@ -251,6 +382,7 @@ export class MemoryTransport implements Transport {
 
   close(): Promise<void> {
     this.#closed = true;
+    for (const r of this.#readers) this.#resetReader(r, true);
     this.#waiters.splice(0).forEach((w) => w());
     return Promise.resolve();
   }

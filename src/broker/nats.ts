@@ -25,6 +25,7 @@ import {
   ResultMessageSchema,
   type SweepState,
   SweepStateSchema,
+  trialDedupeKey,
   type TrialMessage,
   TrialMessageSchema,
   unknownSweepState,
@@ -32,7 +33,7 @@ import {
   type WorkerPresence,
   WorkerPresenceSchema,
 } from "./messages.ts";
-import type { RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
+import type { QueueInfo, RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
 
 export const TRIAL_STREAM = "TICKETSWEEP_TRIALS";
 export const RESULT_STREAM = "TICKETSWEEP_RESULTS";
@@ -65,6 +66,15 @@ export interface NatsOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * The inbox prefix of a client: `_INBOX_<user>` for a named user (the generated broker configuration lets
+ * each user subscribe to its own prefix only, so no client sees the replies meant for another: the trials
+ * other workers pull, their claims, the coordinator's answers), `_INBOX` otherwise (token or no auth).
+ */
+export function inboxPrefixOf(user?: string): string {
+  return user ? `_INBOX_${user.replace(/[^A-Za-z0-9_-]/g, "_")}` : "_INBOX";
+}
+
 /** Rejects with a clear error when `p` takes longer than `ms`. */
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout>;
@@ -89,6 +99,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
       ...(opts.creds ? { authenticator: credsAuthenticator(await Deno.readFile(opts.creds)) } : {}),
       ...(opts.tls ? { tls: opts.tls } : {}),
       name: opts.name ?? "ticketsweep",
+      inboxPrefix: inboxPrefixOf(opts.user),
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
     });
@@ -116,6 +127,8 @@ export class NatsTransport implements Transport {
   readonly #rejected: RejectCounts = {};
   readonly #consumers = new Map<string, Consumer>();
   readonly #opened = new Set<string>();
+  /** The results consumer of each sweep this client consumes. */
+  readonly #resultConsumers = new Map<string, string>();
   /** Sweeps workers serve, refreshed from the sweep bucket, and when each was last found empty. */
   #served: { at: number; ids: string[] } = { at: 0, ids: [] };
   #turn = 0;
@@ -181,7 +194,9 @@ export class NatsTransport implements Transport {
       durable_name: workerConsumer(sweepId),
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(this.#opts.ackWaitMs ?? 30_000),
-      max_deliver: 25,
+      // unbounded: a worker records a trial delivered more than its max_attempts times as failed (gave up),
+      // so a trial never sits in the queue undeliverable
+      max_deliver: -1,
       filter_subject: trialSubject(sweepId),
     });
     if (!(await this.getSweepState(sweepId))) {
@@ -216,9 +231,11 @@ export class NatsTransport implements Transport {
     this.#opts.log?.(e instanceof InvalidMessage ? e.message : `rejected ${kind} message: ${String(e)}`);
   }
 
-  async publishTrial(trial: TrialMessage): Promise<void> {
+  async publishTrial(trial: TrialMessage, republish = 0): Promise<void> {
     await this.#openSweep(trial.sweep_id);
-    await this.#js.publish(trialSubject(trial.sweep_id), encodeMessage(trial), { msgID: trial.trial_id });
+    await this.#js.publish(trialSubject(trial.sweep_id), encodeMessage(trial), {
+      msgID: trialDedupeKey(trial, republish),
+    });
   }
 
   /** The running sweeps, from the sweep bucket (cached for a second). */
@@ -239,7 +256,13 @@ export class NatsTransport implements Transport {
     const deadline = Date.now() + expiresMs;
     while (Date.now() < deadline) {
       const sweeps = await this.#servedSweeps();
-      if (sweeps.length === 1) return await this.#pullFrom(sweeps[0]!, deadline - Date.now()); // long poll
+      if (sweeps.length === 1) {
+        // long poll; a sweep without a queue (yet) answers at once: go on waiting until the deadline
+        const d = await this.#pullFrom(sweeps[0]!, deadline - Date.now());
+        if (d) return d;
+        await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
+        continue;
+      }
       // several sweeps take turns: starting after the one served last, the first with queued trials
       for (let i = 0; i < sweeps.length; i++) {
         const sweep = sweeps[(this.#turn + i) % sweeps.length]!;
@@ -255,13 +278,19 @@ export class NatsTransport implements Transport {
     return null;
   }
 
-  /** Whether a sweep's worker consumer has trials waiting (false when it does not exist). */
+  /**
+   * Whether a sweep's worker consumer may have a trial to deliver (false when it does not exist): new ones
+   * (`num_pending`) or delivered ones not acked (`num_ack_pending`), which include expired deliveries waiting
+   * to be redelivered, so that a redelivery is always pulled even while another sweep shares the broker.
+   */
   async #hasPending(sweep: string): Promise<boolean> {
     const c = await this.#consumer(sweep);
     if (!c) return false;
     try {
-      return (await c.info()).num_pending > 0;
+      const info = await c.info();
+      return info.num_pending + info.num_ack_pending > 0;
     } catch {
+      this.#consumers.delete(sweep); // deleted (a sweep started over): look it up again next time
       return false;
     }
   }
@@ -287,7 +316,10 @@ export class NatsTransport implements Transport {
     }
     const deadline = Date.now() + expiresMs;
     while (true) {
-      const m = await consumer.next({ expires: Math.max(1000, deadline - Date.now()) }).catch(() => null);
+      const m = await consumer.next({ expires: Math.max(1000, deadline - Date.now()) }).catch((e) => {
+        if (/not found|deleted/i.test(String(e))) this.#consumers.delete(sweep); // the sweep started over
+        return null;
+      });
       if (!m) return null;
       let trial: TrialMessage;
       try {
@@ -311,19 +343,25 @@ export class NatsTransport implements Transport {
   }
 
   async publishResult(result: ResultMessage): Promise<void> {
-    await this.#js.publish(resultSubject(result.sweep_id), encodeMessage(result), { msgID: result.trial_id });
+    // no message id: the broker's deduplication must never let one client's message drop another's result
+    await this.#js.publish(resultSubject(result.sweep_id), encodeMessage(result));
   }
 
   async consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<Subscription> {
-    const durable = `coord-${sweepId}`;
-    await this.#ensureConsumer(RESULT_STREAM, {
-      durable_name: durable,
+    // a consumer of this coordinator alone, from the first stored result: a result an earlier coordinator
+    // handled but did not keep (a torn results.jsonl line) is delivered again; the broker removes the
+    // consumer a few minutes after this coordinator is gone
+    const name = `coord-${sweepId}-${crypto.randomUUID().slice(0, 8)}`;
+    await this.#jsm.consumers.add(RESULT_STREAM, {
+      durable_name: name,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ack_wait: nanos(60_000),
       filter_subject: resultSubject(sweepId),
+      inactive_threshold: nanos(5 * 60_000),
     });
-    const consumer = await this.#js.consumers.get(RESULT_STREAM, durable);
+    this.#resultConsumers.set(sweepId, name);
+    const consumer = await this.#js.consumers.get(RESULT_STREAM, name);
     const messages = await consumer.consume({ max_messages: 64 });
     const done = (async () => {
       for await (const m of messages) {
@@ -338,9 +376,8 @@ export class NatsTransport implements Transport {
         try {
           await handler(r);
           m.ack();
-        } catch (e) {
-          this.#opts.log?.(`result ${r.trial_id} not recorded yet: ${(e as Error).message}`);
-          m.nak(1000);
+        } catch {
+          m.nak(1000); // the handler said why; the same result comes back in a second
         }
       }
     })();
@@ -348,8 +385,38 @@ export class NatsTransport implements Transport {
       stop: async () => {
         await messages.close();
         await done.catch(() => {});
+        if (this.#resultConsumers.get(sweepId) === name) this.#resultConsumers.delete(sweepId);
+        await this.#jsm.consumers.delete(RESULT_STREAM, name).catch(() => {});
       },
     };
+  }
+
+  async queueInfo(sweepId: string): Promise<QueueInfo> {
+    const out: QueueInfo = { queued: 0, running: 0, unrecorded: 0 };
+    try {
+      const w = await this.#jsm.consumers.info(TRIAL_STREAM, workerConsumer(sweepId));
+      out.queued = w.num_pending;
+      out.running = w.num_ack_pending;
+    } catch (e) {
+      if (!/not found/i.test(String(e))) throw e;
+    }
+    const mine = this.#resultConsumers.get(sweepId);
+    if (mine) {
+      const c = await this.#jsm.consumers.info(RESULT_STREAM, mine);
+      out.unrecorded = c.num_pending + c.num_ack_pending;
+    }
+    return out;
+  }
+
+  async forgetSweep(sweepId: string): Promise<void> {
+    await this.#jsm.streams.purge(TRIAL_STREAM, { filter: trialSubject(sweepId) });
+    await this.#jsm.streams.purge(RESULT_STREAM, { filter: resultSubject(sweepId) });
+    await this.#jsm.consumers.delete(TRIAL_STREAM, workerConsumer(sweepId)).catch((e) => {
+      if (!/not found/i.test(String(e))) throw e;
+    });
+    await (await this.#kv("sweeps")).delete(sweepId);
+    this.#opened.delete(sweepId);
+    this.#consumers.delete(sweepId);
   }
 
   publishProgress(p: ProgressMessage): void {
@@ -438,6 +505,7 @@ export class NatsTransport implements Transport {
     const state = await this.getSweepState(sweepId);
     if (!state) throw new BrokerError(`no sweep ${sweepId} on this broker (deno task status lists them)`);
     await this.putSweepState({ ...state, status: "cancelled", updated_at: new Date().toISOString() });
+    this.#served.at = 0; // this client serves it no more from now on (others within half a second)
     let purged = 0;
     try {
       purged = (await this.#jsm.streams.purge(TRIAL_STREAM, { filter: trialSubject(sweepId) })).purged;
