@@ -23,7 +23,9 @@ export function tinySpec(name: string, n = 8, extra = ""): SweepSpec {
 export const ROOT = new URL("../", import.meta.url).pathname;
 
 /** The outcomes recorded in a run directory's results.jsonl (none when it does not exist yet). */
-export async function readResults(dir: string): Promise<{ trial_id: string; status: string; error?: string }[]> {
+export async function readResults(
+  dir: string,
+): Promise<{ trial_id: string; status: string; error?: string; failure?: string; attempt?: number }[]> {
   let text: string;
   try {
     text = await Deno.readTextFile(`${dir}/results.jsonl`);

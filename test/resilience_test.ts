@@ -149,7 +149,7 @@ Deno.test("resilience - cancel: queued trials gone, running trials stopped, ever
     assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
     const rows = await recorded(runDir);
     assertOneOutcomeEach(rows, spec.trialIds);
-    assert.ok(rows.every((r) => r.status === "failed" && /^cancelled/.test(r.error ?? "")));
+    assert.ok(rows.every((r) => r.status === "failed" && r.failure === "cancelled" && /^cancelled/.test(r.error ?? "")));
     assert.equal((await t.getSweepState(spec.sweepId))?.status, "cancelled");
     const info = await t.nc.request(`$JS.API.CONSUMER.INFO.${TRIAL_STREAM}.${workerConsumer(spec.sweepId)}`);
     const consumer = JSON.parse(new TextDecoder().decode(info.data));
@@ -219,7 +219,7 @@ Deno.test("resilience - a worker training a pack of 3 is SIGKILLed: its trials a
     const t = await connectNats({ servers: c.server.url, token: c.server.token });
     await until(
       "a pack of 3 training",
-      async () => (await t.listPresence()).some((p) => / \+2 packed$/.test(p.trial_id ?? "") && p.step > 0),
+      async () => (await t.listPresence()).some((p) => p.packed === 2 && p.step > 0),
     );
     await t.close();
     packer.kill(0, "SIGKILL");

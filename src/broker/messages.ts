@@ -23,6 +23,13 @@ export const TrialMessageSchema = z.object({
 }).strict();
 export type TrialMessage = z.infer<typeof TrialMessageSchema>;
 
+/**
+ * The broker's deduplication key of a published trial: its id and claim (a new run of the sweep has a new
+ * secret, hence new keys), and the republication number when the coordinator queues it again.
+ */
+export const trialDedupeKey = (t: TrialMessage, republish = 0) =>
+  `${t.trial_id}.${t.claim.slice(0, 16)}${republish ? `.${republish}` : ""}`;
+
 /** The worker and machine that produced a result. */
 export const WorkerInfoSchema = z.object({
   id: z.string(),
@@ -67,6 +74,14 @@ export const MetricsSchema = z.object({
     .strict().nullable(),
 }).strict();
 
+/**
+ * Why a trial failed, as a typed field (never parsed out of `error`): `error` (training threw on its last
+ * attempt), `gave_up` (delivered more than `max_attempts` times: its workers died or stopped answering),
+ * `refused` (over a worker's resource limits), `cancelled` (its sweep was cancelled).
+ */
+export const FAILURES = ["error", "gave_up", "refused", "cancelled"] as const;
+export type Failure = typeof FAILURES[number];
+
 /** The one outcome of a trial: done with metrics, or failed with the reason. */
 export const ResultMessageSchema = z.object({
   v: z.literal(WIRE_VERSION),
@@ -74,7 +89,9 @@ export const ResultMessageSchema = z.object({
   trial_id: id,
   status: z.enum(["done", "failed"]),
   attempt: z.number().int().positive(),
-  error: z.string().optional(),
+  error: z.string().max(4096).optional(),
+  /** Set on every failed result; absent on done ones (and on results recorded before it existed). */
+  failure: z.enum(FAILURES).optional(),
   metrics: MetricsSchema.optional(),
   worker: WorkerInfoSchema,
   finished_at: z.string(),
@@ -82,6 +99,8 @@ export const ResultMessageSchema = z.object({
   claim: z.string().max(64),
 }).strict().refine((r) => (r.status === "done") === (r.metrics !== undefined), {
   message: "a done result carries metrics and a failed one does not",
+}).refine((r) => r.status === "failed" || r.failure === undefined, {
+  message: "only a failed result carries a failure kind",
 });
 export type ResultMessage = z.infer<typeof ResultMessageSchema>;
 
@@ -176,7 +195,10 @@ export const WorkerPresenceSchema = z.object({
   device: z.string(),
   deno: z.string(),
   sweep_id: z.string().nullable(),
+  /** The trial it trains (the first of its pack), or null when idle. */
   trial_id: z.string().nullable(),
+  /** How many more trials train in the same pack as `trial_id` (0 when alone). */
+  packed: z.number().int().nonnegative().optional(),
   step: z.number().int(),
   total_steps: z.number().int(),
   steps_per_s: z.number().nullable(),

@@ -9,7 +9,10 @@ Writes a least-privilege nats-server setup for coordinator and workers on severa
   DIR/nats-server.conf   the broker: JetStream, two users with random passwords and per-role permissions
   DIR/coordinator.env    NATS_URL, NATS_USER, NATS_PASSWORD for deno task sweep / status / cancel
   DIR/worker.env         the same for workers: they can pull and ack trials, publish results, progress and
-                         presence; they cannot create, delete or purge streams, publish trials or cancel
+                         presence; they cannot create, delete or purge streams, publish trials or cancel,
+                         and they receive replies on their own inbox prefix only
+                         (with --worker-users N: DIR/worker-1.env ... DIR/worker-N.env, one user each, so
+                         that no worker machine can see the trials another one pulls)
 (the .env files are readable by their owner only). Then: nats-server -c DIR/nats-server.conf, and on
 each worker machine: set -a; . ./worker.env; deno task worker.
 
@@ -19,6 +22,7 @@ Options:
   --port P         port (default 4222)
   --public-url U   the URL workers use to reach it (default nats://<this host name>:<port>)
   --store DIR      JetStream store directory (default DIR/jetstream)
+  --worker-users N one worker user per worker machine (default 1: the user worker)
   --tls-cert FILE  serve TLS with this certificate and --tls-key FILE (add --tls-ca FILE to require
                    client certificates)
   -h, --help       this text`;
@@ -31,6 +35,7 @@ export async function brokerConfigMain(args: string[]): Promise<number> {
     port: { type: "string" },
     "public-url": { type: "string" },
     store: { type: "string" },
+    "worker-users": { type: "string" },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
     "tls-ca": { type: "string" },
@@ -48,7 +53,8 @@ export async function brokerConfigMain(args: string[]): Promise<number> {
     port,
     storeDir,
     coordinatorPassword: randomHex(24),
-    workerPassword: randomHex(24),
+    workerPassword: Array.from({ length: Math.max(1, intFlag("worker-users", values["worker-users"], 1)) }, () =>
+      randomHex(24)),
     ...(cert && key ? { tls: { cert, key, ca: values["tls-ca"] as string | undefined } } : {}),
   });
   const scheme = cert ? "tls" : "nats";
@@ -59,8 +65,9 @@ export async function brokerConfigMain(args: string[]): Promise<number> {
   const env = (u: { user: string; password: string }) =>
     `NATS_URL=${url}\nNATS_USER=${u.user}\nNATS_PASSWORD=${u.password}\n`;
   await Deno.writeTextFile(`${out}/coordinator.env`, env(cfg.coordinator), { mode: 0o600 });
-  await Deno.writeTextFile(`${out}/worker.env`, env(cfg.worker), { mode: 0o600 });
-  console.log(`wrote ${out}/nats-server.conf, ${out}/coordinator.env, ${out}/worker.env
+  const envFiles = cfg.workers.map((w) => `${out}/${w.user}.env`);
+  for (const [i, w] of cfg.workers.entries()) await Deno.writeTextFile(envFiles[i]!, env(w), { mode: 0o600 });
+  console.log(`wrote ${out}/nats-server.conf, ${out}/coordinator.env, ${envFiles.join(", ")}
 start the broker:   nats-server -c ${out}/nats-server.conf
 coordinator:        set -a; . ${out}/coordinator.env; set +a; deno task sweep sweeps/quickstart.yaml
 each worker:        set -a; . ./worker.env; set +a; deno task worker   (copy worker.env to the machine)`);

@@ -72,7 +72,7 @@ export function renderStatus({ sweeps: list, idle }: BrokerStatus, now = Date.no
             w.worker,
             w.backend,
             w.device,
-            w.trial_id ?? "-",
+            w.trial_id ? w.trial_id + (w.packed ? ` +${w.packed} packed` : "") : "-",
             w.total_steps ? `${w.step}/${w.total_steps}` : "-",
             w.steps_per_s === null ? "-" : w.steps_per_s.toFixed(0),
             `${duration((now - Date.parse(w.updated_at)) / 1000)} ago`,

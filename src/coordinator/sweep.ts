@@ -22,6 +22,11 @@ export interface SweepOptions {
   signal?: AbortSignal;
   /** Live progress (a terminal block or plain lines); log lines then go through it. */
   display?: ProgressDisplay;
+  /**
+   * How often the coordinator checks that every trial without an outcome is queued, running or answered
+   * (default 10 s); see {@link reconcile}.
+   */
+  reconcileMs?: number;
 }
 
 /** How a sweep ended. */
@@ -136,8 +141,9 @@ async function trackSweepLocked(
   if (results.size >= total) resolveDone();
   let chain = Promise.resolve();
   const record = (r: ResultMessage): Promise<void> => {
-    // Results are recorded one at a time, in arrival order.
-    chain = chain.then(async () => {
+    // Results are recorded one at a time, in arrival order. A result whose recording throws (a full disk)
+    // rejects its own promise only, so the transport delivers it again; the chain goes on with the next.
+    const mine = chain.then(async () => {
       const trial = trials.get(r.trial_id);
       if (!trial) {
         log(`ignored a result for unknown trial ${r.trial_id}`);
@@ -150,7 +156,7 @@ async function trackSweepLocked(
         );
         return;
       }
-      if (r.status === "failed" && lastError.has(r.trial_id) && r.error?.startsWith("gave up")) {
+      if (r.status === "failed" && lastError.has(r.trial_id) && r.failure === "gave_up") {
         r = { ...r, error: `${r.error}; last error: ${lastError.get(r.trial_id)}` };
       }
       if (!(await results.record(r, trial))) return;
@@ -158,7 +164,11 @@ async function trackSweepLocked(
       log(formatResult(r, trial, results.size, total));
       if (results.size >= total) resolveDone();
     });
-    return chain;
+    chain = mine.catch(() => {});
+    return mine.catch((e) => {
+      log(`result of ${r.trial_id} not recorded yet (${(e as Error).message}); the broker delivers it again`);
+      throw e;
+    });
   };
   const sub = await transport.consumeResults(sweepId, record);
   await chain;
@@ -175,7 +185,16 @@ async function trackSweepLocked(
     if (pending.length) log(`published ${pending.length} trial${pending.length === 1 ? "" : "s"} of ${sweepId}`);
   }
   const aborted = new Promise<void>((r) => o.signal?.addEventListener("abort", () => r(), { once: true }));
+  const reconciler = reconcile({
+    sweepId,
+    transport,
+    everyMs: o.reconcileMs ?? 10_000,
+    missing: () => (cancelAt ? [] : manifest.trials.filter((t) => !results.has(t.id))),
+    republish: (t, n) => transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret), n),
+    log,
+  });
   await Promise.race([done, aborted, cancelled]);
+  reconciler.stop();
   if (cancelAt && results.size < total) {
     // every trial still without an outcome gets one: cancelled
     const reason = `cancelled (deno task sweep cancel, ${cancelAt})`;
@@ -187,10 +206,11 @@ async function trackSweepLocked(
         status: "failed",
         attempt: 1,
         error: reason,
+        failure: "cancelled",
         worker: { id: "coordinator", host: Deno.hostname(), backend: "none", device: "none", deno: Deno.version.deno },
         finished_at: new Date().toISOString(),
         claim: claimOf(secret, t.id),
-      });
+      }).catch((e) => log(`could not record ${t.id} as cancelled: ${(e as Error).message}`));
     }
     log(`sweep ${sweepId} cancelled: unfinished trials recorded as failed (${reason})`);
   }
@@ -213,6 +233,50 @@ async function trackSweepLocked(
     complete: results.size >= total,
     cancelled: cancelAt !== null,
   };
+}
+
+/**
+ * Keeps every trial reachable: every `everyMs` it asks the broker where the sweep's unfinished work is, and
+ * when twice in a row nothing is queued, nothing is running and every published result has been handled, yet
+ * trials still have no outcome, those trials are nowhere (their message was lost: dropped by the duplicate
+ * window of an earlier run, a torn results.jsonl line whose result was already consumed, a purge, a message
+ * past its deliveries); it publishes each again as a new copy and says so. At worst a trial then runs twice,
+ * and only its first result is recorded.
+ */
+export function reconcile(o: {
+  sweepId: string;
+  transport: Transport;
+  everyMs: number;
+  missing: () => Trial[];
+  republish: (t: Trial, n: number) => Promise<void>;
+  log: (line: string) => void;
+}): { stop(): void } {
+  let idleChecks = 0;
+  let busy = false;
+  const timer = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      if (o.missing().length === 0) return;
+      const q = await o.transport.queueInfo(o.sweepId);
+      idleChecks = q.queued === 0 && q.running === 0 && q.unrecorded === 0 ? idleChecks + 1 : 0;
+      if (idleChecks < 2) return;
+      const lost = o.missing(); // asked again: a result may have been recorded meanwhile
+      if (lost.length === 0) return;
+      idleChecks = 0;
+      const copy = Date.now(); // unique across coordinators, unlike a counter
+      for (const t of lost) await o.republish(t, copy);
+      o.log(
+        `${lost.length} trial${lost.length === 1 ? " was" : "s were"} neither queued, running nor answered on the ` +
+          `broker: published again (${lost.slice(0, 3).map((t) => t.id).join(", ")}${lost.length > 3 ? ", ..." : ""})`,
+      );
+    } catch (e) {
+      o.log(`could not check the sweep's queue: ${(e as Error).message}`);
+    } finally {
+      busy = false;
+    }
+  }, o.everyMs);
+  return { stop: () => clearInterval(timer) };
 }
 
 /**
