@@ -126,8 +126,16 @@ backend: blas
     assert.equal(new Set(rows.map((r) => r.trial_id)).size, 12);
     const packs = lines.filter((l) => l.startsWith("packed "));
     assert.ok(packs.length >= 2, lines.join("\n"));
-    // a pack never mixes seeds: every packed line names trials of one seed
-    for (const p of packs) assert.ok(/^packed [2-4] trials/.test(p), p);
+    // a pack never mixes seeds: the trials each packed line names all have one seed (by the plan)
+    const seedOf = new Map(expandTrials(parseSpec(text)).map((t) => [t.id, t.seed]));
+    for (const p of packs) {
+      const ids = /^packed ([2-4]) trials: (.*)$/.exec(p)!;
+      assert.ok(ids, p);
+      const seeds = ids[2]!.split(", ").map((id) => seedOf.get(id));
+      assert.equal(seeds.length, Number(ids[1]), p);
+      assert.ok(seeds.every((s) => s !== undefined), `${p}: a trial not in the plan`);
+      assert.equal(new Set(seeds).size, 1, `${p}: seeds ${seeds.join(", ")}`);
+    }
   } finally {
     await Deno.remove(runs, { recursive: true });
   }

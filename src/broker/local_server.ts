@@ -28,6 +28,29 @@ export function freePort(): number {
   return port;
 }
 
+/** The name of the private broker's configuration file in its store directory. */
+export const LOCAL_SERVER_CONFIG = "nats-server.conf";
+
+/**
+ * Writes `storeDir/nats-server.conf` (mode 0600, replacing any earlier one): 127.0.0.1:`port`, JetStream stored
+ * in `storeDir`, and the token (none when empty). Returns its path.
+ */
+async function writeServerConfig(storeDir: string, port: number, token: string): Promise<string> {
+  const path = `${storeDir}/${LOCAL_SERVER_CONFIG}`;
+  // JSON strings are valid quoted strings of the nats-server configuration format
+  const conf = [
+    `host: "127.0.0.1"`,
+    `port: ${port}`,
+    `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
+    ...(token ? [`authorization { token: ${JSON.stringify(token)} }`] : []),
+    "",
+  ].join("\n");
+  await Deno.remove(path).catch(() => {}); // a new file, so that its mode is ours whatever the old one's
+  await Deno.writeTextFile(path, conf, { mode: 0o600, createNew: true });
+  await Deno.chmod(path, 0o600); // the umask only narrows it; this makes sure
+  return path;
+}
+
 /**
  * Starts nats-server with JetStream on 127.0.0.1 only, and waits until it accepts connections.
  * @param opts.port a fixed port (restart tests reuse one); a free one by default.
@@ -41,11 +64,11 @@ export async function startLocalServer(
   const port = opts.port ?? freePort();
   const token = opts.token ?? crypto.randomUUID().replaceAll("-", "");
   await Deno.mkdir(storeDir, { recursive: true });
-  // with a configuration file (broker-config's), it decides address, store and auth; only the port is forced
+  // with a configuration file (broker-config's), it decides address, store and auth; only the port is forced.
+  // Otherwise ours, readable by its owner only: a token on the command line would show in `ps`.
   const args = opts.configFile
     ? ["-c", opts.configFile, "-p", String(port)]
-    : ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir, ...(opts.extraArgs ?? [])];
-  if (token && !opts.configFile) args.push("--auth", token);
+    : ["-c", await writeServerConfig(storeDir, port, token), ...(opts.extraArgs ?? [])];
   const process = new Deno.Command(bin, { args, stdout: "null", stderr: "piped", stdin: "null" }).spawn();
   const deadline = Date.now() + 10_000;
   for (;;) {
