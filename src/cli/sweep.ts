@@ -67,8 +67,13 @@ export async function sweepMain(args: string[]): Promise<number> {
   }
   const runsDir = typeof values.runs === "string" ? values.runs : "runs";
   const specFile = positionals[0];
+  // before the spec is read and expanded: a SIGINT/SIGTERM during synchronous work still stops the process
+  const cleanups: (() => Promise<void>)[] = [];
+  const ac = new AbortController();
+  using signals = trapSignals(ac, cleanups);
   const spec = specFile ? await loadSpec(specFile) : undefined;
   const runDir = resume ?? `${runsDir}/${sweepIdOf(spec!)}`;
+  signals.runDir = runDir;
   // a directory a live coordinator holds: refused before deleting it (--fresh) or starting a broker in it
   await assertRunDirFree(runDir);
   if (values.fresh && !resume) await Deno.remove(runDir, { recursive: true }).catch(() => {});
@@ -76,14 +81,6 @@ export async function sweepMain(args: string[]): Promise<number> {
   const workersFlag = values.workers === undefined ? undefined : intFlag("workers", values.workers, 1);
   const pack = packFlag(values.pack);
   const workerArgs = [...(backend ? ["--backend", backend] : []), "--pack", String(pack)];
-  const cleanups: (() => Promise<void>)[] = [];
-  const ac = new AbortController();
-  const onSignal = () => {
-    logLine("interrupted: stopping; the sweep can be continued with --resume " + runDir);
-    ac.abort();
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
   let transport: Transport;
   try {
     if (nats.servers) {
@@ -164,10 +161,121 @@ export async function sweepMain(args: string[]): Promise<number> {
   } finally {
     ac.abort();
     for (const c of cleanups) await c().catch((e) => logLine(`cleanup: ${(e as Error).message}`));
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
   }
 }
+
+/** Seconds a busy coordinator gets to notice a signal, and a stopping one to finish, before it is ended. */
+const SIGNAL_GRACE_S = 3;
+const SIGNAL_DEADLINE_S = 30;
+
+/**
+ * SIGINT/SIGTERM for the coordinator. The first aborts `ac` (the sweep stops, records what it has and can be
+ * resumed); a second one, or a first one that this thread does not take up within {@link SIGNAL_GRACE_S}
+ * (it is busy in synchronous work: expanding, writing a large manifest), or a stop that takes longer than
+ * {@link SIGNAL_DEADLINE_S}, ends the process with 128 + the signal's number (130, 143). The last two are
+ * seen by a watchdog thread, which signals this process's children (broker, local workers) before it exits.
+ * Set `runDir` once known, for the message on how to resume.
+ */
+function trapSignals(ac: AbortController, cleanups: (() => Promise<void>)[]): { runDir?: string } & Disposable {
+  const taken = new Int32Array(new SharedArrayBuffer(4)); // signals this thread has taken up
+  const state: { runDir?: string } & Disposable = {
+    set runDir(dir: string | undefined) {
+      hint = dir;
+      watchdog?.postMessage({ runDir: dir });
+    },
+    get runDir() {
+      return hint;
+    },
+    [Symbol.dispose]() {
+      Deno.removeSignalListener("SIGINT", onInt);
+      Deno.removeSignalListener("SIGTERM", onTerm);
+      watchdog?.terminate();
+    },
+  };
+  let hint: string | undefined;
+  const onSignal = (name: string, code: number) => {
+    const n = Atomics.add(taken, 0, 1) + 1;
+    if (hint === undefined) {
+      logLine(`interrupted (${name}) before the sweep started: nothing ran`);
+      Deno.exit(code);
+    }
+    if (n === 1) {
+      logLine(
+        `interrupted (${name}): stopping; the sweep can be continued with --resume ${hint} ` +
+          `(${name} again stops at once)`,
+      );
+      ac.abort();
+      return;
+    }
+    logLine(`interrupted again (${name}): stopping now; the sweep can be continued with --resume ${hint}`);
+    for (const c of cleanups) c().catch(() => {}); // each signals its processes before its first await
+    Deno.exit(code);
+  };
+  const onInt = () => onSignal("SIGINT", 130);
+  const onTerm = () => onSignal("SIGTERM", 143);
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  let watchdog: Worker | undefined;
+  try {
+    const url = URL.createObjectURL(new Blob([SIGNAL_WATCHDOG], { type: "text/javascript" }));
+    watchdog = new Worker(url, { type: "module" });
+    watchdog.onerror = (e) => e.preventDefault(); // without a watchdog, signals still work while this thread is free
+    watchdog.postMessage({ taken: taken.buffer, graceMs: SIGNAL_GRACE_S * 1000, deadlineMs: SIGNAL_DEADLINE_S * 1000 });
+  } catch {
+    watchdog = undefined;
+  }
+  return state;
+}
+
+/** The watchdog thread of {@link trapSignals} (plain JavaScript, run from a Blob URL). */
+const SIGNAL_WATCHDOG = `
+let taken, graceMs = 3000, deadlineMs = 30000, runDir, seen = 0;
+self.onmessage = (e) => {
+  if (e.data.taken) ({ graceMs, deadlineMs } = e.data), taken = new Int32Array(e.data.taken);
+  if ("runDir" in e.data) runDir = e.data.runDir;
+};
+function resumeHint() {
+  if (runDir === undefined) return "nothing ran yet";
+  try {
+    Deno.statSync(runDir + "/sweep.json");
+    return "the sweep can be continued with --resume " + runDir;
+  } catch {
+    return "nothing was recorded yet: run the same command again";
+  }
+}
+function stopChildren() {
+  try {
+    for (const t of Deno.readDirSync("/proc/self/task")) {
+      const pids = Deno.readTextFileSync("/proc/self/task/" + t.name + "/children").trim().split(/\\s+/);
+      for (const pid of pids.filter(Boolean)) {
+        try { Deno.kill(Number(pid), "SIGTERM"); } catch { /* gone */ }
+      }
+    }
+  } catch { /* no /proc: the children see their broker go */ }
+}
+function die(why, code) {
+  console.error("[" + new Date().toISOString().slice(11, 19) + "] " + why + ": exiting now; " + resumeHint());
+  stopChildren();
+  try {
+    const lib = Deno.build.os === "darwin" ? "libSystem.B.dylib" : "libc.so.6";
+    Deno.dlopen(lib, { _exit: { parameters: ["i32"], result: "void" } }).symbols._exit(code);
+  } catch { /* no FFI permission */ }
+  Deno.kill(Deno.pid, "SIGKILL");
+}
+function on(name, code) {
+  const n = ++seen;
+  if (n === 1) {
+    setTimeout(() => {
+      if (Atomics.load(taken, 0) < 1) die("interrupted (" + name + ") while busy for " + graceMs / 1000 + " s", code);
+    }, graceMs);
+    setTimeout(() => die("still stopping " + deadlineMs / 1000 + " s after " + name, code), deadlineMs);
+  } else {
+    setTimeout(() => die("interrupted again (" + name + ") while busy", code), 1000);
+  }
+}
+Deno.addSignalListener("SIGINT", () => on("SIGINT", 130));
+Deno.addSignalListener("SIGTERM", () => on("SIGTERM", 143));
+`;
 
 /** `deno task sweep cancel SWEEP`: finds the broker, cancels, reports what it removed. */
 async function cancelMain(args: string[], values: Record<string, string | boolean | undefined>): Promise<number> {

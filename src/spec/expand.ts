@@ -1,6 +1,9 @@
 import { Rng } from "../util/rng.ts";
 import { stableId } from "../util/hash.ts";
+import { TicketsweepError } from "../util/errors.ts";
 import {
+  fmtCount,
+  limitsOf,
   METHOD_FIELDS,
   type MethodName,
   type Parameter,
@@ -24,9 +27,12 @@ export interface Trial {
   config: TrialConfig;
 }
 
-/** The id of a sweep: its name and a hash of its validated spec, so a re-run of the same spec finds its runs. */
+/**
+ * The id of a sweep: its name and a hash of its validated spec, so a re-run of the same spec finds its runs.
+ * `limits` bound what may run but do not change it, so raising one keeps the id.
+ */
 export function sweepIdOf(spec: SweepSpec): string {
-  return `${spec.name}-${stableId(spec, 8)}`;
+  return `${spec.name}-${stableId({ ...spec, limits: undefined }, 8)}`;
 }
 
 /** The id of a trial: a hash of the sweep id, the trial's parameters and its seed. */
@@ -129,11 +135,52 @@ export function resolveTrialConfig(spec: SweepSpec, params: ParamSet, seed: numb
 }
 
 /**
+ * How many trials a spec expands to, counted without expanding it: per method, the product of the grid points
+ * of the parameters that apply to it (or the random samples), times the seeds. An upper bound for random
+ * search, where a draw that repeats an earlier one is dropped.
+ *
+ * @returns the count and a readable breakdown, e.g. `gates: lambda 8 × lr 3 points; × 2 seeds`.
+ */
+export function trialCount(spec: SweepSpec): { trials: number; detail: string } {
+  const seeds = `× ${fmtCount(spec.seeds.length)} seed${spec.seeds.length === 1 ? "" : "s"}`;
+  if (spec.search.strategy !== "grid") {
+    const samples = spec.search.samples ?? 0;
+    return { trials: samples * spec.seeds.length, detail: `${fmtCount(samples)} samples ${seeds}` };
+  }
+  let points = 0;
+  const parts: string[] = [];
+  for (const m of sweepMethods(spec)) {
+    let n = 1;
+    const factors: string[] = [];
+    for (const [name, key] of keysFor(spec, m)) {
+      const p = spec.parameters[key]!;
+      const k = p.values?.length ?? p.count ?? 1;
+      n *= k;
+      factors.push(`${name} ${fmtCount(k)}`);
+    }
+    points += n;
+    parts.push(`${m}: ${factors.length ? factors.join(" × ") : "1"} point${n === 1 ? "" : "s"}`);
+  }
+  return { trials: points * spec.seeds.length, detail: `${parts.join(", ")}; ${seeds}` };
+}
+
+/** The message for a sweep with more trials than its `limits.max_trials`. */
+export function tooManyTrialsMessage(spec: SweepSpec): string | undefined {
+  const { trials, detail } = trialCount(spec);
+  const limit = limitsOf(spec).max_trials;
+  if (trials <= limit) return undefined;
+  return `the sweep has ${fmtCount(trials)} trials (${detail}), more than limits.max_trials ` +
+    `(${fmtCount(limit)}); shrink the grid or the seeds, or raise the limit with \`limits: { max_trials: N }\``;
+}
+
+/**
  * Expands a spec into its trials. Per method the sweep runs, the parameters that apply to it are crossed
  * (grid) or drawn N times with a seed (random); then every seed. Parameters that do not apply to a method
  * are left out of its trials, so no two trials differ only in a setting their method ignores.
  */
 export function expandTrials(spec: SweepSpec): Trial[] {
+  const tooMany = tooManyTrialsMessage(spec); // parseSpec refuses these; never start a runaway expansion
+  if (tooMany) throw new TicketsweepError(`${spec.name}: ${tooMany}`);
   const sweepId = sweepIdOf(spec);
   const methodSwept = spec.parameters["method"] !== undefined;
   const methods = sweepMethods(spec);
@@ -145,7 +192,7 @@ export function expandTrials(spec: SweepSpec): Trial[] {
         const pts = gridPoints(spec.parameters[key]!);
         ms = ms.flatMap((s) => pts.map((v) => ({ ...s, [name]: v })));
       }
-      sets.push(...ms);
+      for (const set of ms) sets.push(set); // not push(...ms): a large grid overflows the argument list
     }
   } else {
     const rng = new Rng(spec.search.seed, 1);

@@ -1,10 +1,26 @@
-import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
+import { isAlias, isCollection, isMap, isPair, isScalar, LineCounter, parseDocument } from "yaml";
 import type { Document } from "yaml";
 import { z } from "zod";
 import { SpecError, type SpecIssue } from "../util/errors.ts";
 import { didYouMean } from "../util/did_you_mean.ts";
-import { type MethodName, METHODS, PARAMETER_NAMES, type SweepSpec, SweepSpecSchema } from "./schema.ts";
-import { parameterAppliesTo, parseParameterKey, resolveTrialConfig, sweepMethods } from "./expand.ts";
+import {
+  fmtCount,
+  MAX_ALIAS_VALUES,
+  MAX_SPEC_BYTES,
+  MAX_YAML_DEPTH,
+  type MethodName,
+  METHODS,
+  PARAMETER_NAMES,
+  type SweepSpec,
+  SweepSpecSchema,
+} from "./schema.ts";
+import {
+  parameterAppliesTo,
+  parseParameterKey,
+  resolveTrialConfig,
+  sweepMethods,
+  tooManyTrialsMessage,
+} from "./expand.ts";
 
 /**
  * Parses and validates a sweep spec from YAML text.
@@ -15,8 +31,28 @@ import { parameterAppliesTo, parseParameterKey, resolveTrialConfig, sweepMethods
  * @throws {SpecError} listing every problem of the file, each with field path, line and column.
  */
 export function parseSpec(text: string, file = "<spec>"): SweepSpec {
+  if (text.length > MAX_SPEC_BYTES) {
+    throw new SpecError(file, [{
+      path: "",
+      line: 1,
+      column: 1,
+      message: tooLargeMessage(`${fmtCount(text.length)} characters`),
+    }]);
+  }
+  // The YAML parser recurses per nesting level: 10,000 `[` overflow its stack, so look before parsing.
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const peak = nestingPeak(text, 2 * MAX_YAML_DEPTH);
+  if (peak.depth > 2 * MAX_YAML_DEPTH) {
+    throw new SpecError(file, [{ path: "", ...offsetPos(text, peak.offset), message: TOO_DEEP }]);
+  }
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (e) {
+    // a stack overflow the look-ahead missed
+    const why = (e as Error).message;
+    throw new SpecError(file, [{ path: "", ...offsetPos(text, peak.offset), message: `${TOO_DEEP} (${why})` }]);
+  }
   if (doc.errors.length > 0) {
     throw new SpecError(
       file,
@@ -26,7 +62,14 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
       }),
     );
   }
-  const raw = doc.toJS() ?? {};
+  const shape = checkYamlShape(doc, lineCounter);
+  if (shape) throw new SpecError(file, [shape]);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_VALUES }) ?? {};
+  } catch (e) {
+    throw new SpecError(file, [{ path: "", line: 1, column: 1, message: `YAML: ${(e as Error).message}` }]);
+  }
   const locate = (path: (string | number)[], key?: string) => locateNode(doc, lineCounter, path, key);
   if (typeof raw !== "object" || Array.isArray(raw)) {
     throw new SpecError(file, [{
@@ -51,6 +94,19 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
     issues.push(...checkParameterScopes(parsed.data, locate));
   }
   if (issues.length === 0 && parsed.success) {
+    // counted, not expanded: a 10⁹-trial grid is refused here in microseconds
+    const tooMany = tooManyTrialsMessage(parsed.data);
+    if (tooMany) {
+      // at search.samples for random search, else at the `parameters` (or `seeds`) key
+      const [path, at] = parsed.data.search.strategy === "random"
+        ? ["search.samples", locate(["search", "samples"])]
+        : Object.keys(parsed.data.parameters).length
+        ? ["parameters", locate([], "parameters")]
+        : ["seeds", locate([], "seeds")];
+      issues.push({ path, ...at, message: tooMany });
+    }
+  }
+  if (issues.length === 0 && parsed.success) {
     issues.push(...checkParameterValues(parsed.data, locate));
   }
   if (issues.length > 0 || !parsed.success) {
@@ -60,12 +116,25 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
   return parsed.data;
 }
 
-/** Reads and parses a spec file. */
+/** Reads and parses a spec file; one larger than {@link MAX_SPEC_BYTES} is refused unread. */
 export async function loadSpec(path: string): Promise<SweepSpec> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const bytes = await readAtMost(path, MAX_SPEC_BYTES + 1);
+    if (bytes.length > MAX_SPEC_BYTES) {
+      const size = await Deno.stat(path).then((s) => s.size).catch(() => 0);
+      throw new SpecError(path, [{
+        path: "",
+        line: 1,
+        column: 1,
+        message: tooLargeMessage(
+          `${size > MAX_SPEC_BYTES ? "" : "more than "}${fmtCount(Math.max(size, MAX_SPEC_BYTES))} bytes`,
+        ),
+      }]);
+    }
+    text = new TextDecoder().decode(bytes);
   } catch (e) {
+    if (e instanceof SpecError) throw e;
     throw new SpecError(path, [{
       path: "",
       line: 0,
@@ -77,6 +146,248 @@ export async function loadSpec(path: string): Promise<SweepSpec> {
 }
 
 type Locate = (path: (string | number)[], key?: string) => { line: number; column: number };
+
+/** The first `max` bytes of a file, without reading the rest (a huge file, a device, a pipe). */
+async function readAtMost(path: string, max: number): Promise<Uint8Array> {
+  const file = await Deno.open(path);
+  try {
+    const buf = new Uint8Array(max);
+    let n = 0;
+    while (n < max) {
+      const got = await file.read(buf.subarray(n));
+      if (got === null) break;
+      n += got;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    file.close();
+  }
+}
+
+function tooLargeMessage(found: string): string {
+  return `a spec file is at most 1 MiB (${fmtCount(MAX_SPEC_BYTES)} bytes), found ${found}; ` +
+    "a sweep spec is a few KB: keep data and long notes out of it";
+}
+
+const TOO_DEEP = `YAML nested more than ${MAX_YAML_DEPTH} levels deep here (collections inside collections); ` +
+  "a sweep spec needs about 4";
+
+/** The line and column of a text offset. */
+function offsetPos(text: string, offset: number): { line: number; column: number } {
+  let line = 1, from = 0;
+  for (let i = text.indexOf("\n"); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) {
+    line++;
+    from = i + 1;
+  }
+  return { line, column: offset - from + 1 };
+}
+
+/**
+ * An estimate of the YAML's nesting depth from its text, without the parser (which recurses per level and
+ * overflows its stack near 1,000): open flow brackets, block indentation levels, compact `- `/`? ` entries and
+ * node properties. Stops at the first point deeper than `stopAbove`.
+ *
+ * @returns the deepest point seen (or the first above `stopAbove`) as a depth and a text offset.
+ */
+function nestingPeak(text: string, stopAbove: number): { depth: number; offset: number } {
+  const indents: number[] = [];
+  let flow = 0, props = 0, peak = { depth: 0, offset: 0 };
+  let blockScalar = -1; // inside a block scalar whose parent line is indented this much
+  const n = text.length;
+  const isSpace = (c: string | undefined) => c === undefined || c === " " || c === "\t" || c === "\r" || c === "\n";
+  const note = (offset: number) => {
+    const depth = indents.length + flow + props;
+    if (depth > peak.depth) peak = { depth, offset };
+    return depth > stopAbove;
+  };
+  let i = 0;
+  while (i < n) {
+    let end = text.indexOf("\n", i);
+    if (end < 0) end = n;
+    let j = i;
+    while (j < end && text[j] === " ") j++;
+    const indent = j - i;
+    const blank = j === end || text[j] === "#" || text[j] === "\r";
+    if (blockScalar >= 0 && (blank || indent > blockScalar)) {
+      i = end + 1;
+      continue;
+    }
+    blockScalar = -1;
+    if (blank) {
+      i = end + 1;
+      continue;
+    }
+    if (flow === 0) {
+      while (indents.length > 0 && indents[indents.length - 1]! > indent) indents.pop();
+      if (indents.length === 0 || indents[indents.length - 1]! < indent) indents.push(indent);
+    }
+    let start = true; // at the start of a node, where indicators and quotes count
+    props = 0;
+    for (; j < end; j++) {
+      const c = text[j]!;
+      if (c === " " || c === "\t" || c === "\r") continue;
+      if (c === "#" && isSpace(text[j - 1])) break;
+      if (start && (c === '"' || c === "'")) {
+        // a quoted scalar, perhaps over several lines
+        let k = j + 1;
+        for (; k < n; k++) {
+          if (c === '"' && text[k] === "\\") k++; // an escape
+          else if (text[k] === c && c === "'" && text[k + 1] === "'") k++; // '' in single quotes
+          else if (text[k] === c) break;
+        }
+        j = k;
+        if (j >= end) {
+          end = text.indexOf("\n", j);
+          if (end < 0) end = n;
+        }
+        start = false;
+        continue;
+      }
+      if ((c === "[" || c === "{") && (start || flow > 0)) {
+        flow++;
+        if (note(j)) return peak;
+        start = true;
+        props = 0;
+        continue;
+      }
+      if ((c === "]" || c === "}") && flow > 0) {
+        flow--;
+        start = false;
+        continue;
+      }
+      if (c === "," && flow > 0) {
+        start = true;
+        props = 0;
+        continue;
+      }
+      const entry = (c === "-" || c === "?") && start && isSpace(text[j + 1]);
+      if (entry || (c === ":" && (isSpace(text[j + 1]) || flow > 0))) {
+        if (entry && flow === 0) {
+          let k = j + 1;
+          while (k < end && text[k] === " ") k++;
+          indents.push(k - i); // a compact collection inside this entry
+          if (note(j)) return peak;
+        }
+        start = true;
+        props = 0;
+        continue;
+      }
+      if (start && (c === "&" || c === "!")) {
+        props++;
+        if (note(j)) return peak;
+        while (j + 1 < end && !isSpace(text[j + 1])) j++;
+        continue;
+      }
+      if (start && flow === 0 && (c === "|" || c === ">")) {
+        blockScalar = indent;
+        break;
+      }
+      start = false;
+      if (flow > 0) {
+        // a plain scalar in a flow collection ends at a flow indicator
+        while (j + 1 < end && !",[]{}".includes(text[j + 1]!) && !(text[j + 1] === ":" && isSpace(text[j + 2]))) {
+          if (text[j + 1] === "#" && isSpace(text[j])) break;
+          j++;
+        }
+      }
+    }
+    if (note(Math.min(j, n))) return peak;
+    i = end + 1;
+  }
+  return peak;
+}
+
+/**
+ * What the YAML parser accepts but a spec must not be: an alias to no anchor or to a node that holds it,
+ * aliases that expand to more than {@link MAX_ALIAS_VALUES} values (an alias bomb), and nesting deeper than
+ * {@link MAX_YAML_DEPTH} (aliases included). One pass, without recursion.
+ */
+function checkYamlShape(doc: Document.Parsed, lc: LineCounter): SpecIssue | undefined {
+  type Item = { node: unknown; open: boolean };
+  const at = (node: unknown) => {
+    const range = (node as { range?: [number, number, number] }).range;
+    return range ? pos(lc, range[0]) : { line: 1, column: 1 };
+  };
+  const height = new Map<unknown, number>();
+  const size = new Map<unknown, number>();
+  const anchors = new Map<string, unknown>();
+  const target = new Map<unknown, unknown>();
+  const children = (node: unknown): unknown[] =>
+    isPair(node) ? [node.key, node.value] : isCollection(node) ? (node.items as unknown[]) : [];
+  let added = 0;
+  const stack: Item[] = [{ node: doc.contents, open: false }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const node = top.node;
+    if (node === null || node === undefined || typeof node !== "object") {
+      stack.pop();
+      continue;
+    }
+    if (!top.open) {
+      top.open = true;
+      const anchor = (node as { anchor?: string }).anchor;
+      if (anchor) anchors.set(anchor, node);
+      if (isAlias(node)) {
+        const source = anchors.get(node.source);
+        if (source === undefined) {
+          return {
+            path: "",
+            ...at(node),
+            message: `YAML alias *${node.source} has no anchor &${node.source} before it`,
+          };
+        }
+        target.set(node, source);
+      }
+      const kids = children(node);
+      for (let k = kids.length - 1; k >= 0; k--) stack.push({ node: kids[k], open: false });
+      continue;
+    }
+    stack.pop();
+    if (isAlias(node)) {
+      const source = target.get(node);
+      const h = height.get(source), s = size.get(source);
+      if (h === undefined || s === undefined) {
+        return { path: "", ...at(node), message: `YAML alias *${node.source} refers to a node that contains it` };
+      }
+      added += s;
+      if (added > MAX_ALIAS_VALUES) {
+        return {
+          path: "",
+          ...at(node),
+          message: `YAML aliases expand to more than ${fmtCount(MAX_ALIAS_VALUES)} values by here ` +
+            `(*${node.source} alone is ${fmtCount(s)}): an alias bomb? A spec may reuse anchors for at most ` +
+            `${fmtCount(MAX_ALIAS_VALUES)} values in all`,
+        };
+      }
+      height.set(node, h);
+      size.set(node, s);
+      continue;
+    }
+    let h = 0, s = isPair(node) ? 0 : 1;
+    for (const kid of children(node)) {
+      h = Math.max(h, height.get(kid) ?? 0);
+      s += size.get(kid) ?? 0;
+    }
+    height.set(node, isCollection(node) ? h + 1 : h);
+    size.set(node, s);
+  }
+  if ((height.get(doc.contents) ?? 0) <= MAX_YAML_DEPTH) return undefined;
+  // walk down the deepest path to the first collection past the limit
+  let node: unknown = doc.contents;
+  for (let depth = 1; depth <= MAX_YAML_DEPTH && !isAlias(node); depth++) {
+    let deepest: unknown = undefined;
+    for (const kid of children(node).flatMap((k) => isPair(k) ? [k.key, k.value] : [k])) {
+      if ((height.get(kid) ?? 0) > (height.get(deepest) ?? -1)) deepest = kid;
+    }
+    if (deepest === undefined) break;
+    node = deepest;
+  }
+  return {
+    path: "",
+    ...at(node),
+    message: `${TOO_DEEP}${isAlias(node) ? ` (through alias *${node.source})` : ""}`,
+  };
+}
 
 /** A parameter key is a sweepable name, or `<method>.<name>` for a setting of that method only. */
 function checkParameterKey(key: string): string | undefined {
@@ -190,6 +501,9 @@ function describeIssue(issue: z.ZodIssue, locate: Locate, found: unknown): SpecI
     message = `expected a number ${issue.inclusive ? ">=" : ">"} ${issue.minimum}, found ${JSON.stringify(found)}`;
   } else if (issue.code === "too_big" && issue.type === "number") {
     message = `expected a number ${issue.inclusive ? "<=" : "<"} ${issue.maximum}, found ${JSON.stringify(found)}`;
+  } else if (issue.code === "too_big" && issue.type === "string" && typeof found === "string") {
+    message = `expected at most ${fmtCount(Number(issue.maximum))} characters, found ${fmtCount(found.length)}; ` +
+      issue.message;
   } else if (issue.code === "invalid_string" || issue.code === "not_multiple_of") {
     message = `${issue.message}, found ${JSON.stringify(found)}`;
   }

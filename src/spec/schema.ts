@@ -3,6 +3,59 @@ import { z } from "zod";
 const int = () => z.number().int();
 const posInt = () => z.number().int().positive();
 
+/**
+ * Upper bounds on what a spec may ask for, so that a typo (`epochs: 1e308`, a 10⁹-trial grid) is refused at
+ * load time instead of running for ever. A spec raises (or lowers) any of them under `limits:`.
+ */
+export const LIMIT_DEFAULTS = {
+  /** Trials of the sweep: grid points (or random samples) × seeds, counted before expansion. */
+  max_trials: 100_000,
+  /** training.epochs, and every swept `epochs`. */
+  max_epochs: 100_000,
+  /** training.batch_size, and every swept `batch_size`. */
+  max_batch_size: 100_000,
+  /** dataset.train and dataset.test. */
+  max_samples: 2_000_000,
+  /** Each of model.widths, model.dim, model.heads, and the ViT's MLP width (dim × mlp_ratio). */
+  max_width: 65_536,
+  /** The number of model.widths (hidden layers), and model.depth. */
+  max_depth: 1_000,
+} as const;
+export type Limits = { -readonly [K in keyof typeof LIMIT_DEFAULTS]: number };
+
+/** Overrides of {@link LIMIT_DEFAULTS}; the sweep id does not depend on them. */
+export const LimitsSchema = z.object(
+  Object.fromEntries(Object.keys(LIMIT_DEFAULTS).map((k) => [k, posInt().optional()])) as Record<
+    keyof Limits,
+    z.ZodOptional<z.ZodNumber>
+  >,
+).strict();
+
+/** Bounds that are not overridable (the file's size and YAML shape are checked before its fields are read). */
+export const MAX_SPEC_BYTES = 1024 * 1024;
+export const MAX_DESCRIPTION_CHARS = 10_000;
+/** Collections inside collections (a spec needs about 4), and values that YAML aliases may add. */
+export const MAX_YAML_DEPTH = 64;
+export const MAX_ALIAS_VALUES = 10_000;
+
+/** A spec's limits: the defaults with its `limits:` applied. */
+export function limitsOf(spec: { limits?: Partial<Limits> | undefined }): Limits {
+  const out: Limits = { ...LIMIT_DEFAULTS };
+  for (const [k, v] of Object.entries(spec.limits ?? {})) if (v !== undefined) out[k as keyof Limits] = v;
+  return out;
+}
+
+/** `100,000` for safe integers, `1e+308` beyond. */
+export function fmtCount(n: number): string {
+  return Number.isSafeInteger(n) ? n.toLocaleString("en-US") : String(n);
+}
+
+/** The message for a value over one of the limits, with how to change the limit. */
+export function overLimitMessage(key: keyof Limits, limit: number, found: string): string {
+  return `expected at most ${fmtCount(limit)} (limits.${key}), found ${found}; lower it, or raise the limit ` +
+    `with \`limits: { ${key}: N }\` in the spec`;
+}
+
 /** The dataset a sweep trains on (SCIENCE.md, "Data facts"). */
 export const DATASETS = ["mnist", "fashion-mnist", "idx", "cifar10", "synthetic"] as const;
 export const DatasetSchema = z.object({
@@ -173,6 +226,14 @@ export const ParameterSchema = z.object({
     if (p.values.length === 0) {
       ctx.addIssue({ code: "custom", path: ["values"], message: "expected at least one value, found an empty list" });
     }
+    for (const [i, j] of duplicates(p.values)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["values", i],
+        message: `duplicate value ${JSON.stringify(p.values[i])} (also at values.${j}): each value is one grid ` +
+          "point, so a repeat would silently run once; drop it",
+      });
+    }
     return;
   }
   if (p.min === undefined || p.max === undefined) {
@@ -192,6 +253,19 @@ export const ParameterSchema = z.object({
 });
 export type Parameter = z.infer<typeof ParameterSchema>;
 
+/** Each repeated element of a list as [its index, the index of its first occurrence]. */
+function duplicates(list: readonly (number | string | boolean)[]): [number, number][] {
+  const first = new Map<string, number>();
+  const out: [number, number][] = [];
+  list.forEach((v, i) => {
+    const key = `${typeof v}:${v}`;
+    const j = first.get(key);
+    if (j === undefined) first.set(key, i);
+    else out.push([i, j]);
+  });
+  return out;
+}
+
 export const SearchSchema = z.object({
   strategy: z.enum(["grid", "random"]).default("grid"),
   samples: posInt().optional(),
@@ -204,19 +278,28 @@ export const ObjectiveSchema = z.object({
 }).strict();
 
 /** Sweep spec, version 1. */
-export const SweepSpecSchema = z.object({
+const SweepSpecBase = z.object({
   version: z.literal(1).default(1),
   name: z.string().regex(
     /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/,
     "expected a name of letters, digits, '-' and '_' (at most 64, starting with a letter or digit)",
   ),
-  description: z.string().optional(),
+  description: z.string().max(MAX_DESCRIPTION_CHARS, "keep longer notes in a file beside the spec").optional(),
   dataset: DatasetSchema.default({}),
   model: ModelSchema.default({}),
   method: MethodSchema.default({}),
   parameters: z.record(z.string(), ParameterSchema).default({}),
   search: SearchSchema.default({}),
-  seeds: z.array(int()).min(1, "expected at least one seed").default([0]),
+  seeds: z.array(int()).min(1, "expected at least one seed").superRefine((seeds, ctx) => {
+    for (const [i, j] of duplicates(seeds)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [i],
+        message: `duplicate seed ${seeds[i]} (also seeds.${j}): each seed runs every point once, so a repeat ` +
+          "would silently run once; drop it",
+      });
+    }
+  }).default([0]),
   training: TrainingSchema.default({}),
   objectives: z.array(ObjectiveSchema).min(1).default([{ name: "sparsity", goal: "maximize" }, {
     name: "accuracy",
@@ -224,7 +307,11 @@ export const SweepSpecSchema = z.object({
   }]),
   backend: BackendSchema.default("auto"),
   max_attempts: posInt().max(20).default(3),
-}).strict().superRefine((s, ctx) => {
+  /** Overrides of {@link LIMIT_DEFAULTS}. */
+  limits: LimitsSchema.optional(),
+}).strict();
+export const SweepSpecSchema = SweepSpecBase.superRefine((s, ctx) => {
+  checkLimits(s, ctx);
   const ranged = Object.entries(s.parameters).filter(([, p]) => p.values === undefined);
   if (s.search.strategy === "grid") {
     for (const [name, p] of ranged) {
@@ -244,6 +331,43 @@ export const SweepSpecSchema = z.object({
     });
   }
 });
+
+/** Every cost-driving field within its limit ({@link LIMIT_DEFAULTS}, or the spec's `limits:`). */
+function checkLimits(s: z.infer<typeof SweepSpecBase>, ctx: z.RefinementCtx): void {
+  const limits = limitsOf(s);
+  const check = (path: (string | number)[], key: keyof Limits, value: number | undefined, found?: string) => {
+    if (value !== undefined && value > limits[key]) {
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: overLimitMessage(key, limits[key], found ?? fmtCount(value)),
+      });
+    }
+  };
+  check(["training", "epochs"], "max_epochs", s.training.epochs);
+  check(["training", "batch_size"], "max_batch_size", s.training.batch_size);
+  check(["dataset", "train"], "max_samples", s.dataset.train);
+  check(["dataset", "test"], "max_samples", s.dataset.test);
+  s.model.widths.forEach((w, i) => check(["model", "widths", i], "max_width", w));
+  check(["model", "widths"], "max_depth", s.model.widths.length, `${fmtCount(s.model.widths.length)} layers`);
+  check(["model", "dim"], "max_width", s.model.dim);
+  check(["model", "heads"], "max_width", s.model.heads);
+  if (s.model.dim <= limits.max_width) {
+    const hidden = s.model.dim * s.model.mlp_ratio;
+    check(["model", "mlp_ratio"], "max_width", hidden, `an MLP width of dim × mlp_ratio = ${fmtCount(hidden)}`);
+  }
+  check(["model", "depth"], "max_depth", s.model.depth);
+  check(["search", "samples"], "max_trials", s.search.samples, `${fmtCount(s.search.samples ?? 0)} samples`);
+  for (const [key, p] of Object.entries(s.parameters)) {
+    const name = key.slice(key.indexOf(".") + 1);
+    check(["parameters", key, "count"], "max_trials", p.count, `${fmtCount(p.count ?? 0)} points`);
+    const limit = name === "epochs" ? "max_epochs" : name === "batch_size" ? "max_batch_size" : undefined;
+    if (limit === undefined) continue;
+    p.values?.forEach((v, i) => typeof v === "number" && check(["parameters", key, "values", i], limit, v));
+    check(["parameters", key, "min"], limit, p.min);
+    check(["parameters", key, "max"], limit, p.max);
+  }
+}
 
 export type SweepSpec = z.infer<typeof SweepSpecSchema>;
 export type DatasetConfig = z.infer<typeof DatasetSchema>;
