@@ -167,7 +167,7 @@ Deno.test("exactly once - case 5: a broker outage longer than the worker's resul
   try {
     await coord.setup();
     await ghostSweep(coord);
-    const text = tinySpecText("outage", 2, "", 25);
+    const text = tinySpecText("outage", 2, "", 300);
     const workerLog: string[] = [];
     const progress = new Promise<void>((resolve) => {
       const sub = coord.subscribeProgress(parseSpecId(text), () => {
@@ -181,7 +181,11 @@ Deno.test("exactly once - case 5: a broker outage longer than the worker's resul
       backend: "js",
       signal: ac.signal,
       resultRetryMs: 1000,
-      log: (l) => workerLog.push(l),
+      heartbeatMs: 200,
+      log: (l) => {
+        workerLog.push(l);
+        if (Deno.env.get("DEBUG_TEST")) console.log("worker:", l);
+      },
     });
     await progress;
     const { port, token } = server;
@@ -253,7 +257,7 @@ Deno.test("exactly once - case 8: a result whose recording throws is delivered a
   const ac = new AbortController();
   const worker = runWorker({ transport, backend: "js", signal: ac.signal });
   try {
-    const text = tinySpecText("record-throws", 3, "", 2);
+    const text = tinySpecText("record-throws", 3, "", 20);
     const trials = expandTrials(parseSpec(text));
     const runDir = `${runs}/${trials[0]!.sweepId}`;
     const logs: string[] = [];
@@ -266,7 +270,8 @@ Deno.test("exactly once - case 8: a result whose recording throws is delivered a
     });
     // appending to results.jsonl fails while it is a directory
     await until("the run directory", async () => (await Deno.stat(`${runDir}/sweep.json`).catch(() => null)) !== null);
-    await Deno.mkdir(`${runDir}/results.jsonl`).catch(() => {});
+    await Deno.remove(`${runDir}/results.jsonl`).catch(() => {});
+    await Deno.mkdir(`${runDir}/results.jsonl`);
     const outcome = await sweep;
     assert.ok(outcome.complete, logs.join("\n"));
     assert.ok(logs.some((l) => /not recorded yet/.test(l)), "no recording failed: the test did not test anything");

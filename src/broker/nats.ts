@@ -257,8 +257,9 @@ export class NatsTransport implements Transport {
     while (Date.now() < deadline) {
       const sweeps = await this.#servedSweeps();
       if (sweeps.length === 1) {
-        // long poll; a sweep without a queue (yet) answers at once: go on waiting until the deadline
-        const d = await this.#pullFrom(sweeps[0]!, deadline - Date.now());
+        // long poll (a few seconds at most, then look for new sweeps); a sweep without a queue (yet) answers
+        // at once: go on waiting until the deadline
+        const d = await this.#pullFrom(sweeps[0]!, Math.min(3000, deadline - Date.now()));
         if (d) return d;
         await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
         continue;
@@ -542,6 +543,7 @@ export class NatsTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    await this.nc.drain().catch(() => this.nc.close());
+    // draining waits for the broker; while it is unreachable, close at once
+    await withTimeout(this.nc.drain(), 5000, "draining the connection").catch(() => this.nc.close());
   }
 }
