@@ -149,7 +149,9 @@ Deno.test("resilience - cancel: queued trials gone, running trials stopped, ever
     assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
     const rows = await recorded(runDir);
     assertOneOutcomeEach(rows, spec.trialIds);
-    assert.ok(rows.every((r) => r.status === "failed" && r.failure === "cancelled" && /^cancelled/.test(r.error ?? "")));
+    assert.ok(
+      rows.every((r) => r.status === "failed" && r.failure === "cancelled" && /^cancelled/.test(r.error ?? "")),
+    );
     assert.equal((await t.getSweepState(spec.sweepId))?.status, "cancelled");
     const info = await t.nc.request(`$JS.API.CONSUMER.INFO.${TRIAL_STREAM}.${workerConsumer(spec.sweepId)}`);
     const consumer = JSON.parse(new TextDecoder().decode(info.data));

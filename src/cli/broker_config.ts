@@ -53,8 +53,10 @@ export async function brokerConfigMain(args: string[]): Promise<number> {
     port,
     storeDir,
     coordinatorPassword: randomHex(24),
-    workerPassword: Array.from({ length: Math.max(1, intFlag("worker-users", values["worker-users"], 1)) }, () =>
-      randomHex(24)),
+    workerPassword: Array.from(
+      { length: Math.max(1, intFlag("worker-users", values["worker-users"], 1)) },
+      () => randomHex(24),
+    ),
     ...(cert && key ? { tls: { cert, key, ca: values["tls-ca"] as string | undefined } } : {}),
   });
   const scheme = cert ? "tls" : "nats";

@@ -39,7 +39,10 @@ Options:
   --pack K|auto   local workers train up to K compatible trials together (default auto; see README)
   --runs DIR      where run directories go (default runs)
   --resume DIR    continue a sweep from its run directory
-  --fresh         delete the spec's run directory first and start over
+  --fresh         delete the spec's run directory first and start over (the sweep's queued trials and
+                  stored results on the broker are removed too)
+  --reconcile S   seconds between checks that every trial without an outcome is queued, running or
+                  answered on the broker; one found nowhere twice in a row is published again (default 10)
   -h, --help      this text
 Broker options (for --nats):
 ${NATS_FLAGS_HELP}`;
@@ -55,6 +58,7 @@ export async function sweepMain(args: string[]): Promise<number> {
     resume: { type: "string" },
     fresh: { type: "boolean" },
     "ack-wait": { type: "string" },
+    reconcile: { type: "string" },
     help: { type: "boolean", short: "h" },
   }, SWEEP_USAGE);
   if (positionals[0] === "cancel") return await cancelMain(positionals.slice(1), values);
@@ -136,13 +140,15 @@ export async function sweepMain(args: string[]): Promise<number> {
       });
     }
     cleanups.push(() => transport.close());
+    if (values.fresh && !resume) await transport.forgetSweep(sweepIdOf(spec!));
     const tty = Deno.stdout.isTerminal();
     const display = new ProgressDisplay({
       write: (t) => Deno.stdout.writeSync(new TextEncoder().encode(t)),
       tty,
       width: () => (tty ? Deno.consoleSize().columns : 120),
     });
-    const common = { transport, log: logLine, signal: ac.signal, display };
+    const reconcileMs = 1000 * Math.max(1, intFlag("reconcile", values.reconcile, 10));
+    const common = { transport, log: logLine, signal: ac.signal, display, reconcileMs };
     const outcome: SweepOutcome = resume ? await resumeSweep(resume, common) : await runSweep({
       ...common,
       spec: spec!,

@@ -2,6 +2,7 @@ import { connectNats } from "../broker/nats.ts";
 import { type Backend, BACKENDS } from "../spec/schema.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
+import { DEFAULT_LIMITS } from "../worker/limits.ts";
 import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, packFlag, parseCli } from "./common.ts";
 
 export const WORKER_USAGE = `Usage: deno task worker --nats nats://HOST:4222 [options]
@@ -16,6 +17,11 @@ ${NATS_FLAGS_HELP}
   --pack K|auto       train up to K compatible trials together (same network, data, seed and batch size;
                       any method settings): one copy of the frozen weights and of each batch. auto (default)
                       doubles K from 1 while the steps/s of a pack improve by 5%, within half the free memory
+  --result-retry S    seconds a finished trial's result is retried while the broker is unreachable before
+                      the trial is given back to the queue (default 120)
+  --max-weights N     refuse trials whose network has more than N weights (default 200000000)
+  --max-steps N       refuse trials of more than N training steps (default 1e9); trials whose estimated
+                      memory is over 80% of the free memory are refused too (failed: refused, not retried)
   --max-trials N      exit after N trials
   --idle-exit S       exit after S seconds with an empty queue
   --id NAME           worker name shown in status (default host-pid)
@@ -29,6 +35,9 @@ export async function workerMain(args: string[]): Promise<number> {
     threads: { type: "string" },
     pack: { type: "string" },
     "max-trials": { type: "string" },
+    "max-weights": { type: "string" },
+    "max-steps": { type: "string" },
+    "result-retry": { type: "string" },
     "idle-exit": { type: "string" },
     id: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -56,6 +65,11 @@ export async function workerMain(args: string[]): Promise<number> {
     backend,
     threads: intFlag("threads", values.threads, 1),
     pack: packFlag(values.pack),
+    resultRetryMs: 1000 * intFlag("result-retry", values["result-retry"], 120),
+    limits: {
+      maxWeights: intFlag("max-weights", values["max-weights"], DEFAULT_LIMITS.maxWeights),
+      maxSteps: intFlag("max-steps", values["max-steps"], DEFAULT_LIMITS.maxSteps),
+    },
     id,
     log: logLine,
     signal: ac.signal,

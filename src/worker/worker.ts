@@ -1,5 +1,6 @@
 import type { Transport, TrialDelivery } from "../broker/transport.ts";
 import {
+  type Failure,
   type ProgressMessage,
   type ResultMessage,
   type TrialMessage,
@@ -11,6 +12,7 @@ import { type EngineChoice, selectEngine } from "../engine/select.ts";
 import type { Backend } from "../spec/schema.ts";
 import { packKey, runTrials, type TrialHooks, TrialStopped } from "../train/trial.ts";
 import { type PackSample, PackTuner } from "./pack_tuner.ts";
+import { checkTrialLimits, freeMemory, resolveLimits, type TrialLimits } from "./limits.ts";
 import type { TrialMetrics } from "../train/result.ts";
 
 /** What a worker needs: a transport, how to pick its engine, and a way to be stopped. */
@@ -38,6 +40,13 @@ export interface WorkerOptions {
    * default) measures: K doubles while the packs' steps/s improve ({@link PackTuner}). Default here: 1.
    */
   pack?: number | "auto";
+  /**
+   * How long a finished trial's result is retried while the broker is unreachable, before the trial is given
+   * back to the queue (default {@link RESULT_RETRY_MS}).
+   */
+  resultRetryMs?: number;
+  /** Trials over these are refused, failed for good (`--max-weights`, `--max-steps`; default: `DEFAULT_LIMITS`). */
+  limits?: Partial<TrialLimits>;
   /** Replaces the trainer (the dispatch benchmark uses a no-op one); packing is then off. */
   runTrial?: (trial: TrialMessage, engine: Engine, hooks: TrialHooks) => Promise<TrialMetrics>;
 }
@@ -50,6 +59,8 @@ interface Activity {
   totalSteps: number;
   stepsPerS: number | null;
   lastStepAt: number;
+  /** How many more trials train in the lead trial's pack. */
+  packed: number;
   engine?: Engine;
 }
 
@@ -93,7 +104,15 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       log(`worker ${id}: sweep ${c.sweep_id} cancelled`);
     }
   });
-  const activity: Activity = { sweep: null, trial: null, step: 0, totalSteps: 0, stepsPerS: null, lastStepAt: 0 };
+  const activity: Activity = {
+    sweep: null,
+    trial: null,
+    packed: 0,
+    step: 0,
+    totalSteps: 0,
+    stepsPerS: null,
+    lastStepAt: 0,
+  };
   const beat = () =>
     opts.transport.putPresence({
       v: WIRE_VERSION,
@@ -104,6 +123,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       deno: Deno.version.deno,
       sweep_id: activity.sweep,
       trial_id: activity.trial,
+      packed: activity.packed,
       step: activity.step,
       total_steps: activity.totalSteps,
       steps_per_s: activity.stepsPerS,
@@ -143,7 +163,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         break;
       }
       for (const outcome of await handleDeliveries(batch, ctx)) summary[outcome]++;
-      Object.assign(activity, { sweep: null, trial: null, step: 0, totalSteps: 0 });
+      Object.assign(activity, { sweep: null, trial: null, packed: 0, step: 0, totalSteps: 0 });
       idleSince = Date.now();
     }
   } finally {
@@ -170,14 +190,15 @@ interface DeliveryContext {
 const PACK_FILL_MS = 100;
 
 /** How long a finished trial's result is retried while the broker is unreachable (a restart, a network blip). */
-const RESULT_RETRY_MS = 120_000;
+export const RESULT_RETRY_MS = 120_000;
 
 /**
- * Publishes a result, retrying with backoff while the broker is away; false when it could not within
- * {@link RESULT_RETRY_MS} (the trial is then released and will run again; the result is deduplicated).
+ * Publishes a result (done or failed), retrying with backoff while the broker is away; false when it could not
+ * within `resultRetryMs` (the caller then gives the trial back, and it runs again; the coordinator records one
+ * result per trial whatever arrives).
  */
 async function publishPatiently(opts: WorkerOptions, r: ResultMessage, log: (l: string) => void): Promise<boolean> {
-  const deadline = Date.now() + RESULT_RETRY_MS;
+  const deadline = Date.now() + (opts.resultRetryMs ?? RESULT_RETRY_MS);
   for (let wait = 250;; wait = Math.min(wait * 2, 5000)) {
     try {
       await opts.transport.publishResult(r);
@@ -240,7 +261,8 @@ async function trainPack(jobs: Job[], ctx: DeliveryContext): Promise<(keyof Work
     engine = (await ctx.engineFor(jobs[0]!.backend)).engine;
     Object.assign(activity, {
       sweep: lead.sweep_id,
-      trial: lead.trial_id + (jobs.length > 1 ? ` +${jobs.length - 1} packed` : ""),
+      trial: lead.trial_id,
+      packed: jobs.length - 1,
       step: 0,
       totalSteps: 0,
       lastStepAt: Date.now(),
@@ -306,15 +328,30 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
     attempt: d.deliveryCount,
     ...p,
   });
-  if (d.deliveryCount > t.max_attempts) {
-    await opts.transport.publishResult(result("failed", {
-      error: `gave up after ${t.max_attempts} attempts: the workers running it died or stopped answering each time`,
-    }));
-    await d.ack();
-    log(`trial ${t.trial_id}: delivered ${d.deliveryCount} times, recorded as failed`);
+  /** Publishes a failed outcome and acks; when the broker stays away, gives the trial back instead. */
+  const fail = async (failure: Failure, error: string, engine?: Engine): Promise<keyof WorkerSummary> => {
+    if (!(await publishPatiently(opts, result("failed", { error, failure }, engine), log))) {
+      d.nak();
+      return "released";
+    }
+    await d.ack().catch(() => {}); // a lost ack means a redelivery; the coordinator records one outcome
     return "failed";
+  };
+  if (d.deliveryCount > t.max_attempts) {
+    const outcome = await fail(
+      "gave_up",
+      `gave up after ${t.max_attempts} attempts: the workers running it died or stopped answering each time`,
+    );
+    log(`trial ${t.trial_id}: delivered ${d.deliveryCount} times, recorded as failed`);
+    return outcome;
   }
-  const lead = () => activity.trial?.startsWith(t.trial_id) ?? false;
+  // a trial passes the schema with any sizes: refuse one this machine cannot hold before building anything
+  const refusal = checkTrialLimits(t.config, resolveLimits(opts.limits), freeMemory());
+  if (refusal) {
+    log(`trial ${t.trial_id}: ${refusal}; recorded as failed`);
+    return await fail("refused", refusal);
+  }
+  const lead = () => activity.trial === t.trial_id;
   const hooks: TrialHooks = {
     progressEveryMs: opts.heartbeatMs ?? 1000,
     shouldStop: () => (opts.signal?.aborted ?? false) || cancelled.has(t.sweep_id),
@@ -358,10 +395,8 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
       }
       const reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
       if (d.deliveryCount >= t.max_attempts) {
-        await opts.transport.publishResult(result("failed", { error: reason }, engine));
-        await d.ack();
         log(`trial ${t.trial_id}: failed for good: ${reason}`);
-        return "failed";
+        return await fail("error", reason, engine);
       }
       opts.transport.publishProgress(progress({ step: 0, total_steps: 0, loss: null, error: reason }));
       d.nak(500);
