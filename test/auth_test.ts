@@ -105,3 +105,46 @@ Deno.test("auth - the generated config refuses anonymous clients; a worker canno
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("auth - each user receives replies on its own inbox prefix only: no worker sees the trials, claims or answers of another client", async () => {
+  const dir = await Deno.makeTempDir();
+  const port = freePort();
+  const cfg = brokerConfig({
+    host: "127.0.0.1",
+    port,
+    storeDir: `${dir}/js`,
+    coordinatorPassword: "coord-secret",
+    workerPassword: ["w1-secret", "w2-secret"],
+  });
+  assert.deepEqual(cfg.workers.map((w) => w.user), ["worker-1", "worker-2"]);
+  await Deno.writeTextFile(`${dir}/nats-server.conf`, cfg.conf);
+  const server = await startLocalServer(`${dir}/js`, { port, token: "", configFile: `${dir}/nats-server.conf` });
+  const coord = await connectNats({ servers: server.url, user: "coordinator", pass: "coord-secret" });
+  const w1 = await connectNats({ servers: server.url, user: "worker-1", pass: "w1-secret" });
+  try {
+    await coord.setup();
+    // its own inbox works: requests (stream info, sweep states) get their answers
+    await w1.setup();
+    assert.deepEqual(await w1.listSweepStates(), []);
+    /** What the server answers to a subscription: a permission error, or nothing within 2 s. */
+    const trySubscribe = (subject: string) =>
+      new Promise<string>((resolve) => {
+        const timer = setTimeout(() => resolve("allowed"), 2000);
+        w1.nc.subscribe(subject, {
+          callback: (err) => {
+            if (!err) return;
+            clearTimeout(timer);
+            resolve(String(err));
+          },
+        });
+      });
+    for (const subject of ["_INBOX.>", "_INBOX_worker-2.>", "_INBOX_coordinator.>", ">"]) {
+      assert.match(await trySubscribe(subject), /permission/i, subject);
+    }
+  } finally {
+    await w1.close();
+    await coord.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
