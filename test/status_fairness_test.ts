@@ -60,6 +60,10 @@ Deno.test("status - counts, ETA, each worker with engine, trial and speed; a sil
   assert.match(text, /box\s+w1\s+blas\s+OpenBLAS 1 thread\s+trial-a\s+40\/100\s+95\s+2s ago\s+active/);
   assert.match(text, /w2 .* gone/);
   assert.match(text, /idle workers: box\/w3 \(blas, 3 done, rejected 2 trial\)/);
+  // its coordinator stopped refreshing the state a minute ago: orphaned, not live, no ETA
+  const later = gatherStatus(t, undefined, now + 60_000).then((st) => renderStatus(st, now + 60_000));
+  assert.match(await later, /s-1 \(demo\): orphaned \(its coordinator box stopped updating it; .*--resume runs\/s-1/);
+  assert.doesNotMatch(await later, /ETA/);
   assert.equal(renderStatus({ sweeps: [], idle: [] }), "no sweeps on this broker");
 });
 

@@ -128,6 +128,9 @@ export class MemoryTransport implements Transport {
 
   async pullTrial(expiresMs: number): Promise<TrialDelivery | null> {
     const deadline = Date.now() + expiresMs;
+    // a macrotask turn, as a network round trip would give: a worker training in this process between pulls
+    // must not starve the coordinator's file writes and timers
+    await new Promise((r) => setTimeout(r, 0));
     while (!this.#closed) {
       const now = Date.now();
       const q = this.#takeReady(now);

@@ -5,9 +5,17 @@ import { duration } from "./progress.ts";
 /** A worker is shown as gone when its last heartbeat is older than this (its entry expires at 20 s). */
 export const GONE_AFTER_MS = 12_000;
 
+/**
+ * A running coordinator refreshes its sweep's state every 2 s; a `running` state older than this means its
+ * coordinator is gone (killed, its machine lost): the sweep is shown as orphaned, not as live.
+ */
+export const ORPHANED_AFTER_MS = 30_000;
+
 /** One sweep's numbers as `status` shows them. */
 export interface SweepStatus {
   state: SweepState;
+  /** Its state says running but its coordinator stopped refreshing it ({@link ORPHANED_AFTER_MS}). */
+  orphaned: boolean;
   queued: number;
   running: number;
   workers: (WorkerPresence & { gone: boolean })[];
@@ -33,6 +41,7 @@ export async function gatherStatus(transport: Transport, sweepId?: string, now =
       : 0;
     return {
       state,
+      orphaned: state.status === "running" && now - Date.parse(state.updated_at) > ORPHANED_AFTER_MS,
       running,
       queued: Math.max(0, state.total - state.done - state.failed - running),
       workers,
@@ -57,9 +66,15 @@ export function renderStatus({ sweeps: list, idle }: BrokerStatus, now = Date.no
   for (const s of list) {
     const st = s.state;
     out.push(
-      `${st.sweep_id} (${st.name}): ${st.status}; ${st.total} trials: ${s.queued} queued, ${s.running} running, ` +
+      `${st.sweep_id} (${st.name}): ${
+        s.orphaned
+          ? `orphaned (its coordinator ${st.coordinator} stopped updating it; workers still run its trials and ` +
+            `their results wait on the broker: continue it with deno task sweep --resume runs/${st.sweep_id}, ` +
+            `or cancel it)`
+          : st.status
+      }; ${st.total} trials: ${s.queued} queued, ${s.running} running, ` +
         `${st.done} done, ${st.failed} failed` +
-        (st.status === "running" && st.eta_s !== null ? `; ETA ${duration(st.eta_s)}` : "") +
+        (st.status === "running" && !s.orphaned && st.eta_s !== null ? `; ETA ${duration(st.eta_s)}` : "") +
         `; coordinator ${st.coordinator}, updated ${duration((now - Date.parse(st.updated_at)) / 1000)} ago` +
         `; rejected messages: ${rejectedText(st.rejected)}`,
     );
