@@ -66,7 +66,8 @@ export async function statusMain(args: string[]): Promise<number> {
     const log = await ResultLog.open(d, { planned: m.trials.map((t) => t.id), readOnly: true });
     const all = log.all();
     const done = all.filter((r) => r.status === "done").length, failed = all.length - done;
-    const cancelled = all.some((r) => r.error?.startsWith("cancelled"));
+    // typed since the failure field exists; the error text of results recorded before it
+    const cancelled = all.some((r) => r.failure === "cancelled" || (!r.failure && r.error?.startsWith("cancelled")));
     const resumeHint = `continue with deno task sweep --resume ${d}`;
     const state = lock.kind === "live"
       ? `running (coordinator pid ${lock.info.pid} on ${lock.info.host})`
