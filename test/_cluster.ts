@@ -93,3 +93,26 @@ export async function cluster(workers: number, opts: { port?: number } = {}): Pr
   if (workers) await c.addWorkers(workers);
   return c;
 }
+
+/** Speaks the NATS text protocol: the server's INFO line, then its answer to CONNECT (with `auth`) and PING. */
+export async function rawConnect(
+  port: number,
+  auth: Record<string, string>,
+): Promise<{ info: string; answer: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buf = new Uint8Array(4096);
+  let text = "";
+  const read = async () => {
+    const n = await conn.read(buf).catch(() => null);
+    if (n) text += new TextDecoder().decode(buf.subarray(0, n));
+    return n;
+  };
+  while (!text.includes("\r\n") && (await read())) { /* the INFO line */ }
+  const info = text;
+  text = "";
+  await conn.write(new TextEncoder().encode(`CONNECT ${JSON.stringify({ verbose: false, ...auth })}\r\nPING\r\n`));
+  const deadline = Date.now() + 3000;
+  while (!/PONG|-ERR/.test(text) && Date.now() < deadline && (await read())) { /* more */ }
+  conn.close();
+  return { info, answer: text };
+}

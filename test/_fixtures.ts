@@ -3,6 +3,7 @@ import { MemoryTransport } from "../src/broker/memory.ts";
 import { runSweep } from "../src/coordinator/sweep.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import type { SweepSpec } from "../src/spec/schema.ts";
+import { type ResultMessage, WIRE_VERSION } from "../src/broker/messages.ts";
 
 /** A small, fast sweep on the synthetic task: `n` lambdas, one seed, about a second a trial. */
 export function tinySpecText(name: string, n = 8, extra = "", epochs = 3): string {
@@ -58,4 +59,19 @@ export async function sweepInProcess(text: string, runsDir: string): Promise<str
   await worker;
   await transport.close();
   return outcome.runDir;
+}
+
+/** A failed result for a trial, from a client that was never given it (a wrong claim). */
+export function forgedResult(sweepId: string, trialId: string): ResultMessage {
+  return {
+    v: WIRE_VERSION,
+    sweep_id: sweepId,
+    trial_id: trialId,
+    status: "failed",
+    attempt: 1,
+    error: "forged",
+    worker: { id: "mallory", host: "x", backend: "none", device: "none", deno: "0" },
+    finished_at: new Date().toISOString(),
+    claim: "0".repeat(32),
+  };
 }

@@ -4,33 +4,15 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { brokerConfig } from "../src/broker/config.ts";
 import { freePort, startLocalServer } from "../src/broker/local_server.ts";
 import { connectNats, RESULT_STREAM, TRIAL_STREAM } from "../src/broker/nats.ts";
-import { WIRE_VERSION } from "../src/broker/messages.ts";
 import { runSweep } from "../src/coordinator/sweep.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { sweepIdOf } from "../src/spec/expand.ts";
 import { runWorker } from "../src/worker/worker.ts";
-import { tinySpecText } from "./_fixtures.ts";
-import { recorded, until } from "./_cluster.ts";
+import { forgedResult, tinySpecText } from "./_fixtures.ts";
+import { rawConnect, recorded, until } from "./_cluster.ts";
 
-/** Connects with the NATS text protocol, sends CONNECT and PING, returns what the server answered. */
-async function rawConnect(port: number, auth: Record<string, string>): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const buf = new Uint8Array(4096);
-  let text = "";
-  const read = async () => {
-    const n = await conn.read(buf).catch(() => null);
-    if (n) text += new TextDecoder().decode(buf.subarray(0, n));
-    return n;
-  };
-  await read(); // INFO
-  await conn.write(new TextEncoder().encode(`CONNECT ${JSON.stringify({ verbose: false, ...auth })}\r\nPING\r\n`));
-  const deadline = Date.now() + 3000;
-  while (!/PONG|-ERR/.test(text) && Date.now() < deadline && (await read())) { /* more */ }
-  conn.close();
-  return text;
-}
-
-Deno.test("auth - the generated config refuses anonymous clients; a worker cannot delete streams, publish trials or forge results", async () => {
+/** A nats-server on the configuration `deno task broker-config` generates (password "coord-secret"). */
+async function generatedBroker(workerPassword: string | string[]) {
   const dir = await Deno.makeTempDir();
   const port = freePort();
   const cfg = brokerConfig({
@@ -38,18 +20,23 @@ Deno.test("auth - the generated config refuses anonymous clients; a worker canno
     port,
     storeDir: `${dir}/js`,
     coordinatorPassword: "coord-secret",
-    workerPassword: "worker-secret",
+    workerPassword,
   });
   await Deno.writeTextFile(`${dir}/nats-server.conf`, cfg.conf);
   const server = await startLocalServer(`${dir}/js`, { port, token: "", configFile: `${dir}/nats-server.conf` });
+  return { dir, port, server, cfg };
+}
+
+Deno.test("auth - the generated config refuses anonymous clients; a worker cannot delete streams, publish trials or forge results", async () => {
+  const { dir, port, server } = await generatedBroker("worker-secret");
   const url = server.url;
   const coord = await connectNats({ servers: url, user: "coordinator", pass: "coord-secret" });
   const worker = await connectNats({ servers: url, user: "worker", pass: "worker-secret" });
   try {
     // no credentials, or a wrong password: refused (spoken in the raw protocol, to see the server's own answer)
-    assert.match(await rawConnect(port, {}), /-ERR 'Authorization Violation'/);
-    assert.match(await rawConnect(port, { user: "worker", pass: "nope" }), /-ERR 'Authorization Violation'/);
-    assert.match(await rawConnect(port, { user: "worker", pass: "worker-secret" }), /PONG/);
+    assert.match((await rawConnect(port, {})).answer, /-ERR 'Authorization Violation'/);
+    assert.match((await rawConnect(port, { user: "worker", pass: "nope" })).answer, /-ERR 'Authorization Violation'/);
+    assert.match((await rawConnect(port, { user: "worker", pass: "worker-secret" })).answer, /PONG/);
 
     const text = tinySpecText("auth", 4, "", 2);
     const spec = parseSpec(text);
@@ -70,17 +57,7 @@ Deno.test("auth - the generated config refuses anonymous clients; a worker canno
     const [trialId] = (await import("../src/spec/expand.ts")).expandTrials(spec).map((t) => t.id);
     await jetstream(worker.nc).publish(
       `ticketsweep.result.${sweepId}`,
-      new TextEncoder().encode(JSON.stringify({
-        v: WIRE_VERSION,
-        sweep_id: sweepId,
-        trial_id: trialId,
-        status: "failed",
-        attempt: 1,
-        error: "forged",
-        worker: { id: "mallory", host: "x", backend: "none", device: "none", deno: "0" },
-        finished_at: new Date().toISOString(),
-        claim: "0".repeat(32),
-      })),
+      new TextEncoder().encode(JSON.stringify(forgedResult(sweepId, trialId!))),
     );
     // a worker with the worker role does its job
     const ac = new AbortController();
@@ -107,18 +84,8 @@ Deno.test("auth - the generated config refuses anonymous clients; a worker canno
 });
 
 Deno.test("auth - each user receives replies on its own inbox prefix only: no worker sees the trials, claims or answers of another client", async () => {
-  const dir = await Deno.makeTempDir();
-  const port = freePort();
-  const cfg = brokerConfig({
-    host: "127.0.0.1",
-    port,
-    storeDir: `${dir}/js`,
-    coordinatorPassword: "coord-secret",
-    workerPassword: ["w1-secret", "w2-secret"],
-  });
+  const { dir, server, cfg } = await generatedBroker(["w1-secret", "w2-secret"]);
   assert.deepEqual(cfg.workers.map((w) => w.user), ["worker-1", "worker-2"]);
-  await Deno.writeTextFile(`${dir}/nats-server.conf`, cfg.conf);
-  const server = await startLocalServer(`${dir}/js`, { port, token: "", configFile: `${dir}/nats-server.conf` });
   const coord = await connectNats({ servers: server.url, user: "coordinator", pass: "coord-secret" });
   const w1 = await connectNats({ servers: server.url, user: "worker-1", pass: "w1-secret" });
   try {

@@ -5,13 +5,13 @@ import { jetstream } from "@nats-io/jetstream";
 import { connectNats, type NatsTransport } from "../src/broker/nats.ts";
 import { type LocalServer, startLocalServer } from "../src/broker/local_server.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
-import { type ResultMessage, WIRE_VERSION } from "../src/broker/messages.ts";
+import type { ResultMessage } from "../src/broker/messages.ts";
 import type { Transport } from "../src/broker/transport.ts";
 import { runSweep, type SweepOutcome, trialMessage } from "../src/coordinator/sweep.ts";
 import { expandTrials } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
-import { readResults, tinySpec, tinySpecText } from "./_fixtures.ts";
+import { forgedResult, readResults, tinySpec, tinySpecText } from "./_fixtures.ts";
 import { cluster, startCoordinator, until, writeSpec } from "./_cluster.ts";
 
 /** Exactly one outcome per planned trial, and nothing else. */
@@ -218,17 +218,7 @@ Deno.test("exactly once - case 7: a forged result carrying a trial's id as its N
     const sweep = sweepWithin(text, b.dir, b.clients[0]!, 40_000, { log: (l) => logs.push(l) });
     await until("the sweep's queue", async () => (await b.clients[0]!.queueInfo(trials[0]!.sweepId)).queued === 2);
     for (const t of trials) {
-      const forged: ResultMessage = {
-        v: WIRE_VERSION,
-        sweep_id: t.sweepId,
-        trial_id: t.id,
-        status: "failed",
-        attempt: 1,
-        error: "forged",
-        worker: { id: "mallory", host: "x", backend: "none", device: "none", deno: "0" },
-        finished_at: new Date().toISOString(),
-        claim: "0".repeat(32),
-      };
+      const forged = forgedResult(t.sweepId, t.id);
       // every message id a real result could plausibly carry
       for (const msgID of [t.id, `${t.id}.1`]) {
         await jetstream(b.clients[1]!.nc).publish(

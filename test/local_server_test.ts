@@ -2,26 +2,7 @@
 import assert from "node:assert/strict";
 import { LOCAL_SERVER_CONFIG, startLocalServer } from "../src/broker/local_server.ts";
 import { connectNats } from "../src/broker/nats.ts";
-
-/** Speaks the NATS text protocol: the server's INFO line, then its answer to CONNECT (with `auth`) and PING. */
-async function rawConnect(port: number, auth: Record<string, string>): Promise<{ info: string; answer: string }> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const buf = new Uint8Array(4096);
-  let text = "";
-  const read = async () => {
-    const n = await conn.read(buf).catch(() => null);
-    if (n) text += new TextDecoder().decode(buf.subarray(0, n));
-    return n;
-  };
-  while (!text.includes("\r\n") && (await read())) { /* the INFO line */ }
-  const info = text;
-  text = "";
-  await conn.write(new TextEncoder().encode(`CONNECT ${JSON.stringify({ verbose: false, ...auth })}\r\nPING\r\n`));
-  const deadline = Date.now() + 3000;
-  while (!/PONG|-ERR/.test(text) && Date.now() < deadline && (await read())) { /* more */ }
-  conn.close();
-  return { info, answer: text };
-}
+import { rawConnect } from "./_cluster.ts";
 
 Deno.test("local server - the token is in a 0600 config file, not in ps; it is required; extra flags still apply", async () => {
   const dir = await Deno.makeTempDir();
