@@ -118,9 +118,9 @@ Deno.test("report - HTML in headless Chromium, Markdown tables equal fronts.json
       const rows = tableAfter(md, `### Front: ${f.group} (`);
       assert.deepEqual(
         rows.map((r) => [Number(r[0]), Number(r[1]), r.at(-1)]),
-        f.points.map((p: { sparsity: number; accuracy: number; trial_id: string }) => [
+        f.points.map((p: { sparsity: number; val_accuracy: number; trial_id: string }) => [
           Number((100 * p.sparsity).toFixed(2)),
-          Number((100 * p.accuracy).toFixed(2)),
+          Number((100 * p.val_accuracy).toFixed(2)), // the fronts choose on validation accuracy
           p.trial_id,
         ]),
       );
@@ -134,7 +134,8 @@ Deno.test("report - HTML in headless Chromium, Markdown tables equal fronts.json
         Number(f.hypervolume.mean.toFixed(4)),
       ]),
     );
-    const at = tableAfter(md, "### Accuracy at sparsity");
+    assert.equal(fronts.selection, "validation");
+    const at = tableAfter(md, "### Validation accuracy at sparsity");
     at.forEach((r, i) => {
       const f = fronts.fronts[i];
       f.accuracy_at_sparsity.forEach((x: { accuracy: number | null }, j: number) =>
@@ -143,7 +144,10 @@ Deno.test("report - HTML in headless Chromium, Markdown tables equal fronts.json
     });
     const csv = (await Deno.readTextFile(`${run}/trials.csv`)).trim().split("\n");
     assert.equal(csv.length, 1 + 3 * 2 + 3 * 2 + 2);
-    assert.match(csv[0]!, /^trial_id,group,status,seed,param_k,param_lambda,param_method,sparsity,accuracy/);
+    assert.match(
+      csv[0]!,
+      /^trial_id,group,status,seed,param_k,param_lambda,param_method,sparsity,val_accuracy,accuracy/,
+    );
 
     // the analysis is reproducible
     const { reportDataOf, readManifest } = await import("../src/coordinator/run_dir.ts");

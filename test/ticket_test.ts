@@ -40,6 +40,7 @@ Deno.test("tickets - store → verify reproduces the recorded accuracy exactly; 
       "mask size",
       "kept per layer",
       "accuracy",
+      "validation accuracy",
     ]);
 
     const flipped = `${dir}/flipped`;

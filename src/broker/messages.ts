@@ -50,6 +50,8 @@ const layerSparsity = z.object({
 
 export const MetricsSchema = z.object({
   accuracy: z.number().min(0).max(1),
+  /** Validation accuracy; null without a validation split, absent in results from before it existed. */
+  val_accuracy: z.number().min(0).max(1).nullable().optional(),
   soft_accuracy: z.number().min(0).max(1).nullable(),
   sparsity: z.number().min(0).max(1),
   layers: z.array(layerSparsity),
@@ -72,6 +74,22 @@ export const MetricsSchema = z.object({
   data: z.string(),
   ticket: z.object({ bits_b64: z.string(), sha256: z.string().length(64), masked_weights: z.number().int() })
     .strict().nullable(),
+  /** The ticket ladder: every cut's point and the per-weight levels that rebuild its mask; absent in older results. */
+  cuts: z.object({
+    rule: z.enum(["test_gate", "s", "keep_fraction"]),
+    levels: z.object({ bits: z.number().int().min(1).max(8), b64: z.string(), sha256: z.string().length(64) })
+      .strict(),
+    points: z.array(
+      z.object({
+        cut: z.number(),
+        sparsity: z.number().min(0).max(1),
+        kept: z.array(z.number().int().nonnegative()),
+        accuracy: z.number().min(0).max(1),
+        val_accuracy: z.number().min(0).max(1).nullable(),
+        sha256: z.string().length(64),
+      }).strict(),
+    ).max(255),
+  }).strict().nullable().optional(),
 }).strict();
 
 /**

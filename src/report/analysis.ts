@@ -2,7 +2,7 @@ import { compareFronts, type FrontComparison } from "../pareto/compare.ts";
 import type { Point2 } from "../pareto/front.ts";
 import { bootstrapHypervolume, HV_REFERENCE, type Interval, type SeededPoint } from "../pareto/hypervolume.ts";
 import { accuracyAtSparsity, kneeIndex, sparsityAtAccuracy } from "../pareto/interpolate.ts";
-import type { ReportData, TrialRow } from "./data.ts";
+import type { ReportData, Selection, TrialRow } from "./data.ts";
 
 /** Sparsity levels of the "accuracy at sparsity" table. */
 export const AT_SPARSITY = [0.5, 0.8, 0.9, 0.95];
@@ -18,6 +18,8 @@ export interface FrontAnalysis {
 
 /** Everything computed from the fronts: hypervolumes, knees, interpolation tables, pairwise comparisons. */
 export interface Analysis {
+  /** The accuracy every number here is on (the fronts' `score`): validation, or test for runs without one. */
+  selection: Selection;
   reference: Point2;
   atAccuracy: number[];
   fronts: FrontAnalysis[];
@@ -27,17 +29,17 @@ export interface Analysis {
 
 /**
  * The default accuracy levels of the "sparsity at accuracy ≥ X" table: 1, 2 and 5 points below the dense
- * reference when the sweep has one, else below the best trial.
+ * reference when the sweep has one, else below the best ticket (on the selection accuracy).
  */
 export function defaultAccuracyLevels(d: ReportData): number[] {
-  const done = d.trials.filter((t) => t.status === "done").map((t) => t.accuracy!);
-  const top = d.dense?.accuracy ?? (done.length ? Math.max(...done) : 1);
+  const best = d.tickets.reduce((m, t) => Math.max(m, t.score!), -Infinity); // no spread: tickets may be many
+  const top = d.dense?.accuracy ?? (d.tickets.length ? best : 1);
   return [0.01, 0.02, 0.05].map((gap) => Number((top - gap).toFixed(4)));
 }
 
 export function seededPoints(d: ReportData, group: string): SeededPoint[] {
-  return d.trials.filter((t) => t.group === group && t.status === "done")
-    .map((t) => ({ x: t.sparsity!, y: t.accuracy!, seed: t.seed }));
+  return d.tickets.filter((t) => t.group === group)
+    .map((t) => ({ x: t.sparsity!, y: t.score!, seed: t.seed }));
 }
 
 /** Analyses every front of a report; reproducible for a given bootstrap `seed`. */
@@ -49,7 +51,7 @@ export function analyse(
   const atAccuracy = opts.atAccuracy ?? defaultAccuracyLevels(d);
   const fronts = d.fronts.map((f): FrontAnalysis => {
     const pts = seededPoints(d, f.group);
-    const k = kneeIndex(f.points.map((p) => ({ x: p.sparsity!, y: p.accuracy! })));
+    const k = kneeIndex(f.points.map((p) => ({ x: p.sparsity!, y: p.score! })));
     return {
       group: f.group,
       hypervolume: bootstrapHypervolume(pts, { resamples, seed }),
@@ -66,5 +68,12 @@ export function analyse(
       comparisons.push(compareFronts(a, seededPoints(d, a), b, seededPoints(d, b), { seed, resamples: 300 }));
     }
   }
-  return { reference: HV_REFERENCE, atAccuracy, fronts, comparisons, bootstrap: { resamples, seed, level: 0.95 } };
+  return {
+    selection: d.selection,
+    reference: HV_REFERENCE,
+    atAccuracy,
+    fronts,
+    comparisons,
+    bootstrap: { resamples, seed, level: 0.95 },
+  };
 }

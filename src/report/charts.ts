@@ -1,7 +1,7 @@
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import type { Analysis } from "./analysis.ts";
-import type { ReportData } from "./data.ts";
+import { fmtCut, type ReportData, ticketId, type TrialRow } from "./data.ts";
 
 const pct = (v: number) => Number((100 * v).toFixed(2));
 const WIDTH = 560, HEIGHT = 340;
@@ -20,25 +20,33 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   );
 }
 
+/** A ticket's accuracies as a hover label says them: the selection accuracy first, test beside it. */
+export function accuracyText(d: { selection: ReportData["selection"] }, t: TrialRow): string {
+  return d.selection === "validation"
+    ? `validation accuracy ${pct(t.val_accuracy!)}%, test ${pct(t.accuracy!)}%`
+    : `test accuracy ${pct(t.accuracy!)}% (no validation split)`;
+}
+
 /**
- * Sparsity (x) vs binary-ticket accuracy (y): every done trial (dominated ones faded), each group's front as
- * a line, its knee as a large diamond, and the dense reference as a dashed rule.
+ * Sparsity (x) vs binary-ticket selection accuracy (y: validation, or test for runs without a validation split):
+ * every ticket of the done trials (their own and each cut of their ladders; dominated ones faded), each group's
+ * front as a line, its knee as a large diamond, and the dense reference as a dashed rule.
  */
 export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
-  const done = d.trials.filter((t) =>
-    t.status === "done" && t.sparsity !== undefined && a.fronts.some((f) => f.group === t.group)
-  );
-  const knees = new Set(a.fronts.map((f) => f.knee?.trial_id));
+  const done = d.tickets.filter((t) => t.sparsity !== undefined && a.fronts.some((f) => f.group === t.group));
+  const knees = new Set(a.fronts.map((f) => f.knee && ticketId(f.knee)));
   const trials = done.map((t) => ({
     group: t.group,
     sparsity: pct(t.sparsity!),
-    accuracy: pct(t.accuracy!),
+    accuracy: pct(t.score!),
     front: t.dominated ? "dominated" : "front",
-    knee: knees.has(t.trial_id),
-    label: `${t.group} ${t.label}: sparsity ${pct(t.sparsity!)}%, accuracy ${pct(t.accuracy!)}% (${t.trial_id})`,
+    knee: knees.has(ticketId(t)),
+    label: `${t.group} ${t.label}: sparsity ${pct(t.sparsity!)}%, ${accuracyText(d, t)} (${t.trial_id}${
+      t.cut === undefined ? "" : `, cut ${fmtCut(t.cut)}`
+    })`,
   }));
   const lines = d.fronts.flatMap((f) =>
-    f.points.map((p, i) => ({ group: f.group, order: i, sparsity: pct(p.sparsity!), accuracy: pct(p.accuracy!) }))
+    f.points.map((p, i) => ({ group: f.group, order: i, sparsity: pct(p.sparsity!), accuracy: pct(p.score!) }))
   );
   const x = {
     field: "sparsity",
@@ -49,7 +57,7 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
   const y = {
     field: "accuracy",
     type: "quantitative",
-    title: "binary-ticket test accuracy (%)",
+    title: `binary-ticket ${d.selection} accuracy (%)`,
     scale: { zero: false },
   };
   const color = { field: "group", type: "nominal", title: "method / sweep" };

@@ -1,5 +1,5 @@
 import type { RecordedResult } from "../coordinator/record.ts";
-import type { LayerSparsity, LossPoint } from "../train/result.ts";
+import type { CutLadder, LayerSparsity, LossPoint } from "../train/result.ts";
 import { nonDominated } from "../pareto/front.ts";
 import { describeParams, type ParamSet, type Trial } from "../spec/expand.ts";
 
@@ -11,7 +11,16 @@ export interface TrialRow {
   seed: number;
   label: string;
   status: "done" | "failed" | "pending";
+  /** Test accuracy of the binary ticket. */
   accuracy?: number;
+  /** Validation accuracy of the binary ticket; null (or absent) when the trial has no validation split. */
+  val_accuracy?: number | null;
+  /** The accuracy fronts, knees and tables choose on: validation, or test for runs without a validation split. */
+  score?: number;
+  /** A ticket of a trial's ladder: its cut value; absent for a trial's own ticket. */
+  cut?: number;
+  /** The trial's ticket ladder, when it has one (rows of the trials table only). */
+  cuts?: CutLadder;
   soft_accuracy?: number | null;
   sparsity?: number;
   steps_per_s?: number;
@@ -36,7 +45,10 @@ export interface WorkerEnv {
   trials: number;
 }
 
-/** The Pareto front of one group (a method, or a whole sweep). */
+/** Which accuracy the fronts choose tickets on. */
+export type Selection = "validation" | "test";
+
+/** The Pareto front of one group (a method, or a whole sweep); its points are tickets (a trial's own or a cut). */
 export interface Front {
   group: string;
   points: TrialRow[];
@@ -48,13 +60,25 @@ export interface ReportData {
   name: string;
   objectives: ["sparsity", "accuracy"];
   trials: TrialRow[];
+  /**
+   * Every ticket of the done trials: each trial's own ticket (its row in `trials`) and one row per cut of its
+   * ladder (the trial's row with the cut's sparsity, accuracies, layers and `cut`). The fronts are over these.
+   */
+  tickets: TrialRow[];
+  /** `validation` when every done trial has a validation accuracy, else `test` (runs from before the split). */
+  selection: Selection;
+  /** One line saying which accuracy chooses the fronts and which one is shown beside it. */
+  selection_note: string;
   fronts: Front[];
   counts: { total: number; done: number; failed: number; pending: number };
   spec_text: string;
   masked_layers: string[];
   backends: string[];
-  /** The dense-trained reference (method `dense`): its mean test accuracy over its done trials, if any. */
-  dense: { accuracy: number; trials: number } | null;
+  /**
+   * The dense-trained reference (method `dense`) over its done trials, if any: `accuracy` is the mean of the
+   * selection accuracy (the fronts' axis), `test_accuracy` the mean test accuracy.
+   */
+  dense: { accuracy: number; test_accuracy: number; trials: number } | null;
   workers: WorkerEnv[];
 }
 
@@ -86,6 +110,7 @@ export function buildReportData(
       ...(m
         ? {
           accuracy: m.accuracy,
+          val_accuracy: m.val_accuracy ?? null,
           soft_accuracy: m.soft_accuracy,
           sparsity: m.sparsity,
           steps_per_s: m.steps_per_s,
@@ -93,18 +118,24 @@ export function buildReportData(
           backend: m.backend,
           layers: m.layers,
           loss_curve: m.loss_curve,
+          ...(m.cuts ? { cuts: m.cuts } : {}),
         }
         : {}),
       ...(r.error !== undefined ? { error: r.error } : {}),
     };
   });
-  const fronts = computeFronts(rows);
+  const selection = selectionOf(rows);
+  const tickets = ticketRows(rows, selection);
+  const fronts = computeFronts(tickets);
   const masked = results.find((r) => r.metrics)?.metrics?.masked_layers ?? [];
   return {
     sweep_id: sweepId,
     name,
     objectives: ["sparsity", "accuracy"],
     trials: rows,
+    tickets,
+    selection,
+    selection_note: selectionNote(selection),
     fronts,
     counts: countsOf(rows),
     spec_text: specText,
@@ -115,17 +146,74 @@ export function buildReportData(
   };
 }
 
+/** Validation when every done trial has a validation accuracy (and at least one is done), else test. */
+export function selectionOf(rows: TrialRow[]): Selection {
+  const done = rows.filter((r) => r.status === "done");
+  return done.length > 0 && done.every((r) => typeof r.val_accuracy === "number") ? "validation" : "test";
+}
+
+/** The report's line on which accuracy chooses the tickets. */
+export function selectionNote(s: Selection): string {
+  return s === "validation"
+    ? "Fronts, knees and the accuracy tables choose tickets on validation accuracy (held out of the training " +
+      "split); the test accuracy of each chosen ticket is shown beside it."
+    : "Fronts, knees and the accuracy tables use test accuracy: this run has no validation split (its trials were " +
+      "recorded before ticketsweep held one out, or with dataset.validation: 0), so the choice is made on the test set.";
+}
+
 /**
- * The front of each group, marking every done row dominated or not. The dense reference removes nothing:
- * it is a reference line, not a front.
+ * Every ticket of the done rows: each trial's own ticket (the row itself) then one row per cut of its ladder;
+ * sets `score` (the selection accuracy) on each.
  */
-export function computeFronts(rows: TrialRow[]): Front[] {
-  const groups = [...new Set(rows.map((r) => r.group))].filter((g) => !isDenseGroup(g));
+export function ticketRows(rows: TrialRow[], selection: Selection): TrialRow[] {
+  const score = (acc: number, val: number | null | undefined) => selection === "validation" ? val! : acc;
+  const out: TrialRow[] = [];
+  for (const r of rows) {
+    if (r.status !== "done") continue;
+    r.score = score(r.accuracy!, r.val_accuracy);
+    out.push(r);
+    for (const p of r.cuts?.points ?? []) {
+      out.push({
+        ...r,
+        cut: p.cut,
+        sparsity: p.sparsity,
+        accuracy: p.accuracy,
+        val_accuracy: p.val_accuracy,
+        soft_accuracy: null,
+        score: score(p.accuracy, p.val_accuracy),
+        label: `${r.label} cut=${fmtCut(p.cut)}`,
+        cuts: undefined,
+        layers: r.layers?.map((l, i) => {
+          const kept = p.kept[i] ?? l.kept;
+          return { ...l, kept, sparsity: 1 - kept / l.total };
+        }),
+      });
+    }
+  }
+  return out;
+}
+
+/** A cut value as shown in labels: 4 significant digits. */
+export function fmtCut(c: number): string {
+  return String(Number(c.toPrecision(4)));
+}
+
+/** The id of a ticket: its trial id, with `@cut` for a cut of its ladder. */
+export function ticketId(r: TrialRow): string {
+  return r.cut === undefined ? r.trial_id : `${r.trial_id}@${fmtCut(r.cut)}`;
+}
+
+/**
+ * The front of each group over its tickets (sparsity × `score`, the selection accuracy), marking every ticket
+ * dominated or not. The dense reference removes nothing: it is a reference line, not a front.
+ */
+export function computeFronts(tickets: TrialRow[]): Front[] {
+  const groups = [...new Set(tickets.map((r) => r.group))].filter((g) => !isDenseGroup(g));
   return groups.map((group) => {
-    const done = rows.filter((r) => r.group === group && r.status === "done");
-    const nd = nonDominated(done.map((r) => ({ x: r.sparsity!, y: r.accuracy! })));
+    const done = tickets.filter((r) => r.group === group && r.status === "done");
+    const nd = nonDominated(done.map((r) => ({ x: r.sparsity!, y: r.score! })));
     done.forEach((r, i) => (r.dominated = !nd[i]));
-    const points = done.filter((_, i) => nd[i]).sort((a, b) => a.sparsity! - b.sparsity! || b.accuracy! - a.accuracy!);
+    const points = done.filter((_, i) => nd[i]).sort((a, b) => a.sparsity! - b.sparsity! || b.score! - a.score!);
     return { group, points };
   });
 }
@@ -142,8 +230,9 @@ export function isDenseGroup(group: string): boolean {
 
 function denseReference(rows: TrialRow[]): ReportData["dense"] {
   const done = rows.filter((r) => isDenseGroup(r.group) && r.status === "done");
+  const mean = (f: (r: TrialRow) => number) => done.reduce((s, r) => s + f(r), 0) / done.length;
   return done.length
-    ? { accuracy: done.reduce((s, r) => s + r.accuracy!, 0) / done.length, trials: done.length }
+    ? { accuracy: mean((r) => r.score ?? r.accuracy!), test_accuracy: mean((r) => r.accuracy!), trials: done.length }
     : null;
 }
 
@@ -173,12 +262,17 @@ function workerEnvs(results: RecordedResult[]): WorkerEnv[] {
 export function combineReports(list: ReportData[]): ReportData {
   if (list.length === 1) return list[0]!;
   const rows = list.flatMap((d) => d.trials.map((r) => ({ ...r, group: `${d.name}: ${r.group}` })));
+  const selection = selectionOf(rows);
+  const tickets = ticketRows(rows, selection);
   return {
     sweep_id: list.map((d) => d.sweep_id).join("+"),
     name: list.map((d) => d.name).join(" vs "),
     objectives: ["sparsity", "accuracy"],
     trials: rows,
-    fronts: computeFronts(rows),
+    tickets,
+    selection,
+    selection_note: selectionNote(selection),
+    fronts: computeFronts(tickets),
     counts: countsOf(rows),
     spec_text: list.map((d) => `# ${d.name} (${d.sweep_id})\n${d.spec_text.trimEnd()}`).join("\n\n"),
     masked_layers: [...new Set(list.flatMap((d) => d.masked_layers))],
@@ -193,17 +287,22 @@ export function combineReports(list: ReportData[]): ReportData {
 export function paretoJson(d: ReportData): unknown {
   const point = (r: TrialRow) => ({
     trial_id: r.trial_id,
+    ...(r.cut !== undefined ? { cut: r.cut } : {}),
     sparsity: r.sparsity,
     accuracy: r.accuracy,
+    val_accuracy: r.val_accuracy ?? null,
     params: r.params,
     seed: r.seed,
   });
   return {
     sweep_id: d.sweep_id,
     objectives: [{ name: "sparsity", goal: "maximize" }, { name: "accuracy", goal: "maximize" }],
+    selection: d.selection,
+    selection_note: d.selection_note,
     counts: d.counts,
     fronts: d.fronts.map((f) => ({ group: f.group, points: f.points.map(point) })),
     dense_reference: d.dense,
+    tickets: d.tickets.map((r) => ({ ...point(r), group: r.group, dominated: r.dominated })),
     trials: d.trials.filter((r) => r.status === "done").map((r) => ({
       ...point(r),
       group: r.group,

@@ -1,5 +1,5 @@
 import type { Analysis } from "./analysis.ts";
-import type { ReportData, TrialRow } from "./data.ts";
+import { type ReportData, ticketId, type TrialRow } from "./data.ts";
 
 /** A CSV field, quoted when it holds a comma, quote or newline (RFC 4180). */
 function csvField(v: unknown): string {
@@ -20,8 +20,10 @@ export function trialsCsv(d: ReportData): string {
     "seed",
     ...params.map((p) => `param_${p}`),
     "sparsity",
+    "val_accuracy",
     "accuracy",
     "soft_accuracy",
+    "cuts",
     "dominated",
     "steps_per_s",
     "train_s",
@@ -37,8 +39,10 @@ export function trialsCsv(d: ReportData): string {
     t.seed,
     ...params.map((p) => t.params[p]),
     t.sparsity,
+    t.val_accuracy,
     t.accuracy,
     t.soft_accuracy,
+    t.cuts?.points.length,
     t.dominated,
     t.steps_per_s,
     t.train_s,
@@ -58,6 +62,9 @@ export function frontsJson(d: ReportData, a: Analysis): unknown {
     sweep_id: d.sweep_id,
     name: d.name,
     objectives: [{ name: "sparsity", goal: "maximize" }, { name: "accuracy", goal: "maximize" }],
+    /** The accuracy the fronts and every number of the analysis are on; `accuracy` of a point is always test. */
+    selection: d.selection,
+    selection_note: d.selection_note,
     hypervolume_reference: a.reference,
     bootstrap: a.bootstrap,
     dense_reference: d.dense,
@@ -67,13 +74,15 @@ export function frontsJson(d: ReportData, a: Analysis): unknown {
         group: f.group,
         points: f.points.map((p) => ({
           trial_id: p.trial_id,
+          ...(p.cut !== undefined ? { cut: p.cut } : {}),
           sparsity: p.sparsity,
+          val_accuracy: p.val_accuracy ?? null,
           accuracy: p.accuracy,
           seed: p.seed,
           params: p.params,
         })),
         hypervolume: fa.hypervolume,
-        knee: fa.knee?.trial_id ?? null,
+        knee: fa.knee ? ticketId(fa.knee) : null,
         accuracy_at_sparsity: fa.atSparsity,
         sparsity_at_accuracy: fa.atAccuracy,
       };

@@ -60,9 +60,14 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
   const sections = [
     `<h1>Sweep ${esc(d.name)} <span class="muted">(${esc(d.sweep_id)})</span></h1>`,
     `<p>Trials: ${d.counts.total} planned, ${d.counts.done} done, ${d.counts.failed} failed, ${d.counts.pending} pending. ` +
-    `Objectives: sparsity (fraction of masked weights removed by the binary ticket) and binary-ticket test accuracy, ` +
-    `both maximised. Masked layers: ${esc(d.masked_layers.join(", ") || "n/a")}.` +
-    (d.dense ? ` Dense reference (weights trained, nothing removed): ${fmtPct(d.dense.accuracy)}%.` : "") + `</p>`,
+    `Objectives: sparsity (fraction of masked weights removed by the binary ticket) and binary-ticket ` +
+    `${d.selection} accuracy, both maximised. Masked layers: ${esc(d.masked_layers.join(", ") || "n/a")}.` +
+    (d.dense
+      ? ` Dense reference (weights trained, nothing removed): ${fmtPct(d.dense.accuracy)}% ${d.selection}` +
+        (d.selection === "validation" ? `, ${fmtPct(d.dense.test_accuracy)}% test.` : ".")
+      : "") +
+    `</p>`,
+    `<p id="selection"><strong>${esc(d.selection_note)}</strong></p>`,
     `<h2>Pareto fronts</h2>`,
     plot("fronts"),
     `<h2>Hypervolume</h2>`,
@@ -71,9 +76,12 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
     `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}).</p>`,
     plot("hypervolume"),
     cells(hypervolumeTable(a)),
-    `<h2>Accuracy at sparsity</h2><p class="muted">Interpolated linearly along each front; empty: the front does not reach that sparsity.</p>`,
+    `<h2>${
+      a.selection === "validation" ? "Validation" : "Test"
+    } accuracy at sparsity</h2><p class="muted">Interpolated linearly along each front; empty: the front does not reach that sparsity.</p>`,
     cells(atSparsityTable(a)),
-    `<h2>Sparsity at accuracy</h2><p class="muted">Highest sparsity along each front with accuracy at least X; empty: never reached.</p>`,
+    `<h2>Sparsity at ${a.selection} accuracy</h2><p class="muted">Highest sparsity along each front with ` +
+    `${a.selection} accuracy at least X; empty: never reached.</p>`,
     cells(atAccuracyTable(a)),
     `<h2>Front comparison</h2>`,
     a.comparisons.length

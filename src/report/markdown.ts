@@ -1,7 +1,7 @@
 import type { FrontComparison } from "../pareto/compare.ts";
 import type { Analysis } from "./analysis.ts";
 import { atAccuracyTable, atSparsityTable, fmtPct, hypervolumeTable, type TableCells } from "./tables.ts";
-import type { ReportData, TrialRow } from "./data.ts";
+import { fmtCut, type ReportData, type TrialRow } from "./data.ts";
 
 const pct = fmtPct;
 const cells = (t: TableCells) => table(t.head, t.rows);
@@ -41,11 +41,11 @@ export function analysisTables(a: Analysis): string {
     "",
     cells(hypervolumeTable(a)),
     "",
-    `### Accuracy at sparsity (interpolated along each front; empty: not reached)`,
+    `### ${cap(a.selection)} accuracy at sparsity (interpolated along each front; empty: not reached)`,
     "",
     cells(atSparsityTable(a)),
     "",
-    `### Sparsity at accuracy (highest along each front; empty: never reached)`,
+    `### Sparsity at ${a.selection} accuracy (highest along each front; empty: never reached)`,
     "",
     cells(atAccuracyTable(a)),
     "",
@@ -54,6 +54,8 @@ export function analysisTables(a: Analysis): string {
     a.comparisons.length ? a.comparisons.map((c) => `- ${comparisonSentence(c)}`).join("\n") : "Only one front.",
   ].join("\n");
 }
+
+const cap = (s: string) => s[0]!.toUpperCase() + s.slice(1);
 
 function table(head: string[], rows: string[][]): string {
   const esc = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
@@ -67,21 +69,41 @@ function table(head: string[], rows: string[][]): string {
 /** The front of each group as a Markdown table (also printed by the CLI). */
 export function frontTables(d: ReportData): string {
   const dense = d.dense;
-  const head = dense
-    ? `Dense reference (same network, weights trained, nothing removed): ${pct(dense.accuracy)}% test accuracy ` +
-      `(mean of ${dense.trials} trial${dense.trials === 1 ? "" : "s"}).\n\n`
-    : "";
-  const delta = (r: TrialRow) => (dense ? [(100 * (r.accuracy! - dense.accuracy)).toFixed(2)] : []);
+  const val = d.selection === "validation";
+  const head = d.selection_note + "\n\n" +
+    (dense
+      ? `Dense reference (same network, weights trained, nothing removed): ${pct(dense.accuracy)}% ${d.selection} ` +
+        `accuracy${val ? `, ${pct(dense.test_accuracy)}% test` : ""} ` +
+        `(mean of ${dense.trials} trial${dense.trials === 1 ? "" : "s"}).\n\n`
+      : "");
+  const delta = (r: TrialRow) => (dense ? [(100 * (r.score! - dense.accuracy)).toFixed(2)] : []);
   return head +
-    d.fronts.map((f) =>
-      `### Front: ${f.group} (${f.points.length} non-dominated of ${
-        d.trials.filter((t) => t.group === f.group && t.status === "done").length
-      } done)\n\n` +
-      table(
-        ["sparsity %", "accuracy %", ...(dense ? ["Δ vs dense (pp)"] : []), "parameters", "trial"],
-        f.points.map((r) => [pct(r.sparsity), pct(r.accuracy), ...delta(r), r.label, r.trial_id]),
-      )
-    ).join("\n\n");
+    d.fronts.map((f) => {
+      const trials = d.trials.filter((t) => t.group === f.group && t.status === "done").length;
+      const tickets = d.tickets.filter((t) => t.group === f.group).length;
+      return `### Front: ${f.group} (${f.points.length} non-dominated of ${tickets} tickets from ${trials} done ` +
+        `trials)\n\n` +
+        table(
+          [
+            "sparsity %",
+            `${d.selection} accuracy % (chooses)`,
+            ...(val ? ["test accuracy %"] : []),
+            ...(dense ? ["Δ vs dense (pp)"] : []),
+            "cut",
+            "parameters",
+            "trial",
+          ],
+          f.points.map((r) => [
+            pct(r.sparsity),
+            pct(r.score),
+            ...(val ? [pct(r.accuracy)] : []),
+            ...delta(r),
+            r.cut === undefined ? "own" : fmtCut(r.cut),
+            r.label,
+            r.trial_id,
+          ]),
+        );
+    }).join("\n\n");
 }
 
 /** The columns of the all-trials table (Markdown and HTML). */
@@ -91,8 +113,10 @@ export const TRIAL_COLUMNS = [
   "parameters",
   "status",
   "sparsity %",
-  "accuracy %",
-  "soft-gate accuracy %",
+  "validation accuracy %",
+  "test accuracy %",
+  "soft-gate test accuracy %",
+  "cuts",
   "front",
   "steps/s",
   "engine",
@@ -107,8 +131,10 @@ export function trialRow(r: TrialRow): string[] {
     r.label,
     r.status,
     pct(r.sparsity),
+    pct(r.val_accuracy),
     pct(r.accuracy),
     pct(r.soft_accuracy),
+    r.cuts ? String(r.cuts.points.length) : "",
     r.dominated === undefined ? "" : r.dominated ? "dominated" : "front",
     r.steps_per_s === undefined ? "" : r.steps_per_s.toFixed(1),
     r.backend ?? "",
@@ -126,7 +152,8 @@ export function renderMarkdown(d: ReportData, a: Analysis): string {
     `# Sweep ${d.name} (${d.sweep_id})`,
     "",
     `Trials: ${d.counts.total} planned, ${d.counts.done} done, ${d.counts.failed} failed, ${d.counts.pending} pending.`,
-    `Objectives: sparsity (fraction of masked weights removed by the binary ticket) and binary-ticket test accuracy, both maximised.`,
+    `Objectives: sparsity (fraction of masked weights removed by the binary ticket) and binary-ticket ` +
+    `${d.selection} accuracy, both maximised. ${d.selection_note}`,
     `Masked layers: ${d.masked_layers.join(", ") || "n/a"}. Engines: ${d.backends.join(", ") || "n/a"}.`,
     "",
     "## Pareto fronts",

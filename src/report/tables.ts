@@ -1,4 +1,5 @@
 import type { Analysis } from "./analysis.ts";
+import { ticketId } from "./data.ts";
 
 /** A fraction as a percentage with two decimals; empty for missing values. */
 export const fmtPct = (
@@ -22,8 +23,9 @@ export function hypervolumeTable(a: Analysis): TableCells {
       "interval high",
       "seeds",
       "knee sparsity %",
-      "knee accuracy %",
-      "knee trial",
+      `knee ${a.selection} accuracy %`,
+      ...(a.selection === "validation" ? ["knee test accuracy %"] : []),
+      "knee ticket",
     ],
     rows: a.fronts.map((f) => [
       f.group,
@@ -33,8 +35,9 @@ export function hypervolumeTable(a: Analysis): TableCells {
       f.hypervolume.hi.toFixed(4),
       String(f.hypervolume.seeds),
       fmtPct(f.knee?.sparsity),
-      fmtPct(f.knee?.accuracy),
-      f.knee?.trial_id ?? "",
+      fmtPct(f.knee?.score),
+      ...(a.selection === "validation" ? [fmtPct(f.knee?.accuracy)] : []),
+      f.knee ? ticketId(f.knee) : "",
     ]),
   };
 }
@@ -42,7 +45,10 @@ export function hypervolumeTable(a: Analysis): TableCells {
 /** Accuracy interpolated along each front at the fixed sparsity levels. */
 export function atSparsityTable(a: Analysis): TableCells {
   return {
-    head: ["front", ...(a.fronts[0]?.atSparsity.map((x) => `${fmtPct(x.sparsity)}% sparse`) ?? [])],
+    head: [
+      `front (${a.selection} accuracy)`,
+      ...(a.fronts[0]?.atSparsity.map((x) => `${fmtPct(x.sparsity)}% sparse`) ?? []),
+    ],
     rows: a.fronts.map((f) => [f.group, ...f.atSparsity.map((x) => fmtPct(x.accuracy))]),
   };
 }
@@ -50,7 +56,7 @@ export function atSparsityTable(a: Analysis): TableCells {
 /** The highest sparsity along each front at accuracy ≥ each level. */
 export function atAccuracyTable(a: Analysis): TableCells {
   return {
-    head: ["front", ...a.atAccuracy.map((x) => `accuracy ≥ ${fmtPct(x)}%`)],
+    head: ["front", ...a.atAccuracy.map((x) => `${a.selection} accuracy ≥ ${fmtPct(x)}%`)],
     rows: a.fronts.map((f) => [f.group, ...f.atAccuracy.map((x) => fmtPct(x.sparsity))]),
   };
 }

@@ -131,6 +131,7 @@ export function resolveTrialConfig(spec: SweepSpec, params: ParamSet, seed: numb
     training,
     backend: spec.backend,
     seed,
+    tickets: spec.tickets,
   });
 }
 

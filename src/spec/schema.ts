@@ -14,7 +14,7 @@ export const LIMIT_DEFAULTS = {
   max_epochs: 100_000,
   /** training.batch_size, and every swept `batch_size`. */
   max_batch_size: 100_000,
-  /** dataset.train and dataset.test. */
+  /** dataset.train, dataset.test and dataset.validation. */
   max_samples: 2_000_000,
   /** Each of model.widths, model.dim, model.heads, and the ViT's MLP width (dim × mlp_ratio). */
   max_width: 65_536,
@@ -58,7 +58,12 @@ export function overLimitMessage(key: keyof Limits, limit: number, found: string
 
 /** The dataset a sweep trains on (SCIENCE.md, "Data facts"). */
 export const DATASETS = ["mnist", "fashion-mnist", "idx", "cifar10", "synthetic"] as const;
-export const DatasetSchema = z.object({
+/**
+ * Validation samples held out of the training split: a count, or `auto` (a tenth of the training split, rounded
+ * down). In a trial's configuration an absent value means no validation split (trials planned before it existed).
+ */
+export const ValidationSchema = z.union([z.number().int().nonnegative(), z.literal("auto")]);
+const DatasetFields = z.object({
   name: z.enum(DATASETS).default("mnist"),
   /** Folder of the IDX or CIFAR-10 binary files (idx, cifar10). */
   path: z.string().optional(),
@@ -68,7 +73,24 @@ export const DatasetSchema = z.object({
   split_seed: int().default(0),
   /** Random crop (4 pixels of padding) and horizontal flip of training images, seeded by the trial. */
   augment: z.boolean().default(false),
-}).strict().superRefine((d, ctx) => {
+  validation: ValidationSchema.optional(),
+});
+/** The default training-split size of the packaged datasets (idx and cifar10: their files'). */
+export const DEFAULT_TRAIN: Partial<Record<typeof DATASETS[number], number>> = {
+  mnist: 8000,
+  "fashion-mnist": 60000,
+  synthetic: 512,
+};
+function checkDataset(d: z.infer<typeof DatasetFields>, ctx: z.RefinementCtx): void {
+  const train = d.train ?? DEFAULT_TRAIN[d.name];
+  if (typeof d.validation === "number" && train !== undefined && d.validation >= train) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["validation"],
+      message: `expected fewer validation samples than the ${fmtCount(train)} of the training split they are ` +
+        `carved from, found ${fmtCount(d.validation)}`,
+    });
+  }
   if (d.name === "mnist" && (d.train ?? 8000) + (d.test ?? 2000) > 10000) {
     ctx.addIssue({
       code: "custom",
@@ -93,7 +115,28 @@ export const DatasetSchema = z.object({
       message: `dataset ${d.name} reads local files: give \`path\` (the folder that holds them)`,
     });
   }
-});
+}
+/** A trial's dataset: `validation` absent means none. */
+export const DatasetSchema = DatasetFields.strict().superRefine(checkDataset);
+/** The spec's dataset: `validation` defaults to `auto`. */
+export const SpecDatasetSchema = DatasetFields.extend({ validation: ValidationSchema.default("auto") }).strict()
+  .superRefine(checkDataset);
+
+/** Most cut points of a ticket ladder (their levels are stored in at most 8 bits per weight). */
+export const MAX_CUTS = 255;
+/**
+ * The ladder of cut points at which a trial evaluates its learned mask parameters after training: `auto`
+ * (16 points spread in sparsity), a count, or a list of cut values (gates, hard-concrete: test-gate
+ * thresholds; cs: thresholds on s; edge-popup: keep fractions k' <= k); 0 turns it off.
+ */
+export const TicketsSchema = z.object({
+  cuts: z.union([
+    z.literal("auto"),
+    z.number().int().min(0).max(MAX_CUTS),
+    z.array(z.number()).min(1).max(MAX_CUTS),
+  ]).default("auto"),
+}).strict();
+export type TicketsConfig = z.infer<typeof TicketsSchema>;
 
 export const ARCHITECTURES = ["mlp", "conv2", "conv4", "conv6", "resnet20", "vit"] as const;
 
@@ -285,9 +328,10 @@ const SweepSpecBase = z.object({
     "expected a name of letters, digits, '-' and '_' (at most 64, starting with a letter or digit)",
   ),
   description: z.string().max(MAX_DESCRIPTION_CHARS, "keep longer notes in a file beside the spec").optional(),
-  dataset: DatasetSchema.default({}),
+  dataset: SpecDatasetSchema.default({}),
   model: ModelSchema.default({}),
   method: MethodSchema.default({}),
+  tickets: TicketsSchema.default({}),
   parameters: z.record(z.string(), ParameterSchema).default({}),
   search: SearchSchema.default({}),
   seeds: z.array(int()).min(1, "expected at least one seed").superRefine((seeds, ctx) => {
@@ -348,6 +392,7 @@ function checkLimits(s: z.infer<typeof SweepSpecBase>, ctx: z.RefinementCtx): vo
   check(["training", "batch_size"], "max_batch_size", s.training.batch_size);
   check(["dataset", "train"], "max_samples", s.dataset.train);
   check(["dataset", "test"], "max_samples", s.dataset.test);
+  if (typeof s.dataset.validation === "number") check(["dataset", "validation"], "max_samples", s.dataset.validation);
   s.model.widths.forEach((w, i) => check(["model", "widths", i], "max_width", w));
   check(["model", "widths"], "max_depth", s.model.widths.length, `${fmtCount(s.model.widths.length)} layers`);
   check(["model", "dim"], "max_width", s.model.dim);
@@ -384,5 +429,7 @@ export const TrialConfigSchema = z.object({
   training: TrialTrainingSchema,
   backend: BackendSchema,
   seed: int(),
+  /** Absent in trials planned before ticket ladders existed: no ladder. */
+  tickets: TicketsSchema.optional(),
 }).strict();
 export type TrialConfig = z.infer<typeof TrialConfigSchema>;

@@ -36,6 +36,8 @@ export const TicketManifestSchema = z.object({
   }),
   result: z.object({
     accuracy: z.number(),
+    /** Validation accuracy (null: no validation split; absent in tickets written before it existed). */
+    val_accuracy: z.number().nullable().optional(),
     soft_accuracy: z.number().nullable(),
     sparsity: z.number(),
     backend: z.string(),
@@ -75,6 +77,7 @@ export function ticketManifest(
     },
     result: {
       accuracy: m.accuracy,
+      ...(m.val_accuracy !== undefined ? { val_accuracy: m.val_accuracy } : {}),
       soft_accuracy: m.soft_accuracy,
       sparsity: m.sparsity,
       backend: m.backend,

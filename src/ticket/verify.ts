@@ -1,7 +1,7 @@
 import type { Engine } from "../engine/engine.ts";
 import { loadDataset } from "../train/data/load.ts";
 import { buildNet } from "../train/nets/build.ts";
-import { ticketAccuracy } from "../train/trial.ts";
+import { ticketAccuracies } from "../train/trial.ts";
 import { sha256Hex } from "../util/hash.ts";
 import { unpackMasks } from "./bits.ts";
 import { contentHash, readTicket, type TicketManifest } from "./format.ts";
@@ -56,7 +56,7 @@ export async function verifyTicket(dir: string, engine: Engine): Promise<Verific
   if (checks.some((c) => !c.ok)) return { ok: false, checks, manifest };
 
   const cfg = manifest.config;
-  const { train, test } = await loadDataset(cfg.dataset);
+  const { train, test, validation } = await loadDataset(cfg.dataset);
   const net = buildNet(cfg.model, train.shape, train.classes, engine);
   const layersMatch = net.layers.length === manifest.layers.length &&
     net.layers.every((l, i) =>
@@ -78,15 +78,27 @@ export async function verifyTicket(dir: string, engine: Engine): Promise<Verific
   const masks = unpackMasks(bits, sizes);
   const keptOk = masks.every((m, i) => m.reduce((s, v) => s + v, 0) === manifest.layers[i]!.kept);
   add("kept per layer", keptOk, keptOk ? "every layer keeps the recorded count" : "kept counts differ from the record");
-  const accuracy = ticketAccuracy(net, masks, train, test);
-  const recorded = manifest.result.accuracy;
+  const got = ticketAccuracies(net, masks, train, test, validation);
+  const accuracy = got.accuracy;
   const same = engine.name === manifest.result.backend;
-  const accOk = same ? accuracy === recorded : Math.abs(accuracy - recorded) <= CROSS_BACKEND_TOLERANCE;
+  const close = (a: number, b: number) => same ? a === b : Math.abs(a - b) <= CROSS_BACKEND_TOLERANCE;
+  const how = same ? "(same backend: must be equal)" : `(other backend: within ${CROSS_BACKEND_TOLERANCE})`;
+  const recorded = manifest.result.accuracy;
   add(
     "accuracy",
-    accOk,
-    `re-evaluated ${accuracy} on ${engine.name}, recorded ${recorded} on ${manifest.result.backend} ` +
-      (same ? "(same backend: must be equal)" : `(other backend: within ${CROSS_BACKEND_TOLERANCE})`),
+    close(accuracy, recorded),
+    `re-evaluated test accuracy ${accuracy} on ${engine.name}, recorded ${recorded} on ${manifest.result.backend} ${how}`,
   );
+  const recVal = manifest.result.val_accuracy;
+  if (recVal !== undefined) {
+    const ok = recVal === null
+      ? got.val_accuracy === null
+      : got.val_accuracy !== null && close(got.val_accuracy, recVal);
+    add(
+      "validation accuracy",
+      ok,
+      `re-evaluated validation accuracy ${got.val_accuracy}, recorded ${recVal} ${how}`,
+    );
+  }
   return { ok: checks.every((c) => c.ok), checks, manifest, accuracy };
 }

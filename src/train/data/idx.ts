@@ -68,5 +68,5 @@ export async function loadIdx(
   const te = { ...seededSubset(fullTest, test ?? fullTest.n, seed + 1, "dataset.test"), classes };
   normalise(tr, [MNIST_MEAN], [MNIST_STD]);
   normalise(te, [MNIST_MEAN], [MNIST_STD]);
-  return { train: tr, test: te, source: `IDX files in ${dir} (${tr.n}/${te.n}, split_seed ${seed})` };
+  return { train: tr, test: te, validation: null, source: `IDX files in ${dir} (${tr.n}/${te.n}, split_seed ${seed})` };
 }

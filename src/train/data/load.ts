@@ -1,6 +1,6 @@
 import type { DatasetConfig } from "../../spec/schema.ts";
 import { loadCifar10 } from "./cifar10.ts";
-import type { DataSplit } from "./dataset.ts";
+import { carveValidation, type DataSplit, validationCount } from "./dataset.ts";
 import { loadFashionMnist } from "./fashion_mnist.ts";
 import { loadIdx } from "./idx.ts";
 import { loadMnist } from "./mnist.ts";
@@ -8,7 +8,24 @@ import { loadSynthetic } from "./synthetic.ts";
 
 const splits = new Map<string, Promise<DataSplit>>();
 
-function load(cfg: DatasetConfig): Promise<DataSplit> {
+/**
+ * The dataset's train/test split, then `dataset.validation` samples carved out of the training split by
+ * `split_seed` ({@link carveValidation}); the test split is the same with or without one.
+ */
+async function load(cfg: DatasetConfig): Promise<DataSplit> {
+  const split = await loadTrainTest(cfg);
+  const v = validationCount(cfg.validation, split.train.n);
+  if (v === 0) return split;
+  const { train, validation } = carveValidation(split.train, v, cfg.split_seed);
+  return {
+    train,
+    test: split.test,
+    validation,
+    source: `${split.source}; validation ${v} held out of the ${split.train.n} training samples (${train.n} train)`,
+  };
+}
+
+function loadTrainTest(cfg: DatasetConfig): Promise<DataSplit> {
   switch (cfg.name) {
     case "mnist":
       return loadMnist(cfg.train ?? 8000, cfg.test ?? 2000, cfg.split_seed);

