@@ -10,7 +10,9 @@ function findChromium(): string {
       } catch { /* next */ }
     }
   }
-  throw new Error("no Chromium on PATH: install it (`apt-get install chromium`; .ci/run does)");
+  throw new Error(
+    "no Chromium on PATH: install it (`apt-get install chromium`; deno task test does it: tools/test_setup.ts)",
+  );
 }
 
 /** What loading a page produced. */

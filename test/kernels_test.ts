@@ -12,7 +12,10 @@ import { ROOT } from "./_fixtures.ts";
 
 Deno.test("kernels - the native fused gate kernels give the same numbers as the TypeScript loops", async () => {
   const { kernels, reason } = await loadKernels();
-  assert.ok(kernels, `the native kernels must build here (.ci/run installs gcc): ${reason}`);
+  assert.ok(
+    kernels,
+    `the native kernels must build here (deno task test installs gcc: tools/test_setup.ts): ${reason}`,
+  );
   const net = buildNet(ModelSchema.parse({}), [28, 28, 1], 10, createJsEngine()); // LeNet-300-100: 266,200 gates
   const training = TrialTrainingSchema.parse({
     optimizer: "adam",
