@@ -33,7 +33,13 @@ Deno.test("tickets - store → verify reproduces the recorded accuracy exactly; 
     const ok = await verifyTicket(ticket, createJsEngine());
     assert.ok(ok.ok, JSON.stringify(ok.checks));
     assert.equal(ok.accuracy, ok.manifest!.result.accuracy);
-    assert.deepEqual(ok.checks.map((c) => c.name), [
+    // then the ticket ladder: its levels' hash and every cut (test/ladder_test.ts)
+    const cuts = ok.manifest!.cuts!.points.length;
+    assert.deepEqual(
+      ok.checks.slice(7).map((c) => c.name),
+      ["cuts hash", ...Array.from({ length: cuts }, (_, j) => `cut ${j + 1}`)],
+    );
+    assert.deepEqual(ok.checks.slice(0, 7).map((c) => c.name), [
       "manifest hash",
       "mask hash",
       "network",

@@ -7,15 +7,18 @@ import { TicketsweepError } from "../util/errors.ts";
 import { parseCli } from "./common.ts";
 
 export const TICKET_USAGE = `Usage:
-  deno task ticket verify runs/<sweep>/tickets/<trial> [--backend NAME]
-  deno task ticket export runs/<sweep>/tickets/<trial> --out DIR
+  deno task ticket verify runs/<sweep>/tickets/<trial> [--cut J] [--backend NAME]
+  deno task ticket export runs/<sweep>/tickets/<trial> [--cut J] --out DIR
 
 verify  checks ticket.json's content hash and mask.bin's hash, rebuilds the frozen network from the
-        recorded config and seed, applies the mask and re-evaluates the test accuracy: it must equal the
-        recorded accuracy on the same backend (within 1e-6 on another). Exit 0 when all checks pass, 2 if not.
+        recorded config and seed, applies the mask and re-evaluates the test (and validation) accuracy: it
+        must equal the recorded accuracy on the same backend (within 1e-6 on another). Then every cut of
+        the ticket ladder (cuts.bin): its mask rebuilt from the levels must have the recorded hash and
+        kept counts, and its re-evaluated accuracies the recorded ones. Exit 0 when all checks pass, 2 if not.
 export  writes DIR/ticket.manifest.json and DIR/mask.u8 (one byte per masked weight) for other tools.
 
 Options:
+  --cut J         the J-th cut of the ladder only (1 = least sparse); export writes that cut's mask
   --backend NAME  engine for verify: ${BACKENDS.join(", ")} (default: the one recorded, else auto)
   --out DIR       export destination
   -h, --help      this text`;
@@ -25,13 +28,18 @@ export async function ticketMain(args: string[]): Promise<number> {
   const { values, positionals } = parseCli(args, {
     backend: { type: "string" },
     out: { type: "string" },
+    cut: { type: "string" },
     help: { type: "boolean", short: "h" },
   }, TICKET_USAGE);
   const [command, dir] = positionals;
   if (!command || !dir) throw new TicketsweepError(`give a command and a ticket folder\n\n${TICKET_USAGE}`);
+  const cut = typeof values.cut === "string" ? Number(values.cut) : undefined;
+  if (cut !== undefined && !(Number.isInteger(cut) && cut >= 1)) {
+    throw new TicketsweepError(`--cut ${values.cut}: expected a cut number, 1 to N`);
+  }
   if (command === "export") {
     if (typeof values.out !== "string") throw new TicketsweepError(`export needs --out DIR\n\n${TICKET_USAGE}`);
-    const out = await exportTicket(dir, values.out);
+    const out = await exportTicket(dir, values.out, cut);
     console.log(`wrote ${out.manifest} and ${out.mask}`);
     return 0;
   }
@@ -46,7 +54,7 @@ export async function ticketMain(args: string[]): Promise<number> {
   }
   const { engine } = await selectEngine(backend as Backend).catch(() => selectEngine("auto"));
   try {
-    const v = await verifyTicket(dir, engine);
+    const v = await verifyTicket(dir, engine, { cut });
     for (const c of v.checks) console.log(`${c.ok ? "ok  " : "FAIL"}  ${c.name}: ${c.detail}`);
     console.log(v.ok ? "ticket verified" : "ticket NOT verified");
     return v.ok ? 0 : 2;

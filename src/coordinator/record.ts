@@ -176,8 +176,11 @@ export class ResultLog {
     let line: RecordedResult = r;
     if (r.metrics?.ticket) {
       const { bits_b64, ...ticket } = r.metrics.ticket;
-      await writeTicket(`${this.#dir}/tickets/${r.trial_id}`, ticketManifest(r, trial), decodeBase64(bits_b64));
+      const cuts = r.metrics.cuts; // the ladder's levels go to tickets/<trial>/cuts.bin, not into the line
+      const levels = cuts ? decodeBase64(cuts.levels.b64) : undefined;
+      await writeTicket(`${this.#dir}/tickets/${r.trial_id}`, ticketManifest(r, trial), decodeBase64(bits_b64), levels);
       line = { ...r, metrics: { ...r.metrics, ticket: { ...ticket, bits_b64: "" } } };
+      if (cuts) line.metrics!.cuts = { ...cuts, levels: { ...cuts.levels, b64: "" } };
     }
     await appendLine(this.path, JSON.stringify(line) + "\n");
     this.#byId.set(r.trial_id, line);

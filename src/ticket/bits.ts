@@ -37,3 +37,37 @@ export function encodeTicket(masks: Uint8Array[]): PackedTicket {
     masked_weights: masks.reduce((s, m) => s + m.length, 0),
   };
 }
+
+/** Packs levels (each < 2^bits, bits 1-8) `bits` per value, least significant bit first. */
+export function packLevels(levels: Uint8Array, bits: number): Uint8Array {
+  const out = new Uint8Array(Math.ceil((levels.length * bits) / 8));
+  let bit = 0;
+  for (let i = 0; i < levels.length; i++) {
+    const v = levels[i]!;
+    for (let b = 0; b < bits; b++, bit++) if ((v >> b) & 1) out[bit >> 3]! |= 1 << (bit & 7);
+  }
+  return out;
+}
+
+/** Unpacks `n` levels of `bits` bits each. */
+export function unpackLevels(bytes: Uint8Array, n: number, bits: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let bit = 0;
+  for (let i = 0; i < n; i++) {
+    let v = 0;
+    for (let b = 0; b < bits; b++, bit++) v |= ((bytes[bit >> 3]! >> (bit & 7)) & 1) << b;
+    out[i] = v;
+  }
+  return out;
+}
+
+/** The masks of cut `j` (1-based) of a ladder: the weights of level >= j, split into layers of the given sizes. */
+export function cutMasks(levels: Uint8Array, j: number, sizes: number[]): Uint8Array[] {
+  let o = 0;
+  return sizes.map((n) => {
+    const m = new Uint8Array(n);
+    for (let i = 0; i < n; i++) m[i] = levels[o + i]! >= j ? 1 : 0;
+    o += n;
+    return m;
+  });
+}

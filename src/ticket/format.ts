@@ -15,13 +15,16 @@ import { z } from "zod";
  *   of every other field, so that an edited seed, config or mask hash is detected.
  */
 export const TICKET_FORMAT = "ticketsweep-ticket";
-export const TICKET_VERSION = 2;
+export const TICKET_VERSION = 3;
 export const MASK_FILE = "mask.bin";
+/** The ticket ladder's per-weight levels (version 3): cut `j` (1-based) keeps the weights of level >= j. */
+export const CUTS_FILE = "cuts.bin" as const;
 export const MANIFEST_FILE = "ticket.json";
 
 export const TicketManifestSchema = z.object({
   format: z.literal(TICKET_FORMAT),
-  version: z.literal(TICKET_VERSION),
+  /** 2: one ticket; 3: adds `result.val_accuracy` and the ticket ladder `cuts` (written since). */
+  version: z.union([z.literal(2), z.literal(TICKET_VERSION)]),
   sweep_id: z.string(),
   trial_id: z.string(),
   params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
@@ -43,6 +46,24 @@ export const TicketManifestSchema = z.object({
     backend: z.string(),
     device: z.string(),
   }),
+  /**
+   * The ticket ladder: `cuts.bin` holds each masked weight's level packed `bits` per weight (least significant
+   * bit first, layers in order); cut `j` (1-based, `points[j - 1]`) keeps exactly the weights of level >= j.
+   */
+  cuts: z.object({
+    file: z.literal(CUTS_FILE),
+    rule: z.enum(["test_gate", "s", "keep_fraction"]),
+    bits: z.number().int().min(1).max(8),
+    sha256: z.string().length(64),
+    points: z.array(z.object({
+      cut: z.number(),
+      sparsity: z.number(),
+      kept: z.array(z.number().int()),
+      accuracy: z.number(),
+      val_accuracy: z.number().nullable(),
+      sha256: z.string().length(64),
+    })),
+  }).optional(),
   content_sha256: z.string().length(64),
 });
 export type TicketManifest = z.infer<typeof TicketManifestSchema>;
@@ -83,14 +104,31 @@ export function ticketManifest(
       backend: m.backend,
       device: m.device,
     },
+    ...(m.cuts
+      ? {
+        cuts: {
+          file: CUTS_FILE as typeof CUTS_FILE,
+          rule: m.cuts.rule,
+          bits: m.cuts.levels.bits,
+          sha256: m.cuts.levels.sha256,
+          points: m.cuts.points,
+        },
+      }
+      : {}),
   } as const;
   return { ...body, content_sha256: contentHash(body) };
 }
 
-/** Writes a ticket folder: the mask bits, then the manifest. */
-export async function writeTicket(dir: string, manifest: TicketManifest, bits: Uint8Array): Promise<void> {
+/** Writes a ticket folder: the mask bits (and the ladder's levels), then the manifest. */
+export async function writeTicket(
+  dir: string,
+  manifest: TicketManifest,
+  bits: Uint8Array,
+  levels?: Uint8Array,
+): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeFile(`${dir}/${MASK_FILE}`, bits);
+  if (levels) await Deno.writeFile(`${dir}/${CUTS_FILE}`, levels);
   await Deno.writeTextFile(`${dir}/${MANIFEST_FILE}`, JSON.stringify(manifest, null, 2) + "\n");
 }
 

@@ -3,8 +3,8 @@ import { loadDataset } from "../train/data/load.ts";
 import { buildNet } from "../train/nets/build.ts";
 import { ticketAccuracies } from "../train/trial.ts";
 import { sha256Hex } from "../util/hash.ts";
-import { unpackMasks } from "./bits.ts";
-import { contentHash, readTicket, type TicketManifest } from "./format.ts";
+import { cutMasks, packMasks, unpackLevels, unpackMasks } from "./bits.ts";
+import { contentHash, MANIFEST_FILE, readTicket, type TicketManifest } from "./format.ts";
 
 /** One check of a verification. */
 export interface Check {
@@ -31,7 +31,11 @@ export const CROSS_BACKEND_TOLERANCE = 1e-6;
  * equal to the recorded one on the same backend, within {@link CROSS_BACKEND_TOLERANCE} on another.
  * Stops before rebuilding when a hash does not match (the content cannot be trusted).
  */
-export async function verifyTicket(dir: string, engine: Engine): Promise<Verification> {
+export async function verifyTicket(
+  dir: string,
+  engine: Engine,
+  opts: { cut?: number } = {},
+): Promise<Verification> {
   const checks: Check[] = [];
   const add = (name: string, ok: boolean, detail: string) => checks.push({ name, ok, detail });
   const { manifest, bits } = await readTicket(dir);
@@ -99,6 +103,52 @@ export async function verifyTicket(dir: string, engine: Engine): Promise<Verific
       ok,
       `re-evaluated validation accuracy ${got.val_accuracy}, recorded ${recVal} ${how}`,
     );
+  }
+  const ladder = manifest.cuts;
+  if (opts.cut !== undefined && (!ladder || opts.cut < 1 || opts.cut > ladder.points.length)) {
+    add("cut", false, `no cut ${opts.cut}: the ticket has ${ladder?.points.length ?? 0} cuts (1 to N)`);
+  } else if (ladder) {
+    let levelsBytes: Uint8Array | null = null;
+    try {
+      levelsBytes = await Deno.readFile(`${dir}/${ladder.file}`);
+    } catch {
+      add("cuts hash", false, `no ${ladder.file} next to ${MANIFEST_FILE}`);
+    }
+    if (levelsBytes) {
+      const h = sha256Hex(levelsBytes);
+      const hashOk = h === ladder.sha256 && levelsBytes.length === Math.ceil((total * ladder.bits) / 8);
+      add(
+        "cuts hash",
+        hashOk,
+        hashOk
+          ? `${ladder.file} sha256 ${h.slice(0, 16)}… matches`
+          : `${ladder.file} was modified (sha256 ${h.slice(0, 16)}…, recorded ${ladder.sha256.slice(0, 16)}…)`,
+      );
+      if (hashOk) {
+        const levels = unpackLevels(levelsBytes, total, ladder.bits);
+        const which = opts.cut !== undefined ? [opts.cut] : ladder.points.map((_, i) => i + 1);
+        for (const j of which) {
+          const p = ladder.points[j - 1]!;
+          const cm = cutMasks(levels, j, sizes);
+          const maskOk = sha256Hex(packMasks(cm)) === p.sha256 &&
+            cm.every((m, i) => m.reduce((s, v) => s + v, 0) === p.kept[i]);
+          const a = maskOk ? ticketAccuracies(net, cm, train, test, validation) : null;
+          const ok = a !== null && close(a.accuracy, p.accuracy) &&
+            (p.val_accuracy === null
+              ? a.val_accuracy === null
+              : a.val_accuracy !== null && close(a.val_accuracy, p.val_accuracy));
+          add(
+            `cut ${j}`,
+            ok,
+            `${ladder.rule} ${p.cut}: ` +
+              (!maskOk
+                ? "the rebuilt mask differs from the recorded one (hash or kept counts)"
+                : `sparsity ${p.sparsity.toFixed(4)}, re-evaluated test ${a!.accuracy} (recorded ${p.accuracy}), ` +
+                  `validation ${a!.val_accuracy} (recorded ${p.val_accuracy})`),
+          );
+        }
+      }
+    }
   }
   return { ok: checks.every((c) => c.ok), checks, manifest, accuracy };
 }

@@ -1,5 +1,5 @@
 import type { Engine } from "../engine/engine.ts";
-import type { TrialConfig } from "../spec/schema.ts";
+import type { TicketsConfig, TrialConfig } from "../spec/schema.ts";
 import { Rng } from "../util/rng.ts";
 import { augmentInto } from "./data/augment.ts";
 import type { Dataset, DataSplit } from "./data/dataset.ts";
@@ -9,7 +9,9 @@ import type { MaskMethod } from "./masks/method.ts";
 import { maskedWeights } from "./masks/method.ts";
 import { buildNet } from "./nets/build.ts";
 import type { Net } from "./nets/net.ts";
-import type { LayerSparsity, LossPoint, TrialMetrics } from "./result.ts";
+import type { CutLadder, LayerSparsity, LossPoint, TrialMetrics } from "./result.ts";
+import { buildLadder, cutValues, encodeLevels, masksSha256 } from "./ladder.ts";
+import type { CutRule } from "./masks/method.ts";
 import { encodeTicket } from "../ticket/bits.ts";
 
 /** Hooks the worker passes to a running trial. */
@@ -82,6 +84,25 @@ function weightsAccuracies(
 
 function weightsAccuracy(net: Net, weff: Float32Array[], train: Dataset, test: Dataset): number {
   return weightsAccuracies(net, weff, train, test, null).accuracy;
+}
+
+/**
+ * A trial's ticket ladder (spec `tickets.cuts`): the cut values ({@link cutValues}), each cut's ticket by the
+ * method's rule with its sparsity and test and validation accuracy, and the levels that rebuild every cut.
+ */
+export function ticketLadder(net: Net, rule: CutRule, tickets: TicketsConfig, data: DataSplit): CutLadder | null {
+  const sizes = net.layers.map((l) => l.w.length);
+  const built = buildLadder(rule, sizes, cutValues(rule, sizes, tickets.cuts));
+  if (!built) return null;
+  return {
+    rule: rule.rule,
+    levels: encodeLevels(built),
+    points: built.cuts.map(({ cut, masks }) => {
+      const { sparsity, layers } = ticketSparsity(net, masks);
+      const acc = ticketAccuracies(net, masks, data.train, data.test, data.validation);
+      return { cut, sparsity, kept: layers.map((l) => l.kept), ...acc, sha256: masksSha256(masks) };
+    }),
+  };
 }
 
 /** Fills a training batch from rows `order[from…]`, augmenting images when asked. */
@@ -228,6 +249,7 @@ class TrialRun {
       softAccuracy = soft === accuracy ? null : soft;
     }
     const { sparsity, layers } = ticketSparsity(net, masks);
+    const cuts = this.cfg.tickets && method.cuts ? ticketLadder(net, method.cuts, this.cfg.tickets, data) : null;
     return {
       ...common,
       accuracy,
@@ -237,6 +259,7 @@ class TrialRun {
       layers,
       wall_s: (performance.now() - t0) / 1000,
       ticket: encodeTicket(masks),
+      ...(this.cfg.tickets ? { cuts } : {}),
     };
   }
 }

@@ -2,7 +2,7 @@ import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import { FLT_NORMAL_MIN, sigmoidF32 } from "./math.ts";
 import type { FusedKernels } from "../../engine/native.ts";
-import type { MaskMethod } from "./method.ts";
+import type { CutRule, MaskMethod } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
 const f = Math.fround;
@@ -127,11 +127,21 @@ export class ContinuousSparsification implements MaskMethod {
   }
 
   binaryMask(l: number): Uint8Array {
-    const s = this.s[l]!;
-    const m = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++) m[i] = s[i]! > 0 ? 1 : 0;
-    return m;
+    return this.cuts.mask(l, 0);
   }
+
+  /** Ticket ladder: a threshold on s; keep iff `s > c` (the own ticket: c = 0). */
+  readonly cuts: CutRule = {
+    rule: "s",
+    own: 0,
+    mask: (l, c) => {
+      const s = this.s[l]!;
+      const m = new Uint8Array(s.length);
+      for (let i = 0; i < s.length; i++) m[i] = s[i]! > c ? 1 : 0;
+      return m;
+    },
+    values: (l) => this.s[l]!,
+  };
 
   softWeights(weff: Float32Array[]): boolean {
     this.effectiveWeights(weff);

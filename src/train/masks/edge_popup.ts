@@ -1,7 +1,7 @@
 import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import type { MaskMethod } from "./method.ts";
+import type { CutRule, MaskMethod } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 import { keptCount, topKMask } from "./top_k.ts";
 import type { FusedKernels } from "../../engine/native.ts";
@@ -27,6 +27,7 @@ export class EdgePopup implements MaskMethod {
     this.#kernels = kernels ?? null;
     this.#net = net;
     this.#k = method.k;
+    this.cuts = { ...this.cuts, own: method.k };
     this.scores = net.layers.map((p) => {
       const a = 1 / Math.sqrt(p.fanIn), s = new Float32Array(p.w.length);
       for (let i = 0; i < s.length; i++) s[i] = (2 * rng.uniform() - 1) * a;
@@ -72,10 +73,19 @@ export class EdgePopup implements MaskMethod {
   }
 
   binaryMask(l: number): Uint8Array {
-    const m = new Uint8Array(this.scores[l]!.length);
-    topKMask(this.scores[l]!, this.#k, m, this.#scratch[l]!);
-    return m;
+    return this.cuts.mask(l, this.#k);
   }
+
+  /** Ticket ladder: a keep fraction k' <= k; the top k' of each layer by |score| (the training rule at k'). */
+  cuts: CutRule = {
+    rule: "keep_fraction",
+    own: 0,
+    mask: (l, c) => {
+      const m = new Uint8Array(this.scores[l]!.length);
+      topKMask(this.scores[l]!, c, m, this.#scratch[l]!);
+      return m;
+    },
+  };
 
   softWeights(): boolean {
     return false;

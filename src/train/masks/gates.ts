@@ -2,7 +2,7 @@ import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import { gaussTable, normCdf, normPdf } from "./math.ts";
-import { expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
+import { type CutRule, expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 
@@ -41,6 +41,7 @@ export class BernoulliGates implements MaskMethod {
     this.#rng = rng;
     this.#sigma = method.sigma;
     this.#threshold = method.threshold;
+    this.cuts = { ...this.cuts, own: this.#threshold };
     this.#span = gateSpan(net, method.granularity);
     const counts = net.layers.map((l, i) => l.w.length / this.#span[i]!);
     const total = counts.reduce((s, n) => s + n, 0);
@@ -143,9 +144,25 @@ export class BernoulliGates implements MaskMethod {
   }
 
   binaryMask(l: number): Uint8Array {
-    const mu = this.mu[l]!, t = this.#threshold;
-    return expandMask(mu.length, this.#span[l]!, (j) => Math.min(mu[j]!, 1) > t);
+    return this.cuts.mask(l, this.#threshold);
   }
+
+  /** Ticket ladder: the test-gate threshold; keep iff `clamp(mu, 0, 1) > c` (for c >= 0: `min(mu, 1) > c`). */
+  cuts: CutRule = {
+    rule: "test_gate",
+    own: 0,
+    mask: (l, c) => {
+      const mu = this.mu[l]!;
+      return expandMask(mu.length, this.#span[l]!, (j) => Math.min(mu[j]!, 1) > c);
+    },
+    values: (l) => {
+      const mu = this.mu[l]!, span = this.#span[l]!, out = new Float32Array(mu.length * span);
+      for (let j = 0; j < mu.length; j++) {
+        out.fill(mu[j]! <= 0 ? 0 : mu[j]! >= 1 ? 1 : mu[j]!, j * span, (j + 1) * span);
+      }
+      return out;
+    },
+  };
 
   softWeights(weff: Float32Array[]): boolean {
     this.#net.layers.forEach((layer, l) => {

@@ -3,7 +3,7 @@ import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import { logF32, sigmoidF32 } from "./math.ts";
 import type { FusedKernels } from "../../engine/native.ts";
-import { expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
+import { type CutRule, expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
 const f = Math.fround;
@@ -50,6 +50,7 @@ export class HardConcreteGates implements MaskMethod {
     this.#zeta = m.zeta;
     this.#shift = m.hc_beta * Math.log(-m.gamma / m.zeta);
     this.#threshold = m.threshold;
+    this.cuts = { ...this.cuts, own: this.#threshold };
     this.#span = gateSpan(net, m.granularity);
     const counts = net.layers.map((l, i) => l.w.length / this.#span[i]!);
     const total = counts.reduce((s, n) => s + n, 0);
@@ -129,9 +130,23 @@ export class HardConcreteGates implements MaskMethod {
   }
 
   binaryMask(l: number): Uint8Array {
-    const la = this.logAlpha[l]!;
-    return expandMask(la.length, this.#span[l]!, (j) => this.testGate(la[j]!) > this.#threshold);
+    return this.cuts.mask(l, this.#threshold);
   }
+
+  /** Ticket ladder: the test-gate threshold; keep iff `testGate(log_alpha) > c`. */
+  cuts: CutRule = {
+    rule: "test_gate",
+    own: 0,
+    mask: (l, c) => {
+      const la = this.logAlpha[l]!;
+      return expandMask(la.length, this.#span[l]!, (j) => this.testGate(la[j]!) > c);
+    },
+    values: (l) => {
+      const la = this.logAlpha[l]!, span = this.#span[l]!, out = new Float32Array(la.length * span);
+      for (let j = 0; j < la.length; j++) out.fill(this.testGate(la[j]!), j * span, (j + 1) * span);
+      return out;
+    },
+  };
 
   softWeights(weff: Float32Array[]): boolean {
     this.#net.layers.forEach((layer, l) => {

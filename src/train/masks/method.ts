@@ -23,6 +23,23 @@ export interface MaskMethod {
   binaryMask(l: number): Uint8Array;
   /** Writes the deterministic soft weights (test gates; trained weights for dense); false when there are none. */
   softWeights(weff: Float32Array[]): boolean;
+  /**
+   * The method's ticket rule at another cut (ticket ladders): what a cut value means, the value of its own
+   * ticket, and the mask of layer `l` at cut `c` (the same rule `binaryMask` applies at `own`). Absent for dense.
+   */
+  readonly cuts?: CutRule;
+}
+
+/** How a method's learned mask parameters are cut into a ticket (see `src/train/ladder.ts`). */
+export interface CutRule {
+  /** `test_gate`, `s`: keep iff the value is above the cut; `keep_fraction`: keep the top fraction by |score|. */
+  readonly rule: "test_gate" | "s" | "keep_fraction";
+  /** The cut of the trial's own ticket (its threshold, 0, or k). */
+  readonly own: number;
+  /** The mask of layer `l` at cut `c`. */
+  mask(l: number, c: number): Uint8Array;
+  /** Threshold rules: the per-weight values the cut is compared with (layer `l`), for choosing cuts. */
+  values?(l: number): Float32Array;
 }
 
 /** Writes `W ⊙ mask` for every masked layer. */
