@@ -20,7 +20,7 @@ Deno.test("fault - a worker killed with SIGKILL mid-trial: the trial is redelive
   const first = await spawnLocalWorkers(1, nats, `${dir}/logs1`, ["--backend", "js"]);
   let second: Awaited<ReturnType<typeof spawnLocalWorkers>> | undefined;
   try {
-    const text = tinySpecText("kill-worker", 1, "", 400); // one trial of a few seconds
+    const text = tinySpecText("kill-worker", 1, "", 1500); // one trial of a few seconds
     const spec = parseSpec(text);
     const [trial] = expandTrials(spec);
     let killed = false;
