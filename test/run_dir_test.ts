@@ -7,7 +7,7 @@ import { type RecordedResult, REJECTED_FILE, ResultLog, setAsideNotice } from ".
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "../src/coordinator/run_dir.ts";
 import { acquireRunLock, LOCK_FILE } from "../src/coordinator/run_lock.ts";
 import { statusMain } from "../src/cli/status.ts";
-import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
+import { expandTrials, sweepIdOf, trialIdOf } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { TicketsweepError } from "../src/util/errors.ts";
 import { cluster, recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
@@ -111,6 +111,48 @@ Deno.test("run dir - a corrupt or incomplete sweep.json: one line naming the fil
   }
 });
 
+Deno.test("run dir - an edited but valid sweep.json is refused, not read as a plan of fewer trials", async () => {
+  const { runs, dir, m } = await runDir(3);
+  try {
+    const file = `${dir}/sweep.json`;
+    const [t0, t1] = m.trials as [SweepManifest["trials"][0], SweepManifest["trials"][0]];
+    const otherId = "rundir-00000000";
+    const cases: [string, unknown, RegExp][] = [
+      ["no trials", { ...m, trials: [] }, /sweep\.json: trials: 0 trials, but its spec plans 3 \(gates: lambda 3/],
+      ["one removed", { ...m, trials: m.trials.slice(1) }, /trials: 2 trials, but its spec plans 3/],
+      [
+        "one added",
+        { ...m, trials: [...m.trials, { ...t0, seed: 7, id: trialIdOf(m.sweep_id, t0.params, 7) }] },
+        /trials: 4 trials, but its spec plans 3/,
+      ],
+      [
+        "params altered",
+        { ...m, trials: [{ ...t0, params: t1.params }, ...m.trials.slice(1)] },
+        new RegExp(`trials\\.0\\.id: ${t0.id} is not the id of its parameters and seed`),
+      ],
+      ["a repeated trial", { ...m, trials: [t0, t0, t1] }, /trials\.1\.id: trial .* twice/],
+      [
+        "another sweep's id",
+        { ...m, sweep_id: otherId, trials: m.trials.map((t) => ({ ...t, sweepId: otherId })) },
+        new RegExp(`sweep_id: ${otherId} is not the id of its spec \\(${m.sweep_id}\\)`),
+      ],
+      ["spec altered", { ...m, spec: { ...m.spec, seeds: [0, 1] } }, /sweep_id: .* is not the id of its spec/],
+    ];
+    for (const [what, manifest, re] of cases) {
+      await Deno.writeTextFile(file, JSON.stringify(manifest));
+      const e = await readManifest(dir).then(() => null, (e) => e);
+      assert.ok(e instanceof TicketsweepError, `${what}: ${e}`);
+      assert.match(e.message, re, what);
+      assert.match(e.message, /; rewrite it by running its spec again \(deno task sweep .*spec\.yaml --runs /, what);
+      assert.ok(!e.message.includes("\n"), e.message);
+    }
+    await writeManifest(dir, m);
+    assert.equal((await readManifest(dir)).trials.length, 3);
+  } finally {
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
 Deno.test("run dir - a held lock refuses a second coordinator; released, it is free", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -179,6 +221,87 @@ Deno.test("run dir - stale locks are taken over with a log line: dead pid, old h
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("run dir - another host's heartbeat over 30 s in the future: refused, saying the clocks differ", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const at = (ms: number) => new Date(Date.now() + ms).toISOString();
+    for (
+      const [ahead, re] of [
+        [
+          5 * 60_000,
+          new RegExp(
+            `held by the coordinator pid 4242 on host elsewhere since .*; its heartbeat is 300 s in the future: the ` +
+              `clocks of elsewhere and this host differ; if that coordinator is gone, remove ${dir}/${LOCK_FILE}$`,
+          ),
+        ],
+        [10_000, /held by the coordinator pid 4242 on host elsewhere .*; stop it first, or wait/],
+      ] as const
+    ) {
+      const text = JSON.stringify({
+        v: 1,
+        host: "elsewhere",
+        pid: 4242,
+        started_at: at(-60_000),
+        heartbeat_at: at(ahead),
+      });
+      await Deno.writeTextFile(`${dir}/${LOCK_FILE}`, text);
+      await assert.rejects(
+        acquireRunLock(dir, () => {}),
+        (e: Error) => e instanceof TicketsweepError && re.test(e.message),
+      );
+      assert.equal(await Deno.readTextFile(`${dir}/${LOCK_FILE}`), text);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("run dir - coordinator.lock or results.jsonl a directory: one line saying so; status exits 1", async () => {
+  const { runs, dir, m } = await runDir(2);
+  const out: string[] = [];
+  const log = console.log;
+  try {
+    await Deno.mkdir(`${dir}/${LOCK_FILE}`);
+    await assert.rejects(
+      acquireRunLock(dir, () => {}),
+      (e: Error) =>
+        e instanceof TicketsweepError &&
+        e.message === `${dir}/${LOCK_FILE} is a directory, not a lock file: move it away`,
+    );
+    await Deno.remove(`${dir}/${LOCK_FILE}`);
+    await Deno.mkdir(`${dir}/results.jsonl`);
+    const want = `${dir}/results.jsonl is a directory, not a file: move it away`;
+    for (const readOnly of [false, true]) {
+      await assert.rejects(
+        ResultLog.open(dir, { planned: m.trials.map((t) => t.id), readOnly }),
+        (e: Error) => e instanceof TicketsweepError && e.message === want,
+      );
+    }
+    console.log = (s: string) => out.push(s);
+    assert.equal(await statusMain([dir]), 1);
+  } finally {
+    console.log = log;
+    await Deno.remove(runs, { recursive: true });
+  }
+  assert.deepEqual(out, [`${dir}/results.jsonl is a directory, not a file: move it away`]);
+});
+
+Deno.test("run dir - status of a directory that is not a run directory exits 1", async () => {
+  const runs = await Deno.makeTempDir();
+  const out: string[] = [];
+  const log = console.log;
+  console.log = (s: string) => out.push(s);
+  try {
+    assert.equal(await statusMain([`${runs}/nosuch`]), 1);
+  } finally {
+    console.log = log;
+    await Deno.remove(runs, { recursive: true });
+  }
+  assert.deepEqual(out, [
+    `${runs}/nosuch/sweep.json not found: ${runs}/nosuch is not a sweep run directory (deno task sweep makes them)`,
+  ]);
 });
 
 Deno.test("run dir - status without a broker: a held run directory is running, a dead coordinator's is stopped", async () => {

@@ -198,6 +198,24 @@ seeds:
   assert.equal(parseSpec(`name: p\ndescription: plain ${lots} text\n  continued ${dashes}\n`).name, "p");
 });
 
+Deno.test("spec limits - .inf, -.inf and .nan anywhere are located errors, never null in sweep.json", () => {
+  const cases: [string, string, number, number, string][] = [
+    ["training: {lr: .inf}\n", "training.lr", 2, 16, ".inf"],
+    ["training:\n  lr: .nan\n", "training.lr", 3, 7, ".nan"],
+    ["method:\n  lambda: -.inf\n", "method.lambda", 3, 11, "-.inf"],
+    ["method:\n  lambda: .nan\n", "method.lambda", 3, 11, ".nan"],
+    ["parameters:\n  lambda: {min: -.inf, max: 1, count: 2}\n", "parameters.lambda.min", 3, 17, "-.inf"],
+    ["parameters:\n  lambda: {min: 0, max: .inf, count: 2}\n", "parameters.lambda.max", 3, 25, ".inf"],
+    ["parameters:\n  lr: {values: [0.1, .nan]}\n", "parameters.lr.values.1", 3, 22, ".nan"],
+    ["seeds: [0, .inf]\n", "seeds.1", 2, 12, ".inf"],
+  ];
+  for (const [yaml, path, line, column, found] of cases) {
+    const issues = issuesOf(`name: a\n${yaml}`);
+    assert.equal(issues.length, 1, `${yaml}: ${JSON.stringify(issues)}`);
+    assert.deepEqual(issues[0], { path, line, column, message: `expected a finite number, found ${found}` });
+  }
+});
+
 Deno.test("spec limits - seeds: [0, 0, 0] and a repeated grid value are refused, naming the value", () => {
   const issues = issuesOf("name: a\nseeds: [0, 0, 0]\n");
   assert.deepEqual(issues.map((i) => [i.path, i.line, i.column]), [["seeds.1", 2, 12], ["seeds.2", 2, 15]]);

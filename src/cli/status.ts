@@ -4,6 +4,7 @@ import { ResultLog, setAsideNotice } from "../coordinator/record.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 import { inspectRunLock, type LockState } from "../coordinator/run_lock.ts";
 import { gatherStatus, renderStatus } from "../coordinator/status.ts";
+import { TicketsweepError } from "../util/errors.ts";
 import { logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli } from "./common.ts";
 
 export const STATUS_USAGE = `Usage: deno task status [SWEEP_ID | runs/SWEEP_ID] [options]
@@ -53,17 +54,20 @@ export async function statusMain(args: string[]): Promise<number> {
     console.log(`no broker given (--nats or NATS_URL) and no run directories in ${runsDir}/`);
     return 1;
   }
+  let shown = 0;
   for (const d of dirs) {
-    let m;
+    let m, log;
     try {
       m = await readManifest(d);
+      // only read: the files are the coordinator's (a bad line is set aside when the sweep resumes)
+      log = await ResultLog.open(d, { planned: m.trials.map((t) => t.id), readOnly: true });
     } catch (e) {
-      console.log((e as Error).message); // one line: not a run directory, or what is wrong with its sweep.json
+      if (!(e instanceof TicketsweepError)) throw e;
+      console.log(e.message); // one line: not a run directory, or what is wrong with its sweep.json or results
       continue;
     }
+    shown++;
     const lock = await lockOf(d);
-    // only read: the files are the coordinator's (a bad line is set aside when the sweep resumes)
-    const log = await ResultLog.open(d, { planned: m.trials.map((t) => t.id), readOnly: true });
     const all = log.all();
     const done = all.filter((r) => r.status === "done").length, failed = all.length - done;
     // typed since the failure field exists; the error text of results recorded before it
@@ -86,7 +90,7 @@ export async function statusMain(args: string[]): Promise<number> {
     );
     for (const s of log.setAside) console.log(`  ${d}/${setAsideNotice(s, true)}`);
   }
-  return 0;
+  return shown > 0 ? 0 : 1; // a run directory that is not one (or no readable one) is an error
 }
 
 /** What a run directory's lock says (an unreadable lock file counts as none). */

@@ -3,6 +3,7 @@ import type { Trial } from "../spec/expand.ts";
 import { decodeBase64 } from "../util/base64.ts";
 import { ticketManifest, writeTicket } from "../ticket/format.ts";
 import { atomicWrite } from "../util/atomic_write.ts";
+import { TicketsweepError } from "../util/errors.ts";
 
 /** One line of `results.jsonl`: the result as received, with the ticket's bits moved out to `tickets/`. */
 export type RecordedResult = ResultMessage;
@@ -98,7 +99,12 @@ export class ResultLog {
     try {
       text = await Deno.readTextFile(log.path);
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (e instanceof Deno.errors.IsADirectory) {
+        throw new TicketsweepError(`${log.path} is a directory, not a file: move it away`);
+      }
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new TicketsweepError(`${log.path}: cannot read it (${(e as Error).message}); fix its permissions`);
+      }
     }
     const lines = text.split("\n");
     const firstLine = new Map<string, number>();

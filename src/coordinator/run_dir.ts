@@ -2,7 +2,7 @@ import { z } from "zod";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { buildReportData, type ReportData, writeReportFiles } from "../report/mod.ts";
-import type { Trial } from "../spec/expand.ts";
+import { sweepIdOf, type Trial, trialCount, trialIdOf } from "../spec/expand.ts";
 import { type SweepSpec, SweepSpecSchema, TrialConfigSchema } from "../spec/schema.ts";
 import type { RecordedResult } from "./record.ts";
 
@@ -105,7 +105,35 @@ export async function readManifest(dir: string): Promise<SweepManifest> {
     const more = wrong.length > 1 ? ` (and ${wrong.length - 1} more problems)` : "";
     throw new TicketsweepError(`${file}: ${problems.join("; ")}${more}; ${fix}`);
   }
+  const wrong = planMismatch(raw as SweepManifest, parsed.data.spec);
+  if (wrong) throw new TicketsweepError(`${file}: ${wrong}; ${fix}`);
   return raw as SweepManifest;
+}
+
+/**
+ * What makes a valid `sweep.json` not its spec's plan (an edit: trials removed, added or altered), or undefined.
+ * The ids are hashes of the stored spec, the parameters and the seed; the trials are counted from the spec,
+ * not expanded (a large sweep expands slowly).
+ */
+function planMismatch(m: SweepManifest, spec: SweepSpec): string | undefined {
+  const sweepId = sweepIdOf(m.spec); // the spec as stored: a newer default must not change an old run's id
+  if (m.sweep_id !== sweepId) return `sweep_id: ${m.sweep_id} is not the id of its spec (${sweepId})`;
+  // each trial's sweepId and the ids' uniqueness are checked by the schema
+  for (const [i, t] of m.trials.entries()) {
+    const id = trialIdOf(sweepId, t.params, t.seed);
+    if (t.id !== id) return `trials.${i}.id: ${t.id} is not the id of its parameters and seed (${id})`;
+  }
+  const { trials: planned, detail } = trialCount(spec);
+  const n = m.trials.length;
+  // random search drops a draw that repeats an earlier one (with every seed): the count is an upper bound
+  const fits = spec.search.strategy === "grid"
+    ? n === planned
+    : n <= planned && n >= spec.seeds.length && n % spec.seeds.length === 0;
+  if (!fits) {
+    return `trials: ${n} trials, but its spec plans ${spec.search.strategy === "grid" ? "" : "at most "}` +
+      `${planned} (${detail})`;
+  }
+  return undefined;
 }
 
 /** The report data of a run directory's plan and recorded results. */

@@ -23,7 +23,7 @@ export type RunLockInfo = z.infer<typeof RunLockInfoSchema>;
 /** What the lock file of a run directory says about its coordinator. */
 export type LockState =
   | { kind: "free" }
-  | { kind: "live"; info: RunLockInfo; raw: string }
+  | { kind: "live"; info: RunLockInfo; raw: string; futureMs?: number }
   | { kind: "stale"; info: RunLockInfo; raw: string; why: string }
   | { kind: "corrupt"; raw: string; why: string };
 
@@ -89,7 +89,10 @@ export async function inspectRunLock(runDir: string, opts: LockOptions = {}): Pr
     raw = await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return { kind: "free" };
-    throw e;
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new TicketsweepError(`${path} is a directory, not a lock file: move it away`);
+    }
+    throw new TicketsweepError(`${path}: cannot read it (${(e as Error).message}); fix its permissions or remove it`);
   }
   let parsed;
   try {
@@ -119,7 +122,10 @@ export async function inspectRunLock(runDir: string, opts: LockOptions = {}): Pr
     // cannot tell whether the process lives: fall back on the heartbeat
   }
   const age = now - Date.parse(info.heartbeat_at);
-  if (!(age <= (opts.staleMs ?? LOCK_STALE_MS))) {
+  const staleMs = opts.staleMs ?? LOCK_STALE_MS;
+  // a heartbeat from the future: the holder's clock is ahead; it may be alive, so it is not taken over
+  if (age < -staleMs) return { kind: "live", info, raw, futureMs: -age };
+  if (!(age <= staleMs)) {
     return {
       kind: "stale",
       info,
@@ -130,10 +136,13 @@ export async function inspectRunLock(runDir: string, opts: LockOptions = {}): Pr
   return { kind: "live", info, raw };
 }
 
-/** The message of a refused run directory. */
-export function lockHeldMessage(runDir: string, info: RunLockInfo): string {
+/** The message of a refused run directory (`futureMs`: how far in the future its heartbeat is). */
+export function lockHeldMessage(runDir: string, info: RunLockInfo, futureMs?: number): string {
   return `${runDir} is held by the coordinator pid ${info.pid} on host ${info.host} since ${info.started_at}; ` +
-    (info.host === Deno.hostname()
+    (futureMs !== undefined
+      ? `its heartbeat is ${Math.round(futureMs / 1000)} s in the future: the clocks of ${info.host} and this host ` +
+        `differ; if that coordinator is gone, remove ${runDir}/${LOCK_FILE}`
+      : info.host === Deno.hostname()
       ? `stop it first (kill ${info.pid}), or wait until it ends`
       : `stop it first, or wait (a lock not refreshed for ${LOCK_STALE_MS / 1000} s is taken over)`);
 }
@@ -141,7 +150,7 @@ export function lockHeldMessage(runDir: string, info: RunLockInfo): string {
 /** Throws the refusal when a live coordinator holds the run directory (e.g. before deleting it). */
 export async function assertRunDirFree(runDir: string): Promise<void> {
   const st = await inspectRunLock(runDir);
-  if (st.kind === "live") throw new TicketsweepError(lockHeldMessage(runDir, st.info));
+  if (st.kind === "live") throw new TicketsweepError(lockHeldMessage(runDir, st.info, st.futureMs));
 }
 
 /** Creates the lock file atomically with its whole content (a hard link fails when it exists). */
@@ -200,7 +209,7 @@ export async function acquireRunLock(
     }
     const st = await inspectRunLock(runDir, opts);
     if (st.kind === "free") continue;
-    if (st.kind === "live") throw new TicketsweepError(lockHeldMessage(runDir, st.info));
+    if (st.kind === "live") throw new TicketsweepError(lockHeldMessage(runDir, st.info, st.futureMs));
     tookOver = st.kind === "corrupt"
       ? `took over ${path}: it was unreadable (${st.why})`
       : `took over ${path} from the coordinator pid ${st.info.pid} on host ${st.info.host} (since ` +

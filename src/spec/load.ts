@@ -78,6 +78,9 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
       message: "expected a mapping of fields, found " + typeOf(raw),
     }]);
   }
+  // YAML reads `.inf`, `-.inf`, `.nan` (and 1e400) as numbers that JSON cannot carry: refuse them first
+  const nonFinite = nonFiniteIssues(raw, doc, text, locate);
+  if (nonFinite.length > 0) throw new SpecError(file, nonFinite);
   const issues: SpecIssue[] = [];
   const parsed = SweepSpecSchema.safeParse(raw);
   if (!parsed.success) {
@@ -445,6 +448,37 @@ function checkParameterScopes(spec: SweepSpec, locate: Locate): SpecIssue[] {
     }
   }
   return issues;
+}
+
+/**
+ * Every number of the spec, wherever it is, must be finite: JSON (sweep.json, the trial messages) writes
+ * Infinity and NaN as `null`, which no worker accepts. One pass over the parsed values, without recursion.
+ */
+function nonFiniteIssues(raw: unknown, doc: Document.Parsed, text: string, locate: Locate): SpecIssue[] {
+  const issues: SpecIssue[] = [];
+  const stack: { value: unknown; path: (string | number)[] }[] = [{ value: raw, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (typeof value === "number") {
+      if (Number.isFinite(value)) continue;
+      const node = doc.getIn(path, true);
+      const range = isScalar(node) ? node.range : undefined;
+      const source = range ? text.slice(range[0], range[1]).trim() : "";
+      const found = source && !/[\n#]/.test(source)
+        ? source
+        : Number.isNaN(value)
+        ? ".nan"
+        : value > 0
+        ? ".inf"
+        : "-.inf";
+      issues.push({ path: path.join("."), ...locate(path), message: `expected a finite number, found ${found}` });
+    } else if (Array.isArray(value)) {
+      value.forEach((v, i) => stack.push({ value: v, path: [...path, i] }));
+    } else if (value !== null && typeof value === "object") {
+      for (const [k, v] of Object.entries(value)) stack.push({ value: v, path: [...path, k] });
+    }
+  }
+  return issues.sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
 /** Each value of each swept parameter must be valid where it lands (e.g. lr > 0, penalty sum|mean). */

@@ -133,7 +133,7 @@ export const TicketsSchema = z.object({
   cuts: z.union([
     z.literal("auto"),
     z.number().int().min(0).max(MAX_CUTS),
-    z.array(z.number()).min(1).max(MAX_CUTS),
+    z.array(z.number().finite()).min(1).max(MAX_CUTS),
   ]).default("auto"),
 }).strict();
 export type TicketsConfig = z.infer<typeof TicketsSchema>;
@@ -164,27 +164,27 @@ export type MethodName = typeof METHODS[number];
 export const MethodSchema = z.object({
   name: z.enum(METHODS).default("gates"),
   /** gates, hard-concrete, cs: weight of the sparsity penalty. */
-  lambda: z.number().nonnegative().default(1e-4),
+  lambda: z.number().finite().nonnegative().default(1e-4),
   /** gates, hard-concrete, cs: penalty over all gates summed, or their mean. */
   penalty: z.enum(["sum", "mean"]).default("sum"),
   /** gates, hard-concrete: one gate per weight, or per output neuron / channel (structured). */
   granularity: z.enum(["weight", "neuron"]).default("weight"),
   /** gates, hard-concrete: a weight is kept iff its deterministic test gate is above this. */
-  threshold: z.number().min(0).max(1).default(0),
+  threshold: z.number().finite().min(0).max(1).default(0),
   /** gates: noise scale and initial mean of the Gaussian gates. */
-  sigma: z.number().positive().default(0.5),
-  mu_init: z.number().default(0.5),
+  sigma: z.number().finite().positive().default(0.5),
+  mu_init: z.number().finite().default(0.5),
   /** hard-concrete: temperature, stretch interval and initial keep probability (Louizos et al.). */
-  hc_beta: z.number().positive().default(2 / 3),
-  gamma: z.number().negative().default(-0.1),
-  zeta: z.number().gt(1).default(1.1),
-  init_p: z.number().gt(0).lt(1).default(0.5),
+  hc_beta: z.number().finite().positive().default(2 / 3),
+  gamma: z.number().finite().negative().default(-0.1),
+  zeta: z.number().finite().gt(1).default(1.1),
+  init_p: z.number().finite().gt(0).lt(1).default(0.5),
   /** cs: initial mask score, final temperature of each round, rounds. */
-  s0: z.number().default(0),
-  beta_final: z.number().gt(1).default(200),
+  s0: z.number().finite().default(0),
+  beta_final: z.number().finite().gt(1).default(200),
   rounds: posInt().default(3),
   /** edge-popup: fraction of each layer's weights kept. */
-  k: z.number().gt(0).max(1).default(0.5),
+  k: z.number().finite().gt(0).max(1).default(0.5),
 }).strict();
 
 /** Which method fields each method reads (the rest are ignored for it). */
@@ -201,9 +201,9 @@ export const TrainingSchema = z.object({
   epochs: posInt().default(2),
   batch_size: posInt().default(128),
   optimizer: z.enum(["adam", "sgd"]).optional(),
-  lr: z.number().positive().optional(),
-  momentum: z.number().min(0).max(1).optional(),
-  weight_decay: z.number().nonnegative().optional(),
+  lr: z.number().finite().positive().optional(),
+  momentum: z.number().finite().min(0).max(1).optional(),
+  weight_decay: z.number().finite().nonnegative().optional(),
   schedule: z.enum(["constant", "cosine"]).optional(),
 }).strict();
 
@@ -255,9 +255,9 @@ export const PARAMETER_NAMES = Object.keys(PARAMETER_TARGETS) as ParameterName[]
 
 /** One swept parameter: either a list of `values`, or a range `{min, max, scale}` with `count` for grid search. */
 export const ParameterSchema = z.object({
-  values: z.array(z.union([z.number(), z.string(), z.boolean()])).optional(),
-  min: z.number().optional(),
-  max: z.number().optional(),
+  values: z.array(z.union([z.number().finite(), z.string(), z.boolean()])).optional(),
+  min: z.number().finite().optional(),
+  max: z.number().finite().optional(),
   scale: z.enum(["linear", "log"]).optional(),
   count: posInt().optional(),
 }).strict().superRefine((p, ctx) => {
