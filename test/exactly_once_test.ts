@@ -13,6 +13,7 @@ import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import { forgedResult, readResults, tinySpec, tinySpecText } from "./_fixtures.ts";
 import { cluster, startCoordinator, until, writeSpec } from "./_cluster.ts";
+import { ROOT } from "./_fixtures.ts";
 
 /** Exactly one outcome per planned trial, and nothing else. */
 async function assertOnceEach(runDir: string, planned: string[], status = "done"): Promise<void> {
@@ -140,6 +141,8 @@ Deno.test("exactly once - case 4: a redelivery is pulled while a stale sweep sha
     // no reconciliation here: the redelivery itself must reach a worker
     const sweep = sweepWithin(text, b.dir, b.clients[0]!, 40_000, { reconcileMs: 600_000 });
     const dying = b.clients[1]!;
+    const sweepId = parseSpecId(text);
+    await until("the sweep's trials queued", async () => (await b.clients[0]!.queueInfo(sweepId)).queued === 3);
     const d = await dying.pullTrial(10_000); // a worker that takes a trial and dies without an ack
     assert.ok(d);
     await dying.close();
@@ -167,7 +170,9 @@ Deno.test("exactly once - case 5: a broker outage longer than the worker's resul
   try {
     await coord.setup();
     await ghostSweep(coord);
-    const text = tinySpecText("outage", 2, "", 300);
+    // one trial: the given-back trial is the last one outstanding (with another one queued, an old worker kept
+    // polling the sweep and got the redelivery by chance)
+    const text = tinySpecText("outage", 1, "", 300);
     const workerLog: string[] = [];
     const progress = new Promise<void>((resolve) => {
       const sub = coord.subscribeProgress(parseSpecId(text), () => {
@@ -306,4 +311,204 @@ Deno.test("exactly once - case 8: a worker's failed result is published patientl
   assert.equal(got.length, 1);
   assert.equal(got[0]!.failure, "error");
   assert.match(got[0]!.error!, /DataError/);
+});
+
+Deno.test("exactly once - a sweep cancelled, then run again with --fresh: the same workers run it", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const text = tinySpecText("cancel-fresh", 3, "", 200);
+  const sweepId = parseSpecId(text);
+  let cancelling: Promise<number> | undefined;
+  const worker = runWorker({
+    transport,
+    backend: "js",
+    signal: ac.signal,
+    // the sweep is cancelled as soon as this worker starts its first trial
+    log: (l) => void (/: start/.test(l) && (cancelling ??= transport.cancelSweep(sweepId))),
+  });
+  try {
+    const first = sweepWithin(text, `${runs}/a`, transport, 40_000);
+    assert.ok((await first).cancelled);
+    assert.equal(await cancelling, 3);
+    // --fresh: the broker forgets the sweep, the run starts over in an empty run directory
+    await transport.forgetSweep(sweepId);
+    const second = await sweepWithin(text, `${runs}/b`, transport, 30_000);
+    assert.ok(second.complete, "the workers kept dropping the trials of a sweep cancelled before");
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
+Deno.test("exactly once - a 5,000-character training error is clipped: recorded once, and it reads back", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+  try {
+    const path = `/nonexistent/${"x".repeat(5000)}`;
+    const text = tinySpecText("long-error", 1, `max_attempts: 1\n`, 2).replace(
+      "dataset: {name: synthetic, train: 512, test: 256}",
+      `dataset: {name: idx, path: "${path}"}`,
+    );
+    const outcome = await sweepWithin(text, runs, transport, 40_000);
+    assert.ok(outcome.complete);
+    const [row] = await readResults(outcome.runDir);
+    assert.equal(row?.status, "failed");
+    assert.ok(row!.error!.length <= 4096 && /characters in all/.test(row!.error!), row!.error!.slice(-80));
+    // a progress message with a longer error is rejected at the boundary (and progress never throws)
+    transport.publishProgress({
+      v: 1,
+      sweep_id: outcome.sweepId,
+      trial_id: "t",
+      worker: "w",
+      host: "h",
+      step: 0,
+      total_steps: 0,
+      loss: null,
+      attempt: 1,
+      error: "e".repeat(6000),
+    });
+    assert.equal(transport.rejected().progress, 1);
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
+Deno.test("exactly once - a result over the message limit fails at once with the reason, never retried", async () => {
+  const transport = new MemoryTransport();
+  const [m] = expandTrials(tinySpec("too-large", 1)).map((t) => trialMessage(t, 3, "s"));
+  await transport.publishTrial(m!);
+  const got: ResultMessage[] = [];
+  const sub = await transport.consumeResults(m!.sweep_id, (r) => {
+    got.push(r);
+    return Promise.resolve();
+  });
+  const t0 = Date.now();
+  const summary = await runWorker({
+    transport,
+    backend: "js",
+    maxTrials: 1,
+    runTrial: () =>
+      Promise.resolve({
+        accuracy: 0.5,
+        val_accuracy: 0.5,
+        soft_accuracy: null,
+        sparsity: 0.5,
+        layers: [],
+        masked_layers: [],
+        loss_curve: [],
+        steps: 1,
+        steps_per_s: 1,
+        train_s: 1,
+        wall_s: 1,
+        backend: "js",
+        device: "cpu",
+        data: "x",
+        ticket: { bits_b64: "A".repeat(1_200_000), sha256: "0".repeat(64), masked_weights: 7_200_000 },
+      }),
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  await sub.stop();
+  await transport.close();
+  assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms`);
+  assert.equal(summary.failed, 1);
+  assert.equal(got.length, 1);
+  assert.equal(got[0]!.status, "failed");
+  assert.match(got[0]!.error!, /over the 1024 kB message limit .*7200000 masked weights/);
+});
+
+Deno.test("exactly once - a stop signal that came while the trials were being published ends the sweep at once", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  try {
+    const text = tinySpecText("abort-early", 4, "", 2);
+    const ac = new AbortController();
+    ac.abort(); // before the coordinator reaches its wait
+    const t0 = Date.now();
+    const outcome = await Promise.race([
+      runSweep({
+        spec: parseSpec(text),
+        specText: text,
+        specFile: "s.yaml",
+        runsDir: runs,
+        transport,
+        log: () => {},
+        signal: ac.signal,
+      }),
+      new Promise<null>((r) => setTimeout(() => r(null), 10_000)),
+    ]);
+    assert.ok(outcome, "the coordinator did not notice the signal");
+    assert.ok(!outcome.complete);
+    assert.ok(Date.now() - t0 < 5000);
+  } finally {
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
+Deno.test("exactly once - results.jsonl truncated by another process mid-sweep: the lost lines are written again", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+  try {
+    const text = tinySpecText("truncated", 4, "", 2);
+    const trials = expandTrials(parseSpec(text));
+    const runDir = `${runs}/${trials[0]!.sweepId}`;
+    const logs: string[] = [];
+    const outcome = await sweepWithin(text, runs, transport, 40_000, {
+      log: (l) => {
+        logs.push(l);
+        if (/^\[2\/4\]/.test(l)) Deno.truncateSync(`${runDir}/results.jsonl`, 0);
+      },
+    });
+    assert.ok(outcome.complete);
+    await assertOnceEach(runDir, trials.map((t) => t.id));
+    assert.ok(logs.some((l) => /had lost 2 of the 4 recorded outcomes/.test(l)), logs.join("\n"));
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
+Deno.test("exactly once - two coordinators started at once on a private broker: one runs, the other refuses and touches nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spec = await writeSpec(dir, "twins", 3, 600);
+    const start = (n: number) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${ROOT}src/cli/sweep.ts`, spec.path, "--runs", `${dir}/runs`, "--workers", "1"],
+        env: { NO_COLOR: "1", NATS_URL: "" },
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn().output().then((o) => ({ n, code: o.code, text: new TextDecoder().decode(o.stderr) }));
+    const runDir = `${dir}/runs/${spec.sweepId}`;
+    const both = [start(1), start(2)];
+    const loser = await Promise.race(both);
+    assert.equal(loser.code, 1, loser.text);
+    assert.match(loser.text, /is held by the coordinator pid \d+/);
+    // the winner's private broker is reachable: its broker file is there while it runs (the loser, which used to
+    // start a broker of its own in the same directory, deleted it on its way out)
+    let ended = false;
+    const winner = both[2 - loser.n]!.finally(() => (ended = true));
+    await until(
+      "the winner's broker.json",
+      async () => ended || !!(await Deno.stat(`${runDir}/broker.json`).catch(() => null)),
+    );
+    assert.ok(!ended, "the winner ended before its broker file was seen");
+    const w = await winner;
+    assert.equal(w.code, 0, w.text);
+    await assertOnceEach(runDir, spec.trialIds);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -103,16 +103,21 @@ Deno.test("limits - the weight counts are the builder's for every architecture, 
 });
 
 Deno.test("limits - steps and memory: one clear reason each; the defaults pass the shipped sweeps", async () => {
-  const cfg = tiny().config; // 512 samples in batches of 64: 8 steps an epoch
-  assert.equal(trialCost(cfg).steps, 8 * cfg.training.epochs);
+  const cfg = tiny().config; // 512 samples, 51 of them held out for validation, in batches of 64: 7 steps an epoch
+  assert.equal(trialCost(cfg).steps, 7 * cfg.training.epochs);
+  // a ticket too large for a result message is refused before training (3000×3000 masked: 1.5 MB of base64)
+  assert.match(
+    checkTrialLimits(withModel(cfg, { widths: [3000, 3000] }), DEFAULT_LIMITS, 1e12)!,
+    /^refused: its ticket of 9,\d{3},\d{3} masked weights would be 2 MB in its result, over the broker's 1 MB message limit/,
+  );
   const long = { ...cfg, training: { ...cfg.training, epochs: 125_000_000_000 } };
   assert.equal(
     checkTrialLimits(long, DEFAULT_LIMITS, 1e12),
-    "refused: 1e12 training steps is over this worker's limit of 1e9 (--max-steps)",
+    "refused: 8.75e11 training steps is over this worker's limit of 1e9 (--max-steps)",
   );
   assert.match(
-    checkTrialLimits(withModel(cfg, { widths: [4000, 4000] }), DEFAULT_LIMITS, 100e6)!,
-    /^refused: it needs about [0-9]+ MB, over 80% of this machine's free memory \(100 MB\)$/,
+    checkTrialLimits(withModel(cfg, { widths: [1000, 1000] }), DEFAULT_LIMITS, 10e6)!,
+    /^refused: it needs about [0-9]+ MB, over 80% of this machine's free memory \(10 MB\)$/,
   );
   assert.match(
     checkTrialLimits(cfg, resolveLimits({ maxWeights: 1000, maxSteps: undefined }), 1e12)!,

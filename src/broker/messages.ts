@@ -133,7 +133,7 @@ export const ProgressMessageSchema = z.object({
   total_steps: z.number().int(),
   loss: z.number().nullable(),
   attempt: z.number().int(),
-  error: z.string().optional(),
+  error: z.string().max(4096).optional(),
 }).strict();
 export type ProgressMessage = z.infer<typeof ProgressMessageSchema>;
 

@@ -13,7 +13,8 @@ import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
 import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, packFlag, parseCli } from "./common.ts";
 import { readBrokerFile, removeBrokerFile, writeBrokerFile } from "../coordinator/broker_file.ts";
-import { assertRunDirFree } from "../coordinator/run_lock.ts";
+import { acquireRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
+import { readManifest } from "../coordinator/run_dir.ts";
 
 export const SWEEP_USAGE = `Usage: deno task sweep SPEC.yaml [options]
        deno task sweep --resume runs/SWEEP_ID [options]
@@ -79,94 +80,117 @@ export async function sweepMain(args: string[]): Promise<number> {
   const runDir = resume ?? `${runsDir}/${sweepIdOf(spec!)}`;
   signals.runDir = runDir;
   // a directory a live coordinator holds: refused before deleting it (--fresh) or starting a broker in it
-  await assertRunDirFree(runDir);
-  if (values.fresh && !resume) await Deno.remove(runDir, { recursive: true }).catch(() => {});
-  const nats = natsFromFlags(values);
-  const workersFlag = values.workers === undefined ? undefined : intFlag("workers", values.workers, 1);
-  const pack = packFlag(values.pack);
-  const workerArgs = [...(backend ? ["--backend", backend] : []), "--pack", String(pack)];
-  let transport: Transport;
+  // a bad run directory is reported before anything starts
+  if (resume) await readManifest(resume);
+  // the run directory is this coordinator's before it deletes anything (--fresh) or starts a broker in it, so
+  // a second coordinator starting at the same instant refuses without touching the first one's broker
+  const lock: RunLock = await acquireRunLock(runDir, logLine);
   try {
-    if (nats.servers) {
-      transport = await connectNats({
-        ...nats,
-        servers: nats.servers,
-        name: "ticketsweep-coordinator",
-        log: logLine,
-        ackWaitMs,
-      });
-      logLine(`broker ${nats.servers}: publishing trials; workers join with deno task worker --nats ${nats.servers}`);
-      if (workersFlag) {
-        const w = await spawnLocalWorkers(
-          workersFlag,
-          { url: nats.servers, token: nats.token },
-          `${runDir}/logs`,
-          workerArgs,
-        );
-        cleanups.push(() => w.stop());
-        logLine(`started ${workersFlag} local worker process${workersFlag === 1 ? "" : "es"}`);
-      }
-    } else if (await natsServerBinary()) {
-      const server = await startLocalServer(`${runDir}/nats`);
-      cleanups.push(() => server.stop());
-      await writeBrokerFile(runDir, { url: server.url, token: server.token });
-      cleanups.push(() => removeBrokerFile(runDir));
-      transport = await connectNats({
-        servers: server.url,
-        token: server.token,
-        name: "ticketsweep-coordinator",
-        log: logLine,
-        ackWaitMs,
-      });
-      const n = workersFlag ?? navigator.hardwareConcurrency;
-      const w = await spawnLocalWorkers(n, { url: server.url, token: server.token }, `${runDir}/logs`, workerArgs);
-      cleanups.unshift(() => w.stop());
-      logLine(
-        `private nats-server on ${server.url} (store ${runDir}/nats, random token); ${n} local worker process${
-          n === 1 ? "" : "es"
-        } (logs in ${runDir}/logs)`,
-      );
-    } else {
-      const mem = new MemoryTransport({ ackWaitMs });
-      transport = mem;
-      logLine(
-        "no NATS URL and no nats-server on PATH: running in this process. For workers on other machines, " +
-          "install nats-server (apt-get install nats-server) or pass --nats nats://HOST:4222",
-      );
-      const worker = runWorker({ transport: mem, backend: backend ?? "auto", pack, log: logLine, signal: ac.signal });
-      cleanups.push(async () => {
-        ac.abort();
-        await worker;
-      });
-    }
-    cleanups.push(() => transport.close());
-    if (values.fresh && !resume) await transport.forgetSweep(sweepIdOf(spec!));
-    const tty = Deno.stdout.isTerminal();
-    const display = new ProgressDisplay({
-      write: (t) => Deno.stdout.writeSync(new TextEncoder().encode(t)),
-      tty,
-      width: () => (tty ? Deno.consoleSize().columns : 120),
-    });
-    const reconcileMs = 1000 * Math.max(1, intFlag("reconcile", values.reconcile, 10));
-    const common = { transport, log: logLine, signal: ac.signal, display, reconcileMs };
-    const outcome: SweepOutcome = resume ? await resumeSweep(resume, common) : await runSweep({
-      ...common,
-      spec: spec!,
-      specText: await Deno.readTextFile(specFile!),
-      specFile: specFile!,
-      runsDir,
-    });
-    console.log(`\n${frontTables(outcome.data)}\n`);
-    console.log(
-      `${outcome.data.counts.done} done, ${outcome.data.counts.failed} failed, ${outcome.data.counts.pending} pending ` +
-        `in ${outcome.wallS.toFixed(1)} s. Report: ${outcome.runDir}/report.html (also report.md, fronts.json, ` +
-        `trials.csv; results in results.jsonl)`,
-    );
-    if (outcome.cancelled) console.log(`sweep ${outcome.sweepId} was cancelled`);
-    return outcome.complete ? 0 : 130;
+    return await sweepLocked(runDir, lock);
   } finally {
-    ac.abort();
-    for (const c of cleanups) await c().catch((e) => logLine(`cleanup: ${(e as Error).message}`));
+    await lock.release();
+  }
+
+  async function sweepLocked(runDir: string, lock: RunLock): Promise<number> {
+    if (values.fresh && !resume) await emptyRunDir(runDir);
+    const nats = natsFromFlags(values);
+    const workersFlag = values.workers === undefined ? undefined : intFlag("workers", values.workers, 1);
+    const pack = packFlag(values.pack);
+    const workerArgs = [...(backend ? ["--backend", backend] : []), "--pack", String(pack)];
+    let transport: Transport;
+    try {
+      if (nats.servers) {
+        transport = await connectNats({
+          ...nats,
+          servers: nats.servers,
+          name: "ticketsweep-coordinator",
+          log: logLine,
+          ackWaitMs,
+        });
+        logLine(`broker ${nats.servers}: publishing trials; workers join with deno task worker --nats ${nats.servers}`);
+        if (workersFlag) {
+          const w = await spawnLocalWorkers(
+            workersFlag,
+            { url: nats.servers, token: nats.token },
+            `${runDir}/logs`,
+            workerArgs,
+          );
+          cleanups.push(() => w.stop());
+          logLine(`started ${workersFlag} local worker process${workersFlag === 1 ? "" : "es"}`);
+        }
+      } else if (await natsServerBinary()) {
+        const server = await startLocalServer(`${runDir}/nats`);
+        cleanups.push(() => server.stop());
+        await writeBrokerFile(runDir, { url: server.url, token: server.token });
+        cleanups.push(() => removeBrokerFile(runDir));
+        transport = await connectNats({
+          servers: server.url,
+          token: server.token,
+          name: "ticketsweep-coordinator",
+          log: logLine,
+          ackWaitMs,
+        });
+        const n = workersFlag ?? navigator.hardwareConcurrency;
+        const w = await spawnLocalWorkers(n, { url: server.url, token: server.token }, `${runDir}/logs`, workerArgs);
+        cleanups.unshift(() => w.stop());
+        logLine(
+          `private nats-server on ${server.url} (store ${runDir}/nats, random token); ${n} local worker process${
+            n === 1 ? "" : "es"
+          } (logs in ${runDir}/logs)`,
+        );
+      } else {
+        const mem = new MemoryTransport({ ackWaitMs });
+        transport = mem;
+        logLine(
+          "no NATS URL and no nats-server on PATH: running in this process. For workers on other machines, " +
+            "install nats-server (apt-get install nats-server) or pass --nats nats://HOST:4222",
+        );
+        const worker = runWorker({ transport: mem, backend: backend ?? "auto", pack, log: logLine, signal: ac.signal });
+        cleanups.push(async () => {
+          ac.abort();
+          await worker;
+        });
+      }
+      cleanups.push(() => transport.close());
+      if (values.fresh && !resume) await transport.forgetSweep(sweepIdOf(spec!));
+      const tty = Deno.stdout.isTerminal();
+      const display = new ProgressDisplay({
+        write: (t) => Deno.stdout.writeSync(new TextEncoder().encode(t)),
+        tty,
+        width: () => (tty ? Deno.consoleSize().columns : 120),
+      });
+      const reconcileMs = 1000 * Math.max(1, intFlag("reconcile", values.reconcile, 10));
+      const common = { transport, log: logLine, signal: ac.signal, display, reconcileMs, lock };
+      const outcome: SweepOutcome = resume ? await resumeSweep(resume, common) : await runSweep({
+        ...common,
+        spec: spec!,
+        specText: await Deno.readTextFile(specFile!),
+        specFile: specFile!,
+        runsDir,
+      });
+      console.log(`\n${frontTables(outcome.data)}\n`);
+      console.log(
+        `${outcome.data.counts.done} done, ${outcome.data.counts.failed} failed, ${outcome.data.counts.pending} pending ` +
+          `in ${outcome.wallS.toFixed(1)} s. Report: ${outcome.runDir}/report.html (also report.md, fronts.json, ` +
+          `trials.csv; results in results.jsonl)`,
+      );
+      if (outcome.cancelled) console.log(`sweep ${outcome.sweepId} was cancelled`);
+      return outcome.complete ? 0 : 130;
+    } finally {
+      ac.abort();
+      for (const c of cleanups) await c().catch((e) => logLine(`cleanup: ${(e as Error).message}`));
+    }
+  }
+}
+
+/** Deletes everything in a run directory but its lock (held by this coordinator), for `--fresh`. */
+async function emptyRunDir(runDir: string): Promise<void> {
+  try {
+    for await (const e of Deno.readDir(runDir)) {
+      if (e.name !== LOCK_FILE) await Deno.remove(`${runDir}/${e.name}`, { recursive: true });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
 }
 

@@ -192,6 +192,28 @@ export class ResultLog {
     this.#byId.set(r.trial_id, line);
     return true;
   }
+
+  /**
+   * Makes sure every outcome recorded by this log is still in the file (another process may have truncated,
+   * replaced or removed it while the sweep ran): the missing lines are appended again from memory.
+   * @returns how many lines were missing.
+   */
+  async restoreMissing(): Promise<number> {
+    const inFile = new Set<string>();
+    try {
+      for (const line of (await Deno.readTextFile(this.path)).split("\n")) {
+        try {
+          const id = (JSON.parse(line) as { trial_id?: unknown }).trial_id;
+          if (typeof id === "string") inFile.add(id);
+        } catch { /* a torn or foreign line: open() sets it aside next time */ }
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const missing = [...this.#byId.values()].filter((r) => !inFile.has(r.trial_id));
+    if (missing.length) await appendLine(this.path, missing.map((r) => JSON.stringify(r) + "\n").join(""));
+    return missing.length;
+  }
 }
 
 /**

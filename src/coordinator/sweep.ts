@@ -5,8 +5,9 @@ import type { ReportData } from "../report/data.ts";
 import { describeParams, expandTrials, sweepIdOf, type Trial } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
 import { ResultLog, setAsideNotice } from "./record.ts";
-import { acquireRunLock } from "./run_lock.ts";
+import { acquireRunLock, type RunLock } from "./run_lock.ts";
 import { hmacHex, randomHex } from "../util/hash.ts";
+import { clip } from "../util/clip.ts";
 import { type ProgressDisplay, SweepProgress } from "./progress.ts";
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
 
@@ -27,6 +28,8 @@ export interface SweepOptions {
    * (default 10 s); see {@link reconcile}.
    */
   reconcileMs?: number;
+  /** The run directory's lock when the caller already holds it (the CLI takes it before starting a broker). */
+  lock?: RunLock;
 }
 
 /** How a sweep ended. */
@@ -75,6 +78,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
 async function trackSweep(
   o: SweepOptions & { manifest: SweepManifest; runDir: string; t0: number },
 ): Promise<SweepOutcome> {
+  if (o.lock) return await trackSweepLocked(o);
   const lock = await acquireRunLock(o.runDir, o.display ? (line: string) => o.display!.log(line) : o.log);
   try {
     return await trackSweepLocked(o);
@@ -152,12 +156,13 @@ async function trackSweepLocked(
       if (r.claim !== claimOf(secret, r.trial_id)) {
         forged++;
         log(
-          `rejected a result for trial ${r.trial_id} from ${r.worker.host}/${r.worker.id}: it does not carry the trial's claim`,
+          `rejected a result for trial ${r.trial_id} from ${r.worker.host}/${r.worker.id}: it does not carry the ` +
+            "trial's claim (forged, or from another run of this sweep id)",
         );
         return;
       }
       if (r.status === "failed" && lastError.has(r.trial_id) && r.failure === "gave_up") {
-        r = { ...r, error: `${r.error}; last error: ${lastError.get(r.trial_id)}` };
+        r = { ...r, error: clip(`${r.error}; last error: ${lastError.get(r.trial_id)}`, 4096) };
       }
       if (!(await results.record(r, trial))) return;
       progress.onResult(r, trial.config.method.name);
@@ -175,16 +180,21 @@ async function trackSweepLocked(
   if (!cancelAt) {
     const pending = manifest.trials.filter((t) => !results.has(t.id));
     // pipelined: up to 256 publishes awaiting their acknowledgement at once
-    for (let i = 0; i < pending.length; i += 256) {
+    let published = 0;
+    for (; published < pending.length && !o.signal?.aborted; published += 256) {
       await Promise.all(
-        pending.slice(i, i + 256).map((t) =>
+        pending.slice(published, published + 256).map((t) =>
           transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret))
         ),
       );
     }
-    if (pending.length) log(`published ${pending.length} trial${pending.length === 1 ? "" : "s"} of ${sweepId}`);
+    published = Math.min(published, pending.length);
+    if (published) log(`published ${published} trial${published === 1 ? "" : "s"} of ${sweepId}`);
   }
-  const aborted = new Promise<void>((r) => o.signal?.addEventListener("abort", () => r(), { once: true }));
+  const aborted = new Promise<void>((r) => {
+    if (o.signal?.aborted) r(); // a signal that came while publishing
+    else o.signal?.addEventListener("abort", () => r(), { once: true });
+  });
   const reconciler = reconcile({
     sweepId,
     transport,
@@ -224,6 +234,13 @@ async function trackSweepLocked(
   clearInterval(ticker);
   display?.show(progress.snapshot(), Date.now(), true);
   display?.finish();
+  const restored = await results.restoreMissing();
+  if (restored) {
+    log(
+      `${results.path} had lost ${restored} of the ${results.size} recorded outcomes while the sweep ran ` +
+        "(truncated or replaced by another process?): written again from memory",
+    );
+  }
   const data = await writeReports(runDir, manifest, results.all(), log);
   return {
     sweepId: manifest.sweep_id,

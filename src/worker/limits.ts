@@ -1,5 +1,7 @@
+import { MAX_MESSAGE_BYTES } from "../broker/messages.ts";
 import type { DatasetConfig, ModelConfig, TrialConfig } from "../spec/schema.ts";
 import { matchesLayer } from "../train/nets/build.ts";
+import { validationCount } from "../train/data/dataset.ts";
 
 /**
  * What a worker refuses to run: a trial passes the schema with any sizes, so a forged or mistaken one could
@@ -266,8 +268,10 @@ export function trialCost(config: TrialConfig): TrialCost {
   }));
   const weights = tensors.reduce((n, t) => n + t.size, 0);
   const maskedWeights = tensors.reduce((n, t) => n + (t.masked ? t.size : 0), 0);
-  const bs = Math.min(config.training.batch_size, train);
-  const steps = config.training.epochs * Math.floor(train / bs);
+  // the validation samples are carved out of the training split: fewer steps (the data's bytes stay the same)
+  const fit = train - validationCountOrZero(config.dataset.validation, train);
+  const bs = Math.min(config.training.batch_size, fit);
+  const steps = config.training.epochs * Math.floor(fit / bs);
   // gates per output neuron keep their state per row, not per weight
   const gated = config.method.name === "gates" || config.method.name === "hard-concrete";
   const stateUnits = gated && config.method.granularity === "neuron"
@@ -285,6 +289,15 @@ export function trialCost(config: TrialConfig): TrialCost {
   return { tensors, weights, maskedWeights, inputShape, classes, train, test, steps, bytes, parts };
 }
 
+/** The validation samples held out of `train` (0 where the spec's count is not possible: the loader says why). */
+function validationCountOrZero(v: number | "auto" | undefined, train: number): number {
+  try {
+    return validationCount(v, train);
+  } catch {
+    return 0;
+  }
+}
+
 /** 2,500,000,000 */
 const count = (n: number) => n.toLocaleString("en-US");
 
@@ -299,9 +312,13 @@ export function formatBytes(b: number): string {
   return b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : `${Math.round(b / 1e6)} MB`;
 }
 
+/** What a result carries besides its ticket's bits (metrics, loss curve, layers), generously. */
+const RESULT_OVERHEAD_BYTES = 96 * 1024;
+
 /**
- * Why a worker refuses a trial, or null when it fits: too many weights, too many steps, or an estimated peak
- * over `limits.memoryFraction` of `freeBytes` (the machine's available memory).
+ * Why a worker refuses a trial, or null when it fits: too many weights, too many steps, a ticket too large for
+ * a result message, or an estimated peak over `limits.memoryFraction` of `freeBytes` (the machine's available
+ * memory).
  */
 export function checkTrialLimits(config: TrialConfig, limits: TrialLimits, freeBytes: number): string | null {
   const c = trialCost(config);
@@ -312,6 +329,13 @@ export function checkTrialLimits(config: TrialConfig, limits: TrialLimits, freeB
   if (!(c.steps <= limits.maxSteps)) {
     return `refused: ${big(c.steps)} training steps is over this worker's limit of ${big(limits.maxSteps)} ` +
       `(--max-steps)`;
+  }
+  // the ticket travels in the result message, base64-encoded: one that cannot fit is refused before training
+  const ticketBytes = config.method.name === "dense" ? 0 : Math.ceil(Math.ceil(c.maskedWeights / 8) / 3) * 4;
+  if (ticketBytes + RESULT_OVERHEAD_BYTES > MAX_MESSAGE_BYTES) {
+    return `refused: its ticket of ${count(c.maskedWeights)} masked weights would be ` +
+      `${formatBytes(ticketBytes)} in its result, over the broker's ${formatBytes(MAX_MESSAGE_BYTES)} message ` +
+      "limit: mask fewer tensors (model.masked) or use a smaller network";
   }
   if (!(c.bytes <= limits.memoryFraction * freeBytes)) {
     return `refused: it needs about ${formatBytes(c.bytes)}, over ${Math.round(limits.memoryFraction * 100)}% of ` +

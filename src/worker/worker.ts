@@ -1,6 +1,8 @@
 import type { Transport, TrialDelivery } from "../broker/transport.ts";
 import {
+  encodeMessage,
   type Failure,
+  MAX_MESSAGE_BYTES,
   type ProgressMessage,
   type ResultMessage,
   type TrialMessage,
@@ -14,6 +16,7 @@ import { packKey, runTrials, type TrialHooks, TrialStopped } from "../train/tria
 import { type PackSample, PackTuner } from "./pack_tuner.ts";
 import { checkTrialLimits, freeMemory, resolveLimits, type TrialLimits } from "./limits.ts";
 import type { TrialMetrics } from "../train/result.ts";
+import { clip } from "../util/clip.ts";
 
 /** What a worker needs: a transport, how to pick its engine, and a way to be stopped. */
 export interface WorkerOptions {
@@ -197,13 +200,22 @@ export const RESULT_RETRY_MS = 120_000;
  * within `resultRetryMs` (the caller then gives the trial back, and it runs again; the coordinator records one
  * result per trial whatever arrives).
  */
-async function publishPatiently(opts: WorkerOptions, r: ResultMessage, log: (l: string) => void): Promise<boolean> {
+async function publishPatiently(
+  opts: WorkerOptions,
+  r: ResultMessage,
+  log: (l: string) => void,
+  alive: () => void,
+): Promise<boolean | "too large"> {
+  const size = encodeMessage(r).length;
+  if (size > MAX_MESSAGE_BYTES) return "too large"; // no retry makes it fit
   const deadline = Date.now() + (opts.resultRetryMs ?? RESULT_RETRY_MS);
   for (let wait = 250;; wait = Math.min(wait * 2, 5000)) {
+    alive(); // the trial stays this worker's while it retries
     try {
       await opts.transport.publishResult(r);
       return true;
     } catch (e) {
+      if (/max_payload|payload.*exceed|over the limit/i.test(String(e))) return "too large";
       if (Date.now() + wait > deadline) {
         log(`trial ${r.trial_id}: result not published (${(e as Error).message}); releasing it`);
         return false;
@@ -297,9 +309,16 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
   const { id, opts, log, cancelled, activity } = ctx;
   const t = d.trial;
   if (cancelled.has(t.sweep_id)) {
-    d.term();
-    log(`trial ${t.trial_id}: dropped (sweep cancelled)`);
-    return "cancelled";
+    // a sweep cancelled earlier may have started over (--fresh: same id, its state running again)
+    const state = await opts.transport.getSweepState(t.sweep_id).catch(() => null);
+    if (state && state.status !== "cancelled") {
+      cancelled.delete(t.sweep_id);
+      log(`worker ${id}: sweep ${t.sweep_id} runs again (${state.status})`);
+    } else {
+      d.term();
+      log(`trial ${t.trial_id}: dropped (sweep cancelled)`);
+      return "cancelled";
+    }
   }
   const info = (engine?: Engine): WorkerInfo => ({
     id,
@@ -328,9 +347,11 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
     attempt: d.deliveryCount,
     ...p,
   });
+  const alive = () => d.working();
   /** Publishes a failed outcome and acks; when the broker stays away, gives the trial back instead. */
   const fail = async (failure: Failure, error: string, engine?: Engine): Promise<keyof WorkerSummary> => {
-    if (!(await publishPatiently(opts, result("failed", { error, failure }, engine), log))) {
+    const sent = await publishPatiently(opts, result("failed", { error: clip(error), failure }, engine), log, alive);
+    if (sent !== true) {
       d.nak();
       return "released";
     }
@@ -373,7 +394,20 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
   const settle = async (run: Promise<TrialMetrics>, engine: Engine | undefined): Promise<keyof WorkerSummary> => {
     try {
       const metrics = await run;
-      if (!(await publishPatiently(opts, result("done", { metrics }, engine), log))) {
+      const sent = await publishPatiently(opts, result("done", { metrics }, engine), log, alive);
+      if (sent === "too large") {
+        const kb = (encodeMessage(result("done", { metrics }, engine)).length / 1024).toFixed(0);
+        log(`trial ${t.trial_id}: its result (${kb} kB) is over the broker's message limit; recorded as failed`);
+        return await fail(
+          "error",
+          `its result is ${kb} kB, over the ${MAX_MESSAGE_BYTES / 1024} kB message limit (a ticket of ` +
+            `${
+              metrics.ticket?.masked_weights ?? 0
+            } masked weights): mask fewer layers (model.masked) or a smaller network`,
+          engine,
+        );
+      }
+      if (!sent) {
         d.nak();
         return "released";
       }
@@ -393,7 +427,7 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
         log(`trial ${t.trial_id}: released (worker stopping)`);
         return "released";
       }
-      const reason = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      const reason = clip(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
       if (d.deliveryCount >= t.max_attempts) {
         log(`trial ${t.trial_id}: failed for good: ${reason}`);
         return await fail("error", reason, engine);
