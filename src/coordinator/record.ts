@@ -240,9 +240,9 @@ export class ResultLog {
 
 /**
  * Appends `text` (whole lines) to a file, first ending the file's last line when a crash left it without its
- * newline, so a new line is never glued onto a torn one.
+ * newline, so a new line is never glued onto a torn one. With `sync`, the data is on disk when it returns.
  */
-async function appendLine(path: string, text: string): Promise<void> {
+export async function appendLine(path: string, text: string, sync = false): Promise<void> {
   const f = await Deno.open(path, { read: true, write: true, create: true });
   try {
     const size = await f.seek(0, Deno.SeekMode.End);
@@ -255,6 +255,7 @@ async function appendLine(path: string, text: string): Promise<void> {
       if (last[0] !== 0x0a) data = new TextEncoder().encode("\n" + text);
     }
     for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
+    if (sync) await f.syncData();
   } finally {
     f.close();
   }

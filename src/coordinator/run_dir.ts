@@ -5,8 +5,12 @@ import { buildReportData, type ReportData, writeReportFiles } from "../report/mo
 import { sweepIdOf, type Trial, trialCount, trialIdOf } from "../spec/expand.ts";
 import { type SweepSpec, SweepSpecSchema, TrialConfigSchema } from "../spec/schema.ts";
 import type { RecordedResult } from "./record.ts";
+import { ProposalLog } from "./search.ts";
 
-/** What `runs/<sweep>/sweep.json` holds: enough to resume or report without the original file. */
+/**
+ * What `runs/<sweep>/sweep.json` holds: enough to resume or report without the original file. An adaptive
+ * sweep's file holds no trials; {@link readManifest} returns them from `proposals.jsonl`.
+ */
 export interface SweepManifest {
   format: "ticketsweep-sweep";
   version: 1;
@@ -107,7 +111,12 @@ export async function readManifest(dir: string): Promise<SweepManifest> {
   }
   const wrong = planMismatch(raw as SweepManifest, parsed.data.spec);
   if (wrong) throw new TicketsweepError(`${file}: ${wrong}; ${fix}`);
-  return raw as SweepManifest;
+  const m = raw as SweepManifest;
+  if (parsed.data.spec.search.strategy === "adaptive") {
+    // an adaptive sweep's trials are its proposals (read only here: the coordinator sets bad lines aside)
+    m.trials = (await ProposalLog.open(dir, parsed.data.spec, m.sweep_id, { readOnly: true })).trials();
+  }
+  return m;
 }
 
 /**
@@ -125,6 +134,10 @@ function planMismatch(m: SweepManifest, spec: SweepSpec): string | undefined {
   }
   const { trials: planned, detail } = trialCount(spec);
   const n = m.trials.length;
+  if (spec.search.strategy === "adaptive") {
+    // its trials are proposed while it runs and kept in proposals.jsonl (checked there against the budget)
+    return n === 0 ? undefined : `trials: ${n} trials, but an adaptive sweep plans none up front (${detail})`;
+  }
   // random search drops a draw that repeats an earlier one (with every seed): the count is an upper bound
   const fits = spec.search.strategy === "grid"
     ? n === planned

@@ -10,6 +10,8 @@ import { hmacHex, randomHex } from "../util/hash.ts";
 import { clip } from "../util/clip.ts";
 import { type ProgressDisplay, SweepProgress } from "./progress.ts";
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
+import { type Proposal, ProposalLog, proposeNext, searchProgress } from "./search.ts";
+import { ADAPTIVE_DEFAULTS } from "../spec/schema.ts";
 
 /** What the coordinator needs to run a sweep. */
 export interface SweepOptions {
@@ -92,12 +94,25 @@ async function trackSweepLocked(
 ): Promise<SweepOutcome> {
   const { manifest, runDir, transport, display } = o;
   const log = display ? (line: string) => display.log(line) : o.log;
-  const trials = new Map(manifest.trials.map((t) => [t.id, t]));
+  // adaptive search: the plan is what was proposed (proposals.jsonl), each proposal on disk before it is published
+  const spec = manifest.spec;
+  const proposals = spec.search.strategy === "adaptive"
+    ? await ProposalLog.open(runDir, spec, manifest.sweep_id)
+    : undefined;
+  for (const s of proposals?.setAside ?? []) {
+    log(`set aside line ${s.line} of ${proposals!.path} (${s.reason}): moved to proposals.rejected.jsonl`);
+  }
+  const trials = new Map((proposals ? proposals.trials() : manifest.trials).map((t) => [t.id, t]));
   const results = await ResultLog.open(runDir, { planned: trials.keys() });
   for (const s of results.setAside) log(setAsideNotice(s));
   const secret = await sweepSecret(runDir);
   let forged = 0;
-  const total = trials.size;
+  // an adaptive sweep's total is its budget: it may stop earlier (patience), never later
+  const total = proposals ? spec.search.budget! : trials.size;
+  let searchDone = false, searchExhausted = false;
+  /** Every trial has its outcome and, for adaptive search, nothing more will be proposed. */
+  const finished = () =>
+    proposals ? searchDone && [...trials.keys()].every((id) => results.has(id)) : results.size >= total;
   if (results.size > 0) log(`resuming ${manifest.sweep_id}: ${results.size}/${total} trials already recorded`);
   const progress = new SweepProgress(manifest.sweep_id, total);
   for (const r of results.all()) progress.onRecorded(r, trials.get(r.trial_id)?.config.method.name ?? "?");
@@ -142,8 +157,61 @@ async function trackSweepLocked(
   });
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
-  if (results.size >= total) resolveDone();
+  if (!proposals && finished()) resolveDone();
   let chain = Promise.resolve();
+  /**
+   * Adaptive search: proposes points until `search.parallel` trials are in flight, the budget is spent or the
+   * hypervolume stopped improving. Runs in the recording chain (after a result is recorded), so proposals are
+   * made one at a time from the results recorded so far; each is appended to proposals.jsonl (synced) before
+   * its trials are published.
+   */
+  const topUp = async (): Promise<void> => {
+    if (!proposals || cancelAt || o.signal?.aborted || searchDone) return;
+    const parallel = spec.search.parallel ?? ADAPTIVE_DEFAULTS.parallel;
+    for (;;) {
+      const st = searchProgress(spec, results.all(), proposals.proposals);
+      if (st.stop || searchExhausted) {
+        searchDone = true;
+        log(
+          `adaptive search of ${sweepId}: no more proposals (${
+            st.stop === "budget"
+              ? `budget of ${total} trials spent`
+              : st.stop === "patience"
+              ? `validation hypervolume ${st.hypervolume.toFixed(4)} not improved over the last ` +
+                `${st.sinceImprovement} recorded trials`
+              : "no new point left in the space"
+          }; ${st.proposedTrials} trials proposed)`,
+        );
+        return;
+      }
+      let inFlight = 0;
+      for (const id of trials.keys()) if (!results.has(id)) inFlight++;
+      if (inFlight >= parallel) return;
+      const next = proposeNext(spec, sweepId, results.all(), proposals.proposals);
+      if (!next) {
+        searchExhausted = true;
+        continue;
+      }
+      const p: Proposal = {
+        v: 1,
+        n: next.n,
+        basis: results.size,
+        kind: next.kind,
+        target: next.target,
+        reason: next.reason,
+        trials: next.trials,
+      };
+      await proposals.append(p); // on disk first: every trial a worker can see is in the plan
+      for (const t of p.trials) trials.set(t.id, t);
+      log(`proposed ${describeParams(p.trials[0]!.params, p.trials[0]!.seed).replace(/ seed=.*$/, "")}: ${p.reason}`);
+      await Promise.all(p.trials.map((t) => transport.publishTrial(trialMessage(t, spec.max_attempts, secret))));
+    }
+  };
+  const inChain = (fn: () => Promise<void>): Promise<void> => {
+    const mine = chain.then(fn);
+    chain = mine.catch(() => {});
+    return mine;
+  };
   const record = (r: ResultMessage): Promise<void> => {
     // Results are recorded one at a time, in arrival order. A result whose recording throws (a full disk)
     // rejects its own promise only, so the transport delivers it again; the chain goes on with the next.
@@ -164,10 +232,12 @@ async function trackSweepLocked(
       if (r.status === "failed" && lastError.has(r.trial_id) && r.failure === "gave_up") {
         r = { ...r, error: clip(`${r.error}; last error: ${lastError.get(r.trial_id)}`, 4096) };
       }
-      if (!(await results.record(r, trial))) return;
-      progress.onResult(r, trial.config.method.name);
-      log(formatResult(r, trial, results.size, total));
-      if (results.size >= total) resolveDone();
+      if (await results.record(r, trial)) {
+        progress.onResult(r, trial.config.method.name);
+        log(formatResult(r, trial, results.size, total));
+      }
+      await topUp(); // after a throw, the redelivered result proposes again
+      if (finished()) resolveDone();
     });
     chain = mine.catch(() => {});
     return mine.catch((e) => {
@@ -178,7 +248,7 @@ async function trackSweepLocked(
   const sub = await transport.consumeResults(sweepId, record);
   await chain;
   if (!cancelAt) {
-    const pending = manifest.trials.filter((t) => !results.has(t.id));
+    const pending = [...trials.values()].filter((t) => !results.has(t.id));
     // pipelined: up to 256 publishes awaiting their acknowledgement at once
     let published = 0;
     for (; published < pending.length && !o.signal?.aborted; published += 256) {
@@ -190,6 +260,10 @@ async function trackSweepLocked(
     }
     published = Math.min(published, pending.length);
     if (published) log(`published ${published} trial${published === 1 ? "" : "s"} of ${sweepId}`);
+    if (proposals) {
+      await inChain(topUp);
+      if (finished()) resolveDone();
+    }
   }
   const aborted = new Promise<void>((r) => {
     if (o.signal?.aborted) r(); // a signal that came while publishing
@@ -199,16 +273,16 @@ async function trackSweepLocked(
     sweepId,
     transport,
     everyMs: o.reconcileMs ?? 10_000,
-    missing: () => (cancelAt ? [] : manifest.trials.filter((t) => !results.has(t.id))),
+    missing: () => (cancelAt ? [] : [...trials.values()].filter((t) => !results.has(t.id))),
     republish: (t, n) => transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret), n),
     log,
   });
   await Promise.race([done, aborted, cancelled]);
   reconciler.stop();
-  if (cancelAt && results.size < total) {
+  if (cancelAt && [...trials.keys()].some((id) => !results.has(id))) {
     // every trial still without an outcome gets one: cancelled
     const reason = `cancelled (deno task sweep cancel, ${cancelAt})`;
-    for (const t of manifest.trials.filter((t) => !results.has(t.id))) {
+    for (const t of [...trials.values()].filter((t) => !results.has(t.id))) {
       await record({
         v: WIRE_VERSION,
         sweep_id: sweepId,
@@ -229,7 +303,7 @@ async function trackSweepLocked(
   await control.stop();
   await chain;
   clearInterval(stateTimer);
-  status = cancelAt ? "cancelled" : results.size >= total ? "complete" : "stopped";
+  status = cancelAt ? "cancelled" : finished() ? "complete" : "stopped";
   await putState();
   clearInterval(ticker);
   display?.show(progress.snapshot(), Date.now(), true);
@@ -241,13 +315,13 @@ async function trackSweepLocked(
         "(truncated or replaced by another process?): written again from memory",
     );
   }
-  const data = await writeReports(runDir, manifest, results.all(), log);
+  const data = await writeReports(runDir, { ...manifest, trials: [...trials.values()] }, results.all(), log);
   return {
     sweepId: manifest.sweep_id,
     runDir,
     data,
     wallS: (performance.now() - o.t0) / 1000,
-    complete: results.size >= total,
+    complete: finished(),
     cancelled: cancelAt !== null,
   };
 }

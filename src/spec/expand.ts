@@ -72,7 +72,7 @@ export function samplePoint(p: Parameter, rng: Rng): ParamValue {
 }
 
 /** Rounds to 6 significant digits, so that ids and reports do not depend on float noise. */
-function roundSig(x: number): number {
+export function roundSig(x: number): number {
   return Number(x.toPrecision(6));
 }
 
@@ -98,7 +98,7 @@ export function sweepMethods(spec: SweepSpec): MethodName[] {
 }
 
 /** The parameter keys that apply to method `m`, by plain name (a scoped key wins over the unscoped one). */
-function keysFor(spec: SweepSpec, m: MethodName): Map<string, string> {
+export function keysFor(spec: SweepSpec, m: MethodName): Map<string, string> {
   const out = new Map<string, string>();
   for (const key of Object.keys(spec.parameters).sort()) {
     const { scope, name } = parseParameterKey(key);
@@ -144,6 +144,10 @@ export function resolveTrialConfig(spec: SweepSpec, params: ParamSet, seed: numb
  */
 export function trialCount(spec: SweepSpec): { trials: number; detail: string } {
   const seeds = `× ${fmtCount(spec.seeds.length)} seed${spec.seeds.length === 1 ? "" : "s"}`;
+  if (spec.search.strategy === "adaptive") {
+    const budget = spec.search.budget ?? 0;
+    return { trials: budget, detail: `adaptive search, a budget of ${fmtCount(budget)} trials` };
+  }
   if (spec.search.strategy !== "grid") {
     const samples = spec.search.samples ?? 0;
     return { trials: samples * spec.seeds.length, detail: `${fmtCount(samples)} samples ${seeds}` };
@@ -182,6 +186,8 @@ export function tooManyTrialsMessage(spec: SweepSpec): string | undefined {
 export function expandTrials(spec: SweepSpec): Trial[] {
   const tooMany = tooManyTrialsMessage(spec); // parseSpec refuses these; never start a runaway expansion
   if (tooMany) throw new TicketsweepError(`${spec.name}: ${tooMany}`);
+  // adaptive search plans nothing up front: its trials are proposed while it runs (proposals.jsonl)
+  if (spec.search.strategy === "adaptive") return [];
   const sweepId = sweepIdOf(spec);
   const methodSwept = spec.parameters["method"] !== undefined;
   const methods = sweepMethods(spec);

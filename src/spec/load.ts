@@ -103,6 +103,8 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
       // at search.samples for random search, else at the `parameters` (or `seeds`) key
       const [path, at] = parsed.data.search.strategy === "random"
         ? ["search.samples", locate(["search", "samples"])]
+        : parsed.data.search.strategy === "adaptive"
+        ? ["search.budget", locate(["search", "budget"])]
         : Object.keys(parsed.data.parameters).length
         ? ["parameters", locate([], "parameters")]
         : ["seeds", locate([], "seeds")];

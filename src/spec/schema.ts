@@ -309,11 +309,26 @@ function duplicates(list: readonly (number | string | boolean)[]): [number, numb
   return out;
 }
 
+/**
+ * How the sweep chooses its trials. The adaptive fields have no defaults in the parsed spec (so that adding them
+ * changed no grid or random sweep's id); {@link ADAPTIVE_DEFAULTS} fills them in where they are used.
+ */
 export const SearchSchema = z.object({
-  strategy: z.enum(["grid", "random"]).default("grid"),
+  strategy: z.enum(["grid", "random", "adaptive"]).default("grid"),
   samples: posInt().optional(),
   seed: int().default(0),
+  /** adaptive: trials to run in all (each proposed point runs once per seed). */
+  budget: posInt().optional(),
+  /** adaptive: stop once the validation hypervolume has not improved for this many recorded trials. */
+  patience: posInt().optional(),
+  /** adaptive: trials kept in flight (queued or running). */
+  parallel: posInt().max(1024).optional(),
+  /** adaptive: space-filling points proposed before any result is used. */
+  initial: posInt().max(1024).optional(),
 }).strict();
+
+/** Defaults of the adaptive search's optional fields. */
+export const ADAPTIVE_DEFAULTS = { parallel: 4, initial: 4 } as const;
 
 export const ObjectiveSchema = z.object({
   name: z.enum(["sparsity", "accuracy"]),
@@ -367,14 +382,68 @@ export const SweepSpecSchema = SweepSpecBase.superRefine((s, ctx) => {
         });
       }
     }
-  } else if (s.search.samples === undefined) {
+  } else if (s.search.strategy === "random" && s.search.samples === undefined) {
     ctx.addIssue({
       code: "custom",
       path: ["search", "samples"],
       message: "random search needs `samples` (how many trials to draw), found none",
     });
   }
+  checkAdaptive(s, ctx);
 });
+
+/** The fields of `search` that belong to one strategy, and what adaptive search needs. */
+function checkAdaptive(s: z.infer<typeof SweepSpecBase>, ctx: z.RefinementCtx): void {
+  const { search } = s;
+  if (search.strategy !== "adaptive") {
+    for (const key of ["budget", "patience", "parallel", "initial"] as const) {
+      if (search[key] === undefined) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: ["search", key],
+        message: `\`${key}\` is for \`strategy: adaptive\`, found it with strategy ${search.strategy}; drop it or ` +
+          "set strategy: adaptive",
+      });
+    }
+    return;
+  }
+  if (search.samples !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["search", "samples"],
+      message: "`samples` is for random search; adaptive search runs `budget` trials: use budget",
+    });
+  }
+  if (search.budget === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["search", "budget"],
+      message: "adaptive search needs `budget` (how many trials to run in all), found none",
+    });
+  } else if (search.budget < s.seeds.length) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["search", "budget"],
+      message: `expected a budget of at least one point × ${s.seeds.length} seeds (${s.seeds.length} trials), ` +
+        `found ${search.budget}`,
+    });
+  }
+  if (s.parameters["method"] !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["parameters", "method"],
+      message: "adaptive search runs one method (method.name); sweep methods with grid or random search, or run " +
+        "one adaptive sweep per method",
+    });
+  }
+  if (Object.keys(s.parameters).length === 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["parameters"],
+      message: "adaptive search needs at least one swept parameter (lambda, say), found none",
+    });
+  }
+}
 
 /** Every cost-driving field within its limit ({@link LIMIT_DEFAULTS}, or the spec's `limits:`). */
 function checkLimits(s: z.infer<typeof SweepSpecBase>, ctx: z.RefinementCtx): void {
@@ -403,6 +472,7 @@ function checkLimits(s: z.infer<typeof SweepSpecBase>, ctx: z.RefinementCtx): vo
   }
   check(["model", "depth"], "max_depth", s.model.depth);
   check(["search", "samples"], "max_trials", s.search.samples, `${fmtCount(s.search.samples ?? 0)} samples`);
+  check(["search", "budget"], "max_trials", s.search.budget, `a budget of ${fmtCount(s.search.budget ?? 0)} trials`);
   for (const [key, p] of Object.entries(s.parameters)) {
     const name = key.slice(key.indexOf(".") + 1);
     check(["parameters", key, "count"], "max_trials", p.count, `${fmtCount(p.count ?? 0)} points`);

@@ -1,0 +1,542 @@
+// Adaptive search (`search.strategy: adaptive`): proposes each new point of the parameter space from the results
+// recorded so far, aiming at the largest gaps of the validation front. Every function here is pure given its
+// inputs (the spec, the recorded results, the proposals made so far), so a resumed coordinator that rebuilds
+// them from results.jsonl and proposals.jsonl proposes what the crashed one would have proposed.
+import { z } from "zod";
+import type { RecordedResult } from "./record.ts";
+import { appendLine } from "./record.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
+import { canonicalJson } from "../util/hash.ts";
+import { Rng } from "../util/rng.ts";
+import { TicketsweepError } from "../util/errors.ts";
+import { nonDominated, type Point2 } from "../pareto/front.ts";
+import { hypervolume } from "../pareto/hypervolume.ts";
+import {
+  keysFor,
+  type ParamSet,
+  type ParamValue,
+  resolveTrialConfig,
+  roundSig,
+  sweepMethods,
+  type Trial,
+  trialIdOf,
+} from "../spec/expand.ts";
+import { ADAPTIVE_DEFAULTS, type Parameter, type SweepSpec, TrialConfigSchema } from "../spec/schema.ts";
+
+/** The file of an adaptive sweep's proposals in its run directory: one JSON line per proposed point. */
+export const PROPOSALS_FILE = "proposals.jsonl";
+/** Where lines of `proposals.jsonl` that are not a valid proposal go. */
+export const PROPOSALS_REJECTED_FILE = "proposals.rejected.jsonl";
+
+/** Parameters that are integers in a trial's configuration. */
+const INTEGER_PARAMS = new Set(["epochs", "batch_size", "rounds"]);
+
+/** One proposed point: its trials (one per seed of the spec), why it was proposed, and from what. */
+export interface Proposal {
+  v: 1;
+  /** 0-based index of the proposal. */
+  n: number;
+  /** How many results were recorded (the first `basis` lines of results.jsonl) when it was proposed. */
+  basis: number;
+  /** `initial` (the space-filling design), `gap` (a gap of the validation front), `random` (nothing else left). */
+  kind: "initial" | "gap" | "random";
+  /** The sparsity the proposal aims its own ticket at (gap proposals), else null. */
+  target: number | null;
+  /** A readable reason, e.g. `gap 0.812-0.905 (area 0.0031)`. */
+  reason: string;
+  trials: Trial[];
+}
+
+const TrialSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/),
+  sweepId: z.string(),
+  params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+  seed: z.number().int(),
+  config: TrialConfigSchema,
+}).strict();
+
+const ProposalSchema = z.object({
+  v: z.literal(1),
+  n: z.number().int().nonnegative(),
+  basis: z.number().int().nonnegative(),
+  kind: z.enum(["initial", "gap", "random"]),
+  target: z.number().min(0).max(1).nullable(),
+  reason: z.string().max(1000),
+  trials: z.array(TrialSchema).min(1),
+}).strict();
+
+/** One swept dimension of the adaptive search. */
+interface Dim {
+  name: string;
+  p: Parameter;
+  /** log10 for log ranges; values lists are indexed. */
+  kind: "log" | "linear" | "values";
+  integer: boolean;
+}
+
+/** The parameter that moves sparsity monotonically: `lambda` (or edge-popup's `k`), when it is swept. */
+export function sparsityAxis(spec: SweepSpec): string | undefined {
+  const keys = keysFor(spec, sweepMethods(spec)[0]!);
+  return keys.has("lambda") ? "lambda" : keys.has("k") ? "k" : undefined;
+}
+
+function dimsOf(spec: SweepSpec): Dim[] {
+  const dims: Dim[] = [];
+  for (const [name, key] of keysFor(spec, sweepMethods(spec)[0]!)) {
+    const p = spec.parameters[key]!;
+    dims.push({
+      name,
+      p,
+      kind: p.values ? "values" : p.scale === "log" ? "log" : "linear",
+      integer: INTEGER_PARAMS.has(name),
+    });
+  }
+  return dims;
+}
+
+/** A dimension's value from a position u in [0, 1] of its range (a values list: its ⌊u·n⌋-th value). */
+function fromUnit(d: Dim, u: number): ParamValue {
+  u = Math.min(1, Math.max(0, u));
+  if (d.kind === "values") return d.p.values![Math.min(d.p.values!.length - 1, Math.floor(u * d.p.values!.length))]!;
+  const { min, max } = d.p as { min: number; max: number };
+  const x = d.kind === "log"
+    ? 10 ** (Math.log10(min) + u * (Math.log10(max) - Math.log10(min)))
+    : min + u * (max - min);
+  return d.integer ? Math.round(x) : roundSig(x);
+}
+
+/** The position in [0, 1] of a value in its dimension's range (log ranges in log10). */
+function toUnit(d: Dim, v: ParamValue): number {
+  if (d.kind === "values") {
+    const i = d.p.values!.findIndex((x) => x === v);
+    return (Math.max(0, i) + 0.5) / d.p.values!.length;
+  }
+  const { min, max } = d.p as { min: number; max: number };
+  if (max === min) return 0.5;
+  const x = Number(v);
+  return d.kind === "log"
+    ? (Math.log10(x) - Math.log10(min)) / (Math.log10(max) - Math.log10(min))
+    : (x - min) / (max - min);
+}
+
+/**
+ * The space-filling initial design: a Latin hypercube of `search.initial` points (each dimension's range cut
+ * into that many strata, one point in each, the strata of the dimensions paired by seeded permutations).
+ */
+export function initialDesign(spec: SweepSpec): ParamSet[] {
+  const n = Math.min(spec.search.initial ?? ADAPTIVE_DEFAULTS.initial, pointBudget(spec));
+  const rng = new Rng(spec.search.seed, 7);
+  const sets: ParamSet[] = Array.from({ length: n }, () => ({}));
+  for (const d of dimsOf(spec)) {
+    const perm = Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+    }
+    for (let i = 0; i < n; i++) sets[i]![d.name] = fromUnit(d, (perm[i]! + rng.uniform()) / n);
+  }
+  return sets;
+}
+
+/** How many points the budget pays for (each point runs once per seed). */
+export function pointBudget(spec: SweepSpec): number {
+  return Math.floor((spec.search.budget ?? 0) / spec.seeds.length);
+}
+
+/** A ticket point of the validation front, with the trial it came from. */
+interface TicketPoint extends Point2 {
+  trial: string;
+}
+
+/** The (sparsity, validation accuracy) of every ticket of a done result: its own and every cut. */
+function ticketPoints(r: RecordedResult): TicketPoint[] {
+  const m = r.metrics;
+  if (r.status !== "done" || !m) return [];
+  const acc = (val: number | null | undefined, test: number) => val ?? test;
+  const out = [{ x: m.sparsity, y: acc(m.val_accuracy, m.accuracy), trial: r.trial_id }];
+  for (const c of m.cuts?.points ?? []) {
+    out.push({ x: c.sparsity, y: acc(c.val_accuracy, c.accuracy), trial: r.trial_id });
+  }
+  return out;
+}
+
+/** The non-dominated points, sorted by sparsity, one per sparsity. */
+function frontOf(points: readonly TicketPoint[]): TicketPoint[] {
+  const nd = nonDominated(points);
+  const f = points.filter((_, i) => nd[i]).sort((a, b) => a.x - b.x || b.y - a.y || (a.trial < b.trial ? -1 : 1));
+  return f.filter((p, i) => i === 0 || p.x !== f[i - 1]!.x);
+}
+
+/** The validation hypervolume of recorded results (every ticket, cuts included). */
+export function validationHypervolume(results: readonly RecordedResult[]): number {
+  return hypervolume(results.flatMap(ticketPoints));
+}
+
+/** Where the search stands: trials proposed, why it stops proposing (null: it goes on), the hypervolume. */
+export interface SearchProgress {
+  proposedTrials: number;
+  stop: "budget" | "patience" | null;
+  hypervolume: number;
+  /** Recorded trials since the hypervolume last improved. */
+  sinceImprovement: number;
+}
+
+/**
+ * Where the search stands, from the recorded results in the order they were recorded (results.jsonl order, so
+ * a resume reads the same) and the proposals made. It stops proposing when the budget cannot pay for another
+ * point, or when the validation hypervolume has not improved (by more than 1e-6) over the last `patience`
+ * recorded trials.
+ */
+export function searchProgress(
+  spec: SweepSpec,
+  recordedInOrder: readonly RecordedResult[],
+  proposals: readonly Proposal[],
+): SearchProgress {
+  const proposedTrials = proposals.reduce((n, p) => n + p.trials.length, 0);
+  let front: TicketPoint[] = [];
+  let best = 0, since = 0;
+  for (const r of recordedInOrder) {
+    const pts = ticketPoints(r);
+    if (pts.length) front = frontOf([...front, ...pts]);
+    const hv = hypervolume(front);
+    if (hv > best + 1e-6) {
+      best = hv;
+      since = 0;
+    } else since++;
+  }
+  const patience = spec.search.patience;
+  const stop = proposedTrials + spec.seeds.length > (spec.search.budget ?? 0)
+    ? "budget"
+    : patience !== undefined && since >= patience
+    ? "patience"
+    : null;
+  return { proposedTrials, stop, hypervolume: best, sinceImprovement: since };
+}
+
+/** A gap of the front: between two points (the upper one may be virtual: a pending proposal, or (1, 0)). */
+interface Gap {
+  a: TicketPoint | Point2;
+  b: TicketPoint | Point2;
+  area: number;
+}
+
+/**
+ * The next point to propose, or null when no new point can be found. A pure function of the spec, the
+ * recorded results (in any order: they are sorted by trial id) and the proposals so far (in order):
+ *
+ * 1. the initial design ({@link initialDesign}), point by point;
+ * 2. then the largest gap of the validation front (every ticket of every done trial, cuts included), a gap's
+ *    size being the area of the rectangle between its two points (the hypervolume a point there could add; the
+ *    front's sparsest point is bracketed by (1, 0)). A pending proposal splits the gap it aims at, on the
+ *    chord, so proposals in flight spread over different gaps. The sparsity parameter (lambda, or k) is
+ *    interpolated, in log space for a log range, between the done trials whose own tickets' sparsities bracket
+ *    the gap's middle (outside them: a least-squares line through all of them); every other parameter takes
+ *    the value of the better neighbour (the gap's end trial with the larger exclusive hypervolume) perturbed
+ *    by a seeded normal step of a tenth of its range (in log space for a log range; a values list keeps the
+ *    value with probability 3/4, else draws one);
+ * 3. a proposal that repeats an earlier point goes to the next gap, then to seeded random points.
+ *
+ * The generator is seeded by (search.seed, proposal index), so the draws do not depend on earlier ones.
+ */
+export function proposeNext(
+  spec: SweepSpec,
+  sweepId: string,
+  results: readonly RecordedResult[],
+  proposals: readonly Proposal[],
+): Omit<Proposal, "basis"> | null {
+  const n = proposals.length;
+  if (n >= pointBudget(spec)) return null;
+  const dims = dimsOf(spec);
+  const taken = new Set(proposals.flatMap((p) => p.trials.map((t) => t.id)));
+  const make = (params: ParamSet, kind: Proposal["kind"], target: number | null, reason: string) => {
+    const trials = spec.seeds.map((seed) => ({
+      id: trialIdOf(sweepId, params, seed),
+      sweepId,
+      params,
+      seed,
+      config: resolveTrialConfig(spec, params, seed),
+    }));
+    if (trials.some((t) => taken.has(t.id))) return null; // the same point again: ids are hashes of it
+    return { v: 1 as const, n, kind, target, reason, trials };
+  };
+  for (const [i, params] of initialDesign(spec).entries()) {
+    const p = make(params, "initial", null, `initial design point ${i + 1}`);
+    if (p) return p;
+  }
+  const rng = new Rng(spec.search.seed, 1000 + n);
+  const done = results.filter((r) => r.status === "done" && r.metrics).sort((a, b) =>
+    a.trial_id < b.trial_id ? -1 : a.trial_id > b.trial_id ? 1 : 0
+  );
+  const paramsOf = new Map(proposals.flatMap((p) => p.trials.map((t) => [t.id, t.params] as const)));
+  const known = done.filter((r) => paramsOf.has(r.trial_id));
+  if (known.length > 0) {
+    const points = known.flatMap(ticketPoints);
+    const front = frontOf(points);
+    const recorded = new Set(results.map((r) => r.trial_id));
+    const pending = proposals
+      .filter((p) => p.target !== null && p.trials.some((t) => !recorded.has(t.id)))
+      .map((p) => p.target!)
+      .sort((a, b) => a - b);
+    const gaps = gapsOf(front, pending);
+    const axis = sparsityAxis(spec);
+    for (const g of gaps.slice(0, 16)) {
+      const target = (g.a.x + g.b.x) / 2;
+      const neighbour = betterNeighbour(g, points);
+      const base = paramsOf.get(neighbour) ?? {};
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const params: ParamSet = {};
+        for (const d of dims) {
+          if (d.name === axis) params[d.name] = interpolateAxis(d, target, known, paramsOf, attempt, rng);
+          else params[d.name] = perturb(d, base[d.name], rng, attempt + 1);
+        }
+        const reason = `gap ${g.a.x.toFixed(3)}-${g.b.x.toFixed(3)} (area ${g.area.toPrecision(3)}), ` +
+          `target sparsity ${target.toFixed(3)}, from trial ${neighbour}`;
+        const p = make(params, "gap", Number(target.toFixed(6)), reason);
+        if (p) return p;
+      }
+    }
+  }
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const params: ParamSet = {};
+    for (const d of dims) params[d.name] = fromUnit(d, rng.uniform());
+    const p = make(params, "random", null, "random point (no gap gave a new point)");
+    if (p) return p;
+  }
+  return null;
+}
+
+/** The gaps of a front (sorted by sparsity), split at the pending targets, largest area first. */
+function gapsOf(front: readonly TicketPoint[], pending: readonly number[]): Gap[] {
+  const ends: (TicketPoint | Point2)[] = [...front, { x: 1, y: 0 }];
+  for (const t of pending) {
+    const i = ends.findIndex((p, j) => j > 0 && ends[j - 1]!.x < t && t < p.x);
+    if (i < 0) continue;
+    const a = ends[i - 1]!, b = ends[i]!;
+    ends.splice(i, 0, { x: t, y: a.y + ((b.y - a.y) * (t - a.x)) / (b.x - a.x) });
+  }
+  const gaps: Gap[] = [];
+  for (let i = 1; i < ends.length; i++) {
+    const a = ends[i - 1]!, b = ends[i]!;
+    gaps.push({ a, b, area: (b.x - a.x) * Math.max(0, a.y - b.y) });
+  }
+  return gaps.filter((g) => g.area > 0).sort((g, h) => h.area - g.area || g.a.x - h.a.x);
+}
+
+/** Of a gap's two ends, the trial whose tickets add more hypervolume that no other trial's do. */
+function betterNeighbour(g: Gap, points: readonly TicketPoint[]): string {
+  const ends = [g.a, g.b].filter((p): p is TicketPoint => "trial" in p).map((p) => p.trial);
+  // a gap between two pending targets: the real front point nearest to it
+  if (ends.length === 0) {
+    const mid = (g.a.x + g.b.x) / 2;
+    const f = frontOf(points);
+    ends.push(f.reduce((best, p) => (Math.abs(p.x - mid) < Math.abs(best.x - mid) ? p : best), f[0]!).trial);
+  }
+  const all = hypervolume(points);
+  let best = ends[0]!, bestGain = -1;
+  for (const t of [...new Set(ends)].sort()) {
+    const gain = all - hypervolume(points.filter((p) => p.trial !== t));
+    if (gain > bestGain) [best, bestGain] = [t, gain];
+  }
+  return best;
+}
+
+/**
+ * The sparsity parameter's value for a target sparsity: interpolated between the done trials whose own tickets
+ * bracket it (in unit coordinates, log for a log range), else read off a least-squares line through all of them;
+ * a repeated attempt moves it by a seeded step.
+ */
+function interpolateAxis(
+  d: Dim,
+  target: number,
+  done: readonly RecordedResult[],
+  paramsOf: ReadonlyMap<string, ParamSet>,
+  attempt: number,
+  rng: Rng,
+): ParamValue {
+  const own = done
+    .map((r) => ({ x: r.metrics!.sparsity, u: toUnit(d, paramsOf.get(r.trial_id)![d.name]!) }))
+    .sort((a, b) => a.x - b.x || a.u - b.u);
+  let lo: typeof own[number] | undefined, hi: typeof own[number] | undefined;
+  for (const p of own) {
+    if (p.x <= target) lo = p;
+    else if (!hi) hi = p;
+  }
+  let u: number;
+  if (lo && hi && hi.x > lo.x) u = lo.u + ((hi.u - lo.u) * (target - lo.x)) / (hi.x - lo.x);
+  else {
+    const mx = own.reduce((s, p) => s + p.x, 0) / own.length, mu = own.reduce((s, p) => s + p.u, 0) / own.length;
+    const sxx = own.reduce((s, p) => s + (p.x - mx) ** 2, 0);
+    const sxu = own.reduce((s, p) => s + (p.x - mx) * (p.u - mu), 0);
+    if (sxx > 1e-12) u = mu + (sxu / sxx) * (target - mx);
+    else {
+      // one sparsity seen so far: step a tenth of the range towards the target (lambda up is sparser, k down)
+      const up = (target > (lo ?? hi)!.x) === (d.name !== "k");
+      u = (lo ?? hi)!.u + (up ? 0.1 : -0.1);
+    }
+  }
+  if (attempt > 0) u += 0.05 * attempt * rng.normal();
+  if (d.kind !== "values") return fromUnit(d, u);
+  // a values list: the nearest value
+  const vals = d.p.values!;
+  const k = Math.min(vals.length - 1, Math.max(0, Math.round(u * vals.length - 0.5)));
+  return vals[k]!;
+}
+
+/** A value perturbed by a seeded step: a tenth of the range × `scale` (log space for a log range). */
+function perturb(d: Dim, v: ParamValue | undefined, rng: Rng, scale: number): ParamValue {
+  if (v === undefined) return fromUnit(d, rng.uniform());
+  if (d.kind === "values") {
+    const vals = d.p.values!;
+    return rng.uniform() < 0.75 ? v : vals[rng.int(vals.length)]!;
+  }
+  return fromUnit(d, toUnit(d, v) + 0.1 * scale * rng.normal());
+}
+
+/** A line of proposals.jsonl that is not a valid proposal: set aside, never silently dropped. */
+export interface SetAsideProposal {
+  line: number;
+  reason: string;
+  raw: string;
+}
+
+/**
+ * The proposals of an adaptive sweep (`runs/<sweep>/proposals.jsonl`, append-only, one point per line): each is
+ * appended and synced to disk before its trials are published, so every trial a worker can see is in the plan.
+ */
+export class ProposalLog {
+  readonly path: string;
+  readonly #dir: string;
+  readonly #proposals: Proposal[] = [];
+  readonly setAside: SetAsideProposal[] = [];
+
+  private constructor(dir: string) {
+    this.#dir = dir;
+    this.path = `${dir}/${PROPOSALS_FILE}`;
+  }
+
+  /**
+   * Reads and validates the proposals: every line must be a proposal of this sweep (its trials' ids the hashes
+   * of their parameters and seeds, one trial per seed of the spec, the configurations the spec gives them, no
+   * trial proposed twice), within the budget. A line that is not is set aside (a torn last line is the end of a
+   * write cut by a crash: its trials were never published); unless `readOnly`, set-aside lines are moved to
+   * `proposals.rejected.jsonl` and the file rewritten without them.
+   */
+  static async open(
+    dir: string,
+    spec: SweepSpec,
+    sweepId: string,
+    opts: { readOnly?: boolean } = {},
+  ): Promise<ProposalLog> {
+    const log = new ProposalLog(dir);
+    let text = "";
+    try {
+      text = await Deno.readTextFile(log.path);
+    } catch (e) {
+      if (e instanceof Deno.errors.IsADirectory) {
+        throw new TicketsweepError(`${log.path} is a directory, not a file: move it away`);
+      }
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new TicketsweepError(`${log.path}: cannot read it (${(e as Error).message}); fix its permissions`);
+      }
+    }
+    const seen = new Set<string>();
+    let good = "", trials = 0;
+    const lines = text.split("\n");
+    lines.forEach((line, i) => {
+      if (!line.trim()) return;
+      const aside = (reason: string) => log.setAside.push({ line: i + 1, reason, raw: line });
+      let raw: unknown;
+      try {
+        raw = JSON.parse(line);
+      } catch (e) {
+        return aside(
+          i === lines.length - 1
+            ? `torn (not JSON: ${(e as Error).message}), the end of a write cut by a crash`
+            : `not JSON (${(e as Error).message})`,
+        );
+      }
+      const parsed = ProposalSchema.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        return aside(`not a proposal (${issue.path.join(".") || "(root)"}: ${issue.message})`);
+      }
+      const p = parsed.data as Proposal;
+      const wrong = proposalMismatch(p, spec, sweepId, seen);
+      if (wrong) return aside(wrong);
+      if (trials + p.trials.length > (spec.search.budget ?? 0)) {
+        return aside(`over the budget of ${spec.search.budget} trials`);
+      }
+      trials += p.trials.length;
+      for (const t of p.trials) seen.add(t.id);
+      log.#proposals.push(p);
+      good += line + "\n";
+    });
+    if (!opts.readOnly && good !== text) {
+      if (log.setAside.length) {
+        const at = new Date().toISOString();
+        await appendLine(
+          `${dir}/${PROPOSALS_REJECTED_FILE}`,
+          log.setAside.map((s) =>
+            JSON.stringify({
+              v: 1,
+              file: PROPOSALS_FILE,
+              line: s.line,
+              reason: s.reason,
+              raw: s.raw,
+              set_aside_at: at,
+            }) +
+            "\n"
+          ).join(""),
+        );
+      }
+      await atomicWrite(log.path, good);
+    }
+    return log;
+  }
+
+  /** The proposals, in the order they were made. */
+  get proposals(): readonly Proposal[] {
+    return this.#proposals;
+  }
+
+  /** Every proposed trial, in proposal order. */
+  trials(): Trial[] {
+    return this.#proposals.flatMap((p) => p.trials);
+  }
+
+  /** Appends a proposal and syncs it to disk (before its trials are published). */
+  async append(p: Proposal): Promise<void> {
+    await Deno.mkdir(this.#dir, { recursive: true });
+    await appendLine(this.path, JSON.stringify(p) + "\n", true);
+    this.#proposals.push(p);
+  }
+}
+
+/** What makes a schema-valid proposal not one of this sweep, or undefined. */
+function proposalMismatch(
+  p: Proposal,
+  spec: SweepSpec,
+  sweepId: string,
+  seen: ReadonlySet<string>,
+): string | undefined {
+  if (p.trials.length !== spec.seeds.length) {
+    return `${p.trials.length} trials, but a point runs once per seed (${spec.seeds.length})`;
+  }
+  const params = canonicalJson(p.trials[0]!.params);
+  for (const [i, t] of p.trials.entries()) {
+    if (t.sweepId !== sweepId) return `trials.${i}.sweepId: not this sweep's id ${sweepId}`;
+    if (t.seed !== spec.seeds[i]) return `trials.${i}.seed: expected seed ${spec.seeds[i]}, found ${t.seed}`;
+    if (canonicalJson(t.params) !== params) return `trials.${i}.params: not the point of trials.0`;
+    const id = trialIdOf(sweepId, t.params, t.seed);
+    if (t.id !== id) return `trials.${i}.id: ${t.id} is not the id of its parameters and seed (${id})`;
+    if (seen.has(t.id)) return `trial ${t.id} was proposed before`;
+    let config: unknown;
+    try {
+      config = resolveTrialConfig(spec, t.params, t.seed);
+    } catch (e) {
+      return `trials.${i}.params: not a point of the spec (${(e as Error).message.slice(0, 200)})`;
+    }
+    if (canonicalJson(config) !== canonicalJson(t.config)) return `trials.${i}.config: not the spec's for its point`;
+  }
+  return undefined;
+}

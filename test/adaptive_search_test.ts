@@ -1,0 +1,227 @@
+// Adaptive search (search.strategy: adaptive): spec fields, proposal determinism, gap targeting, a sweep over the
+// in-memory transport, and a resume after a SIGKILLed coordinator with a real nats-server.
+import assert from "node:assert/strict";
+import { MemoryTransport } from "../src/broker/memory.ts";
+import type { RecordedResult } from "../src/coordinator/record.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { readManifest } from "../src/coordinator/run_dir.ts";
+import { initialDesign, type Proposal, ProposalLog, proposeNext } from "../src/coordinator/search.ts";
+import { resolveTrialConfig, sweepIdOf, trialIdOf } from "../src/spec/expand.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { SpecError } from "../src/util/errors.ts";
+import type { SweepSpec } from "../src/spec/schema.ts";
+import { Rng } from "../src/util/rng.ts";
+import { runWorker } from "../src/worker/worker.ts";
+import { cluster, recorded, startCoordinator, until } from "./_cluster.ts";
+
+function adaptiveText(name: string, search: string, epochs = 2): string {
+  return `version: 1
+name: ${name}
+dataset: {name: synthetic, train: 512, test: 256}
+model: {widths: [32], init: kaiming_normal}
+tickets: {cuts: 4}
+parameters:
+  lambda: {min: 1.0e-4, max: 3.0e-1, scale: log}
+  lr: {min: 0.01, max: 0.1, scale: log}
+search: {strategy: adaptive, ${search}}
+training: {epochs: ${epochs}, batch_size: 64}
+`;
+}
+
+function specErrors(text: string): string {
+  try {
+    parseSpec(text, "s.yaml");
+  } catch (e) {
+    if (e instanceof SpecError) return e.message;
+    throw e;
+  }
+  return "";
+}
+
+/** The lines of a JSONL file. */
+async function jsonl<T>(path: string): Promise<T[]> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as T);
+}
+
+/**
+ * Every recorded proposal is what proposeNext gives from the results recorded before it (the first `basis` lines
+ * of results.jsonl, shuffled: arrival order must not matter) and the proposals before it.
+ */
+async function assertReplays(spec: SweepSpec, runDir: string): Promise<Proposal[]> {
+  const proposals = await jsonl<Proposal>(`${runDir}/proposals.jsonl`);
+  const results = await jsonl<RecordedResult>(`${runDir}/results.jsonl`);
+  const rng = new Rng(5);
+  proposals.forEach((p, k) => {
+    const known = results.slice(0, p.basis);
+    for (let i = known.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [known[i], known[j]] = [known[j]!, known[i]!];
+    }
+    const again = proposeNext(spec, sweepIdOf(spec), known, proposals.slice(0, k));
+    const { basis: _basis, ...made } = p;
+    assert.deepEqual(again, made, `proposal ${k} is not what its results give`);
+  });
+  return proposals;
+}
+
+Deno.test("adaptive search - spec: budget required, within limits.max_trials, fields located, grid fields refused", () => {
+  assert.match(
+    specErrors(adaptiveText("a", "seed: 0")),
+    /s\.yaml:9:\d+ search\.budget: adaptive search needs `budget`/,
+  );
+  assert.match(
+    specErrors(adaptiveText("a", "budget: 500") + "limits: {max_trials: 100}\n"),
+    /s\.yaml:9:\d+ search\.budget: expected at most 100 \(limits\.max_trials\), found a budget of 500 trials/,
+  );
+  assert.match(specErrors(adaptiveText("a", "budget: 8, samples: 3")), /search\.samples: `samples` is for random/);
+  assert.match(specErrors(adaptiveText("a", "budget: 8, patience: 0")), /search\.patience: expected/);
+  assert.match(
+    specErrors(adaptiveText("a", "budget: 2") + "seeds: [0, 1, 2]\n"),
+    /search\.budget: expected a budget of at least one point × 3 seeds/,
+  );
+  assert.match(
+    specErrors(
+      adaptiveText("a", "budget: 8").replace("parameters:\n", "parameters:\n  method: {values: [gates, cs]}\n"),
+    ),
+    /parameters\.method: adaptive search runs one method/,
+  );
+  assert.match(
+    specErrors(
+      "name: g\ndataset: {name: synthetic}\nparameters:\n  lambda: {values: [0.1]}\nsearch: {budget: 8, parallel: 2}\n",
+    ),
+    /s\.yaml:5:\d+ search\.budget: `budget` is for `strategy: adaptive`.*\n.*search\.parallel: `parallel` is for/,
+  );
+  const ok = parseSpec(adaptiveText("a", "budget: 8, patience: 4, parallel: 2, initial: 3"));
+  assert.equal(ok.search.budget, 8);
+  // no defaults written into the parsed spec: grid and random sweeps keep their ids
+  assert.deepEqual(Object.keys(parseSpec("name: g\nsearch: {strategy: grid}\n").search).sort(), ["seed", "strategy"]);
+});
+
+/** Hand-made results: trial `t` done with (sparsity, validation accuracy). */
+function doneResult(sweepId: string, trialId: string, sparsity: number, val: number): RecordedResult {
+  return {
+    v: 1,
+    sweep_id: sweepId,
+    trial_id: trialId,
+    status: "done",
+    attempt: 1,
+    metrics: { sparsity, val_accuracy: val, accuracy: val, cuts: null },
+  } as unknown as RecordedResult;
+}
+
+Deno.test("adaptive search - proposals: deterministic whatever the arrival order; the largest front gap is targeted in log lambda", () => {
+  const spec = parseSpec(adaptiveText("gap", "budget: 20, initial: 3, seed: 4"));
+  const sweepId = sweepIdOf(spec);
+  const design = initialDesign(spec);
+  assert.equal(design.length, 3);
+  // the initial design first, one point per proposal
+  const proposals: Proposal[] = [];
+  for (let i = 0; i < 3; i++) {
+    const p = proposeNext(spec, sweepId, [], proposals)!;
+    assert.equal(p.kind, "initial");
+    assert.deepEqual(p.trials[0]!.params, design[i]);
+    assert.equal(p.trials[0]!.id, trialIdOf(sweepId, design[i]!, 0));
+    proposals.push({ ...p, basis: 0 });
+  }
+  // a hand-made front: the design's points by lambda get sparsity 0.5, 0.7, 0.95; the largest gap is 0.7-0.95
+  const byLambda = proposals.map((p) => p.trials[0]!).sort((a, b) => Number(a.params.lambda) - Number(b.params.lambda));
+  const made = [[0.5, 0.95], [0.7, 0.93], [0.95, 0.6]] as const;
+  const results = byLambda.map((t, i) => doneResult(sweepId, t.id, made[i]![0], made[i]![1]));
+  const next = proposeNext(spec, sweepId, results, proposals)!;
+  assert.equal(next.kind, "gap");
+  assert.ok(Math.abs(next.target! - 0.825) < 1e-9, `target ${next.target}`);
+  const [lb, lc] = [Number(byLambda[1]!.params.lambda), Number(byLambda[2]!.params.lambda)];
+  const lambda = Number(next.trials[0]!.params.lambda);
+  assert.ok(lambda > lb && lambda < lc, `${lambda} not between ${lb} and ${lc}`);
+  // the gap's middle is half-way between the bracketing trials' sparsities: the geometric mean
+  assert.ok(Math.abs(Math.log10(lambda) - (Math.log10(lb) + Math.log10(lc)) / 2) < 1e-5);
+  assert.deepEqual(next.trials[0]!.config, resolveTrialConfig(spec, next.trials[0]!.params, 0));
+  // same results in any order: the same proposal
+  for (const order of [[2, 0, 1], [1, 2, 0], [0, 2, 1]]) {
+    assert.deepEqual(proposeNext(spec, sweepId, order.map((i) => results[i]!), proposals), next);
+  }
+  // in flight, it splits its gap: the next proposal aims elsewhere (the tail 0.95-1 is now the largest)
+  const after = proposeNext(spec, sweepId, results, [...proposals, { ...next, basis: 3 }])!;
+  assert.notEqual(after.target, next.target);
+  assert.ok(after.target! > 0.95, `target ${after.target}`);
+});
+
+Deno.test("adaptive search - in-memory sweep: within budget, every proposal recorded once and before its result, resume reads the plan", async () => {
+  const runsDir = await Deno.makeTempDir();
+  try {
+    const text = adaptiveText("mem", "budget: 9, parallel: 2, initial: 3, seed: 1");
+    const spec = parseSpec(text);
+    const transport = new MemoryTransport();
+    const ac = new AbortController();
+    const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+    const lines: string[] = [];
+    const outcome = await runSweep({
+      spec,
+      specText: text,
+      specFile: "s.yaml",
+      runsDir,
+      transport,
+      log: (l) => lines.push(l),
+    });
+    ac.abort();
+    await worker;
+    await transport.close();
+    assert.ok(outcome.complete, lines.join("\n"));
+    const proposals = await assertReplays(spec, outcome.runDir);
+    const proposed = proposals.flatMap((p) => p.trials.map((t) => t.id));
+    assert.equal(proposed.length, 9);
+    assert.equal(new Set(proposed).size, 9, "a trial proposed twice");
+    assert.deepEqual(proposals.slice(0, 3).map((p) => p.kind), ["initial", "initial", "initial"]);
+    assert.ok(proposals.slice(3).every((p) => p.kind !== "initial"));
+    const rows = await recorded(outcome.runDir);
+    assert.deepEqual(rows.map((r) => r.trial_id).sort(), [...proposed].sort());
+    assert.ok(rows.every((r) => r.status === "done"));
+    assert.match(lines.join("\n"), /no more proposals \(budget of 9 trials spent/);
+    // the plan as the report and --resume read it
+    const m = await readManifest(outcome.runDir);
+    assert.deepEqual(m.trials.map((t) => t.id), proposed);
+    assert.equal(outcome.data.counts.done, 9);
+    // a torn last proposal line (a crash mid-append: never published) is set aside, the rest kept
+    await Deno.writeTextFile(`${outcome.runDir}/proposals.jsonl`, '{"v":1,"n":9,"ba', { append: true });
+    const log = await ProposalLog.open(outcome.runDir, spec, sweepIdOf(spec));
+    assert.equal(log.proposals.length, proposals.length);
+    assert.match(log.setAside[0]!.reason, /torn/);
+  } finally {
+    await Deno.remove(runsDir, { recursive: true });
+  }
+});
+
+Deno.test("adaptive search - coordinator SIGKILLed mid-sweep, then --resume: the same proposals, each trial once, budget kept", async () => {
+  const c = await cluster(2);
+  try {
+    const text = adaptiveText("kill", "budget: 10, parallel: 2, initial: 2, seed: 3", 40);
+    const path = `${c.dir}/kill.yaml`;
+    await Deno.writeTextFile(path, text);
+    const spec = parseSpec(text);
+    const runDir = `${c.dir}/runs/${sweepIdOf(spec)}`;
+    const first = startCoordinator([path, "--runs", `${c.dir}/runs`, "--ack-wait", "3"], c.server, `${c.dir}/c1.log`);
+    await until("3 results", async () => (await recorded(runDir)).length >= 3, 120_000);
+    first.kill("SIGKILL");
+    await first.status;
+    const atKill = (await recorded(runDir)).length;
+    const proposedAtKill = (await jsonl<Proposal>(`${runDir}/proposals.jsonl`)).length;
+    await new Promise((r) => setTimeout(r, 2000)); // the workers go on; their results wait on the broker
+    const second = startCoordinator(["--resume", runDir, "--ack-wait", "3"], c.server, `${c.dir}/c2.log`);
+    const status = await second.status;
+    const log2 = await Deno.readTextFile(`${c.dir}/c2.log`);
+    assert.equal(status.code, 0, log2);
+    assert.ok(atKill < 10, "killed before the end");
+    const proposals = await assertReplays(spec, runDir);
+    assert.ok(proposals.length > proposedAtKill, "the resumed coordinator proposed more");
+    const proposed = proposals.flatMap((p) => p.trials.map((t) => t.id));
+    assert.equal(proposed.length, 10);
+    assert.equal(new Set(proposed).size, 10);
+    const rows = await recorded(runDir);
+    assert.equal(new Set(rows.map((r) => r.trial_id)).size, rows.length, "a trial recorded twice");
+    assert.deepEqual(rows.map((r) => r.trial_id).sort(), [...proposed].sort());
+    assert.match(log2, /resuming .*: \d+\/10 trials already recorded/);
+  } finally {
+    await c.close();
+  }
+});
