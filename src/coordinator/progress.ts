@@ -77,8 +77,12 @@ export class SweepProgress {
     this.#finishedHere++;
     if (r.status === "done") {
       this.#done++;
+      // the points the report's front is made of: the trial's own ticket and every cut, on validation accuracy
+      // when the run has a validation split (test accuracy otherwise)
+      const m = r.metrics!;
       const pts = this.#points.get(group) ?? [];
-      pts.push({ x: r.metrics!.sparsity, y: r.metrics!.accuracy });
+      pts.push({ x: m.sparsity, y: m.val_accuracy ?? m.accuracy });
+      for (const c of m.cuts?.points ?? []) pts.push({ x: c.sparsity, y: c.val_accuracy ?? c.accuracy });
       this.#points.set(group, pts);
     } else this.#failed++;
     for (const [k, w] of this.#workers) if (w.trial === r.trial_id) this.#workers.delete(k);
