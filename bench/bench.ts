@@ -18,6 +18,7 @@ import { runWorker } from "../src/worker/worker.ts";
 import { selectEngine } from "../src/engine/select.ts";
 import { loadKernels } from "../src/engine/native.ts";
 import { dispatchBench, type DispatchResult } from "./dispatch.ts";
+import { searchBench } from "./search.ts";
 
 /** The dispatch benchmark's table (issue: 64 connections, 10,000 trials, no-op trainer). */
 async function printDispatch(trials: number, connections: number): Promise<void> {
@@ -44,7 +45,7 @@ async function printDispatch(trials: number, connections: number): Promise<void>
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { quick: { type: "boolean" }, dispatch: { type: "boolean" } },
+  options: { quick: { type: "boolean" }, dispatch: { type: "boolean" }, search: { type: "boolean" } },
 });
 const seconds = values.quick ? 1 : 3;
 const BATCH = 128;
@@ -145,6 +146,11 @@ console.log(
 );
 if (values.dispatch) {
   await printDispatch(10_000, 64);
+  Deno.exit(0);
+}
+if (values.search) {
+  // --quick: one replicate instead of 3
+  await searchBench(3, values.quick ? 1 : 3);
   Deno.exit(0);
 }
 

@@ -146,6 +146,8 @@ export function pointBudget(spec: SweepSpec): number {
 /** A ticket point of the validation front, with the trial it came from. */
 interface TicketPoint extends Point2 {
   trial: string;
+  /** The trial's own ticket (not a cut of its ladder). */
+  own: boolean;
 }
 
 /** The (sparsity, validation accuracy) of every ticket of a done result: its own and every cut. */
@@ -153,9 +155,9 @@ function ticketPoints(r: RecordedResult): TicketPoint[] {
   const m = r.metrics;
   if (r.status !== "done" || !m) return [];
   const acc = (val: number | null | undefined, test: number) => val ?? test;
-  const out = [{ x: m.sparsity, y: acc(m.val_accuracy, m.accuracy), trial: r.trial_id }];
+  const out = [{ x: m.sparsity, y: acc(m.val_accuracy, m.accuracy), trial: r.trial_id, own: true }];
   for (const c of m.cuts?.points ?? []) {
-    out.push({ x: c.sparsity, y: acc(c.val_accuracy, c.accuracy), trial: r.trial_id });
+    out.push({ x: c.sparsity, y: acc(c.val_accuracy, c.accuracy), trial: r.trial_id, own: false });
   }
   return out;
 }
@@ -226,11 +228,12 @@ interface Gap {
  *
  * 1. the initial design ({@link initialDesign}), point by point;
  * 2. then the largest gap of the validation front (every ticket of every done trial, cuts included), a gap's
- *    size being the area of the rectangle between its two points (the hypervolume a point there could add; the
- *    front's sparsest point is bracketed by (1, 0)). A pending proposal splits the gap it aims at, on the
+ *    size being the area of the rectangle between its two points (the hypervolume a point there could add; a
+ *    front whose sparsest ticket is a trial's own, not a cut, also has the gap from it to (1, 0)). A pending proposal splits the gap it aims at, on the
  *    chord, so proposals in flight spread over different gaps. The sparsity parameter (lambda, or k) is
  *    interpolated, in log space for a log range, between the done trials whose own tickets' sparsities bracket
- *    the gap's middle (outside them: a least-squares line through all of them); every other parameter takes
+ *    the gap's middle (outside them: a least-squares line through all of them, at most a seventh of the range
+ *    beyond the outermost trial); every other parameter takes
  *    the value of the better neighbour (the gap's end trial with the larger exclusive hypervolume) perturbed
  *    by a seeded normal step of a tenth of its range (in log space for a log range; a values list keeps the
  *    value with probability 3/4, else draws one);
@@ -307,7 +310,10 @@ export function proposeNext(
 
 /** The gaps of a front (sorted by sparsity), split at the pending targets, largest area first. */
 function gapsOf(front: readonly TicketPoint[], pending: readonly number[]): Gap[] {
-  const ends: (TicketPoint | Point2)[] = [...front, { x: 1, y: 0 }];
+  // beyond the sparsest ticket, up to (1, 0), only when that ticket is a trial's own: a ladder's cuts already
+  // reach a hundredth of their trial's kept fraction, and the last sliver of sparsity is worth little
+  const tail = front.at(-1)?.own ? [{ x: 1, y: 0 }] : [];
+  const ends: (TicketPoint | Point2)[] = [...front, ...tail];
   for (const t of pending) {
     const i = ends.findIndex((p, j) => j > 0 && ends[j - 1]!.x < t && t < p.x);
     if (i < 0) continue;
@@ -367,8 +373,12 @@ function interpolateAxis(
     const mx = own.reduce((s, p) => s + p.x, 0) / own.length, mu = own.reduce((s, p) => s + p.u, 0) / own.length;
     const sxx = own.reduce((s, p) => s + (p.x - mx) ** 2, 0);
     const sxu = own.reduce((s, p) => s + (p.x - mx) * (p.u - mu), 0);
-    if (sxx > 1e-12) u = mu + (sxu / sxx) * (target - mx);
-    else {
+    if (sxx > 1e-12) {
+      // extrapolated at most a seventh of the range beyond the trials seen (a target no trial's own ticket can
+      // reach, such as the sparsest cuts, would otherwise pin the parameter at its bound trial after trial)
+      const us = own.map((p) => p.u);
+      u = Math.min(Math.max(...us) + 1 / 7, Math.max(Math.min(...us) - 1 / 7, mu + (sxu / sxx) * (target - mx)));
+    } else {
       // one sparsity seen so far: step a tenth of the range towards the target (lambda up is sparser, k down)
       const up = (target > (lo ?? hi)!.x) === (d.name !== "k");
       u = (lo ?? hi)!.u + (up ? 0.1 : -0.1);

@@ -1,0 +1,193 @@
+// `deno task bench --search`: grid vs random vs adaptive search on LeNet-300-100 MNIST gates (issue 12, "How it is
+// measured"). Each strategy gets a 24-trial budget (3 epochs a trial) and runs over 3 replicates r = 0, 1, 2: the
+// frozen network's weight_seed is r for every strategy (the grid cannot vary otherwise), and random and adaptive
+// also take search.seed r. Everything runs in this process (in-memory transport, one worker), one trial at a time.
+import { MemoryTransport } from "../src/broker/memory.ts";
+import type { RecordedResult } from "../src/coordinator/record.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { hypervolume } from "../src/pareto/hypervolume.ts";
+import { nonDominated } from "../src/pareto/front.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { runWorker } from "../src/worker/worker.ts";
+
+const STRATEGIES = ["grid", "random", "adaptive"] as const;
+type Strategy = typeof STRATEGIES[number];
+
+function specText(strategy: Strategy, r: number, epochs: number): string {
+  const lambda = strategy === "grid"
+    ? "{ min: 1.0e-7, max: 1.0e-4, scale: log, count: 6 }"
+    : "{ min: 1.0e-7, max: 1.0e-4, scale: log }";
+  const lr = strategy === "grid"
+    ? "{ min: 0.01, max: 0.1, scale: log, count: 4 }"
+    : "{ min: 0.01, max: 0.1, scale: log }";
+  const search = strategy === "grid"
+    ? "{ strategy: grid }"
+    : strategy === "random"
+    ? `{ strategy: random, samples: 24, seed: ${r} }`
+    : `{ strategy: adaptive, budget: 24, seed: ${r} }`;
+  return `version: 1
+name: bench-search-${strategy}-${r}
+dataset: { name: mnist, train: 8000, test: 2000, validation: auto }
+model: { architecture: mlp, widths: [300, 100], init: signed_constant, weight_seed: ${r} }
+method: { name: gates, sigma: 0.5, mu_init: 0.5, penalty: sum }
+parameters:
+  lambda: ${lambda}
+  lr: ${lr}
+search: ${search}
+seeds: [0]
+training: { epochs: ${epochs}, batch_size: 128, optimizer: adam }
+`;
+}
+
+/** A ticket: sparsity, validation and test accuracy, and whether it is its trial's own. */
+interface Ticket {
+  x: number;
+  val: number;
+  test: number;
+  own: boolean;
+}
+
+function ticketsOf(r: RecordedResult): Ticket[] {
+  const m = r.metrics;
+  if (r.status !== "done" || !m) return [];
+  const out = [{ x: m.sparsity, val: m.val_accuracy ?? m.accuracy, test: m.accuracy, own: true }];
+  for (const c of m.cuts?.points ?? []) {
+    out.push({ x: c.sparsity, val: c.val_accuracy ?? c.accuracy, test: c.accuracy, own: false });
+  }
+  return out;
+}
+
+const valHv = (t: Ticket[]) => hypervolume(t.map((p) => ({ x: p.x, y: p.val })));
+
+/** The test hypervolume of the tickets the validation front chooses. */
+function testHvOfChosen(t: Ticket[]): number {
+  const nd = nonDominated(t.map((p) => ({ x: p.x, y: p.val })));
+  return hypervolume(t.filter((_, i) => nd[i]).map((p) => ({ x: p.x, y: p.test })));
+}
+
+interface Run {
+  strategy: Strategy;
+  r: number;
+  trialEpochs: number;
+  /** Validation hypervolume after each 4 trials' worth of trial-epochs (in recording order). */
+  curve: number[];
+  /** (cumulative trial-epochs, validation hypervolume) after each recorded trial. */
+  steps: [number, number][];
+  finalVal: number;
+  finalTest: number;
+  ownOnlyVal: number;
+  ownOnlyTest: number;
+  wallS: number;
+}
+
+async function runOne(strategy: Strategy, r: number, epochs: number, runsDir: string): Promise<Run> {
+  const text = specText(strategy, r, epochs);
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, signal: ac.signal, log: () => {} });
+  const outcome = await runSweep({
+    spec: parseSpec(text),
+    specText: text,
+    specFile: `${strategy}.yaml`,
+    runsDir,
+    transport,
+    log: () => {},
+  });
+  ac.abort();
+  await worker;
+  await transport.close();
+  const lines = (await Deno.readTextFile(`${outcome.runDir}/results.jsonl`)).split("\n").filter((l) => l.trim());
+  const results = lines.map((l) => JSON.parse(l) as RecordedResult);
+  const acc: Ticket[] = [];
+  const steps: [number, number][] = [];
+  let spent = 0;
+  for (const res of results) {
+    spent += epochs; // every trial runs all its epochs (no early stopping yet)
+    acc.push(...ticketsOf(res));
+    steps.push([spent, valHv(acc)]);
+  }
+  const curve: number[] = [];
+  for (let k = 4 * epochs; k <= 24 * epochs; k += 4 * epochs) {
+    curve.push(steps.filter(([e]) => e <= k).at(-1)?.[1] ?? 0);
+  }
+  const own = acc.filter((t) => t.own);
+  return {
+    strategy,
+    r,
+    trialEpochs: spent,
+    curve,
+    steps,
+    finalVal: valHv(acc),
+    finalTest: testHvOfChosen(acc),
+    ownOnlyVal: valHv(own),
+    ownOnlyTest: testHvOfChosen(own),
+    wallS: outcome.wallS,
+  };
+}
+
+const f4 = (x: number) => x.toFixed(4);
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+
+/** Runs the three strategies over the replicates and prints the tables. */
+export async function searchBench(epochs = 3, replicates = 3): Promise<void> {
+  const runsDir = await Deno.makeTempDir({ prefix: "ticketsweep-bench-search-" });
+  const runs: Run[] = [];
+  try {
+    for (let r = 0; r < replicates; r++) {
+      for (const s of STRATEGIES) {
+        const run = await runOne(s, r, epochs, runsDir);
+        runs.push(run);
+        console.log(
+          `  ${s} r=${r}: ${run.trialEpochs} trial-epochs, validation HV ${f4(run.finalVal)}, ${
+            run.wallS.toFixed(0)
+          } s`,
+        );
+      }
+    }
+  } finally {
+    await Deno.remove(runsDir, { recursive: true }).catch(() => {});
+  }
+  const B = new Map<number, number>();
+  for (let r = 0; r < replicates; r++) {
+    B.set(r, Math.max(...runs.filter((x) => x.r === r && x.strategy !== "adaptive").map((x) => x.finalVal)));
+  }
+  const reach = (run: Run) => run.steps.find(([, hv]) => hv >= 0.99 * B.get(run.r)!)?.[0];
+  const cols = Array.from({ length: 6 }, (_, i) => `HV@${4 * (i + 1)}`);
+  console.log(
+    `\n## Search: grid 6×4 vs random vs adaptive, 24 trials × ${epochs} epochs, LeNet-300-100 MNIST gates, ` +
+      `lambda 1e-7..1e-4, lr 0.01..0.1\n`,
+  );
+  console.log(
+    `| strategy | r | trial-epochs | ${cols.join(" | ")} | test HV (chosen) | trial-epochs to 99% of B | B |`,
+  );
+  console.log(`| --- | --- | --- | ${cols.map(() => "---").join(" | ")} | --- | --- | --- |`);
+  for (const run of runs) {
+    console.log(
+      `| ${run.strategy} | ${run.r} | ${run.trialEpochs} | ${run.curve.map(f4).join(" | ")} | ${f4(run.finalTest)} | ` +
+        `${reach(run) ?? "not reached"} | ${f4(B.get(run.r)!)} |`,
+    );
+  }
+  console.log("\nMean over replicates:\n");
+  console.log(`| strategy | ${cols.join(" | ")} | test HV (chosen) | trial-epochs to 99% of B (each replicate) |`);
+  console.log(`| --- | ${cols.map(() => "---").join(" | ")} | --- | --- |`);
+  for (const s of STRATEGIES) {
+    const mine = runs.filter((x) => x.strategy === s);
+    const curve = cols.map((_, i) => mean(mine.map((x) => x.curve[i]!)));
+    console.log(
+      `| ${s} | ${curve.map(f4).join(" | ")} | ${f4(mean(mine.map((x) => x.finalTest)))} | ` +
+        `${mine.map((x) => reach(x) ?? "not reached").join(", ")} |`,
+    );
+  }
+  console.log("\nRe-thresholding alone (the grid's own trials): own tickets only vs all cuts\n");
+  console.log("| r | validation HV own | validation HV all cuts | test HV own (chosen) | test HV all cuts (chosen) |");
+  console.log("| --- | --- | --- | --- | --- |");
+  for (const run of runs.filter((x) => x.strategy === "grid")) {
+    console.log(
+      `| ${run.r} | ${f4(run.ownOnlyVal)} | ${f4(run.finalVal)} | ${f4(run.ownOnlyTest)} | ${f4(run.finalTest)} |`,
+    );
+  }
+  console.log(
+    "\nB: the best final validation hypervolume of grid and random in the replicate; HV@k: validation hypervolume " +
+      `after k trials' worth of trial-epochs (k × ${epochs}), in the order the trials were recorded.`,
+  );
+}
