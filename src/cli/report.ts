@@ -3,6 +3,9 @@ import { readManifest, reportDataOf, reportedOutcomes } from "../coordinator/run
 import { acquireRunLock, type RunLock } from "../coordinator/run_lock.ts";
 import { analyse, analysisTables, combineReports, frontTables, REPORT_FILES, writeReportFiles } from "../report/mod.ts";
 import type { ReportData } from "../report/mod.ts";
+import { settingsSection } from "../report/markdown.ts";
+import { sweepLabels } from "../report/data.ts";
+import { comparabilityWarning } from "../report/settings.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { logLine, parseCli } from "./common.ts";
 
@@ -11,7 +14,11 @@ export const REPORT_USAGE = `Usage: deno task report runs/A [runs/B ...] [--out 
 Writes the reports of each run directory from its results.jsonl: report.html (self-contained, opens
 offline), report.md, trials.csv, fronts.json and pareto.json, and prints the fronts and their analysis.
 With several run directories, also writes the same files for all of them together (one front per
-sweep and method, compared pairwise) into DIR (default runs/comparison).
+sweep and method, compared pairwise) into DIR (default runs/comparison), and first prints the
+settings that differ between the sweeps and a warning when those make their fronts not comparable
+(dataset, data sizes, split, network, initialiser, weight seed, epochs). Each sweep keeps its own
+dense reference; comparisons judge only the sparsity range both fronts cover, and say they cannot
+judge the seed-to-seed spread with fewer than 3 seeds.
 
 Options:
   --out DIR            where the combined report goes (with one run directory: a copy of its report)
@@ -66,10 +73,15 @@ export async function reportMain(args: string[]): Promise<number> {
   }, REPORT_USAGE);
   if (positionals.length === 0) throw new TicketsweepError(`give at least one run directory\n\n${REPORT_USAGE}`);
   const atAccuracy = typeof values["at-accuracy"] === "string" ? parseAccuracyLevels(values["at-accuracy"]) : undefined;
+  const dirs = positionals.map((p) => p.replace(/\/+$/, ""));
   const runs: ReportData[] = [];
-  for (const dir of positionals.map((p) => p.replace(/\/+$/, ""))) {
-    const d = await loadRun(dir);
-    runs.push(d);
+  for (const dir of dirs) runs.push(await loadRun(dir));
+  // a comparison starts with what differs between the sweeps, and whether their fronts are comparable
+  const labels = sweepLabels(runs);
+  const settings = runs.flatMap((d, i) => d.settings.map((s) => ({ ...s, sweep: labels[i]! })));
+  if (runs.length > 1) console.log(settingsSection({ settings }));
+  for (const [i, dir] of dirs.entries()) {
+    const d = runs[i]!;
     if (positionals.length === 1) console.log(summary(d, atAccuracy));
     const before = await reportedOutcomes(dir), outcomes = d.counts.done + d.counts.failed;
     if (before !== null && before > outcomes) {
@@ -87,6 +99,8 @@ export async function reportMain(args: string[]): Promise<number> {
     if (positionals.length > 1) console.log(summary(combined, atAccuracy));
     console.log(`wrote ${REPORT_FILES.map((f) => `${out}/${f}`).join(", ")}`);
   }
+  const warning = runs.length > 1 ? comparabilityWarning(settings) : null;
+  if (warning) console.log(`\n${warning} (The settings that differ are listed at the top.)`);
   return 0;
 }
 

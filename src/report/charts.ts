@@ -89,17 +89,31 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
       encoding: { x, y, color, description: { field: "label" } },
     },
   ];
-  if (d.dense) {
+  // each sweep's own dense reference (in a comparison labelled with its sweep), never one line for all
+  const several = d.settings.length > 1;
+  const refs = d.references.map((r) => ({
+    accuracy: pct(r.accuracy),
+    sparsity: 100,
+    text: several ? `${r.sweep} dense ${pct(r.accuracy)}%` : `dense ${pct(r.accuracy)}%`,
+    label: `dense reference${several ? ` of ${r.sweep} (its fronts only)` : ""}: ${pct(r.accuracy)}% ${d.selection}`,
+  }));
+  if (refs.length) {
     layer.push({
-      data: { values: [{ accuracy: pct(d.dense.accuracy), label: `dense reference ${pct(d.dense.accuracy)}%` }] },
+      data: { values: refs },
       mark: { type: "rule", strokeDash: [6, 4], color: "#444" },
       encoding: { y: { field: "accuracy", type: "quantitative" }, description: { field: "label" } },
+    }, {
+      data: { values: refs },
+      mark: { type: "text", align: "right", baseline: "bottom", dy: -2, color: "#444", fontSize: 10 },
+      encoding: { x, y: { field: "accuracy", type: "quantitative" }, text: { field: "text" } },
     });
   }
   return {
     width: WIDTH,
     height: HEIGHT,
-    title: "Pareto fronts (◇ knee, dashed: dense reference)",
+    title: refs.length
+      ? `Pareto fronts (◇ knee, dashed: dense reference${several ? " of each sweep, for its own fronts" : ""})`
+      : "Pareto fronts (◇ knee; no dense reference in this sweep)",
     layer,
   } as TopLevelSpec;
 }

@@ -2,6 +2,7 @@ import type { RecordedResult } from "../coordinator/record.ts";
 import type { CutLadder, LayerSparsity, LossPoint } from "../train/result.ts";
 import { nonDominated } from "../pareto/front.ts";
 import { describeParams, type ParamSet, type Trial } from "../spec/expand.ts";
+import { type SweepSettings, sweepSettings } from "./settings.ts";
 
 /** One row of the all-trials table. */
 export interface TrialRow {
@@ -54,6 +55,18 @@ export interface Front {
   points: TrialRow[];
 }
 
+/** One sweep's dense reference (method `dense`): the mean over its done dense trials. */
+export interface DenseReference {
+  /** The sweep it belongs to (its label in a comparison). */
+  sweep: string;
+  /** Mean selection accuracy (the fronts' axis) and mean test accuracy of its dense trials. */
+  accuracy: number;
+  test_accuracy: number;
+  trials: number;
+  /** The fronts of that sweep, the only ones it is a reference for. */
+  groups: string[];
+}
+
 /** Everything a report shows, computed once; renderers only format it. */
 export interface ReportData {
   sweep_id: string;
@@ -76,9 +89,14 @@ export interface ReportData {
   backends: string[];
   /**
    * The dense-trained reference (method `dense`) over its done trials, if any: `accuracy` is the mean of the
-   * selection accuracy (the fronts' axis), `test_accuracy` the mean test accuracy.
+   * selection accuracy (the fronts' axis), `test_accuracy` the mean test accuracy. Null in a comparison of
+   * several sweeps: each sweep's own reference is in `references`.
    */
   dense: { accuracy: number; test_accuracy: number; trials: number } | null;
+  /** The dense reference of each sweep that has one, each for its own sweep's fronts only. */
+  references: DenseReference[];
+  /** The settings of each sweep (one entry; several in a comparison, in the order given). */
+  settings: SweepSettings[];
   workers: WorkerEnv[];
 }
 
@@ -128,6 +146,7 @@ export function buildReportData(
   const tickets = ticketRows(rows, selection);
   const fronts = computeFronts(tickets);
   const masked = results.find((r) => r.metrics)?.metrics?.masked_layers ?? [];
+  const dense = denseReference(rows);
   return {
     sweep_id: sweepId,
     name,
@@ -141,7 +160,9 @@ export function buildReportData(
     spec_text: specText,
     masked_layers: masked,
     backends: [...new Set(results.flatMap((r) => (r.metrics ? [`${r.metrics.backend} (${r.metrics.device})`] : [])))],
-    dense: denseReference(rows),
+    dense,
+    references: dense ? [{ sweep: name, ...dense, groups: fronts.map((f) => f.group) }] : [],
+    settings: [sweepSettings(name, sweepId, trials)],
     workers: workerEnvs(results),
   };
 }
@@ -255,15 +276,32 @@ function workerEnvs(results: RecordedResult[]): WorkerEnv[] {
   return [...by.values()].sort((a, b) => a.host.localeCompare(b.host) || a.worker.localeCompare(b.worker));
 }
 
+/** The dense reference of a front's sweep, or null when its sweep has none. */
+export function referenceOf(d: Pick<ReportData, "references">, group: string): DenseReference | null {
+  return d.references.find((r) => r.groups.includes(group)) ?? null;
+}
+
+/** Each sweep's label in a comparison: its name, its id where names repeat, numbered where both do. */
+export function sweepLabels(list: readonly { name: string; sweep_id: string }[]): string[] {
+  const unique = (v: string[]) => new Set(v).size === v.length;
+  const names = list.map((d) => d.name);
+  if (unique(names)) return names;
+  const ids = list.map((d) => d.sweep_id);
+  return unique(ids) ? ids : ids.map((id, i) => `${id} #${i + 1}`);
+}
+
 /**
- * Several sweeps' report data as one: groups become `<sweep name>: <method>`, so each method of each sweep
- * has its own front and the comparison covers them all.
+ * Several sweeps' report data as one: groups become `<sweep>: <method>` (the sweep's name, or its id where two
+ * share a name), so each method of each sweep has its own front and the comparison covers them all. Each
+ * sweep keeps its own dense reference (`references`); no single one is applied to all (`dense` is null).
  */
 export function combineReports(list: ReportData[]): ReportData {
   if (list.length === 1) return list[0]!;
-  const rows = list.flatMap((d) => d.trials.map((r) => ({ ...r, group: `${d.name}: ${r.group}` })));
+  const labels = sweepLabels(list);
+  const rows = list.flatMap((d, i) => d.trials.map((r) => ({ ...r, group: `${labels[i]}: ${r.group}` })));
   const selection = selectionOf(rows);
   const tickets = ticketRows(rows, selection);
+  const fronts = computeFronts(tickets);
   return {
     sweep_id: list.map((d) => d.sweep_id).join("+"),
     name: list.map((d) => d.name).join(" vs "),
@@ -272,13 +310,22 @@ export function combineReports(list: ReportData[]): ReportData {
     tickets,
     selection,
     selection_note: selectionNote(selection),
-    fronts: computeFronts(tickets),
+    fronts,
     counts: countsOf(rows),
     spec_text: list.map((d) => `# ${d.name} (${d.sweep_id})\n${d.spec_text.trimEnd()}`).join("\n\n"),
     masked_layers: [...new Set(list.flatMap((d) => d.masked_layers))],
     backends: [...new Set(list.flatMap((d) => d.backends))],
-    // one reference line only when exactly one sweep has a dense reference (others may be other data)
-    dense: list.filter((d) => d.dense).length === 1 ? list.find((d) => d.dense)!.dense : null,
+    dense: null,
+    references: list.flatMap((d, i) =>
+      d.dense
+        ? [{
+          sweep: labels[i]!,
+          ...d.dense,
+          groups: fronts.map((f) => f.group).filter((g) => g.startsWith(`${labels[i]}: `)),
+        }]
+        : []
+    ),
+    settings: list.flatMap((d, i) => d.settings.map((s) => ({ ...s, sweep: labels[i]! }))),
     workers: list.flatMap((d) => d.workers),
   };
 }
@@ -302,6 +349,7 @@ export function paretoJson(d: ReportData): unknown {
     counts: d.counts,
     fronts: d.fronts.map((f) => ({ group: f.group, points: f.points.map(point) })),
     dense_reference: d.dense,
+    dense_references: d.references,
     tickets: d.tickets.map((r) => ({ ...point(r), group: r.group, dominated: r.dominated })),
     trials: d.trials.filter((r) => r.status === "done").map((r) => ({
       ...point(r),

@@ -1,5 +1,6 @@
 import type { Analysis } from "./analysis.ts";
 import { type ReportData, ticketId, type TrialRow } from "./data.ts";
+import { comparabilityWarning, settingsDiff } from "./settings.ts";
 
 /** A CSV field, quoted when it holds a comma, quote or newline (RFC 4180). */
 function csvField(v: unknown): string {
@@ -68,6 +69,12 @@ export function frontsJson(d: ReportData, a: Analysis): unknown {
     hypervolume_reference: a.reference,
     bootstrap: a.bootstrap,
     dense_reference: d.dense,
+    /** Each sweep's own dense reference, for its own fronts only. */
+    dense_references: d.references,
+    settings: d.settings,
+    ...(d.settings.length > 1
+      ? { settings_diff: settingsDiff(d.settings), comparability_warning: comparabilityWarning(d.settings) }
+      : {}),
     fronts: d.fronts.map((f) => {
       const fa = a.fronts.find((x) => x.group === f.group)!;
       return {

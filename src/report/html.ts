@@ -1,8 +1,9 @@
 import type { Analysis } from "./analysis.ts";
 import { frontChartSpec, hypervolumeChartSpec, layerChartSpec, lossChartSpec, renderSvg } from "./charts.ts";
 import type { ReportData } from "./data.ts";
-import { comparisonSentence, TRIAL_COLUMNS, trialRow } from "./markdown.ts";
-import { atAccuracyTable, atSparsityTable, fmtPct, hypervolumeTable, type TableCells } from "./tables.ts";
+import { comparisonSentence, referenceLine, TRIAL_COLUMNS, trialRow } from "./markdown.ts";
+import { comparabilityWarning, COMPARABLE, NO_DIFFERENCE, settingsDiff, sweepHeading } from "./settings.ts";
+import { atAccuracyTable, atSparsityTable, hypervolumeTable, type TableCells } from "./tables.ts";
 
 const esc = (s: string) =>
   s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
@@ -21,7 +22,7 @@ const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-widt
 h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}th{background:#f4f4f4}
 table.sortable th{cursor:pointer}table.sortable th:after{content:" ⇅";color:#aaa}
-.plot{margin:1em 0}.plot svg{max-width:100%;height:auto}.muted{color:#666}.win{font-weight:600}
+.warn{background:#fff4e5;border-left:4px solid #e8890c;padding:.5em 1em}.plot{margin:1em 0}.plot svg{max-width:100%;height:auto}.muted{color:#666}.win{font-weight:600}
 pre{background:#f7f7f7;padding:1em;overflow:auto}`;
 
 /** Click a header to sort; numbers numerically, empty cells last. */
@@ -43,6 +44,26 @@ const SORT_SCRIPT = `document.querySelectorAll("table.sortable").forEach(functio
   });
 });`;
 
+/** The settings that differ between compared sweeps and the comparability warning; nothing for one sweep. */
+function settingsHtml(d: ReportData): string[] {
+  if (d.settings.length < 2) return [];
+  const diff = settingsDiff(d.settings), warning = comparabilityWarning(d.settings);
+  return [
+    `<h2>Settings that differ</h2>`,
+    diff.length
+      ? `<div id="settings-diff">${
+        table(
+          ["setting", ...d.settings.map(sweepHeading)],
+          diff.map((r) => [r.setting, ...r.values]),
+        )
+      }</div>`
+      : `<p id="settings-diff">${esc(NO_DIFFERENCE)}</p>`,
+    warning
+      ? `<p class="warn" id="comparability-warning"><strong>${esc(warning)}</strong></p>`
+      : `<p id="comparability">${esc(COMPARABLE)}</p>`,
+  ];
+}
+
 /**
  * The self-contained HTML report: plots rendered to inline SVG by Vega-Lite (hover a point for its trial),
  * the analysis tables, a sortable table of all trials, failures, worker environments and the spec. Opens
@@ -62,11 +83,9 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
     `<p>Trials: ${d.counts.total} planned, ${d.counts.done} done, ${d.counts.failed} failed, ${d.counts.pending} pending. ` +
     `Objectives: sparsity (fraction of masked weights removed by the binary ticket) and binary-ticket ` +
     `${d.selection} accuracy, both maximised. Masked layers: ${esc(d.masked_layers.join(", ") || "n/a")}.` +
-    (d.dense
-      ? ` Dense reference (weights trained, nothing removed): ${fmtPct(d.dense.accuracy)}% ${d.selection}` +
-        (d.selection === "validation" ? `, ${fmtPct(d.dense.test_accuracy)}% test.` : ".")
-      : "") +
+    d.references.map((r) => ` ${esc(referenceLine(r, d))}`).join("") +
     `</p>`,
+    ...settingsHtml(d),
     `<p id="selection"><strong>${esc(d.selection_note)}</strong></p>`,
     `<h2>Pareto fronts</h2>`,
     plot("fronts"),

@@ -1,33 +1,56 @@
-import type { FrontComparison } from "../pareto/compare.ts";
+import { cannotJudge, type FrontComparison, MIN_SEEDS, type Region } from "../pareto/compare.ts";
 import type { Analysis } from "./analysis.ts";
 import { atAccuracyTable, atSparsityTable, fmtPct, hypervolumeTable, type TableCells } from "./tables.ts";
-import { fmtCut, type ReportData, type TrialRow } from "./data.ts";
+import { type DenseReference, fmtCut, referenceOf, type ReportData, type TrialRow } from "./data.ts";
+import { comparabilityWarning, COMPARABLE, NO_DIFFERENCE, settingsDiff, sweepHeading } from "./settings.ts";
 
 const pct = fmtPct;
 const cells = (t: TableCells) => table(t.head, t.rows);
 
-/** One sentence on two fronts: hypervolume difference and where each one is more accurate, with the seed spread. */
+/** A sparsity range as text: `40.00%` or `40.00-60.00%`. */
+const rangeText = (r: { from: number; to: number }) =>
+  Math.abs(r.from - r.to) < 1e-9 ? `${pct(r.from)}%` : `${pct(r.from)}-${pct(r.to)}%`;
+
+/**
+ * One sentence on two fronts: hypervolume difference, then, only inside the sparsity range both fronts cover,
+ * where each one is more accurate, by how much, and whether that is beyond the seed-to-seed spread (or that the
+ * spread cannot be judged with fewer than 3 seeds); then where only one front reaches (no verdict there).
+ */
 export function comparisonSentence(c: FrontComparison): string {
   const h = c.hvDiff;
-  const sig = h.seeds < 2
-    ? "one seed: no spread to judge against"
+  const judged = h.seeds >= MIN_SEEDS;
+  const sig = !judged
+    ? cannotJudge(h.seeds)
     : h.lo > 0
     ? `${c.a} larger beyond the seed-to-seed spread`
     : h.hi < 0
     ? `${c.b} larger beyond the seed-to-seed spread`
     : "within the seed-to-seed spread";
+  const name = (side: "a" | "b") => (side === "a" ? c.a : c.b);
+  const by = (r: Region) => `by up to ${(100 * r.maxDiff).toFixed(1)} pp`;
   const regions = c.regions.map((r) => {
-    const range = r.from === r.to ? `${pct(r.from)}%` : `${pct(r.from)}-${pct(r.to)}%`;
+    const range = rangeText(r);
+    if (r.winner === "unjudged") {
+      const what = r.higher === "equal"
+        ? `equal at ${range} sparsity`
+        : `${name(r.higher)} higher at ${range} sparsity (${by(r)})`;
+      return `${what}: ${cannotJudge(r.seeds)}`;
+    }
     return r.winner === "tie"
-      ? `indistinguishable at ${range} sparsity`
-      : `${r.winner === "a" ? c.a : c.b} more accurate at ${range} sparsity (by up to ${
-        (100 * r.maxDiff).toFixed(1)
-      } pp)`;
+      ? `indistinguishable at ${range} sparsity (within the seed-to-seed spread, ${by(r)})`
+      : `${name(r.winner)} more accurate at ${range} sparsity (${by(r)}, beyond the seed-to-seed spread)`;
   });
+  const outside = c.outside.map((r) => `at ${rangeText(r)} sparsity only ${name(r.only)} reaches`);
   const signed = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(4)}`;
+  const within = c.overlap
+    ? `; where both fronts reach (${rangeText(c.overlap)} sparsity): ${regions.join("; ")}`
+    : `; the fronts do not overlap (${c.a}: ${rangeText(c.ranges.a)}, ${c.b}: ${rangeText(c.ranges.b)} sparsity): ` +
+      "no verdict";
+  const beyond = c.overlap && outside.length
+    ? `; the fronts do not overlap elsewhere (${outside.join(", ")}): no verdict there`
+    : "";
   return `${c.a} vs ${c.b}: hypervolume difference ${signed(h.value)} on the pooled fronts, ${signed(h.mean)} ` +
-    `[${h.lo.toFixed(4)}, ${h.hi.toFixed(4)}] per seed (${sig})` +
-    (regions.length ? `; ${regions.join("; ")}.` : "; their fronts share no sparsity range.");
+    (judged ? `[${h.lo.toFixed(4)}, ${h.hi.toFixed(4)}] ` : "") + `per seed (${sig})` + within + beyond + ".";
 }
 
 /** The analysis tables in Markdown: hypervolume and knee, accuracy at sparsity, sparsity at accuracy, comparisons. */
@@ -66,19 +89,50 @@ function table(head: string[], rows: string[][]): string {
   ].join("\n");
 }
 
+/**
+ * The settings that differ between the compared sweeps (setting | A | B ...) and the warning when they make the
+ * fronts not comparable, in Markdown; empty for a single sweep.
+ */
+export function settingsSection(d: Pick<ReportData, "settings">): string {
+  if (d.settings.length < 2) return "";
+  const diff = settingsDiff(d.settings);
+  const warning = comparabilityWarning(d.settings);
+  return [
+    "## Settings that differ",
+    "",
+    diff.length
+      ? table(
+        ["setting", ...d.settings.map(sweepHeading)],
+        diff.map((r) => [r.setting, ...r.values]),
+      )
+      : NO_DIFFERENCE,
+    "",
+    warning ? `**${warning}**` : COMPARABLE,
+    "",
+  ].join("\n");
+}
+
+/** The line on a dense reference: whose it is, its accuracies and how many trials. */
+export function referenceLine(r: DenseReference, d: Pick<ReportData, "selection" | "references" | "settings">): string {
+  const val = d.selection === "validation";
+  const whose = d.settings.length > 1 ? `Dense reference of ${r.sweep}, for its fronts only` : "Dense reference";
+  return `${whose} (same network, weights trained, nothing removed): ${pct(r.accuracy)}% ${d.selection} ` +
+    `accuracy${val ? `, ${pct(r.test_accuracy)}% test` : ""} (mean of ${r.trials} trial${r.trials === 1 ? "" : "s"}).`;
+}
+
 /** The front of each group as a Markdown table (also printed by the CLI). */
 export function frontTables(d: ReportData): string {
-  const dense = d.dense;
   const val = d.selection === "validation";
-  const head = d.selection_note + "\n\n" +
-    (dense
-      ? `Dense reference (same network, weights trained, nothing removed): ${pct(dense.accuracy)}% ${d.selection} ` +
-        `accuracy${val ? `, ${pct(dense.test_accuracy)}% test` : ""} ` +
-        `(mean of ${dense.trials} trial${dense.trials === 1 ? "" : "s"}).\n\n`
+  const several = d.settings.length > 1;
+  const head = d.selection_note + "\n\n" + d.references.map((r) => referenceLine(r, d) + "\n\n").join("") +
+    (several
+      ? d.settings.filter((s) => !d.references.some((r) => r.sweep === s.sweep))
+        .map((s) => `${s.sweep} has no dense reference: its fronts have no Δ column.\n\n`).join("")
       : "");
-  const delta = (r: TrialRow) => (dense ? [(100 * (r.score! - dense.accuracy)).toFixed(2)] : []);
   return head +
     d.fronts.map((f) => {
+      const dense = referenceOf(d, f.group);
+      const delta = (r: TrialRow) => (dense ? [(100 * (r.score! - dense.accuracy)).toFixed(2)] : []);
       const trials = d.trials.filter((t) => t.group === f.group && t.status === "done").length;
       const tickets = d.tickets.filter((t) => t.group === f.group).length;
       return `### Front: ${f.group} (${f.points.length} non-dominated of ${tickets} tickets from ${trials} done ` +
@@ -88,7 +142,7 @@ export function frontTables(d: ReportData): string {
             "sparsity %",
             `${d.selection} accuracy % (chooses)`,
             ...(val ? ["test accuracy %"] : []),
-            ...(dense ? ["Δ vs dense (pp)"] : []),
+            ...(dense ? [several ? `Δ vs ${dense.sweep} dense (pp)` : "Δ vs dense (pp)"] : []),
             "cut",
             "parameters",
             "trial",
@@ -156,6 +210,7 @@ export function renderMarkdown(d: ReportData, a: Analysis): string {
     `${d.selection} accuracy, both maximised. ${d.selection_note}`,
     `Masked layers: ${d.masked_layers.join(", ") || "n/a"}. Engines: ${d.backends.join(", ") || "n/a"}.`,
     "",
+    ...(d.settings.length > 1 ? [settingsSection(d)] : []),
     "## Pareto fronts",
     "",
     frontTables(d),
