@@ -33,16 +33,18 @@ Deno.test("test set-up - with only deno on PATH and an empty system root, --chec
     if (denoDir) env.DENO_DIR = denoDir;
     const { code, text } = await setupCheck(`${dir}/bin/deno`, env, true);
     assert.equal(code, 1, text);
-    for (const piece of ["nats-server", "OpenBLAS", "C compiler", "Chromium", "Vulkan loader", "Vulkan driver"]) {
+    for (
+      const piece of ["nats-server", "OpenBLAS", "C compiler", "Chromium", "Vulkan loader", "Vulkan driver", "NumPy"]
+    ) {
       assert.match(text, new RegExp(`^  - ${piece}: `, "m"), `${piece} not named:\n${text}`);
     }
-    assert.match(text, /6 of the tests' system requirements are missing/);
+    assert.match(text, /7 of the tests' system requirements are missing/);
     assert.match(text, /^Not installing: --check was given. Install them with:$/m);
     const sudo = Deno.uid() === 0 ? "" : "sudo ";
     assert.ok(
       text.includes(
         `  ${sudo}apt-get update && ${sudo}apt-get install -y nats-server libopenblas0 gcc libc6-dev chromium ` +
-          "libvulkan1 mesa-vulkan-drivers\n",
+          "libvulkan1 mesa-vulkan-drivers python3-numpy\n",
       ),
       text,
     );
@@ -55,5 +57,5 @@ Deno.test("test set-up - with only deno on PATH and an empty system root, --chec
 Deno.test("test set-up - on this machine (after the set-up ran) --check finds everything", async () => {
   const { code, text } = await setupCheck(Deno.execPath(), {}, false);
   assert.equal(code, 0, text);
-  assert.match(text, /nats-server, OpenBLAS, C compiler, Chromium, Vulkan loader, Vulkan driver: all present/);
+  assert.match(text, /nats-server, OpenBLAS, C compiler, Chromium, Vulkan loader, Vulkan driver, NumPy: all present/);
 });

@@ -12,6 +12,7 @@
  *   Chromium        chromium, chromium-browser or google-chrome on PATH (test/_chromium.ts)
  *   OpenBLAS        TICKETSWEEP_OPENBLAS (empty: hidden), else libopenblas.so.0 / libopenblas.so
  *   Vulkan loader   libvulkan.so.1
+ *   NumPy           `python3 -c "import numpy"` with python3 on PATH (tools/ticket_forward.py)
  *   Vulkan driver   an ICD manifest: VK_DRIVER_FILES or VK_ICD_FILENAMES, else *.json in the loader's
  *                   vulkan/icd.d directories (XDG_CONFIG_DIRS, /etc, XDG_DATA_HOME, XDG_DATA_DIRS)
  * Libraries are looked up in LD_LIBRARY_PATH, the directories of /etc/ld.so.conf.d and the standard ones.
@@ -123,7 +124,7 @@ function isUbuntu(p: Probe): boolean {
 
 const CHROMIUM = ["chromium", "chromium-browser", "google-chrome"];
 
-/** Everything the test suite needs beyond Deno, in install order. No test uses Python. */
+/** Everything the test suite needs beyond Deno, in install order. */
 export function requirements(p: Probe): Requirement[] {
   return [
     {
@@ -203,6 +204,22 @@ export function requirements(p: Probe): Requirement[] {
           } catch { /* no such directory */ }
         }
         return Promise.resolve({ found: null, looked: `an ICD manifest (*.json) in ${dirs.join(", ")}` });
+      },
+    },
+    {
+      name: "NumPy",
+      why: "tools/ticket_forward.py rebuilds exported tickets in NumPy (test/ticket_export_test.ts)",
+      packages: ["python3-numpy"],
+      find: async (p) => {
+        const python = which("python3", p);
+        if (!python) return { found: null, looked: "'python3' on PATH" };
+        const ok = await new Deno.Command(python, {
+          args: ["-c", "import numpy"],
+          stdin: "null",
+          stdout: "null",
+          stderr: "null",
+        }).output().then((o) => o.success, () => false);
+        return ok ? { found: `${python} with numpy` } : { found: null, looked: `\`${python} -c "import numpy"\`` };
       },
     },
   ];
@@ -309,7 +326,7 @@ export async function main(args: string[]): Promise<number> {
   if (Deno.build.os !== "linux") {
     console.log(
       `test set-up: ${Deno.build.os} is not set up automatically (Debian and Ubuntu are); the tests need nats-server, ` +
-        "OpenBLAS, a C compiler, Chromium and a WebGPU adapter",
+        "OpenBLAS, a C compiler, Chromium, a WebGPU adapter and Python 3 with NumPy",
     );
     return 0;
   }
