@@ -80,7 +80,7 @@ interface Run {
   wallS: number;
 }
 
-async function runOne(strategy: Strategy, r: number, epochs: number, runsDir: string): Promise<Run> {
+export async function runOne(strategy: Strategy, r: number, epochs: number, runsDir: string): Promise<Run> {
   const text = specText(strategy, r, epochs);
   const transport = new MemoryTransport();
   const ac = new AbortController();

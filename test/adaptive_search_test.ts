@@ -5,7 +5,7 @@ import { MemoryTransport } from "../src/broker/memory.ts";
 import type { RecordedResult } from "../src/coordinator/record.ts";
 import { runSweep } from "../src/coordinator/sweep.ts";
 import { readManifest } from "../src/coordinator/run_dir.ts";
-import { initialDesign, type Proposal, ProposalLog, proposeNext } from "../src/coordinator/search.ts";
+import { initialDesign, type Proposal, ProposalLog, proposeNext, searchProgress } from "../src/coordinator/search.ts";
 import { resolveTrialConfig, sweepIdOf, trialIdOf } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { SpecError } from "../src/util/errors.ts";
@@ -145,6 +145,31 @@ Deno.test("adaptive search - proposals: deterministic whatever the arrival order
   const after = proposeNext(spec, sweepId, results, [...proposals, { ...next, basis: 3 }])!;
   assert.notEqual(after.target, next.target);
   assert.ok(after.target! > 0.95, `target ${after.target}`);
+});
+
+Deno.test("adaptive search - stops at the budget, or after `patience` recorded trials without a better hypervolume", () => {
+  const spec = parseSpec(adaptiveText("pat", "budget: 12, patience: 3"));
+  const id = sweepIdOf(spec);
+  const proposals = [0, 1, 2, 3, 4, 5].map((n) => ({ n, trials: [{ id: `t${n}` }] }) as unknown as Proposal);
+  const r = (n: number, x: number, y: number) => doneResult(id, `t${n}`, x, y);
+  // t1 improves, t2..t3 do not: 2 trials without improvement, patience 3 goes on
+  assert.equal(
+    searchProgress(spec, [r(0, 0.5, 0.9), r(1, 0.8, 0.9), r(2, 0.5, 0.8), r(3, 0.6, 0.8)], proposals).stop,
+    null,
+  );
+  const st = searchProgress(
+    spec,
+    [r(0, 0.5, 0.9), r(1, 0.8, 0.9), r(2, 0.5, 0.8), r(3, 0.6, 0.8), r(4, 0.1, 0.1)],
+    proposals,
+  );
+  assert.equal(st.stop, "patience");
+  assert.equal(st.sinceImprovement, 3);
+  assert.ok(Math.abs(st.hypervolume - 0.72) < 1e-12);
+  // 11 proposed trials + 1 seed fits a budget of 12, 12 + 1 does not
+  const many = (k: number) =>
+    Array.from({ length: k }, (_, n) => ({ n, trials: [{ id: `u${n}` }] }) as unknown as Proposal);
+  assert.equal(searchProgress(spec, [], many(11)).stop, null);
+  assert.equal(searchProgress(spec, [], many(12)).stop, "budget");
 });
 
 Deno.test("adaptive search - in-memory sweep: within budget, every proposal recorded once and before its result, resume reads the plan", async () => {
