@@ -187,7 +187,7 @@ export interface SearchProgress {
  * Where the search stands, from the recorded results in the order they were recorded (results.jsonl order, so
  * a resume reads the same) and the proposals made. It stops proposing when the budget cannot pay for another
  * point, or when the validation hypervolume has not improved (by more than 1e-6) over the last `patience`
- * recorded trials.
+ * recorded trials, once at least the initial design's trials are recorded.
  */
 export function searchProgress(
   spec: SweepSpec,
@@ -207,9 +207,11 @@ export function searchProgress(
     } else since++;
   }
   const patience = spec.search.patience;
+  // patience starts counting once the initial design is recorded: its points explore, they are not expected to improve
+  const designed = Math.min(spec.search.initial ?? ADAPTIVE_DEFAULTS.initial, pointBudget(spec)) * spec.seeds.length;
   const stop = proposedTrials + spec.seeds.length > (spec.search.budget ?? 0)
     ? "budget"
-    : patience !== undefined && since >= patience
+    : patience !== undefined && recordedInOrder.length >= designed && since >= patience
     ? "patience"
     : null;
   return { proposedTrials, stop, hypervolume: best, sinceImprovement: since };
