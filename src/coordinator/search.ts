@@ -121,19 +121,25 @@ function toUnit(d: Dim, v: ParamValue): number {
 
 /**
  * The space-filling initial design: a Latin hypercube of `search.initial` points (each dimension's range cut
- * into that many strata, one point in each, the strata of the dimensions paired by seeded permutations).
+ * into that many strata, one point in each, the strata of the dimensions paired by seeded permutations), except
+ * that the sparsity parameter's points are spaced evenly from end to end of its range, both ends included.
  */
 export function initialDesign(spec: SweepSpec): ParamSet[] {
   const n = Math.min(spec.search.initial ?? ADAPTIVE_DEFAULTS.initial, pointBudget(spec));
   const rng = new Rng(spec.search.seed, 7);
   const sets: ParamSet[] = Array.from({ length: n }, () => ({}));
+  const axis = sparsityAxis(spec);
   for (const d of dimsOf(spec)) {
     const perm = Array.from({ length: n }, (_, i) => i);
     for (let i = n - 1; i > 0; i--) {
       const j = rng.int(i + 1);
       [perm[i], perm[j]] = [perm[j]!, perm[i]!];
     }
-    for (let i = 0; i < n; i++) sets[i]![d.name] = fromUnit(d, (perm[i]! + rng.uniform()) / n);
+    for (let i = 0; i < n; i++) {
+      // the sparsity parameter's strata run from end to end of its range: the front's two ends are tried first
+      const u = d.name === axis && n > 1 && d.kind !== "values" ? perm[i]! / (n - 1) : (perm[i]! + rng.uniform()) / n;
+      sets[i]![d.name] = fromUnit(d, u);
+    }
   }
   return sets;
 }
