@@ -96,17 +96,7 @@ export class ResultLog {
   static async open(dir: string, opts: OpenOptions = {}): Promise<ResultLog> {
     const log = new ResultLog(dir);
     const planned = opts.planned ? new Set(opts.planned) : undefined;
-    let text = "";
-    try {
-      text = await Deno.readTextFile(log.path);
-    } catch (e) {
-      if (e instanceof Deno.errors.IsADirectory) {
-        throw new TicketsweepError(`${log.path} is a directory, not a file: move it away`);
-      }
-      if (!(e instanceof Deno.errors.NotFound)) {
-        throw new TicketsweepError(`${log.path}: cannot read it (${(e as Error).message}); fix its permissions`);
-      }
-    }
+    const text = await readLogText(log.path);
     const lines = text.split("\n");
     const firstLine = new Map<string, number>();
     let good = "";
@@ -136,23 +126,7 @@ export class ResultLog {
       good += line + "\n";
     });
     if (!opts.readOnly && good !== text) {
-      if (log.#setAside.length) {
-        const at = new Date().toISOString();
-        const rejected = log.#setAside.map((s) =>
-          JSON.stringify({
-            v: 1,
-            file: "results.jsonl",
-            line: s.line,
-            reason: s.reason,
-            raw: s.raw,
-            set_aside_at: at,
-          }) +
-          "\n"
-        ).join("");
-        // first the copy, then the removal: a crash in between sets the lines aside again, never loses them
-        await appendLine(`${dir}/${REJECTED_FILE}`, rejected);
-      }
-      await atomicWrite(log.path, good);
+      await setLinesAside(log.path, good, `${dir}/${REJECTED_FILE}`, log.#setAside);
     }
     return log;
   }
@@ -259,4 +233,45 @@ export async function appendLine(path: string, text: string, sync = false): Prom
   } finally {
     f.close();
   }
+}
+
+/**
+ * The text of a run directory's JSONL log, "" when it does not exist yet; a directory or an unreadable file in its
+ * place is one clear line.
+ */
+export async function readLogText(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new TicketsweepError(`${path} is a directory, not a file: move it away`);
+    }
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new TicketsweepError(`${path}: cannot read it (${(e as Error).message}); fix its permissions`);
+    }
+    return "";
+  }
+}
+
+/**
+ * Moves a log's bad lines to its rejected file (line number, reason, raw text) and rewrites the log with the good
+ * ones: first the copy, then the removal, so a crash in between sets the lines aside again and never loses them.
+ */
+export async function setLinesAside(
+  path: string,
+  good: string,
+  rejectedPath: string,
+  lines: readonly { line: number; reason: string; raw: string }[],
+): Promise<void> {
+  if (lines.length) {
+    const at = new Date().toISOString();
+    const file = path.slice(path.lastIndexOf("/") + 1);
+    await appendLine(
+      rejectedPath,
+      lines.map((s) =>
+        JSON.stringify({ v: 1, file, line: s.line, reason: s.reason, raw: s.raw, set_aside_at: at }) + "\n"
+      ).join(""),
+    );
+  }
+  await atomicWrite(path, good);
 }

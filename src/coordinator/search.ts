@@ -4,11 +4,9 @@
 // them from results.jsonl and proposals.jsonl proposes what the crashed one would have proposed.
 import { z } from "zod";
 import type { RecordedResult } from "./record.ts";
-import { appendLine } from "./record.ts";
-import { atomicWrite } from "../util/atomic_write.ts";
+import { appendLine, readLogText, setLinesAside } from "./record.ts";
 import { canonicalJson } from "../util/hash.ts";
 import { Rng } from "../util/rng.ts";
-import { TicketsweepError } from "../util/errors.ts";
 import { nonDominated, type Point2 } from "../pareto/front.ts";
 import { hypervolume } from "../pareto/hypervolume.ts";
 import {
@@ -446,17 +444,7 @@ export class ProposalLog {
     opts: { readOnly?: boolean } = {},
   ): Promise<ProposalLog> {
     const log = new ProposalLog(dir);
-    let text = "";
-    try {
-      text = await Deno.readTextFile(log.path);
-    } catch (e) {
-      if (e instanceof Deno.errors.IsADirectory) {
-        throw new TicketsweepError(`${log.path} is a directory, not a file: move it away`);
-      }
-      if (!(e instanceof Deno.errors.NotFound)) {
-        throw new TicketsweepError(`${log.path}: cannot read it (${(e as Error).message}); fix its permissions`);
-      }
-    }
+    const text = await readLogText(log.path);
     const seen = new Set<string>();
     let good = "", trials = 0;
     const lines = text.split("\n");
@@ -490,24 +478,7 @@ export class ProposalLog {
       good += line + "\n";
     });
     if (!opts.readOnly && good !== text) {
-      if (log.setAside.length) {
-        const at = new Date().toISOString();
-        await appendLine(
-          `${dir}/${PROPOSALS_REJECTED_FILE}`,
-          log.setAside.map((s) =>
-            JSON.stringify({
-              v: 1,
-              file: PROPOSALS_FILE,
-              line: s.line,
-              reason: s.reason,
-              raw: s.raw,
-              set_aside_at: at,
-            }) +
-            "\n"
-          ).join(""),
-        );
-      }
-      await atomicWrite(log.path, good);
+      await setLinesAside(log.path, good, `${dir}/${PROPOSALS_REJECTED_FILE}`, log.setAside);
     }
     return log;
   }
