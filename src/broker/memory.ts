@@ -369,6 +369,18 @@ export class MemoryTransport implements Transport {
     return Promise.resolve(purged);
   }
 
+  stopTrial(sweepId: string, trialId: string): Promise<void> {
+    const msg: ControlMessage = {
+      v: WIRE_VERSION,
+      sweep_id: sweepId,
+      action: "stop_trial",
+      trial_id: trialId,
+      at: new Date().toISOString(),
+    };
+    for (const fn of this.#control) fn(structuredClone(msg));
+    return Promise.resolve();
+  }
+
   subscribeControl(fn: (c: ControlMessage) => void): Subscription {
     this.#control.add(fn);
     return {

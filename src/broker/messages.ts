@@ -20,6 +20,11 @@ export const TrialMessageSchema = z.object({
   max_attempts: z.number().int().positive(),
   /** A secret of this trial that its result must carry: only a worker given the trial knows it. */
   claim: z.string().regex(/^[0-9a-f]{32}$/),
+  /**
+   * Early stopping (spec `early_stop`): the epochs (ascending, each below the trial's epochs) after which the
+   * trial reports its current ticket's point; absent when the sweep does not stop trials early.
+   */
+  rungs: z.array(z.number().int().positive()).max(64).optional(),
 }).strict();
 export type TrialMessage = z.infer<typeof TrialMessageSchema>;
 
@@ -90,6 +95,15 @@ export const MetricsSchema = z.object({
       }).strict(),
     ).max(255),
   }).strict().nullable().optional(),
+  /**
+   * Set on a trial stopped early (status `stopped`): the epochs it trained (fractional: steps / steps per epoch)
+   * of those planned, and the epoch of the last rung it reported. Its point is the partial ticket's.
+   */
+  stopped: z.object({
+    epochs: z.number().min(0),
+    planned_epochs: z.number().int().positive(),
+    rung_epoch: z.number().int().nonnegative(),
+  }).strict().optional(),
 }).strict();
 
 /**
@@ -100,12 +114,15 @@ export const MetricsSchema = z.object({
 export const FAILURES = ["error", "gave_up", "refused", "cancelled"] as const;
 export type Failure = typeof FAILURES[number];
 
-/** The one outcome of a trial: done with metrics, or failed with the reason. */
+/**
+ * The one outcome of a trial: done with metrics, stopped early (dominated at a rung; metrics of its partial
+ * ticket, with `metrics.stopped`), or failed with the reason.
+ */
 export const ResultMessageSchema = z.object({
   v: z.literal(WIRE_VERSION),
   sweep_id: id,
   trial_id: id,
-  status: z.enum(["done", "failed"]),
+  status: z.enum(["done", "failed", "stopped"]),
   attempt: z.number().int().positive(),
   error: z.string().max(4096).optional(),
   /** Set on every failed result; absent on done ones (and on results recorded before it existed). */
@@ -115,8 +132,10 @@ export const ResultMessageSchema = z.object({
   finished_at: z.string(),
   /** The trial's claim, echoed; a result without the right one is rejected. */
   claim: z.string().max(64),
-}).strict().refine((r) => (r.status === "done") === (r.metrics !== undefined), {
-  message: "a done result carries metrics and a failed one does not",
+}).strict().refine((r) => (r.status !== "failed") === (r.metrics !== undefined), {
+  message: "a done or stopped result carries metrics and a failed one does not",
+}).refine((r) => (r.status === "stopped") === (r.metrics?.stopped !== undefined), {
+  message: "a stopped result, and only a stopped one, carries metrics.stopped",
 }).refine((r) => r.status === "failed" || r.failure === undefined, {
   message: "only a failed result carries a failure kind",
 });
@@ -134,6 +153,15 @@ export const ProgressMessageSchema = z.object({
   loss: z.number().nullable(),
   attempt: z.number().int(),
   error: z.string().max(4096).optional(),
+  /**
+   * Early stopping: the trial's current ticket after `epoch` epochs (one of its `rungs`), its validation accuracy
+   * (test accuracy without a validation split).
+   */
+  rung: z.object({
+    epoch: z.number().int().positive(),
+    sparsity: z.number().min(0).max(1),
+    val_accuracy: z.number().min(0).max(1),
+  }).strict().optional(),
 }).strict();
 export type ProgressMessage = z.infer<typeof ProgressMessageSchema>;
 
@@ -227,11 +255,17 @@ export const WorkerPresenceSchema = z.object({
 }).strict();
 export type WorkerPresence = z.infer<typeof WorkerPresenceSchema>;
 
-/** A command to every process of a sweep. */
+/**
+ * A command to every process of a sweep: `cancel` it, or `stop_trial` (early stopping: the worker running
+ * `trial_id` stops it at its next step and reports it `stopped`).
+ */
 export const ControlMessageSchema = z.object({
   v: z.literal(WIRE_VERSION),
   sweep_id: id,
-  action: z.enum(["cancel"]),
+  action: z.enum(["cancel", "stop_trial"]),
+  trial_id: id.optional(),
   at: z.string(),
-}).strict();
+}).strict().refine((c) => (c.action === "stop_trial") === (c.trial_id !== undefined), {
+  message: "a stop_trial message, and only one, names its trial_id",
+});
 export type ControlMessage = z.infer<typeof ControlMessageSchema>;

@@ -519,6 +519,18 @@ export class NatsTransport implements Transport {
     return purged;
   }
 
+  async stopTrial(sweepId: string, trialId: string): Promise<void> {
+    const msg: ControlMessage = {
+      v: WIRE_VERSION,
+      sweep_id: sweepId,
+      action: "stop_trial",
+      trial_id: trialId,
+      at: new Date().toISOString(),
+    };
+    this.nc.publish(controlSubject(sweepId), encodeMessage(msg));
+    await this.nc.flush();
+  }
+
   subscribeControl(fn: (c: ControlMessage) => void): Subscription {
     const sub = this.nc.subscribe("ticketsweep.control.>", {
       callback: (err, m) => {

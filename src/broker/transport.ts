@@ -108,6 +108,12 @@ export interface Transport {
    * queued. Throws a BrokerError when the broker knows no such sweep.
    */
   cancelSweep(sweepId: string): Promise<number>;
+  /**
+   * Early stopping: tells the worker running `trialId` to stop it at its next step and report it `stopped`
+   * (a `stop_trial` control message; lossy: a trial that already finished, or a worker that missed it, just
+   * goes on to its end). Only the coordinator's role may publish it.
+   */
+  stopTrial(sweepId: string, trialId: string): Promise<void>;
   subscribeControl(handler: (c: ControlMessage) => void): Subscription;
   /** Messages rejected so far by this client. */
   rejected(): RejectCounts;

@@ -69,7 +69,8 @@ export async function statusMain(args: string[]): Promise<number> {
     shown++;
     const lock = await lockOf(d);
     const all = log.all();
-    const done = all.filter((r) => r.status === "done").length, failed = all.length - done;
+    // a trial stopped early counts as done (it has its one outcome)
+    const done = all.filter((r) => r.status !== "failed").length, failed = all.length - done;
     // typed since the failure field exists; the error text of results recorded before it
     const cancelled = all.some((r) => r.failure === "cancelled" || (!r.failure && r.error?.startsWith("cancelled")));
     const resumeHint = `continue with deno task sweep --resume ${d}`;

@@ -84,7 +84,8 @@ export class SweepProgress {
       pts.push({ x: m.sparsity, y: m.val_accuracy ?? m.accuracy });
       for (const c of m.cuts?.points ?? []) pts.push({ x: c.sparsity, y: c.val_accuracy ?? c.accuracy });
       this.#points.set(group, pts);
-    } else this.#failed++;
+    } else if (r.status === "stopped") this.#done++; // has its outcome; its partial point is on no front
+    else this.#failed++;
     for (const [k, w] of this.#workers) if (w.trial === r.trial_id) this.#workers.delete(k);
   }
 

@@ -159,14 +159,16 @@ export function reportDataOf(m: SweepManifest, results: RecordedResult[]): Repor
  * is none. A `pareto.json` written before it carried `counts` yields its done trials.
  */
 export async function reportedOutcomes(dir: string): Promise<number | null> {
-  let doc: { counts?: { done?: unknown; failed?: unknown }; trials?: unknown };
+  let doc: { counts?: { done?: unknown; failed?: unknown; stopped?: unknown }; trials?: unknown };
   try {
     doc = JSON.parse(await Deno.readTextFile(`${dir}/pareto.json`));
   } catch {
     return null; // none, or unreadable: nothing to protect
   }
-  const { done, failed } = doc?.counts ?? {};
-  if (typeof done === "number" && typeof failed === "number") return done + failed;
+  const { done, failed, stopped } = doc?.counts ?? {};
+  if (typeof done === "number" && typeof failed === "number") {
+    return done + failed + (typeof stopped === "number" ? stopped : 0);
+  }
   return Array.isArray(doc?.trials) ? doc.trials.length : null;
 }
 
@@ -182,7 +184,7 @@ export async function writeReports(
   log?: (line: string) => void,
 ): Promise<ReportData & { written: boolean }> {
   const data = reportDataOf(m, results);
-  const outcomes = data.counts.done + data.counts.failed;
+  const outcomes = data.counts.done + data.counts.failed + (data.counts.stopped ?? 0);
   const before = await reportedOutcomes(dir);
   if (before !== null && before > outcomes) {
     log?.(

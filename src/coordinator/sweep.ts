@@ -11,7 +11,8 @@ import { clip } from "../util/clip.ts";
 import { type ProgressDisplay, SweepProgress } from "./progress.ts";
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
 import { type Proposal, ProposalLog, proposeNext, searchProgress } from "./search.ts";
-import { ADAPTIVE_DEFAULTS } from "../spec/schema.ts";
+import { ADAPTIVE_DEFAULTS, earlyStopOf, rungEpochs } from "../spec/schema.ts";
+import { RungBoard } from "./early_stop.ts";
 
 /** What the coordinator needs to run a sweep. */
 export interface SweepOptions {
@@ -106,6 +107,7 @@ async function trackSweepLocked(
   const results = await ResultLog.open(runDir, { planned: trials.keys() });
   for (const s of results.setAside) log(setAsideNotice(s));
   const secret = await sweepSecret(runDir);
+  const earlyStop = earlyStopOf(spec);
   let forged = 0;
   // an adaptive sweep's total is its budget: it may stop earlier (patience), never later
   const total = proposals ? spec.search.budget! : trials.size;
@@ -151,8 +153,31 @@ async function trackSweepLocked(
   });
   const stateTimer = setInterval(putState, 2000);
   const lastError = new Map<string, string>();
+  const board = earlyStop ? new RungBoard(earlyStop.margin) : null;
+  const stopSent = new Set<string>();
+  /** Early stopping: judges a rung report, and tells the trial's worker to stop it when it is dominated. */
+  const onRung = (p: ProgressMessage) => {
+    const trial = trials.get(p.trial_id);
+    if (!board || !earlyStop || !p.rung || !trial || results.has(p.trial_id) || cancelAt) return;
+    const rung = rungEpochs(earlyStop.rungs, trial.config.training.epochs).find((r) => r.epoch === p.rung!.epoch);
+    if (!rung) return;
+    const point = { trialId: p.trial_id, sparsity: p.rung.sparsity, valAccuracy: p.rung.val_accuracy };
+    const decision = board.report(trial.config.method.name, rung.index, point);
+    if (!decision.stop || stopSent.has(p.trial_id)) return;
+    stopSent.add(p.trial_id);
+    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+    log(
+      `stopping trial ${p.trial_id} at rung ${rung.index} (epoch ${rung.epoch}): sparsity ${pct(point.sparsity)}, ` +
+        `accuracy ${pct(point.valAccuracy)} dominated by trial ${decision.by.trialId} (${pct(decision.by.sparsity)}, ` +
+        `${pct(decision.by.valAccuracy)}) by the margin ${earlyStop.margin}`,
+    );
+    transport.stopTrial(sweepId, p.trial_id).catch((e) =>
+      log(`could not send the stop of trial ${p.trial_id}: ${(e as Error).message}`)
+    );
+  };
   const progressSub = transport.subscribeProgress(sweepId, (p: ProgressMessage) => {
     if (p.error) lastError.set(p.trial_id, `attempt ${p.attempt} on ${p.host}: ${p.error}`);
+    if (p.rung) onRung(p);
     progress.onProgress(p);
   });
   let resolveDone!: () => void;
@@ -204,7 +229,9 @@ async function trackSweepLocked(
       await proposals.append(p); // on disk first: every trial a worker can see is in the plan
       for (const t of p.trials) trials.set(t.id, t);
       log(`proposed ${describeParams(p.trials[0]!.params, p.trials[0]!.seed).replace(/ seed=.*$/, "")}: ${p.reason}`);
-      await Promise.all(p.trials.map((t) => transport.publishTrial(trialMessage(t, spec.max_attempts, secret))));
+      await Promise.all(
+        p.trials.map((t) => transport.publishTrial(trialMessage(t, spec.max_attempts, secret, earlyStop))),
+      );
     }
   };
   const inChain = (fn: () => Promise<void>): Promise<void> => {
@@ -254,7 +281,7 @@ async function trackSweepLocked(
     for (; published < pending.length && !o.signal?.aborted; published += 256) {
       await Promise.all(
         pending.slice(published, published + 256).map((t) =>
-          transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret))
+          transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop))
         ),
       );
     }
@@ -274,7 +301,7 @@ async function trackSweepLocked(
     transport,
     everyMs: o.reconcileMs ?? 10_000,
     missing: () => (cancelAt ? [] : [...trials.values()].filter((t) => !results.has(t.id))),
-    republish: (t, n) => transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret), n),
+    republish: (t, n) => transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop), n),
     log,
   });
   await Promise.race([done, aborted, cancelled]);
@@ -392,7 +419,13 @@ export async function sweepSecret(runDir: string): Promise<string> {
 }
 
 /** The wire message that carries a planned trial to a worker. */
-export function trialMessage(t: Trial, maxAttempts: number, secret: string): TrialMessage {
+export function trialMessage(
+  t: Trial,
+  maxAttempts: number,
+  secret: string,
+  earlyStop: { rungs: readonly number[] } | null = null,
+): TrialMessage {
+  const rungs = earlyStop ? rungEpochs(earlyStop.rungs, t.config.training.epochs).map((r) => r.epoch) : [];
   return {
     v: WIRE_VERSION,
     sweep_id: t.sweepId,
@@ -402,6 +435,7 @@ export function trialMessage(t: Trial, maxAttempts: number, secret: string): Tri
     config: t.config,
     max_attempts: maxAttempts,
     claim: claimOf(secret, t.id),
+    ...(rungs.length ? { rungs } : {}),
   };
 }
 
@@ -427,6 +461,10 @@ function formatResult(r: ResultMessage, t: Trial, n: number, total: number): str
   const head = `[${n}/${total}] trial ${r.trial_id} ${describeParams(t.params, t.seed)}`;
   if (r.status === "failed") return `${head}: FAILED (${r.error})`;
   const m = r.metrics!;
+  if (r.status === "stopped") {
+    return `${head}: STOPPED early after ${m.stopped!.epochs.toFixed(2)} of ${m.stopped!.planned_epochs} epochs ` +
+      `(dominated at its rung): accuracy ${(100 * m.accuracy).toFixed(2)}%, sparsity ${(100 * m.sparsity).toFixed(2)}%`;
+  }
   return `${head}: accuracy ${(100 * m.accuracy).toFixed(2)}%, sparsity ${(100 * m.sparsity).toFixed(2)}%, ` +
     `${m.steps_per_s.toFixed(0)} steps/s on ${m.backend} (${r.worker.host})`;
 }

@@ -11,7 +11,10 @@ export interface TrialRow {
   params: ParamSet;
   seed: number;
   label: string;
-  status: "done" | "failed" | "pending";
+  /** `stopped`: stopped early at a rung (dominated there); its point is partial and enters no front. */
+  status: "done" | "failed" | "stopped" | "pending";
+  /** A stopped trial: the epochs it trained (fractional) of those planned. */
+  stopped?: { epochs: number; planned_epochs: number };
   /** Test accuracy of the binary ticket. */
   accuracy?: number;
   /** Validation accuracy of the binary ticket; null (or absent) when the trial has no validation split. */
@@ -83,7 +86,8 @@ export interface ReportData {
   /** One line saying which accuracy chooses the fronts and which one is shown beside it. */
   selection_note: string;
   fronts: Front[];
-  counts: { total: number; done: number; failed: number; pending: number };
+  /** `stopped`: stopped early (absent in reports written before early stopping). */
+  counts: { total: number; done: number; failed: number; stopped?: number; pending: number };
   spec_text: string;
   masked_layers: string[];
   backends: string[];
@@ -137,6 +141,7 @@ export function buildReportData(
           layers: m.layers,
           loss_curve: m.loss_curve,
           ...(m.cuts ? { cuts: m.cuts } : {}),
+          ...(m.stopped ? { stopped: { epochs: m.stopped.epochs, planned_epochs: m.stopped.planned_epochs } } : {}),
         }
         : {}),
       ...(r.error !== undefined ? { error: r.error } : {}),
@@ -241,7 +246,7 @@ export function computeFronts(tickets: TrialRow[]): Front[] {
 
 function countsOf(rows: TrialRow[]): ReportData["counts"] {
   const n = (status: TrialRow["status"]) => rows.filter((r) => r.status === status).length;
-  return { total: rows.length, done: n("done"), failed: n("failed"), pending: n("pending") };
+  return { total: rows.length, done: n("done"), failed: n("failed"), stopped: n("stopped"), pending: n("pending") };
 }
 
 /** A group of dense reference trials (`dense`, or `<sweep>: dense` in a comparison). */

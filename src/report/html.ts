@@ -80,7 +80,9 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
   const failures = d.trials.filter((t) => t.status === "failed");
   const sections = [
     `<h1>Sweep ${esc(d.name)} <span class="muted">(${esc(d.sweep_id)})</span></h1>`,
-    `<p>Trials: ${d.counts.total} planned, ${d.counts.done} done, ${d.counts.failed} failed, ${d.counts.pending} pending. ` +
+    `<p>Trials: ${d.counts.total} planned, ${d.counts.done} done, ${
+      d.counts.stopped ? `${d.counts.stopped} stopped early, ` : ""
+    }${d.counts.failed} failed, ${d.counts.pending} pending. ` +
     `Objectives: sparsity (fraction of masked weights removed by the binary ticket) and binary-ticket ` +
     `${d.selection} accuracy, both maximised. Masked layers: ${esc(d.masked_layers.join(", ") || "n/a")}.` +
     d.references.map((r) => ` ${esc(referenceLine(r, d))}`).join("") +

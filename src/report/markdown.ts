@@ -202,10 +202,13 @@ export function renderMarkdown(d: ReportData, a: Analysis): string {
     a.group.localeCompare(b.group) || (b.sparsity ?? -1) - (a.sparsity ?? -1) || (b.accuracy ?? -1) - (a.accuracy ?? -1)
   );
   const failures = d.trials.filter((t) => t.status === "failed");
+  const stopped = d.trials.filter((t) => t.status === "stopped");
   return [
     `# Sweep ${d.name} (${d.sweep_id})`,
     "",
-    `Trials: ${d.counts.total} planned, ${d.counts.done} done, ${d.counts.failed} failed, ${d.counts.pending} pending.`,
+    `Trials: ${d.counts.total} planned, ${d.counts.done} done, ${
+      d.counts.stopped ? `${d.counts.stopped} stopped early, ` : ""
+    }${d.counts.failed} failed, ${d.counts.pending} pending.`,
     `Objectives: sparsity (fraction of masked weights removed by the binary ticket) and binary-ticket ` +
     `${d.selection} accuracy, both maximised. ${d.selection_note}`,
     `Masked layers: ${d.masked_layers.join(", ") || "n/a"}. Engines: ${d.backends.join(", ") || "n/a"}.`,
@@ -223,6 +226,7 @@ export function renderMarkdown(d: ReportData, a: Analysis): string {
     "",
     table(TRIAL_COLUMNS, rows.map(trialRow)),
     "",
+    ...(stopped.length ? [stoppedSection(d, stopped), ""] : []),
     "## Failures",
     "",
     failures.length
@@ -247,5 +251,45 @@ export function renderMarkdown(d: ReportData, a: Analysis): string {
     d.spec_text.trimEnd(),
     "```",
     "",
+  ].join("\n");
+}
+
+/**
+ * The trials stopped early (dominated at a rung): where they stopped and their partial point, which enters no
+ * front; "under the front" says whether a ticket of the final front of its group beats that point on both axes.
+ */
+function stoppedSection(d: ReportData, stopped: TrialRow[]): string {
+  const under = (r: TrialRow) => {
+    const front = d.fronts.find((f) => f.group === r.group)?.points ?? [];
+    const score = d.selection === "validation" ? r.val_accuracy : r.accuracy;
+    if (typeof score !== "number" || r.sparsity === undefined) return "";
+    return front.some((p) => p.sparsity! >= r.sparsity! && p.score! >= score) ? "yes" : "no";
+  };
+  return [
+    "## Stopped early",
+    "",
+    "Trials stopped at a rung because another trial had reached a point there that beat theirs by the margin " +
+    "(spec `early_stop`). Their partial point (the ticket they had when stopped) is shown here and enters no front.",
+    "",
+    table(
+      [
+        "trial",
+        "parameters",
+        "epochs trained",
+        "sparsity %",
+        "validation accuracy %",
+        "test accuracy %",
+        "under the front",
+      ],
+      stopped.map((r) => [
+        r.trial_id,
+        r.label,
+        r.stopped ? `${r.stopped.epochs.toFixed(2)} of ${r.stopped.planned_epochs}` : "",
+        pct(r.sparsity),
+        pct(r.val_accuracy),
+        pct(r.accuracy),
+        under(r),
+      ]),
+    ),
   ].join("\n");
 }

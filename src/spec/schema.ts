@@ -330,6 +330,57 @@ export const SearchSchema = z.object({
 /** Defaults of the adaptive search's optional fields. */
 export const ADAPTIVE_DEFAULTS = { parallel: 4, initial: 4 } as const;
 
+/**
+ * Early stopping of dominated trials: at each rung (a fraction of the trial's epochs) a trial reports its current
+ * ticket's (sparsity, validation accuracy), and the coordinator stops it when a point another trial of its method
+ * reached at the same rung beats it on both by at least `margin`. `false` turns it off. No defaults in the parsed
+ * spec (no sweep id changed): {@link earlyStopOf} fills them in.
+ */
+export const EarlyStopSchema = z.union([
+  z.literal(false),
+  z.object({
+    rungs: z.array(z.number().gt(0, "expected a fraction of the epochs above 0").lt(1, "expected a fraction below 1"))
+      .min(1).max(16).superRefine((rungs, ctx) => {
+        rungs.forEach((r, i) => {
+          if (i > 0 && r <= rungs[i - 1]!) {
+            ctx.addIssue({
+              code: "custom",
+              path: [i],
+              message: `expected rungs in ascending order, found ${r} after ${rungs[i - 1]}`,
+            });
+          }
+        });
+      }).optional(),
+    margin: z.number().min(0).max(1).optional(),
+  }).strict(),
+]);
+
+/** Defaults of `early_stop` (on for adaptive search, off for grid and random unless the spec sets it). */
+export const EARLY_STOP_DEFAULTS = { rungs: [0.25, 0.5], margin: 0.01 } as const;
+
+/** The sweep's early-stopping settings with defaults filled in, or null when it stops no trial early. */
+export function earlyStopOf(
+  s: { early_stop?: z.infer<typeof EarlyStopSchema>; search: { strategy: string } },
+): { rungs: number[]; margin: number } | null {
+  const e = s.early_stop;
+  if (e === false || (e === undefined && s.search.strategy !== "adaptive")) return null;
+  return { rungs: [...(e?.rungs ?? EARLY_STOP_DEFAULTS.rungs)], margin: e?.margin ?? EARLY_STOP_DEFAULTS.margin };
+}
+
+/**
+ * The epochs at which a trial of `epochs` epochs reports, one per rung: round(fraction × epochs), at least 1
+ * and below `epochs` (a rung at the last epoch would stop nothing); rungs that land on the same epoch keep the
+ * first. The index of a rung in the spec is its identity (trials with other epochs compare at the same index).
+ */
+export function rungEpochs(rungs: readonly number[], epochs: number): { index: number; epoch: number }[] {
+  const out: { index: number; epoch: number }[] = [];
+  rungs.forEach((f, index) => {
+    const epoch = Math.max(1, Math.round(f * epochs));
+    if (epoch < epochs && !out.some((r) => r.epoch === epoch)) out.push({ index, epoch });
+  });
+  return out;
+}
+
 export const ObjectiveSchema = z.object({
   name: z.enum(["sparsity", "accuracy"]),
   goal: z.enum(["maximize"]).default("maximize"),
@@ -349,6 +400,8 @@ const SweepSpecBase = z.object({
   tickets: TicketsSchema.default({}),
   parameters: z.record(z.string(), ParameterSchema).default({}),
   search: SearchSchema.default({}),
+  /** Early stopping of dominated trials; see {@link EarlyStopSchema}. */
+  early_stop: EarlyStopSchema.optional(),
   seeds: z.array(int()).min(1, "expected at least one seed").superRefine((seeds, ctx) => {
     for (const [i, j] of duplicates(seeds)) {
       ctx.addIssue({

@@ -71,4 +71,6 @@ export interface TrialMetrics {
   ticket: PackedTicket | null;
   /** The ticket ladder (spec `tickets.cuts`); null or absent when there is none. */
   cuts?: CutLadder | null;
+  /** Set when the trial was stopped early: the epochs it trained of those planned, and its last rung's epoch. */
+  stopped?: { epochs: number; planned_epochs: number; rung_epoch: number };
 }

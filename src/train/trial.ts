@@ -21,6 +21,17 @@ export interface TrialHooks {
   progressEveryMs?: number;
   /** Checked between steps; when it returns true the trial stops with a {@link TrialStopped}. */
   shouldStop?: () => boolean;
+  /**
+   * Early stopping: after each of these epochs (below the trial's epochs) the current ticket is evaluated on the
+   * validation split (test without one) and passed to `onRung`.
+   */
+  rungs?: readonly number[];
+  onRung?: (point: { epoch: number; sparsity: number; val_accuracy: number }) => void;
+  /**
+   * Checked before every step: when it returns true the trial ends there and resolves with the metrics of its
+   * current ticket, marked `stopped` (no ladder).
+   */
+  stopEarly?: () => boolean;
 }
 
 /** Thrown when a trial is stopped from outside (cancel, shutdown). */
@@ -154,6 +165,8 @@ class TrialRun {
   correct = 0;
   lastLoss = NaN;
   settled = false;
+  /** The epoch of the last rung reported (0 before any). */
+  lastRung = 0;
 
   constructor(
     readonly cfg: TrialConfig,
@@ -201,18 +214,38 @@ class TrialRun {
     this.reject(e);
   }
 
-  /** Evaluates the ticket (or the trained weights of the dense reference) and settles the trial. */
-  finish(engine: Engine, data: DataSplit, t0: number): void {
+  /**
+   * Early stopping: the current ticket's sparsity and accuracy on the validation split (test without one), one
+   * calibration and one evaluation; the training buffers are put back.
+   */
+  rungPoint(data: DataSplit): { sparsity: number; val_accuracy: number } | null {
+    if (this.method.trainsWeights) return null; // the dense reference has no ticket
+    const masks = this.net.layers.map((_, l) => this.method.binaryMask(l));
+    const { sparsity } = ticketSparsity(this.net, masks);
+    const val = ticketAccuracies(this.net, masks, data.train, data.validation ?? data.test, null).accuracy;
+    this.net.useEffectiveWeights(this.weff);
+    return { sparsity, val_accuracy: val };
+  }
+
+  /**
+   * Evaluates the ticket (or the trained weights of the dense reference) and settles the trial; `stoppedAt`
+   * (steps per epoch) marks a trial stopped early.
+   */
+  finish(engine: Engine, data: DataSplit, t0: number, stoppedAt?: number): void {
     if (this.settled) return;
     try {
       this.settled = true;
-      this.resolve(this.#metrics(engine, data, t0));
+      const m = this.#metrics(engine, data, t0, stoppedAt !== undefined);
+      if (stoppedAt !== undefined) {
+        m.stopped = { epochs: this.step / stoppedAt, planned_epochs: this.epochs, rung_epoch: this.lastRung };
+      }
+      this.resolve(m);
     } catch (e) {
       this.reject(e);
     }
   }
 
-  #metrics(engine: Engine, data: DataSplit, t0: number): TrialMetrics {
+  #metrics(engine: Engine, data: DataSplit, t0: number, partial = false): TrialMetrics {
     const { net, method, weff } = this;
     const { train, test, validation, source } = data;
     const trainS = this.busyMs / 1000;
@@ -249,7 +282,10 @@ class TrialRun {
       softAccuracy = soft === accuracy ? null : soft;
     }
     const { sparsity, layers } = ticketSparsity(net, masks);
-    const cuts = this.cfg.tickets && method.cuts ? ticketLadder(net, method.cuts, this.cfg.tickets, data) : null;
+    // a trial stopped early has no ladder: its partial point is not offered to the fronts as tickets
+    const cuts = this.cfg.tickets && method.cuts && !partial
+      ? ticketLadder(net, method.cuts, this.cfg.tickets, data)
+      : null;
     return {
       ...common,
       accuracy,
@@ -320,6 +356,7 @@ async function trainLockstep(
   const stepsPerEpoch = Math.floor(train.n / bs);
   const every = Math.min(...trials.map((t) => t.hooks?.progressEveryMs ?? 1000));
   let lastBeat = performance.now();
+  let listenUntil = 0;
   const live = (epoch: number) => runs.filter((r) => !r.settled && epoch <= r.epochs);
   for (let epoch = 1; live(epoch).length; epoch++) {
     let active = live(epoch);
@@ -332,6 +369,10 @@ async function trainLockstep(
       fillBatch(train, order, s * bs, xb, yb, augment);
       const fillShare = (performance.now() - tFill) / active.length;
       for (const r of active) {
+        if (r.hooks.stopEarly?.()) {
+          r.finish(engine, data, t0, stepsPerEpoch);
+          continue;
+        }
         const t = performance.now();
         guard(r, () => r.train(xb, yb, bs));
         r.busyMs += performance.now() - t + fillShare;
@@ -353,11 +394,29 @@ async function trainLockstep(
       }
     }
     for (const r of active) {
+      if (r.settled) continue;
       r.endEpoch(epoch, stepsPerEpoch, bs);
       if (epoch === r.epochs) r.finish(engine, data, t0);
+      else if (r.hooks.rungs?.includes(epoch) && r.hooks.onRung) {
+        guard(r, () => {
+          const p = r.rungPoint(data);
+          if (!p) return;
+          r.lastRung = epoch;
+          r.hooks.onRung!({ epoch, ...p });
+        });
+      }
+    }
+    if (runs.some((r) => !r.settled && r.hooks.rungs?.includes(epoch))) listenUntil = performance.now() + LISTEN_MS;
+    if (performance.now() < listenUntil) {
+      // after a rung report, the coordinator's decision is let through at every epoch's end for a while (short
+      // epochs would otherwise run to the end between two heartbeats)
+      await new Promise((res) => setTimeout(res, 0));
     }
   }
 }
+
+/** How long after a rung report a trial yields at every epoch's end, so that a stop decision reaches it. */
+const LISTEN_MS = 5000;
 
 /** Runs `f` for one trial; an error fails that trial only. */
 function guard(r: TrialRun, f: () => void): void {

@@ -101,7 +101,13 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   // cannot create it, and waits for the coordinator to
   await opts.transport.setup().catch((e) => log(`worker ${id}: broker setup incomplete (${(e as Error).message})`));
   const cancelled = new Set<string>();
+  const stopRequested = new Set<string>();
   const control = opts.transport.subscribeControl((c) => {
+    if (c.action === "stop_trial" && c.trial_id) {
+      // early stopping: only the trials this worker runs are asked; the set is small (one id per decision)
+      if (stopRequested.size > 10_000) stopRequested.clear();
+      stopRequested.add(`${c.sweep_id}/${c.trial_id}`);
+    }
     if (c.action === "cancel" && !cancelled.has(c.sweep_id)) {
       cancelled.add(c.sweep_id);
       log(`worker ${id}: sweep ${c.sweep_id} cancelled`);
@@ -142,7 +148,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     const line = tuner?.record(sample);
     if (line) log(`worker ${id}: ${line}`);
   };
-  const ctx: DeliveryContext = { id, engineFor, opts, log, cancelled, activity, beat, onPack };
+  const ctx: DeliveryContext = { id, engineFor, opts, log, cancelled, stopRequested, activity, beat, onPack };
   try {
     while (!opts.signal?.aborted) {
       if (opts.maxTrials !== undefined && summary.done + summary.failed >= opts.maxTrials) break;
@@ -183,6 +189,8 @@ interface DeliveryContext {
   opts: WorkerOptions;
   log: (line: string) => void;
   cancelled: Set<string>;
+  /** `<sweep>/<trial>` of the trials the coordinator told to stop early (control `stop_trial`). */
+  stopRequested: Set<string>;
   activity: Activity;
   beat: () => void;
   /** Told what each finished pack measured (for `--pack auto`). */
@@ -306,7 +314,7 @@ async function trainPack(jobs: Job[], ctx: DeliveryContext): Promise<(keyof Work
 
 /** Ends a delivery that must not run (cancelled sweep, out of attempts), or makes it a {@link Job}. */
 async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof WorkerSummary | Job> {
-  const { id, opts, log, cancelled, activity } = ctx;
+  const { id, opts, log, cancelled, stopRequested, activity } = ctx;
   const t = d.trial;
   if (cancelled.has(t.sweep_id)) {
     // a sweep cancelled earlier may have started over (--fresh: same id, its state running again)
@@ -327,7 +335,7 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
     device: engine?.device ?? "none",
     deno: Deno.version.deno,
   });
-  const result = (status: "done" | "failed", extra: Partial<ResultMessage>, engine?: Engine): ResultMessage => ({
+  const result = (status: ResultMessage["status"], extra: Partial<ResultMessage>, engine?: Engine): ResultMessage => ({
     v: WIRE_VERSION,
     sweep_id: t.sweep_id,
     trial_id: t.trial_id,
@@ -338,7 +346,9 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
     claim: t.claim,
     ...extra,
   });
-  const progress = (p: Pick<ProgressMessage, "step" | "total_steps" | "loss" | "error">): ProgressMessage => ({
+  const progress = (
+    p: Pick<ProgressMessage, "step" | "total_steps" | "loss" | "error" | "rung">,
+  ): ProgressMessage => ({
     v: WIRE_VERSION,
     sweep_id: t.sweep_id,
     trial_id: t.trial_id,
@@ -373,11 +383,25 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
     return await fail("refused", refusal);
   }
   const lead = () => activity.trial === t.trial_id;
+  const stopKey = `${t.sweep_id}/${t.trial_id}`;
+  stopRequested.delete(stopKey); // a request seen by an earlier attempt is not this one's
+  let lastStep = 0, lastTotal = 0;
   const hooks: TrialHooks = {
+    ...(t.rungs?.length
+      ? {
+        rungs: t.rungs,
+        onRung: (point) => {
+          opts.transport.publishProgress(progress({ step: lastStep, total_steps: lastTotal, loss: null, rung: point }));
+        },
+        stopEarly: () => stopRequested.has(stopKey),
+      }
+      : {}),
     progressEveryMs: opts.heartbeatMs ?? 1000,
     shouldStop: () => (opts.signal?.aborted ?? false) || cancelled.has(t.sweep_id),
     onProgress: ({ step, totalSteps, loss }) => {
       d.working();
+      lastStep = step;
+      lastTotal = totalSteps;
       const now = Date.now();
       if (lead()) {
         if (step > activity.step && now > activity.lastStepAt) {
@@ -394,9 +418,11 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
   const settle = async (run: Promise<TrialMetrics>, engine: Engine | undefined): Promise<keyof WorkerSummary> => {
     try {
       const metrics = await run;
-      const sent = await publishPatiently(opts, result("done", { metrics }, engine), log, alive);
+      const status = metrics.stopped ? "stopped" : "done";
+      stopRequested.delete(stopKey);
+      const sent = await publishPatiently(opts, result(status, { metrics }, engine), log, alive);
       if (sent === "too large") {
-        const kb = (encodeMessage(result("done", { metrics }, engine)).length / 1024).toFixed(0);
+        const kb = (encodeMessage(result(status, { metrics }, engine)).length / 1024).toFixed(0);
         log(`trial ${t.trial_id}: its result (${kb} kB) is over the broker's message limit; recorded as failed`);
         return await fail(
           "error",
@@ -412,6 +438,16 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
         return "released";
       }
       await d.ack().catch(() => {}); // a lost ack only means a redelivery, and the result is deduplicated
+      if (metrics.stopped) {
+        log(
+          `trial ${t.trial_id}: stopped early after ${metrics.stopped.epochs.toFixed(2)} of ` +
+            `${metrics.stopped.planned_epochs} epochs (dominated at its rung), accuracy ${
+              metrics.accuracy.toFixed(4)
+            }, ` +
+            `sparsity ${metrics.sparsity.toFixed(4)}`,
+        );
+        return "done";
+      }
       log(
         `trial ${t.trial_id}: done, accuracy ${metrics.accuracy.toFixed(4)}, sparsity ${metrics.sparsity.toFixed(4)}`,
       );

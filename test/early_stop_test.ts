@@ -1,0 +1,160 @@
+// Early stopping of dominated trials (spec `early_stop`): the decision, the spec, the wire schema, and a trial
+// stopped by a real worker process over a real nats-server, recorded once as `stopped` and never run again.
+import assert from "node:assert/strict";
+import { dominatesBy, RungBoard } from "../src/coordinator/early_stop.ts";
+import { earlyStopOf, rungEpochs } from "../src/spec/schema.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { ControlMessageSchema, ResultMessageSchema } from "../src/broker/messages.ts";
+import { tinySpecText } from "./_fixtures.ts";
+import { cluster, recorded, startCoordinator } from "./_cluster.ts";
+import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
+
+const pt = (trialId: string, sparsity: number, valAccuracy: number) => ({ trialId, sparsity, valAccuracy });
+
+Deno.test("early stop - a point dominated by the margin at the same rung is stopped, naming the trial that beat it", () => {
+  const b = new RungBoard(0.01);
+  assert.deepEqual(b.report("gates", 0, pt("a", 0.5, 0.9)), { stop: false });
+  assert.deepEqual(b.report("gates", 0, pt("b", 0.3, 0.7)), { stop: true, by: pt("a", 0.5, 0.9) });
+  // exactly the margin on both axes counts
+  assert.equal(b.report("gates", 0, pt("c", 0.49, 0.89)).stop, true);
+});
+
+Deno.test("early stop - within the margin on either axis, the trial continues", () => {
+  const b = new RungBoard(0.01);
+  b.report("gates", 0, pt("a", 0.5, 0.9));
+  assert.equal(b.report("gates", 0, pt("b", 0.495, 0.5)).stop, false); // sparser by less than the margin
+  assert.equal(b.report("gates", 0, pt("c", 0.1, 0.895)).stop, false); // more accurate by less than the margin
+  assert.equal(b.report("gates", 0, pt("d", 0.6, 0.2)).stop, false); // sparser: a trade-off, not dominated
+  assert.equal(dominatesBy(pt("x", 0.5, 0.9), pt("y", 0.5, 0.9), 0), false); // equal points never dominate
+});
+
+Deno.test("early stop - no decision across rungs, method groups, or against the trial's own earlier report", () => {
+  const b = new RungBoard(0.01);
+  b.report("gates", 0, pt("a", 0.9, 0.99));
+  assert.equal(b.report("gates", 1, pt("b", 0.1, 0.1)).stop, false); // another rung
+  assert.equal(b.report("cs", 0, pt("c", 0.1, 0.1)).stop, false); // another method group
+  assert.equal(b.report("gates", 0, pt("a", 0.1, 0.1)).stop, false); // its own redelivered attempt
+  // the same reports in the same order give the same decisions
+  const again = new RungBoard(0.01);
+  const seq = [pt("p", 0.4, 0.8), pt("q", 0.2, 0.6), pt("r", 0.5, 0.5), pt("s", 0.1, 0.4)];
+  const run = (board: RungBoard) => seq.map((p) => board.report("g", 0, p).stop);
+  assert.deepEqual(run(new RungBoard(0.01)), run(again));
+  assert.deepEqual(run(new RungBoard(0.01)), [false, true, false, true]);
+});
+
+Deno.test("early stop - spec: off for grid and random, on for adaptive with defaults, false turns it off, located errors", () => {
+  const grid = parseSpec(tinySpecText("g", 2));
+  assert.equal(earlyStopOf(grid), null);
+  assert.equal(grid.early_stop, undefined); // the parsed spec (and the sweep id) unchanged without the field
+  const gridOn = parseSpec(tinySpecText("g", 2, "early_stop: {rungs: [0.2, 0.6], margin: 0.02}\n"));
+  assert.deepEqual(earlyStopOf(gridOn), { rungs: [0.2, 0.6], margin: 0.02 });
+  const adaptive = "search: {strategy: adaptive, budget: 4}\n";
+  const text = tinySpecText("a", 2, adaptive).replace(/count: \d+/, "");
+  assert.deepEqual(earlyStopOf(parseSpec(text)), { rungs: [0.25, 0.5], margin: 0.01 });
+  assert.equal(earlyStopOf(parseSpec(text + "early_stop: false\n")), null);
+  assert.throws(() => parseSpec(tinySpecText("e", 2, "early_stop: {rungs: [0.5, 0.25]}\n")), /early_stop\.rungs\.1/);
+  assert.throws(() => parseSpec(tinySpecText("e", 2, "early_stop: {rungs: [1.5]}\n")), /early_stop\.rungs\.0/);
+  assert.throws(() => parseSpec(tinySpecText("e", 2, "early_stop: {margin: -1}\n")), /early_stop\.margin/);
+  assert.throws(() => parseSpec(tinySpecText("e", 2, "early_stop: {rung: [0.5]}\n")), /early_stop/);
+});
+
+Deno.test("early stop - rung epochs: rounded, at least 1, below the last epoch, repeats dropped", () => {
+  assert.deepEqual(rungEpochs([0.25, 0.5], 8), [{ index: 0, epoch: 2 }, { index: 1, epoch: 4 }]);
+  assert.deepEqual(rungEpochs([0.25, 0.5], 2), [{ index: 0, epoch: 1 }]);
+  assert.deepEqual(rungEpochs([0.25, 0.5], 1), []);
+  assert.deepEqual(rungEpochs([0.1, 0.2, 0.9], 3), [{ index: 0, epoch: 1 }]); // 0.2 → 1 again, 0.9 → 3 = the last
+});
+
+Deno.test("early stop - wire: stopped results carry metrics.stopped, old results without it still load, stop_trial names a trial", () => {
+  const metrics = {
+    accuracy: 0.5,
+    soft_accuracy: null,
+    sparsity: 0.5,
+    layers: [],
+    masked_layers: [],
+    loss_curve: [],
+    steps: 10,
+    steps_per_s: 1,
+    train_s: 1,
+    wall_s: 1,
+    backend: "js",
+    device: "cpu",
+    data: "synthetic",
+    ticket: null,
+  };
+  const base = {
+    v: 1,
+    sweep_id: "s",
+    trial_id: "t",
+    attempt: 1,
+    worker: { id: "w", host: "h", backend: "js", device: "cpu", deno: "2" },
+    finished_at: "2026-01-01T00:00:00Z",
+    claim: "c",
+  };
+  // a done result from before validation, ladders and early stopping
+  assert.ok(ResultMessageSchema.safeParse({ ...base, status: "done", metrics }).success);
+  const stopped = { epochs: 2.5, planned_epochs: 8, rung_epoch: 2 };
+  assert.ok(ResultMessageSchema.safeParse({ ...base, status: "stopped", metrics: { ...metrics, stopped } }).success);
+  assert.ok(!ResultMessageSchema.safeParse({ ...base, status: "stopped", metrics }).success);
+  assert.ok(!ResultMessageSchema.safeParse({ ...base, status: "stopped" }).success);
+  assert.ok(!ResultMessageSchema.safeParse({ ...base, status: "done", metrics: { ...metrics, stopped } }).success);
+  const ctl = { v: 1, sweep_id: "s", at: "now" };
+  assert.ok(ControlMessageSchema.safeParse({ ...ctl, action: "stop_trial", trial_id: "t" }).success);
+  assert.ok(!ControlMessageSchema.safeParse({ ...ctl, action: "stop_trial" }).success);
+  assert.ok(!ControlMessageSchema.safeParse({ ...ctl, action: "cancel", trial_id: "t" }).success);
+  assert.ok(ControlMessageSchema.safeParse({ ...ctl, action: "cancel" }).success);
+});
+
+Deno.test("early stop - a dominated trial is stopped by a real worker process, recorded once as stopped, and not run again on --resume", async () => {
+  const c = await cluster(0);
+  try {
+    await c.addWorkers(1, ["--pack", "1"]);
+    // two trials, queued in this order: lr 0.05 learns (its rung point is sparser and more accurate), lr 1e-6
+    // barely moves; the second reaches the rung (epoch 50 of 200) after the first and is stopped there
+    const text = tinySpecText("es", 1, "early_stop: {rungs: [0.25], margin: 0.01}\n", 200).replace(
+      /parameters:\n.*\n/,
+      "parameters:\n  lr: {values: [0.05, 0.000001]}\n  lambda: {values: [0.003]}\n",
+    );
+    const path = `${c.dir}/es.yaml`;
+    await Deno.writeTextFile(path, text);
+    const spec = parseSpec(text);
+    const [good, bad] = expandTrials(spec);
+    assert.equal(good!.params.lr, 0.05);
+    const runDir = `${c.dir}/runs/${sweepIdOf(spec)}`;
+    const run = async (args: string[], log: string) => {
+      const p = startCoordinator([...args, "--reconcile", "2"], c.server, log);
+      const timer = setTimeout(() => p.kill("SIGKILL"), 120_000);
+      const st = await p.status;
+      clearTimeout(timer);
+      const out = await Deno.readTextFile(log);
+      assert.equal(st.code, 0, out);
+      return out;
+    };
+    const first = await run([path, "--runs", `${c.dir}/runs`], `${c.dir}/first.log`);
+    assert.match(first, new RegExp(`stopping trial ${bad!.id} at rung 0 \\(epoch 50\\)`), first);
+    const lines = await recorded(runDir);
+    assert.deepEqual(lines.map((l) => l.trial_id).sort(), [good!.id, bad!.id].sort(), JSON.stringify(lines));
+    const byId = new Map(lines.map((l) => [l.trial_id, l as typeof l & { metrics?: Record<string, unknown> }]));
+    assert.equal(byId.get(good!.id)!.status, "done");
+    const stoppedLine = byId.get(bad!.id)!;
+    assert.equal(stoppedLine.status, "stopped");
+    const st = stoppedLine.metrics!.stopped as { epochs: number; planned_epochs: number; rung_epoch: number };
+    assert.equal(st.planned_epochs, 200);
+    assert.equal(st.rung_epoch, 50);
+    assert.ok(st.epochs >= 50 && st.epochs < 200, JSON.stringify(st));
+    assert.equal(typeof stoppedLine.metrics!.val_accuracy, "number");
+    const report = await Deno.readTextFile(`${runDir}/report.md`);
+    assert.match(report, /1 stopped early/);
+    assert.match(report, /## Stopped early/);
+    // the report's front holds the done trial's tickets only
+    const pareto = JSON.parse(await Deno.readTextFile(`${runDir}/pareto.json`));
+    assert.ok(pareto.tickets.every((t: { trial_id: string }) => t.trial_id !== bad!.id));
+    assert.equal(pareto.counts.stopped, 1);
+    const second = await run(["--resume", runDir], `${c.dir}/second.log`);
+    assert.match(second, /2\/2 trials already recorded/, second);
+    assert.doesNotMatch(second, /published \d+ trial/, second); // nothing queued again: the stopped trial has its outcome
+    assert.deepEqual(await recorded(runDir), lines);
+  } finally {
+    await c.close();
+  }
+});
