@@ -8,6 +8,10 @@ import { ControlMessageSchema, ResultMessageSchema } from "../src/broker/message
 import { tinySpecText } from "./_fixtures.ts";
 import { cluster, recorded, startCoordinator } from "./_cluster.ts";
 import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
+import { combineReports, computeCurve } from "../src/report/data.ts";
+import { computeTable } from "../src/report/tables.ts";
+import { buildReportData } from "../src/report/mod.ts";
+import type { RecordedResult } from "../src/coordinator/record.ts";
 
 const pt = (trialId: string, sparsity: number, valAccuracy: number) => ({ trialId, sparsity, valAccuracy });
 
@@ -150,6 +154,12 @@ Deno.test("early stop - a dominated trial is stopped by a real worker process, r
     const pareto = JSON.parse(await Deno.readTextFile(`${runDir}/pareto.json`));
     assert.ok(pareto.tickets.every((t: { trial_id: string }) => t.trial_id !== bad!.id));
     assert.equal(pareto.counts.stopped, 1);
+    // hypervolume against compute: the done trial's 200 epochs, then the stopped one's partial epochs
+    assert.match(report, /### Hypervolume against compute/);
+    const steps = pareto.compute[0].steps as { trials: number; trial_epochs: number; hypervolume: number }[];
+    assert.equal(steps.length, 2);
+    assert.equal(steps.at(-1)!.trial_epochs, 200 + st.epochs);
+    assert.equal(steps[1]!.hypervolume, steps[0]!.hypervolume); // a stopped trial adds no point
     const second = await run(["--resume", runDir], `${c.dir}/second.log`);
     assert.match(second, /2\/2 trials already recorded/, second);
     assert.doesNotMatch(second, /published \d+ trial/, second); // nothing queued again: the stopped trial has its outcome
@@ -157,4 +167,58 @@ Deno.test("early stop - a dominated trial is stopped by a real worker process, r
   } finally {
     await c.close();
   }
+});
+
+Deno.test("report - hypervolume against compute: trial-epochs in recording order, stopped trials count their partial epochs, side by side in a comparison", () => {
+  const trials = expandTrials(parseSpec(tinySpecText("hvc", 3, "", 4)));
+  const result = (i: number, status: "done" | "stopped" | "failed", sparsity: number, val: number): RecordedResult => ({
+    v: 1,
+    sweep_id: trials[i]!.sweepId,
+    trial_id: trials[i]!.id,
+    status,
+    attempt: 1,
+    worker: { id: "w", host: "h", backend: "js", device: "cpu", deno: "2" },
+    finished_at: "2026-01-01T00:00:00Z",
+    claim: "c",
+    ...(status === "failed" ? { error: "boom", failure: "error" as const } : {
+      metrics: {
+        accuracy: val,
+        val_accuracy: val,
+        soft_accuracy: null,
+        sparsity,
+        layers: [],
+        masked_layers: [],
+        loss_curve: [],
+        steps: 8,
+        steps_per_s: 1,
+        train_s: 1,
+        wall_s: 1,
+        backend: "js",
+        device: "cpu",
+        data: "synthetic",
+        ticket: null,
+        ...(status === "stopped" ? { stopped: { epochs: 1.5, planned_epochs: 4, rung_epoch: 1 } } : {}),
+      },
+    }),
+  });
+  const results = [result(2, "done", 0.5, 0.8), result(0, "stopped", 0.9, 0.9), result(1, "failed", 0, 0)];
+  const c = computeCurve("a", trials, results, "validation");
+  assert.deepEqual(c.steps.map((s) => [s.trials, s.trial_epochs]), [[1, 4], [2, 5.5], [3, 5.5]]);
+  assert.ok(Math.abs(c.steps[0]!.hypervolume - 0.4) < 1e-9, String(c.steps[0]!.hypervolume)); // (0.5 × 0.8)
+  assert.equal(c.steps[1]!.hypervolume, c.steps[0]!.hypervolume); // the stopped trial's partial point is on no front
+  const t = computeTable([c], 4)!;
+  assert.deepEqual(t.head, ["trial-epochs ≤", "trials recorded", "validation hypervolume"]);
+  assert.deepEqual(t.rows.map((r) => r.slice(0, 2)), [["1.38", "0"], ["2.75", "0"], ["4.13", "1"], ["5.5", "3"]]);
+  const a = buildReportData("s1", "first", trials, results, "");
+  const b = buildReportData("s2", "second", trials, results.slice(0, 1), "");
+  const both = combineReports([a, b]);
+  assert.deepEqual(both.compute!.map((x) => x.sweep), ["first", "second"]);
+  const side = computeTable(both.compute!)!;
+  assert.deepEqual(side.head.slice(1), [
+    "first: trials",
+    "first: validation hypervolume",
+    "second: trials",
+    "second: validation hypervolume",
+  ]);
+  assert.deepEqual(side.rows.at(-1), ["5.5", "3", "0.4000", "1", "0.4000"]);
 });

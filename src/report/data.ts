@@ -1,6 +1,7 @@
 import type { RecordedResult } from "../coordinator/record.ts";
 import type { CutLadder, LayerSparsity, LossPoint } from "../train/result.ts";
 import { nonDominated } from "../pareto/front.ts";
+import { hypervolume } from "../pareto/hypervolume.ts";
 import { describeParams, type ParamSet, type Trial } from "../spec/expand.ts";
 import { type SweepSettings, sweepSettings } from "./settings.ts";
 
@@ -70,6 +71,22 @@ export interface DenseReference {
   groups: string[];
 }
 
+/**
+ * A sweep's hypervolume against the compute it spent: after each recorded outcome (in recording order, the order
+ * of results.jsonl), the trial-epochs used so far and the hypervolume of every ticket of the done trials so far
+ * (own tickets and cuts, every method but the dense reference, on `selection` accuracy).
+ */
+export interface ComputeCurve {
+  /** The sweep (its label in a comparison). */
+  sweep: string;
+  selection: Selection;
+  /**
+   * One step per recorded outcome: done trials count their planned epochs, stopped ones the epochs they
+   * trained, failed ones nothing (their partial compute is not recorded).
+   */
+  steps: { trials: number; trial_epochs: number; hypervolume: number }[];
+}
+
 /** Everything a report shows, computed once; renderers only format it. */
 export interface ReportData {
   sweep_id: string;
@@ -97,6 +114,8 @@ export interface ReportData {
    * several sweeps: each sweep's own reference is in `references`.
    */
   dense: { accuracy: number; test_accuracy: number; trials: number } | null;
+  /** Hypervolume against compute, one curve per sweep (absent in report data built before it existed). */
+  compute?: ComputeCurve[];
   /** The dense reference of each sweep that has one, each for its own sweep's fronts only. */
   references: DenseReference[];
   /** The settings of each sweep (one entry; several in a comparison, in the order given). */
@@ -162,6 +181,7 @@ export function buildReportData(
     selection_note: selectionNote(selection),
     fronts,
     counts: countsOf(rows),
+    compute: [computeCurve(name, trials, results, selection)],
     spec_text: specText,
     masked_layers: masked,
     backends: [...new Set(results.flatMap((r) => (r.metrics ? [`${r.metrics.backend} (${r.metrics.device})`] : [])))],
@@ -244,6 +264,35 @@ export function computeFronts(tickets: TrialRow[]): Front[] {
   });
 }
 
+/** The sweep's {@link ComputeCurve} from its results in recording order. */
+export function computeCurve(
+  sweep: string,
+  trials: Trial[],
+  resultsInOrder: RecordedResult[],
+  selection: Selection,
+): ComputeCurve {
+  const byId = new Map(trials.map((t) => [t.id, t]));
+  const points: { x: number; y: number }[] = [];
+  const steps: ComputeCurve["steps"] = [];
+  let epochs = 0;
+  for (const r of resultsInOrder) {
+    const t = byId.get(r.trial_id);
+    const m = r.metrics;
+    if (!t) continue;
+    if (r.status === "stopped" && m?.stopped) epochs += m.stopped.epochs;
+    else if (r.status === "done" && m) {
+      epochs += t.config.training.epochs;
+      if (!isDenseGroup(t.config.method.name)) {
+        const y = (acc: number, val: number | null | undefined) => selection === "validation" ? (val ?? acc) : acc;
+        points.push({ x: m.sparsity, y: y(m.accuracy, m.val_accuracy) });
+        for (const c of m.cuts?.points ?? []) points.push({ x: c.sparsity, y: y(c.accuracy, c.val_accuracy) });
+      }
+    }
+    steps.push({ trials: steps.length + 1, trial_epochs: epochs, hypervolume: hypervolume(points) });
+  }
+  return { sweep, selection, steps };
+}
+
 function countsOf(rows: TrialRow[]): ReportData["counts"] {
   const n = (status: TrialRow["status"]) => rows.filter((r) => r.status === status).length;
   return { total: rows.length, done: n("done"), failed: n("failed"), stopped: n("stopped"), pending: n("pending") };
@@ -317,6 +366,7 @@ export function combineReports(list: ReportData[]): ReportData {
     selection_note: selectionNote(selection),
     fronts,
     counts: countsOf(rows),
+    compute: list.flatMap((d, i) => (d.compute ?? []).map((c) => ({ ...c, sweep: labels[i]! }))),
     spec_text: list.map((d) => `# ${d.name} (${d.sweep_id})\n${d.spec_text.trimEnd()}`).join("\n\n"),
     masked_layers: [...new Set(list.flatMap((d) => d.masked_layers))],
     backends: [...new Set(list.flatMap((d) => d.backends))],
@@ -352,6 +402,7 @@ export function paretoJson(d: ReportData): unknown {
     selection: d.selection,
     selection_note: d.selection_note,
     counts: d.counts,
+    ...(d.compute ? { compute: d.compute } : {}),
     fronts: d.fronts.map((f) => ({ group: f.group, points: f.points.map(point) })),
     dense_reference: d.dense,
     dense_references: d.references,

@@ -3,7 +3,7 @@ import { frontChartSpec, hypervolumeChartSpec, layerChartSpec, lossChartSpec, re
 import type { ReportData } from "./data.ts";
 import { comparisonSentence, referenceLine, TRIAL_COLUMNS, trialRow } from "./markdown.ts";
 import { comparabilityWarning, COMPARABLE, NO_DIFFERENCE, settingsDiff, sweepHeading } from "./settings.ts";
-import { atAccuracyTable, atSparsityTable, hypervolumeTable, type TableCells } from "./tables.ts";
+import { atAccuracyTable, atSparsityTable, computeTable, hypervolumeTable, type TableCells } from "./tables.ts";
 
 const esc = (s: string) =>
   s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
@@ -97,6 +97,7 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
     `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}).</p>`,
     plot("hypervolume"),
     cells(hypervolumeTable(a)),
+    ...computeHtml(d),
     `<h2>${
       a.selection === "validation" ? "Validation" : "Test"
     } accuracy at sparsity</h2><p class="muted">Interpolated linearly along each front; empty: the front does not reach that sparsity.</p>`,
@@ -140,4 +141,16 @@ ${sections.join("\n")}
 <script>${SORT_SCRIPT}</script>
 </body></html>
 `;
+}
+
+/** Hypervolume against compute (trial-epochs), side by side in a comparison; nothing before any outcome. */
+function computeHtml(d: ReportData): string[] {
+  const t = computeTable(d.compute ?? []);
+  if (!t) return [];
+  return [
+    `<h2>Hypervolume against compute</h2><p class="muted">The hypervolume of every ticket of the done trials after ` +
+    `the outcomes recorded within each budget of trial-epochs, in recording order: a done trial counts its epochs, ` +
+    `a trial stopped early the epochs it trained, a failed one nothing.</p>`,
+    cells(t),
+  ];
 }

@@ -1,6 +1,6 @@
 import { cannotJudge, type FrontComparison, MIN_SEEDS, type Region } from "../pareto/compare.ts";
 import type { Analysis } from "./analysis.ts";
-import { atAccuracyTable, atSparsityTable, fmtPct, hypervolumeTable, type TableCells } from "./tables.ts";
+import { atAccuracyTable, atSparsityTable, computeTable, fmtPct, hypervolumeTable, type TableCells } from "./tables.ts";
 import { type DenseReference, fmtCut, referenceOf, type ReportData, type TrialRow } from "./data.ts";
 import { comparabilityWarning, COMPARABLE, NO_DIFFERENCE, settingsDiff, sweepHeading } from "./settings.ts";
 
@@ -222,6 +222,7 @@ export function renderMarkdown(d: ReportData, a: Analysis): string {
     "",
     analysisTables(a),
     "",
+    ...computeSection(d),
     "## All trials",
     "",
     table(TRIAL_COLUMNS, rows.map(trialRow)),
@@ -292,4 +293,21 @@ function stoppedSection(d: ReportData, stopped: TrialRow[]): string {
       ]),
     ),
   ].join("\n");
+}
+
+/** Hypervolume against compute (trial-epochs), side by side in a comparison; nothing before any outcome. */
+function computeSection(d: ReportData): string[] {
+  const t = computeTable(d.compute ?? []);
+  if (!t) return [];
+  return [
+    "### Hypervolume against compute",
+    "",
+    "The hypervolume of every ticket of the done trials (own tickets and cuts, the dense reference left out) after " +
+    "the outcomes recorded within each budget of trial-epochs, in recording order: a done trial counts its " +
+    "epochs, a trial stopped early the epochs it trained, a failed one nothing; stopped trials add no point. " +
+    "pareto.json has every step (`compute`).",
+    "",
+    cells(t),
+    "",
+  ];
 }

@@ -1,5 +1,5 @@
 import type { Analysis } from "./analysis.ts";
-import { ticketId } from "./data.ts";
+import { type ComputeCurve, ticketId } from "./data.ts";
 
 /** A fraction as a percentage with two decimals; empty for missing values. */
 export const fmtPct = (
@@ -58,5 +58,38 @@ export function atAccuracyTable(a: Analysis): TableCells {
   return {
     head: ["front", ...a.atAccuracy.map((x) => `${a.selection} accuracy ≥ ${fmtPct(x)}%`)],
     rows: a.fronts.map((f) => [f.group, ...f.atAccuracy.map((x) => fmtPct(x.sparsity))]),
+  };
+}
+
+/**
+ * Hypervolume against compute: at up to `rows` evenly spaced budgets of trial-epochs (up to the largest any sweep
+ * spent), each sweep's hypervolume after the last outcome recorded within that budget (empty: nothing recorded
+ * yet); a comparison puts its sweeps side by side.
+ */
+export function computeTable(curves: readonly ComputeCurve[], rows = 12): TableCells | null {
+  const max = Math.max(0, ...curves.flatMap((c) => c.steps.map((s) => s.trial_epochs)));
+  if (!curves.length || max <= 0) return null;
+  const budgets: number[] = [];
+  for (let i = 1; i <= rows; i++) {
+    const b = Number(((max * i) / rows).toFixed(2));
+    if (!budgets.includes(b)) budgets.push(b);
+  }
+  const single = curves.length === 1;
+  return {
+    head: [
+      "trial-epochs ≤",
+      ...curves.flatMap((c) =>
+        single
+          ? ["trials recorded", `${c.selection} hypervolume`]
+          : [`${c.sweep}: trials`, `${c.sweep}: ${c.selection} hypervolume`]
+      ),
+    ],
+    rows: budgets.map((b) => [
+      String(b),
+      ...curves.flatMap((c) => {
+        const at = c.steps.filter((s) => s.trial_epochs <= b + 1e-9).at(-1);
+        return at ? [String(at.trials), at.hypervolume.toFixed(4)] : ["0", ""];
+      }),
+    ]),
   };
 }
