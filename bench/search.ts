@@ -102,7 +102,8 @@ export async function runOne(strategy: Strategy, r: number, epochs: number, runs
   const steps: [number, number][] = [];
   let spent = 0;
   for (const res of results) {
-    spent += epochs; // every trial runs all its epochs (no early stopping yet)
+    // a trial stopped early (adaptive search stops dominated trials by default) counts the epochs it trained
+    spent += res.metrics?.stopped?.epochs ?? epochs;
     acc.push(...ticketsOf(res));
     steps.push([spent, valHv(acc)]);
   }
