@@ -159,7 +159,13 @@ function result(trial: string, sparsity: number, accuracy: number, val?: number)
 }
 
 const trial = (id: string, lambda: number): Trial =>
-  ({ id, sweepId: "s", params: { lambda }, seed: 0, config: { method: { name: "gates" } } }) as unknown as Trial;
+  ({
+    id,
+    sweepId: "s",
+    params: { lambda },
+    seed: 0,
+    config: { method: { name: "gates" }, training: { epochs: 1 } },
+  }) as unknown as Trial;
 
 Deno.test("validation - fronts choose on validation accuracy and show test beside it; old results without it load and report with the line", async () => {
   const trials = [trial("a", 1), trial("b", 2), trial("c", 3)];
