@@ -631,6 +631,23 @@ const cases: Case[] = [
     },
   ],
 
+  ["stopTrial: a stop_trial control message naming the trial, to every subscriber, for that sweep only", async (c) => {
+    const t = c.b.fast;
+    const [m] = c.trials("stop-trial", 1);
+    const sweep = m!.sweep_id;
+    const controls: ControlMessage[] = [];
+    const ctl = t.subscribeControl((x) => x.sweep_id === sweep && controls.push(x));
+    try {
+      await t.stopTrial(sweep, m!.trial_id);
+      await eventually("the stop message", () => controls.length, (n) => n === 1);
+      assert.equal(controls[0]!.action, "stop_trial");
+      assert.equal(controls[0]!.trial_id, m!.trial_id);
+      assert.equal((await t.getSweepState(sweep))?.status ?? null, null, "stopping a trial touches no sweep state");
+    } finally {
+      await ctl.stop();
+    }
+  }],
+
   ["rejected(): invalid trials and results never reach the caller and are counted", async (c) => {
     const t = await c.b.client();
     try {
