@@ -75,3 +75,28 @@ export function forgedResult(sweepId: string, trialId: string): ResultMessage {
     claim: "0".repeat(32),
   };
 }
+
+/**
+ * Metrics of a done trial for hand-made results: one masked layer `fc1` at `sparsity`, a one-point loss curve,
+ * no ticket; `extra` overrides any field (val_accuracy is left out unless given: a result recorded before
+ * validation existed).
+ */
+export function fakeMetrics(sparsity: number, accuracy: number, extra: Record<string, unknown> = {}) {
+  return {
+    accuracy,
+    soft_accuracy: null,
+    sparsity,
+    layers: [{ layer: "fc1", shape: [4, 4], total: 16, kept: Math.round(16 * (1 - sparsity)), sparsity }],
+    masked_layers: ["fc1"],
+    loss_curve: [{ epoch: 1, step: 1, loss: 1, task_loss: 1, train_accuracy: 0.5 }],
+    steps: 1,
+    steps_per_s: 1,
+    train_s: 1,
+    wall_s: 1,
+    backend: "js",
+    device: "cpu",
+    data: "synthetic",
+    ticket: null,
+    ...extra,
+  };
+}

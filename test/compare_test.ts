@@ -11,6 +11,7 @@ import { buildReportData, combineReports, type ReportData } from "../src/report/
 import { comparisonSentence, frontTables, renderMarkdown } from "../src/report/markdown.ts";
 import { comparabilityWarning, settingsDiff } from "../src/report/settings.ts";
 import { expandTrials, parseSpec, sweepIdOf, type Trial } from "../src/spec/mod.ts";
+import { fakeMetrics } from "./_fixtures.ts";
 
 /** A spec of gates (2 lambdas) and a dense reference on synthetic data; `extra` adds or overrides top-level lines. */
 const specText = (name: string, opts: { train?: number; epochs?: number; seeds?: string; dense?: boolean } = {}) =>
@@ -32,23 +33,7 @@ function done(t: Trial, sparsity: number, accuracy: number): RecordedResult {
     trial_id: t.id,
     status: "done",
     attempt: 1,
-    metrics: {
-      accuracy,
-      val_accuracy: accuracy + 0.01,
-      soft_accuracy: null,
-      sparsity,
-      layers: [{ layer: "fc1", shape: [4, 4], total: 16, kept: Math.round(16 * (1 - sparsity)), sparsity }],
-      masked_layers: ["fc1"],
-      loss_curve: [{ epoch: 1, step: 1, loss: 1, task_loss: 1, train_accuracy: 0.5 }],
-      steps: 1,
-      steps_per_s: 1,
-      train_s: 1,
-      wall_s: 1,
-      backend: "js",
-      device: "cpu",
-      data: "synthetic",
-      ticket: null,
-    },
+    metrics: fakeMetrics(sparsity, accuracy, { val_accuracy: accuracy + 0.01 }),
     worker: { id: "w", host: "h", backend: "js", device: "cpu", deno: "2" },
     finished_at: "2025-01-01T00:00:00Z",
     claim: "0".repeat(32),

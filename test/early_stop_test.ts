@@ -5,7 +5,7 @@ import { dominatesBy, RungBoard } from "../src/coordinator/early_stop.ts";
 import { earlyStopOf, rungEpochs } from "../src/spec/schema.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { ControlMessageSchema, ResultMessageSchema } from "../src/broker/messages.ts";
-import { tinySpecText } from "./_fixtures.ts";
+import { fakeMetrics, tinySpecText } from "./_fixtures.ts";
 import { cluster, recorded, startCoordinator } from "./_cluster.ts";
 import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
 import { combineReports, computeCurve } from "../src/report/data.ts";
@@ -70,22 +70,7 @@ Deno.test("early stop - rung epochs: rounded, at least 1, below the last epoch, 
 });
 
 Deno.test("early stop - wire: stopped results carry metrics.stopped, old results without it still load, stop_trial names a trial", () => {
-  const metrics = {
-    accuracy: 0.5,
-    soft_accuracy: null,
-    sparsity: 0.5,
-    layers: [],
-    masked_layers: [],
-    loss_curve: [],
-    steps: 10,
-    steps_per_s: 1,
-    train_s: 1,
-    wall_s: 1,
-    backend: "js",
-    device: "cpu",
-    data: "synthetic",
-    ticket: null,
-  };
+  const metrics = fakeMetrics(0.5, 0.5, { steps: 10 });
   const base = {
     v: 1,
     sweep_id: "s",
@@ -182,21 +167,7 @@ Deno.test("report - hypervolume against compute: trial-epochs in recording order
     claim: "c",
     ...(status === "failed" ? { error: "boom", failure: "error" as const } : {
       metrics: {
-        accuracy: val,
-        val_accuracy: val,
-        soft_accuracy: null,
-        sparsity,
-        layers: [],
-        masked_layers: [],
-        loss_curve: [],
-        steps: 8,
-        steps_per_s: 1,
-        train_s: 1,
-        wall_s: 1,
-        backend: "js",
-        device: "cpu",
-        data: "synthetic",
-        ticket: null,
+        ...fakeMetrics(sparsity, val, { val_accuracy: val, steps: 8 }),
         ...(status === "stopped" ? { stopped: { epochs: 1.5, planned_epochs: 4, rung_epoch: 1 } } : {}),
       },
     }),

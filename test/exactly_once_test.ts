@@ -11,7 +11,7 @@ import { runSweep, type SweepOutcome, trialMessage } from "../src/coordinator/sw
 import { expandTrials } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
-import { forgedResult, readResults, tinySpec, tinySpecText } from "./_fixtures.ts";
+import { fakeMetrics, forgedResult, readResults, tinySpec, tinySpecText } from "./_fixtures.ts";
 import { cluster, startCoordinator, until, writeSpec } from "./_cluster.ts";
 import { ROOT } from "./_fixtures.ts";
 
@@ -396,23 +396,10 @@ Deno.test("exactly once - a result over the message limit fails at once with the
     backend: "js",
     maxTrials: 1,
     runTrial: () =>
-      Promise.resolve({
-        accuracy: 0.5,
+      Promise.resolve(fakeMetrics(0.5, 0.5, {
         val_accuracy: 0.5,
-        soft_accuracy: null,
-        sparsity: 0.5,
-        layers: [],
-        masked_layers: [],
-        loss_curve: [],
-        steps: 1,
-        steps_per_s: 1,
-        train_s: 1,
-        wall_s: 1,
-        backend: "js",
-        device: "cpu",
-        data: "x",
         ticket: { bits_b64: "A".repeat(1_200_000), sha256: "0".repeat(64), masked_weights: 7_200_000 },
-      }),
+      })),
   });
   await new Promise((r) => setTimeout(r, 50));
   await sub.stop();

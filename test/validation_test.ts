@@ -14,6 +14,7 @@ import { renderMarkdown } from "../src/report/markdown.ts";
 import { renderHtml } from "../src/report/html.ts";
 import type { Trial } from "../src/spec/expand.ts";
 import type { RecordedResult } from "../src/coordinator/record.ts";
+import { fakeMetrics } from "./_fixtures.ts";
 
 const rowKeys = (d: Dataset) =>
   Array.from({ length: d.n }, (_, i) => sha256Hex(new Uint8Array(d.x.slice(i * d.dim, (i + 1) * d.dim).buffer)));
@@ -128,23 +129,7 @@ Deno.test("validation - train, validation and test disjoint for idx and cifar10 
 
 /** A done result with the given accuracies (val undefined: a line recorded before validation existed). */
 function result(trial: string, sparsity: number, accuracy: number, val?: number): RecordedResult {
-  const metrics: Record<string, unknown> = {
-    accuracy,
-    soft_accuracy: null,
-    sparsity,
-    layers: [{ layer: "fc1", shape: [4, 4], total: 16, kept: Math.round(16 * (1 - sparsity)), sparsity }],
-    masked_layers: ["fc1"],
-    loss_curve: [{ epoch: 1, step: 1, loss: 1, task_loss: 1, train_accuracy: 0.5 }],
-    steps: 1,
-    steps_per_s: 1,
-    train_s: 1,
-    wall_s: 1,
-    backend: "js",
-    device: "cpu",
-    data: "synthetic",
-    ticket: null,
-  };
-  if (val !== undefined) metrics.val_accuracy = val;
+  const metrics = fakeMetrics(sparsity, accuracy, val === undefined ? {} : { val_accuracy: val });
   return ResultMessageSchema.parse({
     v: WIRE_VERSION,
     sweep_id: "s",
