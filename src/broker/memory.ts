@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import {
   type ControlMessage,
+  controlMessage,
   decodeMessage,
   encodeMessage,
   type ProgressMessage,
@@ -13,7 +14,6 @@ import {
   type TrialMessage,
   TrialMessageSchema,
   unknownSweepState,
-  WIRE_VERSION,
   type WorkerPresence,
   WorkerPresenceSchema,
 } from "./messages.ts";
@@ -364,19 +364,13 @@ export class MemoryTransport implements Transport {
       q.settle?.();
       purged++;
     }
-    const msg: ControlMessage = { v: WIRE_VERSION, sweep_id: sweepId, action: "cancel", at: new Date().toISOString() };
+    const msg = controlMessage(sweepId);
     for (const fn of this.#control) fn(structuredClone(msg));
     return Promise.resolve(purged);
   }
 
   stopTrial(sweepId: string, trialId: string): Promise<void> {
-    const msg: ControlMessage = {
-      v: WIRE_VERSION,
-      sweep_id: sweepId,
-      action: "stop_trial",
-      trial_id: trialId,
-      at: new Date().toISOString(),
-    };
+    const msg = controlMessage(sweepId, trialId);
     for (const fn of this.#control) fn(structuredClone(msg));
     return Promise.resolve();
   }

@@ -269,3 +269,13 @@ export const ControlMessageSchema = z.object({
   message: "a stop_trial message, and only one, names its trial_id",
 });
 export type ControlMessage = z.infer<typeof ControlMessageSchema>;
+
+/** A control message: cancel a sweep, or stop one of its trials (`trialId`). */
+export function controlMessage(sweepId: string, trialId?: string): ControlMessage {
+  return {
+    v: WIRE_VERSION,
+    sweep_id: sweepId,
+    ...(trialId === undefined ? { action: "cancel" as const } : { action: "stop_trial" as const, trial_id: trialId }),
+    at: new Date().toISOString(),
+  };
+}

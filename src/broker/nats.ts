@@ -15,6 +15,7 @@ import { type KV, Kvm } from "@nats-io/kv";
 import { BrokerError } from "../util/errors.ts";
 import {
   type ControlMessage,
+  controlMessage,
   ControlMessageSchema,
   decodeMessage,
   encodeMessage,
@@ -29,7 +30,6 @@ import {
   type TrialMessage,
   TrialMessageSchema,
   unknownSweepState,
-  WIRE_VERSION,
   type WorkerPresence,
   WorkerPresenceSchema,
 } from "./messages.ts";
@@ -513,20 +513,14 @@ export class NatsTransport implements Transport {
     } catch (e) {
       this.#opts.log?.(`cancel ${sweepId}: purge failed: ${(e as Error).message}`);
     }
-    const msg: ControlMessage = { v: WIRE_VERSION, sweep_id: sweepId, action: "cancel", at: new Date().toISOString() };
+    const msg = controlMessage(sweepId);
     this.nc.publish(controlSubject(sweepId), encodeMessage(msg));
     await this.nc.flush();
     return purged;
   }
 
   async stopTrial(sweepId: string, trialId: string): Promise<void> {
-    const msg: ControlMessage = {
-      v: WIRE_VERSION,
-      sweep_id: sweepId,
-      action: "stop_trial",
-      trial_id: trialId,
-      at: new Date().toISOString(),
-    };
+    const msg = controlMessage(sweepId, trialId);
     this.nc.publish(controlSubject(sweepId), encodeMessage(msg));
     await this.nc.flush();
   }
