@@ -1,12 +1,19 @@
 import assert from "node:assert/strict";
 import { loadPage } from "./_chromium.ts";
-import { ROOT, sweepInProcess } from "./_fixtures.ts";
+import { fakeMetrics, ROOT, sweepInProcess, tinySpecText } from "./_fixtures.ts";
 import { compareFronts } from "../src/pareto/compare.ts";
 import { bootstrapHypervolume, hypervolume, type SeededPoint } from "../src/pareto/hypervolume.ts";
 import { accuracyAtSparsity, kneeIndex, sparsityAtAccuracy } from "../src/pareto/interpolate.ts";
 import { analyse } from "../src/report/analysis.ts";
 import { parseAccuracyLevels } from "../src/cli/report.ts";
 import { Rng } from "../src/util/rng.ts";
+import { expandTrials } from "../src/spec/expand.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { combineReports } from "../src/report/data.ts";
+import { buildReportData } from "../src/report/mod.ts";
+import { computeChartSpec, frontChartSpec } from "../src/report/charts.ts";
+import { renderHtml } from "../src/report/html.ts";
+import type { RecordedResult } from "../src/coordinator/record.ts";
 
 const close = (a: number | null, b: number, eps = 1e-12) => a !== null && Math.abs(a - b) < eps;
 
@@ -169,7 +176,13 @@ Deno.test("report - HTML in headless Chromium, Markdown tables equal fronts.json
     await Deno.writeFile(`${ROOT}test-artifacts/report.png`, page.screenshot);
     assert.deepEqual(page.errors, []);
     const plots = page.value as { id: string; width: number; height: number; marks: number; titles: number }[];
-    assert.deepEqual(plots.map((p) => p.id), ["plot-fronts", "plot-hypervolume", "plot-layers", "plot-loss"]);
+    assert.deepEqual(plots.map((p) => p.id), [
+      "plot-fronts",
+      "plot-hypervolume",
+      "plot-compute",
+      "plot-layers",
+      "plot-loss",
+    ]);
     for (const p of plots) {
       assert.ok(p.width > 100 && p.height > 50, `${p.id} is ${p.width}×${p.height}`);
       assert.ok(p.marks > 2 && p.titles > 2, `${p.id} has ${p.marks} marks, ${p.titles} hover titles`);
@@ -178,4 +191,71 @@ Deno.test("report - HTML in headless Chromium, Markdown tables equal fronts.json
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** A hand-made sweep of three trials recorded done, stopped early (1.5 of 4 epochs) and failed, in that order. */
+function stoppedSweep(name: string, keep = 3) {
+  const trials = expandTrials(parseSpec(tinySpecText("hvc", 3, "", 4)));
+  const result = (i: number, status: "done" | "stopped" | "failed", sparsity: number, val: number): RecordedResult => ({
+    v: 1,
+    sweep_id: trials[i]!.sweepId,
+    trial_id: trials[i]!.id,
+    status,
+    attempt: 1,
+    worker: { id: "w", host: "h", backend: "js", device: "cpu", deno: "2" },
+    finished_at: "2026-01-01T00:00:00Z",
+    claim: "c",
+    ...(status === "failed" ? { error: "boom", failure: "error" as const } : {
+      metrics: {
+        ...fakeMetrics(sparsity, val - 0.01, { val_accuracy: val, steps: 8 }),
+        ...(status === "stopped" ? { stopped: { epochs: 1.5, planned_epochs: 4, rung_epoch: 1 } } : {}),
+      },
+    }),
+  });
+  const results = [result(2, "done", 0.5, 0.8), result(0, "stopped", 0.3, 0.6), result(1, "failed", 0, 0)];
+  return { trials, data: buildReportData(`id-${name}`, name, trials, results.slice(0, keep), "") };
+}
+
+Deno.test("report - HTML charts hypervolume against compute (one line per sweep) and stopped trials as their own layer", async () => {
+  const { trials, data } = stoppedSweep("first");
+  const stoppedId = trials[0]!.id;
+  // the compute chart's points are the curve's steps
+  const spec = computeChartSpec(data) as unknown as { data: { values: Record<string, unknown>[] } };
+  assert.deepEqual(
+    spec.data.values.map((v) => [v.sweep, v.trial_epochs, v.hypervolume]),
+    data.compute![0]!.steps.map((s) => ["first", s.trial_epochs, Number(s.hypervolume.toFixed(6))]),
+  );
+  assert.deepEqual(spec.data.values.map((v) => v.trial_epochs), [4, 5.5, 5.5]);
+  // a comparison puts every sweep on the same chart
+  const both = combineReports([data, stoppedSweep("second", 1).data]);
+  const side = computeChartSpec(both) as unknown as { data: { values: { sweep: string }[] } };
+  assert.deepEqual([...new Set(side.data.values.map((v) => v.sweep))], ["first", "second"]);
+
+  // the stopped trial: a layer of its own (crosses, legend "stopped early"), its partial point on no front
+  type Layer = { data: { values: Record<string, unknown>[] }; encoding: { shape?: { scale: { range: string[] } } } };
+  const layers = (frontChartSpec(data, analyse(data)) as unknown as { layer: Layer[] }).layer;
+  const crosses = layers.filter((l) => l.encoding.shape);
+  assert.equal(crosses.length, 1);
+  assert.deepEqual(crosses[0]!.encoding.shape!.scale.range, ["cross"]);
+  const [p] = crosses[0]!.data.values;
+  assert.deepEqual([p!.trial_id, p!.kind, p!.sparsity, p!.accuracy], [stoppedId, "stopped early", 30, 60]);
+  assert.match(String(p!.label), /stopped early after 1\.50 of 4 epochs; partial point sparsity 30%/);
+  assert.ok(data.fronts.every((f) => f.points.every((t) => t.trial_id !== stoppedId)));
+  // no stopped trial, no such layer
+  const plain = stoppedSweep("plain", 1).data;
+  const plainLayers = (frontChartSpec(plain, analyse(plain)) as unknown as { layer: Layer[] }).layer;
+  assert.ok(plainLayers.every((l) => !l.encoding.shape));
+
+  // the page: the compute chart beside its table, a hover title per step, the cross with its title and legend entry
+  const html = await renderHtml(both, analyse(both));
+  const plot = (id: string) => html.match(new RegExp(`<div class="plot" id="plot-${id}">([\\s\\S]*?)</div>`))![1]!;
+  assert.ok(html.indexOf('id="plot-compute"') < html.indexOf("trial-epochs ≤"));
+  const titles = [...plot("compute").matchAll(/<title>([^<]*)<\/title>/g)].map((m) => m[1]);
+  for (const [sweep, steps] of [["first", ["1 trial", "2 trials", "3 trials"]], ["second", ["1 trial"]]] as const) {
+    for (const s of steps) assert.ok(titles.some((t) => t!.startsWith(`${sweep}: ${s} recorded`)), `${sweep} ${s}`);
+  }
+  assert.ok(titles.includes("first: 2 trials recorded, 5.5 trial-epochs, validation hypervolume 0.4000"));
+  assert.match(plot("fronts"), /<title>first: [^<]*stopped early after 1\.50 of 4 epochs[^<]*<\/title>/);
+  assert.match(plot("fronts"), />stopped early</); // its legend entry
+  assert.doesNotMatch(await renderHtml(plain, analyse(plain)), /stopped early after/);
 });

@@ -89,6 +89,26 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
       encoding: { x, y, color, description: { field: "label" } },
     },
   ];
+  // trials stopped early: their partial point as a cross, on no front, with its own legend entry
+  const stopped = stoppedPoints(d);
+  if (stopped.length) {
+    layer.push({
+      data: { values: stopped },
+      mark: { type: "point", size: 110, strokeWidth: 2 },
+      encoding: {
+        x,
+        y,
+        color,
+        shape: {
+          field: "kind",
+          type: "nominal",
+          scale: { domain: [STOPPED], range: ["cross"] },
+          title: "partial point",
+        },
+        description: { field: "label" },
+      },
+    });
+  }
   // each sweep's own dense reference (in a comparison labelled with its sweep), never one line for all
   const several = d.settings.length > 1;
   const refs = d.references.map((r) => ({
@@ -111,10 +131,86 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
   return {
     width: WIDTH,
     height: HEIGHT,
-    title: refs.length
-      ? `Pareto fronts (◇ knee, dashed: dense reference${several ? " of each sweep, for its own fronts" : ""})`
-      : "Pareto fronts (◇ knee; no dense reference in this sweep)",
+    title:
+      (refs.length
+        ? `Pareto fronts (◇ knee, dashed: dense reference${several ? " of each sweep, for its own fronts" : ""}`
+        : "Pareto fronts (◇ knee; no dense reference in this sweep") +
+      (stopped.length ? "; + stopped early, on no front)" : ")"),
     layer,
+  } as TopLevelSpec;
+}
+
+const STOPPED = "stopped early";
+
+/**
+ * The partial point of each trial stopped early (the ticket it had at its rung, on the fronts' selection accuracy),
+ * with a hover label: trial, epochs trained of those planned, partial point.
+ */
+export function stoppedPoints(d: ReportData) {
+  return d.trials.flatMap((t) => {
+    const score = d.selection === "validation" ? t.val_accuracy : t.accuracy;
+    if (t.status !== "stopped" || t.sparsity === undefined || typeof score !== "number") return [];
+    const acc = d.selection === "validation" && typeof t.accuracy === "number"
+      ? `validation accuracy ${pct(score)}%, test ${pct(t.accuracy)}%`
+      : `${d.selection} accuracy ${pct(score)}%`;
+    const epochs = t.stopped ? ` after ${t.stopped.epochs.toFixed(2)} of ${t.stopped.planned_epochs} epochs` : "";
+    return [{
+      group: t.group,
+      kind: STOPPED,
+      trial_id: t.trial_id,
+      sparsity: pct(t.sparsity),
+      accuracy: pct(score),
+      label: `${t.group} ${t.label}: stopped early${epochs}; partial point sparsity ${
+        pct(t.sparsity)
+      }%, ${acc} (${t.trial_id}, on no front)`,
+    }];
+  });
+}
+
+/**
+ * Hypervolume against compute: one line per sweep (side by side in a comparison), x the trial-epochs spent so far,
+ * y the hypervolume after each recorded outcome (a step each); null when no sweep has spent any compute yet.
+ */
+export function computeChartSpec(d: Pick<ReportData, "compute">): TopLevelSpec | null {
+  const curves = (d.compute ?? []).filter((c) => c.steps.some((s) => s.trial_epochs > 0));
+  if (!curves.length) return null;
+  const values = curves.flatMap((c) =>
+    c.steps.map((s, i) => ({
+      sweep: c.sweep,
+      order: i,
+      trial_epochs: Number(s.trial_epochs.toFixed(4)),
+      hypervolume: Number(s.hypervolume.toFixed(6)),
+      label: `${c.sweep}: ${s.trials} trial${s.trials === 1 ? "" : "s"} recorded, ${
+        Number(s.trial_epochs.toFixed(2))
+      } trial-epochs, ${c.selection} hypervolume ${s.hypervolume.toFixed(4)}`,
+    }))
+  );
+  const selections = [...new Set(curves.map((c) => c.selection))];
+  const x = { field: "trial_epochs", type: "quantitative", title: "trial-epochs spent", scale: { zero: true } };
+  const y = {
+    field: "hypervolume",
+    type: "quantitative",
+    title: `${selections.join(" / ")} hypervolume`,
+    scale: { zero: false },
+  };
+  const color = { field: "sweep", type: "nominal", title: "sweep" };
+  return {
+    width: WIDTH,
+    height: 260,
+    title: `Hypervolume against compute (${
+      selections.length > 1 ? "validation, or test for sweeps without a validation split" : selections[0]
+    }; after each recorded outcome)`,
+    data: { values },
+    layer: [
+      {
+        mark: { type: "line", interpolate: "step-after", strokeWidth: 2 },
+        encoding: { x, y, color, order: { field: "order" } },
+      },
+      {
+        mark: { type: "point", filled: true, size: 40 },
+        encoding: { x, y, color, description: { field: "label" } },
+      },
+    ],
   } as TopLevelSpec;
 }
 

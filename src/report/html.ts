@@ -1,5 +1,12 @@
 import type { Analysis } from "./analysis.ts";
-import { frontChartSpec, hypervolumeChartSpec, layerChartSpec, lossChartSpec, renderSvg } from "./charts.ts";
+import {
+  computeChartSpec,
+  frontChartSpec,
+  hypervolumeChartSpec,
+  layerChartSpec,
+  lossChartSpec,
+  renderSvg,
+} from "./charts.ts";
 import type { ReportData } from "./data.ts";
 import { comparisonSentence, referenceLine, TRIAL_COLUMNS, trialRow } from "./markdown.ts";
 import { comparabilityWarning, COMPARABLE, NO_DIFFERENCE, settingsDiff, sweepHeading } from "./settings.ts";
@@ -70,9 +77,11 @@ function settingsHtml(d: ReportData): string[] {
  * offline: no script or style is fetched.
  */
 export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
+  const compute = computeChartSpec(d);
   const plots = [
     ["fronts", await renderSvg(frontChartSpec(d, a))],
     ["hypervolume", await renderSvg(hypervolumeChartSpec(a))],
+    ...(compute ? [["compute", await renderSvg(compute)]] : []),
     ["layers", await renderSvg(layerChartSpec(a))],
     ["loss", await renderSvg(lossChartSpec(a))],
   ];
@@ -97,7 +106,7 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
     `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}).</p>`,
     plot("hypervolume"),
     cells(hypervolumeTable(a)),
-    ...computeHtml(d),
+    ...computeHtml(d, compute ? plot("compute") : ""),
     `<h2>${
       a.selection === "validation" ? "Validation" : "Test"
     } accuracy at sparsity</h2><p class="muted">Interpolated linearly along each front; empty: the front does not reach that sparsity.</p>`,
@@ -144,13 +153,14 @@ ${sections.join("\n")}
 }
 
 /** Hypervolume against compute (trial-epochs), side by side in a comparison; nothing before any outcome. */
-function computeHtml(d: ReportData): string[] {
+function computeHtml(d: ReportData, chart: string): string[] {
   const t = computeTable(d.compute ?? []);
   if (!t) return [];
   return [
     `<h2>Hypervolume against compute</h2><p class="muted">The hypervolume of every ticket of the done trials after ` +
     `the outcomes recorded within each budget of trial-epochs, in recording order: a done trial counts its epochs, ` +
     `a trial stopped early the epochs it trained, a failed one nothing.</p>`,
+    chart,
     cells(t),
   ];
 }
