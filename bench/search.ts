@@ -10,7 +10,8 @@ import { nonDominated } from "../src/pareto/front.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
 
-const STRATEGIES = ["grid", "random", "adaptive"] as const;
+/** `adaptive` runs with its default early stopping; `adaptive-full` with `early_stop: false` (every trial runs all). */
+const STRATEGIES = ["grid", "random", "adaptive", "adaptive-full"] as const;
 type Strategy = typeof STRATEGIES[number];
 
 function specText(strategy: Strategy, r: number, epochs: number): string {
@@ -24,7 +25,7 @@ function specText(strategy: Strategy, r: number, epochs: number): string {
     ? "{ strategy: grid }"
     : strategy === "random"
     ? `{ strategy: random, samples: 24, seed: ${r} }`
-    : `{ strategy: adaptive, budget: 24, seed: ${r} }`;
+    : `{ strategy: adaptive, budget: 24, seed: ${r} }${strategy === "adaptive-full" ? "\nearly_stop: false" : ""}`;
   return `version: 1
 name: bench-search-${strategy}-${r}
 dataset: { name: mnist, train: 8000, test: 2000, validation: auto }
@@ -150,7 +151,7 @@ export async function searchBench(epochs = 3, replicates = 3): Promise<void> {
   }
   const B = new Map<number, number>();
   for (let r = 0; r < replicates; r++) {
-    B.set(r, Math.max(...runs.filter((x) => x.r === r && x.strategy !== "adaptive").map((x) => x.finalVal)));
+    B.set(r, Math.max(...runs.filter((x) => x.r === r && !x.strategy.startsWith("adaptive")).map((x) => x.finalVal)));
   }
   const reach = (run: Run) => run.steps.find(([, hv]) => hv >= 0.99 * B.get(run.r)!)?.[0];
   const cols = Array.from({ length: 6 }, (_, i) => `HV@${4 * (i + 1)}`);
