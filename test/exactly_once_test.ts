@@ -172,7 +172,7 @@ Deno.test("exactly once - case 5: a broker outage longer than the worker's resul
     await ghostSweep(coord);
     // one trial: the given-back trial is the last one outstanding (with another one queued, an old worker kept
     // polling the sweep and got the redelivery by chance)
-    const text = tinySpecText("outage", 1, "", 300);
+    const text = tinySpecText("outage", 1, "", 1200); // several seconds: still training when the broker goes
     const workerLog: string[] = [];
     const progress = new Promise<void>((resolve) => {
       const sub = coord.subscribeProgress(parseSpecId(text), () => {
