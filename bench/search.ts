@@ -10,8 +10,11 @@ import { nonDominated } from "../src/pareto/front.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
 
-/** `adaptive` runs with its default early stopping; `adaptive-full` with `early_stop: false` (every trial runs all). */
-const STRATEGIES = ["grid", "random", "adaptive", "adaptive-full"] as const;
+/**
+ * `adaptive` runs with its default early stopping; `adaptive-full` with `early_stop: false` (every trial runs all);
+ * `adaptive-epochs` with early stopping and a budget of 72 trial-epochs (`budget_epochs`) instead of 24 trials.
+ */
+const STRATEGIES = ["grid", "random", "adaptive", "adaptive-full", "adaptive-epochs"] as const;
 type Strategy = typeof STRATEGIES[number];
 
 function specText(strategy: Strategy, r: number, epochs: number): string {
@@ -25,6 +28,8 @@ function specText(strategy: Strategy, r: number, epochs: number): string {
     ? "{ strategy: grid }"
     : strategy === "random"
     ? `{ strategy: random, samples: 24, seed: ${r} }`
+    : strategy === "adaptive-epochs"
+    ? `{ strategy: adaptive, budget_epochs: ${24 * epochs}, seed: ${r} }`
     : `{ strategy: adaptive, budget: 24, seed: ${r} }${strategy === "adaptive-full" ? "\nearly_stop: false" : ""}`;
   return `version: 1
 name: bench-search-${strategy}-${r}
@@ -69,6 +74,7 @@ function testHvOfChosen(t: Ticket[]): number {
 interface Run {
   strategy: Strategy;
   r: number;
+  trials: number;
   trialEpochs: number;
   /** Validation hypervolume after each 4 trials' worth of trial-epochs (in recording order). */
   curve: number[];
@@ -116,6 +122,7 @@ export async function runOne(strategy: Strategy, r: number, epochs: number, runs
   return {
     strategy,
     r,
+    trials: results.length,
     trialEpochs: spent,
     curve,
     steps,
@@ -140,7 +147,7 @@ export async function searchBench(epochs = 3, replicates = 3): Promise<void> {
         const run = await runOne(s, r, epochs, runsDir);
         runs.push(run);
         console.log(
-          `  ${s} r=${r}: ${run.trialEpochs} trial-epochs, validation HV ${f4(run.finalVal)}, ${
+          `  ${s} r=${r}: ${run.trials} trials, ${run.trialEpochs} trial-epochs, validation HV ${f4(run.finalVal)}, ${
             run.wallS.toFixed(0)
           } s`,
         );

@@ -254,3 +254,93 @@ Deno.test("adaptive search - coordinator SIGKILLed mid-sweep, then --resume: the
     await c.close();
   }
 });
+
+Deno.test("adaptive search - budget_epochs spec: one of budget and budget_epochs, within max_trials × epochs, located", () => {
+  assert.match(
+    specErrors(adaptiveText("a", "budget: 8, budget_epochs: 16")),
+    /s\.yaml:9:\d+ search\.budget_epochs: give one of `budget` \(trials\) and `budget_epochs`/,
+  );
+  assert.match(specErrors(adaptiveText("a", "seed: 0")), /search\.budget: .*or `budget_epochs`/);
+  assert.match(
+    specErrors(adaptiveText("a", "budget_epochs: 201") + "limits: {max_trials: 100}\n"),
+    /s\.yaml:9:\d+ search\.budget_epochs: expected at most 200 trial-epochs \(limits\.max_trials × training\.epochs/,
+  );
+  assert.equal(specErrors(adaptiveText("a", "budget_epochs: 200") + "limits: {max_trials: 100}\n"), "");
+  assert.match(specErrors(adaptiveText("a", "budget_epochs: 0")), /search\.budget_epochs/);
+  assert.match(
+    specErrors(
+      "name: g\ndataset: {name: synthetic}\nparameters:\n  lambda: {values: [0.1]}\nsearch: {budget_epochs: 8}\n",
+    ),
+    /search\.budget_epochs: `budget_epochs` is for `strategy: adaptive`/,
+  );
+  assert.equal(parseSpec(adaptiveText("a", "budget_epochs: 16")).search.budget_epochs, 16);
+});
+
+Deno.test("adaptive search - budget_epochs counts done and failed trials' planned epochs, stopped trials' trained epochs, in-flight trials' planned", () => {
+  const spec = parseSpec(adaptiveText("ep", "budget_epochs: 10", 4));
+  const id = sweepIdOf(spec);
+  const config = resolveTrialConfig(spec, { lambda: 0.01, lr: 0.05 }, 0);
+  const proposals = [0, 1, 2, 3].map((n) => ({ n, trials: [{ id: `t${n}`, config }] }) as unknown as Proposal);
+  const stopped = (n: number, epochs: number) =>
+    ({
+      ...doneResult(id, `t${n}`, 0.5, 0.5),
+      status: "stopped",
+      metrics: { sparsity: 0.5, accuracy: 0.5, cuts: null, stopped: { epochs, planned_epochs: 4, rung_epoch: 1 } },
+    }) as unknown as RecordedResult;
+  const failed = (n: number) => ({ ...doneResult(id, `t${n}`, 0, 0), status: "failed", metrics: null });
+  // t0 done (4), t1 stopped after 1, t2 failed (4): 9 < 10, goes on
+  const three = [doneResult(id, "t0", 0.5, 0.9), stopped(1, 1), failed(2) as unknown as RecordedResult];
+  let st = searchProgress(spec, three, proposals.slice(0, 3));
+  assert.deepEqual([st.committedEpochs, st.stop], [9, null]);
+  // t3 in flight counts its planned 4: 13 ≥ 10, stops
+  st = searchProgress(spec, three, proposals);
+  assert.deepEqual([st.committedEpochs, st.stop], [13, "budget"]);
+  // stopped after 1.5 instead: t3 stopped too, 4 + 1.5 + 4 + 1 = 10.5 ≥ 10
+  st = searchProgress(spec, [...three, stopped(3, 1.5)], proposals);
+  assert.deepEqual([st.committedEpochs, st.stop], [10.5, "budget"]);
+  // deterministic: a function of the outcomes, not of their order
+  assert.equal(searchProgress(spec, [...three].reverse(), proposals).committedEpochs, 13);
+});
+
+Deno.test("adaptive search - in-memory sweep with budget_epochs and early stopping: stopped trials buy more trials, within the epochs budget, each recorded once", async () => {
+  const runsDir = await Deno.makeTempDir();
+  try {
+    const epochs = 4, budgetEpochs = 24, parallel = 2;
+    const text =
+      adaptiveText("memep", `budget_epochs: ${budgetEpochs}, parallel: ${parallel}, initial: 3, seed: 1`, epochs) +
+      "early_stop: {rungs: [0.25, 0.5], margin: 0}\n";
+    const spec = parseSpec(text);
+    const transport = new MemoryTransport();
+    const ac = new AbortController();
+    const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+    const lines: string[] = [];
+    const outcome = await runSweep({
+      spec,
+      specText: text,
+      specFile: "s.yaml",
+      runsDir,
+      transport,
+      log: (l) => lines.push(l),
+    });
+    ac.abort();
+    await worker;
+    await transport.close();
+    assert.ok(outcome.complete, lines.join("\n"));
+    const proposals = await assertReplays(spec, outcome.runDir);
+    const proposed = proposals.flatMap((p) => p.trials.map((t) => t.id));
+    assert.equal(new Set(proposed).size, proposed.length, "a trial proposed twice");
+    const rows = await recorded(outcome.runDir);
+    assert.deepEqual(rows.map((r) => r.trial_id).sort(), [...proposed].sort(), "each proposed trial recorded once");
+    const stopped = rows.filter((r) => r.status === "stopped");
+    assert.ok(stopped.length > 0, `no trial stopped: ${JSON.stringify(rows.map((r) => r.status))}`);
+    assert.ok(proposed.length > budgetEpochs / epochs, `${proposed.length} trials for ${budgetEpochs} trial-epochs`);
+    // a function of the recorded outcomes: what searchProgress counts from results.jsonl, over by less than one
+    // trial's planned epochs × parallel (the trials in flight when the budget was reached)
+    const results = await jsonl<RecordedResult>(`${outcome.runDir}/results.jsonl`);
+    const spent = searchProgress(spec, results, proposals).committedEpochs;
+    assert.ok(spent < budgetEpochs + epochs * parallel, `spent ${spent} trial-epochs`);
+    assert.match(lines.join("\n"), new RegExp(`no more proposals \\(budget of ${budgetEpochs} trial-epochs spent`));
+  } finally {
+    await Deno.remove(runsDir, { recursive: true });
+  }
+});

@@ -19,7 +19,7 @@ import {
   type Trial,
   trialIdOf,
 } from "../spec/expand.ts";
-import { ADAPTIVE_DEFAULTS, type Parameter, type SweepSpec, TrialConfigSchema } from "../spec/schema.ts";
+import { ADAPTIVE_DEFAULTS, limitsOf, type Parameter, type SweepSpec, TrialConfigSchema } from "../spec/schema.ts";
 
 /** The file of an adaptive sweep's proposals in its run directory: one JSON line per proposed point. */
 export const PROPOSALS_FILE = "proposals.jsonl";
@@ -142,9 +142,33 @@ export function initialDesign(spec: SweepSpec): ParamSet[] {
   return sets;
 }
 
+/**
+ * The most trials the search may propose: `budget`, or with `budget_epochs` N a cap of min(N, limits.max_trials)
+ * (the trial-epochs committed stop it first unless trials are stopped within their first epoch).
+ */
+export function trialBudget(spec: SweepSpec): number {
+  const { budget, budget_epochs: epochs } = spec.search;
+  return budget ?? Math.min(epochs ?? 0, limitsOf(spec).max_trials);
+}
+
 /** How many points the budget pays for (each point runs once per seed). */
 export function pointBudget(spec: SweepSpec): number {
-  return Math.floor((spec.search.budget ?? 0) / spec.seeds.length);
+  return Math.floor(trialBudget(spec) / spec.seeds.length);
+}
+
+/**
+ * The trial-epochs committed (what `search.budget_epochs` counts): every proposed trial's planned epochs, except
+ * a stopped trial's, which counts the epochs it trained (`metrics.stopped.epochs`). Done and failed trials count
+ * their planned epochs, so do in-flight trials (proposed, no outcome yet).
+ */
+export function committedEpochs(recorded: readonly RecordedResult[], proposals: readonly Proposal[]): number {
+  const outcome = new Map(recorded.map((r) => [r.trial_id, r]));
+  let sum = 0;
+  for (const t of proposals.flatMap((p) => p.trials)) {
+    const r = outcome.get(t.id);
+    sum += r?.status === "stopped" && r.metrics?.stopped ? r.metrics.stopped.epochs : t.config.training.epochs;
+  }
+  return sum;
 }
 
 /** A ticket point of the validation front, with the trial it came from. */
@@ -181,6 +205,8 @@ export function validationHypervolume(results: readonly RecordedResult[]): numbe
 /** Where the search stands: trials proposed, why it stops proposing (null: it goes on), the hypervolume. */
 export interface SearchProgress {
   proposedTrials: number;
+  /** The trial-epochs committed ({@link committedEpochs}); 0 without `search.budget_epochs`. */
+  committedEpochs: number;
   stop: "budget" | "patience" | null;
   hypervolume: number;
   /** Recorded trials since the hypervolume last improved. */
@@ -190,7 +216,7 @@ export interface SearchProgress {
 /**
  * Where the search stands, from the recorded results in the order they were recorded (results.jsonl order, so
  * a resume reads the same) and the proposals made. It stops proposing when the budget cannot pay for another
- * point, or when the validation hypervolume has not improved (by more than 1e-6) over the last `patience`
+ * point (with `budget_epochs`: when the committed trial-epochs, {@link committedEpochs}, reach it), or when the validation hypervolume has not improved (by more than 1e-6) over the last `patience`
  * recorded trials, once at least the initial design's trials are recorded.
  */
 export function searchProgress(
@@ -213,12 +239,15 @@ export function searchProgress(
   const patience = spec.search.patience;
   // patience starts counting once the initial design is recorded: its points explore, they are not expected to improve
   const designed = Math.min(spec.search.initial ?? ADAPTIVE_DEFAULTS.initial, pointBudget(spec)) * spec.seeds.length;
-  const stop = proposedTrials + spec.seeds.length > (spec.search.budget ?? 0)
+  const epochBudget = spec.search.budget_epochs;
+  const committed = epochBudget === undefined ? 0 : committedEpochs(recordedInOrder, proposals);
+  const stop = proposedTrials + spec.seeds.length > trialBudget(spec) ||
+      (epochBudget !== undefined && committed >= epochBudget)
     ? "budget"
     : patience !== undefined && recordedInOrder.length >= designed && since >= patience
     ? "patience"
     : null;
-  return { proposedTrials, stop, hypervolume: best, sinceImprovement: since };
+  return { proposedTrials, committedEpochs: committed, stop, hypervolume: best, sinceImprovement: since };
 }
 
 /** A gap of the front: between two points (the upper one may be virtual: a pending proposal, or (1, 0)). */
@@ -469,8 +498,8 @@ export class ProposalLog {
       const p = parsed.data as Proposal;
       const wrong = proposalMismatch(p, spec, sweepId, seen);
       if (wrong) return aside(wrong);
-      if (trials + p.trials.length > (spec.search.budget ?? 0)) {
-        return aside(`over the budget of ${spec.search.budget} trials`);
+      if (trials + p.trials.length > trialBudget(spec)) {
+        return aside(`over the budget of ${trialBudget(spec)} trials`);
       }
       trials += p.trials.length;
       for (const t of p.trials) seen.add(t.id);

@@ -10,7 +10,7 @@ import { hmacHex, randomHex } from "../util/hash.ts";
 import { clip } from "../util/clip.ts";
 import { type ProgressDisplay, SweepProgress } from "./progress.ts";
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
-import { type Proposal, ProposalLog, proposeNext, searchProgress } from "./search.ts";
+import { type Proposal, ProposalLog, proposeNext, searchProgress, trialBudget } from "./search.ts";
 import { ADAPTIVE_DEFAULTS, earlyStopOf, rungEpochs } from "../spec/schema.ts";
 import { RungBoard } from "./early_stop.ts";
 
@@ -110,7 +110,7 @@ async function trackSweepLocked(
   const earlyStop = earlyStopOf(spec);
   let forged = 0;
   // an adaptive sweep's total is its budget: it may stop earlier (patience), never later
-  const total = proposals ? spec.search.budget! : trials.size;
+  const total = proposals ? trialBudget(spec) : trials.size;
   let searchDone = false, searchExhausted = false;
   /** Every trial has its outcome and, for adaptive search, nothing more will be proposed. */
   const finished = () =>
@@ -200,7 +200,9 @@ async function trackSweepLocked(
         log(
           `adaptive search of ${sweepId}: no more proposals (${
             st.stop === "budget"
-              ? `budget of ${total} trials spent`
+              ? spec.search.budget_epochs !== undefined && st.committedEpochs >= spec.search.budget_epochs
+                ? `budget of ${spec.search.budget_epochs} trial-epochs spent: ${st.committedEpochs} committed`
+                : `budget of ${total} trials spent`
               : st.stop === "patience"
               ? `validation hypervolume ${st.hypervolume.toFixed(4)} not improved over the last ` +
                 `${st.sinceImprovement} recorded trials`

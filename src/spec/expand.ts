@@ -145,6 +145,12 @@ export function resolveTrialConfig(spec: SweepSpec, params: ParamSet, seed: numb
 export function trialCount(spec: SweepSpec): { trials: number; detail: string } {
   const seeds = `× ${fmtCount(spec.seeds.length)} seed${spec.seeds.length === 1 ? "" : "s"}`;
   if (spec.search.strategy === "adaptive") {
+    const epochs = spec.search.budget_epochs;
+    if (spec.search.budget === undefined && epochs !== undefined) {
+      // at most one trial per trial-epoch, and never over limits.max_trials
+      const trials = Math.min(epochs, limitsOf(spec).max_trials);
+      return { trials, detail: `adaptive search, a budget of ${fmtCount(epochs)} trial-epochs` };
+    }
     const budget = spec.search.budget ?? 0;
     return { trials: budget, detail: `adaptive search, a budget of ${fmtCount(budget)} trials` };
   }

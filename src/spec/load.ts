@@ -104,7 +104,9 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
       const [path, at] = parsed.data.search.strategy === "random"
         ? ["search.samples", locate(["search", "samples"])]
         : parsed.data.search.strategy === "adaptive"
-        ? ["search.budget", locate(["search", "budget"])]
+        ? parsed.data.search.budget === undefined
+          ? ["search.budget_epochs", locate(["search", "budget_epochs"])]
+          : ["search.budget", locate(["search", "budget"])]
         : Object.keys(parsed.data.parameters).length
         ? ["parameters", locate([], "parameters")]
         : ["seeds", locate([], "seeds")];

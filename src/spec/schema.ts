@@ -319,6 +319,12 @@ export const SearchSchema = z.object({
   seed: int().default(0),
   /** adaptive: trials to run in all (each proposed point runs once per seed). */
   budget: posInt().optional(),
+  /**
+   * adaptive, instead of `budget`: trial-epochs to spend in all; proposals go on while the committed trial-epochs
+   * (done and failed trials' planned epochs, stopped trials' trained epochs, in-flight trials' planned epochs) are
+   * below it.
+   */
+  budget_epochs: posInt().optional(),
   /** adaptive: stop once the validation hypervolume has not improved for this many recorded trials. */
   patience: posInt().optional(),
   /** adaptive: trials kept in flight (queued or running). */
@@ -449,7 +455,7 @@ export const SweepSpecSchema = SweepSpecBase.superRefine((s, ctx) => {
 function checkAdaptive(s: z.infer<typeof SweepSpecBase>, ctx: z.RefinementCtx): void {
   const { search } = s;
   if (search.strategy !== "adaptive") {
-    for (const key of ["budget", "patience", "parallel", "initial"] as const) {
+    for (const key of ["budget", "budget_epochs", "patience", "parallel", "initial"] as const) {
       if (search[key] === undefined) continue;
       ctx.addIssue({
         code: "custom",
@@ -467,13 +473,20 @@ function checkAdaptive(s: z.infer<typeof SweepSpecBase>, ctx: z.RefinementCtx): 
       message: "`samples` is for random search; adaptive search runs `budget` trials: use budget",
     });
   }
-  if (search.budget === undefined) {
+  if (search.budget !== undefined && search.budget_epochs !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["search", "budget_epochs"],
+      message: "give one of `budget` (trials) and `budget_epochs` (trial-epochs), found both",
+    });
+  } else if (search.budget === undefined && search.budget_epochs === undefined) {
     ctx.addIssue({
       code: "custom",
       path: ["search", "budget"],
-      message: "adaptive search needs `budget` (how many trials to run in all), found none",
+      message: "adaptive search needs `budget` (how many trials to run in all) or `budget_epochs` (how many " +
+        "trial-epochs), found none",
     });
-  } else if (search.budget < s.seeds.length) {
+  } else if (search.budget !== undefined && search.budget < s.seeds.length) {
     ctx.addIssue({
       code: "custom",
       path: ["search", "budget"],
@@ -526,6 +539,23 @@ function checkLimits(s: z.infer<typeof SweepSpecBase>, ctx: z.RefinementCtx): vo
   check(["model", "depth"], "max_depth", s.model.depth);
   check(["search", "samples"], "max_trials", s.search.samples, `${fmtCount(s.search.samples ?? 0)} samples`);
   check(["search", "budget"], "max_trials", s.search.budget, `a budget of ${fmtCount(s.search.budget ?? 0)} trials`);
+  if (s.search.budget_epochs !== undefined) {
+    // at most max_trials trials of the trial's epochs (of max_epochs when epochs is swept)
+    const swept = Object.keys(s.parameters).some((k) => k.slice(k.indexOf(".") + 1) === "epochs");
+    const perTrial = swept ? limits.max_epochs : s.training.epochs;
+    const most = limits.max_trials * perTrial;
+    if (s.search.budget_epochs > most) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["search", "budget_epochs"],
+        message: `expected at most ${fmtCount(most)} trial-epochs (limits.max_trials × ${
+          swept ? "limits.max_epochs" : "training.epochs"
+        } = ${fmtCount(limits.max_trials)} × ${fmtCount(perTrial)}), found a budget of ${
+          fmtCount(s.search.budget_epochs)
+        } trial-epochs`,
+      });
+    }
+  }
   for (const [key, p] of Object.entries(s.parameters)) {
     const name = key.slice(key.indexOf(".") + 1);
     check(["parameters", key, "count"], "max_trials", p.count, `${fmtCount(p.count ?? 0)} points`);
