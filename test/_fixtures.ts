@@ -1,6 +1,6 @@
 import { parseSpec } from "../src/spec/load.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
-import { runSweep } from "../src/coordinator/sweep.ts";
+import { runSweep, type SweepOutcome } from "../src/coordinator/sweep.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import type { SweepSpec } from "../src/spec/schema.ts";
 import { type ResultMessage, WIRE_VERSION } from "../src/broker/messages.ts";
@@ -42,23 +42,35 @@ export async function readResults(
   });
 }
 
-/** Runs a sweep to the end in this process (in-memory broker, one worker on the `js` engine); its run directory. */
-export async function sweepInProcess(text: string, runsDir: string): Promise<string> {
+/**
+ * Runs a sweep to the end in this process (in-memory broker, one worker on the `js` engine): its outcome and the
+ * coordinator's log lines.
+ */
+export async function runInProcess(text: string, runsDir: string): Promise<{ outcome: SweepOutcome; lines: string[] }> {
   const transport = new MemoryTransport();
   const ac = new AbortController();
   const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-  const outcome = await runSweep({
-    spec: parseSpec(text),
-    specText: text,
-    specFile: "s.yaml",
-    runsDir,
-    transport,
-    log: () => {},
-  });
-  ac.abort();
-  await worker;
-  await transport.close();
-  return outcome.runDir;
+  const lines: string[] = [];
+  try {
+    const outcome = await runSweep({
+      spec: parseSpec(text),
+      specText: text,
+      specFile: "s.yaml",
+      runsDir,
+      transport,
+      log: (l) => lines.push(l),
+    });
+    return { outcome, lines };
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+  }
+}
+
+/** {@link runInProcess}'s run directory. */
+export async function sweepInProcess(text: string, runsDir: string): Promise<string> {
+  return (await runInProcess(text, runsDir)).outcome.runDir;
 }
 
 /** A failed result for a trial, from a client that was never given it (a wrong claim). */
@@ -98,5 +110,34 @@ export function fakeMetrics(sparsity: number, accuracy: number, extra: Record<st
     data: "synthetic",
     ticket: null,
     ...extra,
+  };
+}
+
+/**
+ * A hand-made recorded outcome of `trial`: done or stopped early (1.5 of 4 epochs) with the given sparsity, test
+ * and validation accuracy, or failed.
+ */
+export function madeResult(
+  trial: { id: string; sweepId: string },
+  status: "done" | "stopped" | "failed",
+  sparsity: number,
+  accuracy: number,
+  val: number,
+): ResultMessage {
+  return {
+    v: WIRE_VERSION,
+    sweep_id: trial.sweepId,
+    trial_id: trial.id,
+    status,
+    attempt: 1,
+    worker: { id: "w", host: "h", backend: "js", device: "cpu", deno: "2" },
+    finished_at: "2026-01-01T00:00:00Z",
+    claim: "c",
+    ...(status === "failed" ? { error: "boom", failure: "error" as const } : {
+      metrics: {
+        ...fakeMetrics(sparsity, accuracy, { val_accuracy: val, steps: 8 }),
+        ...(status === "stopped" ? { stopped: { epochs: 1.5, planned_epochs: 4, rung_epoch: 1 } } : {}),
+      },
+    }),
   };
 }

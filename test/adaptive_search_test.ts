@@ -1,9 +1,7 @@
 // Adaptive search (search.strategy: adaptive): spec fields, proposal determinism, gap targeting, a sweep over the
 // in-memory transport, and a resume after a SIGKILLed coordinator with a real nats-server.
 import assert from "node:assert/strict";
-import { MemoryTransport } from "../src/broker/memory.ts";
 import type { RecordedResult } from "../src/coordinator/record.ts";
-import { runSweep } from "../src/coordinator/sweep.ts";
 import { readManifest } from "../src/coordinator/run_dir.ts";
 import { initialDesign, type Proposal, ProposalLog, proposeNext, searchProgress } from "../src/coordinator/search.ts";
 import { resolveTrialConfig, sweepIdOf, trialIdOf } from "../src/spec/expand.ts";
@@ -11,8 +9,8 @@ import { parseSpec } from "../src/spec/load.ts";
 import { SpecError } from "../src/util/errors.ts";
 import type { SweepSpec } from "../src/spec/schema.ts";
 import { Rng } from "../src/util/rng.ts";
-import { runWorker } from "../src/worker/worker.ts";
 import { cluster, recorded, startCoordinator, until } from "./_cluster.ts";
+import { runInProcess } from "./_fixtures.ts";
 
 function adaptiveText(name: string, search: string, epochs = 2): string {
   return `version: 1
@@ -177,21 +175,7 @@ Deno.test("adaptive search - in-memory sweep: within budget, every proposal reco
   try {
     const text = adaptiveText("mem", "budget: 9, parallel: 2, initial: 3, seed: 1");
     const spec = parseSpec(text);
-    const transport = new MemoryTransport();
-    const ac = new AbortController();
-    const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-    const lines: string[] = [];
-    const outcome = await runSweep({
-      spec,
-      specText: text,
-      specFile: "s.yaml",
-      runsDir,
-      transport,
-      log: (l) => lines.push(l),
-    });
-    ac.abort();
-    await worker;
-    await transport.close();
+    const { outcome, lines } = await runInProcess(text, runsDir);
     assert.ok(outcome.complete, lines.join("\n"));
     const proposals = await assertReplays(spec, outcome.runDir);
     const proposed = proposals.flatMap((p) => p.trials.map((t) => t.id));
@@ -310,21 +294,7 @@ Deno.test("adaptive search - in-memory sweep with budget_epochs and early stoppi
       adaptiveText("memep", `budget_epochs: ${budgetEpochs}, parallel: ${parallel}, initial: 3, seed: 1`, epochs) +
       "early_stop: {rungs: [0.25, 0.5], margin: 0}\n";
     const spec = parseSpec(text);
-    const transport = new MemoryTransport();
-    const ac = new AbortController();
-    const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-    const lines: string[] = [];
-    const outcome = await runSweep({
-      spec,
-      specText: text,
-      specFile: "s.yaml",
-      runsDir,
-      transport,
-      log: (l) => lines.push(l),
-    });
-    ac.abort();
-    await worker;
-    await transport.close();
+    const { outcome, lines } = await runInProcess(text, runsDir);
     assert.ok(outcome.complete, lines.join("\n"));
     const proposals = await assertReplays(spec, outcome.runDir);
     const proposed = proposals.flatMap((p) => p.trials.map((t) => t.id));

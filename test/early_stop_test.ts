@@ -5,7 +5,7 @@ import { dominatesBy, RungBoard } from "../src/coordinator/early_stop.ts";
 import { earlyStopOf, rungEpochs } from "../src/spec/schema.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { ControlMessageSchema, ResultMessageSchema } from "../src/broker/messages.ts";
-import { fakeMetrics, tinySpecText } from "./_fixtures.ts";
+import { fakeMetrics, madeResult, tinySpecText } from "./_fixtures.ts";
 import { cluster, recorded, startCoordinator } from "./_cluster.ts";
 import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
 import { combineReports, computeCurve } from "../src/report/data.ts";
@@ -156,22 +156,8 @@ Deno.test("early stop - a dominated trial is stopped by a real worker process, r
 
 Deno.test("report - hypervolume against compute: trial-epochs in recording order, stopped trials count their partial epochs, side by side in a comparison", () => {
   const trials = expandTrials(parseSpec(tinySpecText("hvc", 3, "", 4)));
-  const result = (i: number, status: "done" | "stopped" | "failed", sparsity: number, val: number): RecordedResult => ({
-    v: 1,
-    sweep_id: trials[i]!.sweepId,
-    trial_id: trials[i]!.id,
-    status,
-    attempt: 1,
-    worker: { id: "w", host: "h", backend: "js", device: "cpu", deno: "2" },
-    finished_at: "2026-01-01T00:00:00Z",
-    claim: "c",
-    ...(status === "failed" ? { error: "boom", failure: "error" as const } : {
-      metrics: {
-        ...fakeMetrics(sparsity, val, { val_accuracy: val, steps: 8 }),
-        ...(status === "stopped" ? { stopped: { epochs: 1.5, planned_epochs: 4, rung_epoch: 1 } } : {}),
-      },
-    }),
-  });
+  const result = (i: number, status: "done" | "stopped" | "failed", sparsity: number, val: number): RecordedResult =>
+    madeResult(trials[i]!, status, sparsity, val, val);
   const results = [result(2, "done", 0.5, 0.8), result(0, "stopped", 0.9, 0.9), result(1, "failed", 0, 0)];
   const c = computeCurve("a", trials, results, "validation");
   assert.deepEqual(c.steps.map((s) => [s.trials, s.trial_epochs]), [[1, 4], [2, 5.5], [3, 5.5]]);

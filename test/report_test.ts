@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadPage } from "./_chromium.ts";
-import { fakeMetrics, ROOT, sweepInProcess, tinySpecText } from "./_fixtures.ts";
+import { madeResult, ROOT, sweepInProcess, tinySpecText } from "./_fixtures.ts";
 import { compareFronts } from "../src/pareto/compare.ts";
 import { bootstrapHypervolume, hypervolume, type SeededPoint } from "../src/pareto/hypervolume.ts";
 import { accuracyAtSparsity, kneeIndex, sparsityAtAccuracy } from "../src/pareto/interpolate.ts";
@@ -196,22 +196,8 @@ Deno.test("report - HTML in headless Chromium, Markdown tables equal fronts.json
 /** A hand-made sweep of three trials recorded done, stopped early (1.5 of 4 epochs) and failed, in that order. */
 function stoppedSweep(name: string, keep = 3) {
   const trials = expandTrials(parseSpec(tinySpecText("hvc", 3, "", 4)));
-  const result = (i: number, status: "done" | "stopped" | "failed", sparsity: number, val: number): RecordedResult => ({
-    v: 1,
-    sweep_id: trials[i]!.sweepId,
-    trial_id: trials[i]!.id,
-    status,
-    attempt: 1,
-    worker: { id: "w", host: "h", backend: "js", device: "cpu", deno: "2" },
-    finished_at: "2026-01-01T00:00:00Z",
-    claim: "c",
-    ...(status === "failed" ? { error: "boom", failure: "error" as const } : {
-      metrics: {
-        ...fakeMetrics(sparsity, val - 0.01, { val_accuracy: val, steps: 8 }),
-        ...(status === "stopped" ? { stopped: { epochs: 1.5, planned_epochs: 4, rung_epoch: 1 } } : {}),
-      },
-    }),
-  });
+  const result = (i: number, status: "done" | "stopped" | "failed", sparsity: number, val: number): RecordedResult =>
+    madeResult(trials[i]!, status, sparsity, val - 0.01, val);
   const results = [result(2, "done", 0.5, 0.8), result(0, "stopped", 0.3, 0.6), result(1, "failed", 0, 0)];
   return { trials, data: buildReportData(`id-${name}`, name, trials, results.slice(0, keep), "") };
 }
