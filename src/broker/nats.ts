@@ -117,7 +117,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
   return new NatsTransport(nc, jsm, opts);
 }
 
-/** The JetStream work queue (see DESIGN.md, "Wire protocol"). */
+/** The JetStream work queue (see docs/architecture.md, "Wire protocol"). */
 export class NatsTransport implements Transport {
   readonly kind = "nats" as const;
   readonly nc: NatsConnection;

@@ -56,7 +56,7 @@ export function overLimitMessage(key: keyof Limits, limit: number, found: string
     `with \`limits: { ${key}: N }\` in the spec`;
 }
 
-/** The dataset a sweep trains on (SCIENCE.md, "Data facts"). */
+/** The dataset a sweep trains on (docs/science.md, "Data and the validation split"). */
 export const DATASETS = ["mnist", "fashion-mnist", "idx", "cifar10", "synthetic"] as const;
 /**
  * Validation samples held out of the training split: a count, or `auto` (a tenth of the training split, rounded
@@ -160,7 +160,7 @@ export const ModelSchema = z.object({
 export const METHODS = ["gates", "hard-concrete", "cs", "edge-popup", "dense"] as const;
 export type MethodName = typeof METHODS[number];
 
-/** The masking method and its settings (SCIENCE.md §1-3); each method reads only its own fields. */
+/** The masking method and its settings (docs/science.md, "Methods"); each method reads only its own fields. */
 export const MethodSchema = z.object({
   name: z.enum(METHODS).default("gates"),
   /** gates, hard-concrete, cs: weight of the sparsity penalty. */
@@ -207,7 +207,7 @@ export const TrainingSchema = z.object({
   schedule: z.enum(["constant", "cosine"]).optional(),
 }).strict();
 
-/** The optimiser each method uses unless the spec says otherwise (SCIENCE.md; "inferred" where unpublished). */
+/** The optimiser each method uses unless the spec says otherwise (docs/science.md, "Optimiser defaults"; "inferred" where unpublished). */
 export const TRAINING_DEFAULTS: Record<
   MethodName,
   { optimizer: "adam" | "sgd"; lr: number; momentum: number; weight_decay: number; schedule: "constant" | "cosine" }

@@ -44,7 +44,7 @@ export interface CutLadder {
   points: CutPoint[];
 }
 
-/** What a finished trial reports (SCIENCE.md, "What a trial must report"). */
+/** What a finished trial reports (docs/science.md, "What a trial reports"). */
 export interface TrialMetrics {
   /** Test accuracy of the binary ticket: the one on the front. */
   accuracy: number;

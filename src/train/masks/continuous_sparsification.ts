@@ -29,7 +29,7 @@ export function csSchedule(epochs: number, rounds: number, final: number): CsEpo
 }
 
 /**
- * Continuous sparsification, strong-ticket variant (Savarese et al. 2020; SCIENCE.md §2): weights frozen,
+ * Continuous sparsification, strong-ticket variant (Savarese et al. 2020; docs/science.md): weights frozen,
  * one score `s` per weight, soft mask `m = sigmoid(beta·s) / sigmoid(s0)`, penalty `lambda · Σ m` (or the
  * mean), beta annealed per {@link csSchedule}; between rounds `s ← min(beta·s, s0)`. Ticket: `s > 0`.
  */

@@ -7,7 +7,7 @@ import { keptCount, topKMask } from "./top_k.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 
 /**
- * edge-popup (Ramanujan et al. 2020; SCIENCE.md §3): a score per weight, initialised `U(±1/sqrt(fan_in))`;
+ * edge-popup (Ramanujan et al. 2020; docs/science.md): a score per weight, initialised `U(±1/sqrt(fan_in))`;
  * the forward pass keeps the top-k fraction of `|score|` in each layer; the backward pass is straight-through
  * (d(loss)/d(mask) goes to the scores unchanged, through the absolute value: `sign(s)·g·W`). SGD with
  * momentum, weight decay on the scores and a cosine schedule by default.

@@ -13,7 +13,7 @@ export interface GatesOptions {
 }
 
 /**
- * Continuously relaxed Bernoulli gates (Gaussian stochastic gates, SCIENCE.md §1), one gate per weight or per
+ * Continuously relaxed Bernoulli gates (Gaussian stochastic gates, docs/science.md), one gate per weight or per
  * output neuron / channel: `z = clamp(mu + sigma·eps, 0, 1)`, `eps ~ N(0, 1)` fresh every step, effective
  * weight `W·z`, penalty `lambda · Σ Φ(mu/sigma)` (or the mean over all gates). No straight-through
  * estimator: the clamp's gradient is 1 inside (0, 1) and 0 outside. Binary ticket: keep iff the test gate

@@ -18,7 +18,7 @@ export interface HardConcreteOptions {
 }
 
 /**
- * Hard-concrete gates (Louizos, Welling, Kingma 2018; SCIENCE.md §1), per weight or per output neuron:
+ * Hard-concrete gates (Louizos, Welling, Kingma 2018; docs/science.md), per weight or per output neuron:
  * `u ~ U(0, 1)`, `s = sigmoid((log u − log(1−u) + log_alpha) / beta)`, `z = clamp(s·(zeta−gamma) + gamma, 0, 1)`;
  * expected-L0 penalty `lambda · Σ sigmoid(log_alpha − beta·log(−gamma/zeta))`. Test gate
  * `clamp(sigmoid(log_alpha)·(zeta−gamma) + gamma, 0, 1)`; the binary ticket keeps it iff above `threshold`.
