@@ -1,8 +1,12 @@
 /*
- * ticketsweep's fused mask kernels, called through Deno FFI (src/engine/native.ts builds and loads this).
- * They compute exactly what the TypeScript loops in src/train/masks/gates.ts compute, in the same order and
- * precision (double arithmetic, float storage, no FMA contraction: built with -ffp-contract=off), and
- * advance the same xoshiro128** state, so the two paths give the same numbers.
+ * ticketsweep's native kernels, called through Deno FFI (src/engine/native.ts builds and loads this). Each
+ * computes exactly what a TypeScript loop computes (the mask methods' loops in src/train/masks/, the optimiser
+ * steps in optimizer.ts, ReLU and conv2d's patches in src/train/nets/layers/), in the same order and precision,
+ * and draws from the same xoshiro128** state, so the two paths give the same bits. Two precisions, as the loops
+ * they mirror: the gates' kernels (ts_gates_forward, ts_gates_adam, and the ziggurat normal draws) compute in
+ * double arithmetic on float storage, as JavaScript numbers do; every other kernel computes in float32
+ * arithmetic, as the TypeScript loops that round each operation with Math.fround. No FMA contraction and no
+ * fast-math (built with -ffp-contract=off -fno-fast-math), so every operation rounds as V8's does.
  */
 #include <math.h>
 #include <stdint.h>
@@ -139,7 +143,6 @@ void ts_col2im(float *dcols, float *dx, int32_t n0, int32_t nb, int32_t H, int32
   patches(0, dx, dcols, n0, nb, H, W, C, k, stride, pad, ho, wo);
 }
 
-/* The r-th smallest value of a (reordering it), as selectNth in src/train/masks/top_k.ts. */
 /*
  * The value of rank r (0-based, ascending) among |scores|: a radix select on the bit patterns (for non-negative
  * floats they order as the values do), 16 bits at a time, with two passes of histogram counting and no

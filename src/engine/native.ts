@@ -3,10 +3,18 @@ import { sha256Hex } from "../util/hash.ts";
 import { ZIGGURAT } from "../util/rng.ts";
 
 /**
- * Fused per-weight kernels in C (native/kernels.c), the same numbers as the TypeScript loops they replace:
- * the gates' noise, clamp and effective weights in one pass, and the penalty gradient, clamp gate and Adam
- * step in another.
+ * Native kernels: native/kernels.c, compiled on first use with the system C compiler and loaded through FFI
+ * ({@link loadKernels}). They are an optional faster path for the per-weight loops the mask methods and the
+ * network layers otherwise run in TypeScript, giving the same numbers bit for bit (test/kernels_test.ts compares
+ * them): the per-weight loops of gates, hard-concrete, continuous sparsification and edge-popup (each fusing
+ * noise, effective weights, penalty gradient and optimiser step where it can), the Adam and SGD steps, ReLU and
+ * the convolution's im2col / col2im. The matrix products are not here: they are the engine's
+ * (src/engine/engine.ts). When no C compiler is found, every caller runs its TypeScript loop instead.
+ *
+ * @module
  */
+
+/** The native kernels by purpose; each mirrors one TypeScript loop, named in its comment or in kernels.c. */
 export interface FusedKernels {
   readonly description: string;
   gatesForward(
