@@ -39,7 +39,10 @@ export const TRIAL_STREAM = "TICKETSWEEP_TRIALS";
 export const RESULT_STREAM = "TICKETSWEEP_RESULTS";
 export const SWEEP_BUCKET = "ticketsweep_sweeps";
 export const WORKER_BUCKET = "ticketsweep_workers";
-/** A worker's presence entry expires this long after its last heartbeat. */
+/**
+ * A worker's presence entry (its heartbeat, written every 5 s by default: `presenceMs` in src/worker/worker.ts)
+ * expires this long after it was last written: the bucket's TTL.
+ */
 export const PRESENCE_TTL_MS = 20_000;
 /** The durable pull consumer all workers share for one sweep's trials. */
 export const workerConsumer = (sweep: string) => `w-${sweep}`;
@@ -117,7 +120,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
   return new NatsTransport(nc, jsm, opts);
 }
 
-/** The JetStream work queue (see docs/architecture.md, "Wire protocol"). */
+/** The {@link Transport} over NATS JetStream (docs/architecture.md, "Wire protocol"). */
 export class NatsTransport implements Transport {
   readonly kind = "nats" as const;
   readonly nc: NatsConnection;
@@ -129,7 +132,7 @@ export class NatsTransport implements Transport {
   readonly #opened = new Set<string>();
   /** The results consumer of each sweep this client consumes. */
   readonly #resultConsumers = new Map<string, string>();
-  /** Sweeps workers serve, refreshed from the sweep bucket, and when each was last found empty. */
+  /** The sweeps this client serves as a worker (see {@link NatsTransport.pullTrial}) and when the list was read. */
   #served: { at: number; ids: string[] } = { at: 0, ids: [] };
   #turn = 0;
   #sweepKv?: Promise<KV>;
@@ -238,7 +241,11 @@ export class NatsTransport implements Transport {
     });
   }
 
-  /** The running sweeps, from the sweep bucket (cached for a second). */
+  /**
+   * The sweeps a worker serves, sorted: those whose state in the sweep bucket is `running`, or `stopped` (its
+   * coordinator exited before the end: workers go on with its queued trials, their results wait on the broker
+   * for `--resume`), not `complete` or `cancelled`. Read again at most every half second; when the bucket cannot be read, the last list stands.
+   */
   async #servedSweeps(): Promise<string[]> {
     if (Date.now() - this.#served.at > 500) {
       const states = await this.listSweepStates().catch(() => null);
@@ -252,6 +259,11 @@ export class NatsTransport implements Transport {
     return this.#served.ids;
   }
 
+  /**
+   * Serves the sweeps of `#servedSweeps`: one is long-polled on its consumer (3 s at most, then the list is read
+   * again); several take turns, starting after the sweep served last: the first whose consumer has a trial to
+   * deliver (`#hasPending`) is pulled from; with none, it waits. Null when nothing came before the deadline.
+   */
   async pullTrial(expiresMs: number): Promise<TrialDelivery | null> {
     const deadline = Date.now() + expiresMs;
     while (Date.now() < deadline) {
@@ -264,7 +276,7 @@ export class NatsTransport implements Transport {
         await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
         continue;
       }
-      // several sweeps take turns: starting after the one served last, the first with queued trials
+      // several sweeps take turns: starting after the one served last, the first with trials to deliver
       for (let i = 0; i < sweeps.length; i++) {
         const sweep = sweeps[(this.#turn + i) % sweeps.length]!;
         if (!(await this.#hasPending(sweep))) continue;

@@ -94,7 +94,7 @@ export interface Transport {
   forgetSweep(sweepId: string): Promise<void>;
   publishProgress(p: ProgressMessage): void;
   subscribeProgress(sweepId: string, handler: (p: ProgressMessage) => void): Subscription;
-  /** Publishes a sweep's state for `status` (and for workers: only running sweeps are served). */
+  /** Publishes a sweep's state for `status` (and for workers: a `complete` or `cancelled` sweep is not served). */
   putSweepState(state: SweepState): Promise<void>;
   getSweepState(sweepId: string): Promise<SweepState | null>;
   listSweepStates(): Promise<SweepState[]>;
