@@ -7,9 +7,9 @@ export function frontOf(points: readonly Point2[]): Point2[] {
 }
 
 /**
- * Accuracy along a front at sparsity `s`, the front read as the piecewise-linear curve through its points:
- * below its sparsest-but-one point the first point's accuracy (a ticket at least that sparse exists),
- * linear between points, null beyond the sparsest point (not reached).
+ * Accuracy along the front of `points` at sparsity `s`, the front read as the piecewise-linear curve through its
+ * points: at or below its least sparse point, that point's accuracy (a ticket at least that sparse exists),
+ * linear between neighbouring points, null beyond its sparsest point (not reached).
  */
 export function accuracyAtSparsity(points: readonly Point2[], s: number): number | null {
   const f = frontOf(points);
@@ -23,8 +23,8 @@ export function accuracyAtSparsity(points: readonly Point2[], s: number): number
 }
 
 /**
- * The highest sparsity along a front (same piecewise-linear reading) whose accuracy is at least `acc`;
- * null when no point of the front reaches `acc`.
+ * The highest sparsity along the front of `points` (same piecewise-linear reading) whose accuracy is at least
+ * `acc`, never beyond its sparsest point; null when no point of the front reaches `acc`.
  */
 export function sparsityAtAccuracy(points: readonly Point2[], acc: number): number | null {
   const f = frontOf(points);
@@ -37,9 +37,10 @@ export function sparsityAtAccuracy(points: readonly Point2[], acc: number): numb
 }
 
 /**
- * The knee of a front: the point farthest from the straight line between its two ends, both axes scaled to
- * the front's ranges (the best trade-off when neither objective is preferred). With fewer than three points,
- * the one with the largest sparsity + accuracy.
+ * The index of the knee of `front` (already a front; any order): the point farthest from the straight line
+ * between its least and its most sparse point, both axes scaled to the front's ranges (the best trade-off when
+ * neither objective is preferred); the first such point on a tie. With fewer than three points, the one with the
+ * largest sparsity + accuracy; -1 for none.
  */
 export function kneeIndex(front: readonly Point2[]): number {
   if (front.length === 0) return -1;
