@@ -1,6 +1,6 @@
 import type { Engine } from "../engine/engine.ts";
 import type { TicketsConfig, TrialConfig } from "../spec/schema.ts";
-import { Rng } from "../util/rng.ts";
+import { Rng, RNG_STREAMS } from "../util/rng.ts";
 import { augmentInto } from "./data/augment.ts";
 import type { Dataset, DataSplit } from "./data/dataset.ts";
 import { loadDataset } from "./data/load.ts";
@@ -341,7 +341,7 @@ async function trainLockstep(
       const net = buildNet(cfg.model, train.shape, train.classes, engine);
       if (frozen) shareFrozenWeights(frozen, net);
       else frozen = net;
-      const method = createMethod(cfg, net, new Rng(cfg.seed, 2), engine.kernels);
+      const method = createMethod(cfg, net, new Rng(cfg.seed, RNG_STREAMS.method), engine.kernels);
       runs.push(new TrialRun(cfg, hooks ?? {}, net, method, resolve, reject));
     } catch (e) {
       reject(e);
@@ -351,8 +351,8 @@ async function trainLockstep(
   const xb = new Float32Array(bs * train.dim);
   const yb = new Uint8Array(bs);
   const order = Uint32Array.from({ length: train.n }, (_, i) => i);
-  const orderRng = new Rng(first.seed, 3);
-  const augment = first.dataset.augment ? new Rng(first.seed, 4) : null;
+  const orderRng = new Rng(first.seed, RNG_STREAMS.batchOrder);
+  const augment = first.dataset.augment ? new Rng(first.seed, RNG_STREAMS.augment) : null;
   const stepsPerEpoch = Math.floor(train.n / bs);
   const every = Math.min(...trials.map((t) => t.hooks?.progressEveryMs ?? 1000));
   let lastBeat = performance.now();

@@ -1,4 +1,39 @@
 /**
+ * Every stream id a generator is derived with (`new Rng(seed, stream)`), by the seed it is derived from; the
+ * table in docs/architecture.md ("Random streams") says what each draws. Each stream of a seed is its own
+ * sequence; one stream used for two kinds of draws would couple them, so a new kind of draw takes a new id here.
+ * `weights` and `proposal` are bases: tensor `i` takes `weights + i`, proposal `n` takes `proposal + n`.
+ */
+export const RNG_STREAMS = {
+  /** `search.seed`: random search's samples (method and parameter values), src/spec/expand.ts. */
+  randomSearch: 1,
+  /** Trial `seed`: the mask method's initial parameters and its noise at every step, src/train/trial.ts. */
+  method: 2,
+  /** Trial `seed`: the order of the training rows, shuffled every epoch (one order for a pack). */
+  batchOrder: 3,
+  /** Trial `seed`: augmentation (random crop and flip). */
+  augment: 4,
+  /** `search.seed`: adaptive search's initial design (the Latin hypercube's permutations). */
+  initialDesign: 7,
+  /** `dataset.split_seed`: the train/test split of a pooled package (mnist, fashion-mnist). */
+  poolSplit: 7,
+  /** `dataset.split_seed` (train) and `split_seed + 1` (test): the subsets of idx and cifar10's own splits. */
+  fileSubset: 8,
+  /** `dataset.split_seed`: the validation rows held out of the training split. */
+  validation: 9,
+  /** `dataset.split_seed`: the synthetic dataset (class centres, labels, samples). */
+  synthetic: 11,
+  /** The analysis seed (0): hypervolume's bootstrap over seeds, src/pareto/hypervolume.ts. */
+  hypervolumeBootstrap: 21,
+  /** The analysis seed (0): the bootstrap of front comparisons, src/pareto/compare.ts. */
+  compareBootstrap: 22,
+  /** `model.weight_seed`: the frozen network's tensor `i` (in build order) takes `weights + i`. */
+  weights: 1000,
+  /** `search.seed`: adaptive proposal `n` takes `proposal + n`. */
+  proposal: 1000,
+} as const;
+
+/**
  * Seeded pseudo-random numbers: xoshiro128** seeded through splitmix32.
  *
  * Every random draw in ticketsweep goes through this generator (never `Math.random`), so the same seed gives

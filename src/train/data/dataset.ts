@@ -1,5 +1,5 @@
 import { DataError } from "../../util/errors.ts";
-import { Rng } from "../../util/rng.ts";
+import { Rng, RNG_STREAMS } from "../../util/rng.ts";
 
 /**
  * A labelled dataset held as typed arrays: `x` is row-major n×dim, each row one sample of `shape`
@@ -36,11 +36,12 @@ export function validationCount(validation: number | "auto" | undefined, trainN:
 }
 
 /**
- * Splits a training set into (train, validation): `v` rows drawn by a seeded shuffle (stream 9 of `seed`) form
- * the validation set, the other rows stay for training in their order. A partition of the rows: disjoint.
+ * Splits a training set into (train, validation): `v` rows drawn by a seeded shuffle (stream
+ * `RNG_STREAMS.validation`, 9, of `seed`) form the validation set, the other rows stay for training in their
+ * order. A partition of the rows: disjoint.
  */
 export function carveValidation(d: Dataset, v: number, seed: number): { train: Dataset; validation: Dataset } {
-  const idx = new Rng(seed, 9).shuffle(Uint32Array.from({ length: d.n }, (_, i) => i));
+  const idx = new Rng(seed, RNG_STREAMS.validation).shuffle(Uint32Array.from({ length: d.n }, (_, i) => i));
   const held = new Uint8Array(d.n);
   const val = idx.subarray(0, v);
   for (const i of val) held[i] = 1;
@@ -74,7 +75,7 @@ export function normalise(d: Dataset, mean: number[], std: number[]): void {
 export function seededSubset(d: Dataset, n: number, seed: number, what: string): Dataset {
   if (n > d.n) throw new DataError(`${what} = ${n} but only ${d.n} samples exist; lower it`);
   if (n === d.n) return d;
-  const idx = new Rng(seed, 8).shuffle(Uint32Array.from({ length: d.n }, (_, i) => i));
+  const idx = new Rng(seed, RNG_STREAMS.fileSubset).shuffle(Uint32Array.from({ length: d.n }, (_, i) => i));
   return takeRows(d, idx.subarray(0, n));
 }
 
@@ -89,6 +90,6 @@ export function seededSplit(
   if (train + test > pool.n) {
     throw new DataError(`dataset.train + dataset.test = ${train + test} but ${what} has ${pool.n} samples; lower them`);
   }
-  const idx = new Rng(seed, 7).shuffle(Uint32Array.from({ length: pool.n }, (_, i) => i));
+  const idx = new Rng(seed, RNG_STREAMS.poolSplit).shuffle(Uint32Array.from({ length: pool.n }, (_, i) => i));
   return [takeRows(pool, idx.subarray(0, train)), takeRows(pool, idx.subarray(train, train + test))];
 }

@@ -1,4 +1,4 @@
-import { Rng } from "../../util/rng.ts";
+import { Rng, RNG_STREAMS } from "../../util/rng.ts";
 import type { Dataset, DataSplit } from "./dataset.ts";
 
 export const SYNTHETIC_DIM = 64;
@@ -9,7 +9,7 @@ export const SYNTHETIC_CLASSES = 4;
  * 64 dimensions (an 8×8 grey "image" for convolutional nets); learnable in a few steps, and the same for the same seed everywhere.
  */
 export function loadSynthetic(train: number, test: number, seed: number): DataSplit {
-  const rng = new Rng(seed, 11);
+  const rng = new Rng(seed, RNG_STREAMS.synthetic);
   const centres = new Float32Array(SYNTHETIC_CLASSES * SYNTHETIC_DIM);
   rng.fillNormal(centres);
   const make = (n: number): Dataset => {

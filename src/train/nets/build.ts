@@ -1,7 +1,7 @@
 import type { Engine } from "../../engine/engine.ts";
 import type { ModelConfig } from "../../spec/schema.ts";
 import { DataError } from "../../util/errors.ts";
-import { Rng } from "../../util/rng.ts";
+import { Rng, RNG_STREAMS } from "../../util/rng.ts";
 import { initWeights } from "../init.ts";
 import { GELU, ReLU } from "./layers/activation.ts";
 import { Attention } from "./layers/attention.ts";
@@ -24,13 +24,13 @@ class Weights {
 
   /** A frozen tensor drawn from the model's initialiser; `shape[0]` is its output units. */
   take(name: string, shape: number[], fanIn: number): Param {
-    const rng = new Rng(this.#model.weight_seed, 1000 + this.#index++);
+    const rng = new Rng(this.#model.weight_seed, RNG_STREAMS.weights + this.#index++);
     return param(name, shape, fanIn, initWeights(this.#model.init, fanIn, sizeOf(shape), rng));
   }
 
   /** A frozen embedding tensor, N(0, 0.02²) as in ViT; never masked. */
   embedding(name: string, shape: number[]): Param {
-    const rng = new Rng(this.#model.weight_seed, 1000 + this.#index++);
+    const rng = new Rng(this.#model.weight_seed, RNG_STREAMS.weights + this.#index++);
     const w = new Float32Array(sizeOf(shape));
     rng.fillNormal(w);
     for (let i = 0; i < w.length; i++) w[i]! *= 0.02;
