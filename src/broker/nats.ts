@@ -53,7 +53,11 @@ export const progressSubject = (sweep: string, trial: string) => `ticketsweep.pr
 
 /** How to reach a broker. */
 export interface NatsOptions {
-  servers: string;
+  /**
+   * The broker's URL, or the URLs of a cluster's nodes (an array, or one string separated by commas): the
+   * client connects to one of them and fails over to the others.
+   */
+  servers: string | string[];
   token?: string;
   user?: string;
   pass?: string;
@@ -67,6 +71,25 @@ export interface NatsOptions {
   ackWaitMs?: number;
   /** Log function for rejected messages and connection events. */
   log?: (line: string) => void;
+  /**
+   * Replicas of the streams and buckets this client creates: by default 3 when the server says it is part of
+   * a cluster (the `cluster` field of its INFO), 1 otherwise.
+   */
+  replicas?: number;
+}
+
+/** The URLs of `servers`: an array, or one string separated by commas (blanks around them ignored). */
+export function serverList(servers: string | string[]): string[] {
+  return (typeof servers === "string" ? servers.split(",") : servers).map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/**
+ * How many replicas ticketsweep's streams and buckets get: `explicit` when given, else 3 on a clustered broker
+ * (its INFO names a cluster: it has routes to other nodes, and JetStream keeps each replica on a different node,
+ * so losing one node of three loses nothing) and 1 on a single server.
+ */
+export function replicasFor(info: { cluster?: string } | undefined, explicit?: number): number {
+  return explicit ?? (info?.cluster ? 3 : 1);
 }
 
 /**
@@ -95,7 +118,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
   let nc: NatsConnection;
   try {
     nc = await connect({
-      servers: opts.servers,
+      servers: serverList(opts.servers),
       token: opts.token,
       user: opts.user,
       pass: opts.pass,
@@ -113,10 +136,22 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
       { cause: e },
     );
   }
-  const jsm = await jetstreamManager(nc).catch((e) => {
-    nc.close();
-    throw new BrokerError(`NATS at ${opts.servers} has no JetStream: start nats-server with -js`, { cause: e });
-  });
+  // a cluster that has just started answers JetStream requests once its nodes have elected a meta leader
+  const jsDeadline = Date.now() + (nc.info?.cluster ? 15_000 : 0);
+  let jsm: JetStreamManager;
+  for (;;) {
+    try {
+      jsm = await jetstreamManager(nc);
+      break;
+    } catch (e) {
+      if (Date.now() < jsDeadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      nc.close();
+      throw new BrokerError(`NATS at ${opts.servers} has no JetStream: start nats-server with -js`, { cause: e });
+    }
+  }
   return new NatsTransport(nc, jsm, opts);
 }
 
@@ -127,6 +162,8 @@ export class NatsTransport implements Transport {
   readonly #jsm: JetStreamManager;
   readonly #js: JetStreamClient;
   readonly #opts: NatsOptions;
+  /** Replicas of the streams and buckets this client creates (see {@link replicasFor}). */
+  readonly replicas: number;
   readonly #rejected: RejectCounts = {};
   readonly #consumers = new Map<string, Consumer>();
   readonly #opened = new Set<string>();
@@ -143,6 +180,7 @@ export class NatsTransport implements Transport {
     this.#jsm = jsm;
     this.#js = jetstream(nc);
     this.#opts = opts;
+    this.replicas = replicasFor(nc.info, opts.replicas);
     (async () => {
       for await (const s of nc.status()) {
         if (s.type === "disconnect" || s.type === "reconnect") opts.log?.(`nats: ${s.type}`);
@@ -167,6 +205,9 @@ export class NatsTransport implements Transport {
     });
     await this.#kv("sweeps");
     await this.#kv("workers");
+    for (const bucket of [SWEEP_BUCKET, WORKER_BUCKET]) {
+      await this.#replicate(`KV_${bucket}`, (await this.#jsm.streams.info(`KV_${bucket}`)).config.num_replicas);
+    }
   }
 
   /** The sweep state bucket, or the expiring worker presence bucket (created on first use). */
@@ -178,7 +219,7 @@ export class NatsTransport implements Transport {
         const info = await this.#jsm.streams.info(`KV_${name}`);
         if (info) return await kvm.open(name);
       } catch { /* not there yet */ }
-      return await kvm.create(name, opts);
+      return await this.#placed(`KV_${name}`, () => kvm.create(name, { ...opts, replicas: this.replicas }));
     };
     if (which === "sweeps") {
       this.#sweepKv ??= openOrCreate(SWEEP_BUCKET, { history: 1, storage: StorageType.File });
@@ -222,10 +263,41 @@ export class NatsTransport implements Transport {
   }
 
   async #ensureStream(name: string, cfg: Record<string, unknown>): Promise<void> {
+    let replicas: number;
     try {
-      await this.#jsm.streams.info(name);
+      replicas = (await this.#jsm.streams.info(name)).config.num_replicas;
     } catch {
-      await this.#jsm.streams.add({ name, ...cfg });
+      await this.#placed(name, () => this.#jsm.streams.add({ name, ...cfg, num_replicas: this.replicas }));
+      return;
+    }
+    await this.#replicate(name, replicas);
+  }
+
+  /**
+   * Raises a stream's replicas to {@link replicas}: one created while the broker was a single server gets its
+   * copies on the other nodes once the broker is a cluster (JetStream copies the stored messages over).
+   */
+  async #replicate(stream: string, current: number): Promise<void> {
+    if (current >= this.replicas) return;
+    await this.#placed(stream, () => this.#jsm.streams.update(stream, { num_replicas: this.replicas }));
+    this.#opts.log?.(`nats: ${stream} now has ${this.replicas} replicas (it had ${current})`);
+  }
+
+  /** Runs a stream creation or update, saying what to do when the cluster cannot place its replicas. */
+  async #placed<T>(stream: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      if (this.replicas > 1 && /insufficient resources|replicas|no suitable peers/i.test(String(e))) {
+        throw new BrokerError(
+          `the broker is a cluster, but it cannot keep ${this.replicas} replicas of ${stream} (${
+            (e as Error).message
+          }): start all of its nodes (3 for the configuration broker-config --cluster 3 writes), or set ` +
+            "TICKETSWEEP_REPLICAS to the number of nodes with JetStream",
+          { cause: e },
+        );
+      }
+      throw e;
     }
   }
 

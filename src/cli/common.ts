@@ -72,7 +72,8 @@ export const NATS_FLAGS = {
 } as const;
 
 /** The help lines of {@link NATS_FLAGS}. */
-export const NATS_FLAGS_HELP = `  --nats URL          broker URL (or NATS_URL)
+export const NATS_FLAGS_HELP =
+  `  --nats URL,URL,...  broker URL, or a cluster's node URLs: fails over between them (or NATS_URL)
   --token T           auth token (or NATS_TOKEN)
   --user U            user name (or NATS_USER)
   --password P        password (or NATS_PASSWORD)
@@ -81,8 +82,26 @@ export const NATS_FLAGS_HELP = `  --nats URL          broker URL (or NATS_URL)
   --tls-cert FILE     client certificate (mutual TLS), with --tls-key FILE`;
 
 /**
+ * The URLs of `--nats` (or `NATS_URL`): one, or a cluster's nodes separated by commas; each `scheme://host:port`
+ * (nats, tls, ws, wss) or `host:port`.
+ */
+export function natsUrls(value: string): string[] {
+  const urls = value.split(",").map((u) => u.trim());
+  for (const u of urls) {
+    if (!/^((nats|tls|ws|wss):\/\/)?([^\s/@]+@)?(\[[0-9a-fA-F:.]+\]|[^\s/:@\[\]]+)(:\d+)?\/?$/.test(u)) {
+      throw new TicketsweepError(
+        `--nats (or NATS_URL): '${u}' is not a broker URL; give nats://HOST:PORT, or several separated by commas`,
+      );
+    }
+  }
+  return urls;
+}
+
+/**
  * The broker URL and credentials from flags, then `NATS_URL`, `NATS_TOKEN`, `NATS_USER`, `NATS_PASSWORD`,
- * `NATS_CREDS`.
+ * `NATS_CREDS`. `servers` is the URL list checked by {@link natsUrls}, joined by commas (connectNats connects to
+ * one of them and fails over to the others); `TICKETSWEEP_REPLICAS` sets the replicas of the streams and buckets
+ * a coordinator creates (default: 3 on a cluster, 1 on a single server).
  */
 export function natsFromFlags(v: Record<string, string | boolean | undefined>) {
   const s = (
@@ -93,8 +112,14 @@ export function natsFromFlags(v: Record<string, string | boolean | undefined>) {
   if ((cert === undefined) !== (key === undefined)) {
     throw new TicketsweepError("--tls-cert and --tls-key go together: give both or neither");
   }
+  const servers = s("nats", "NATS_URL");
+  const replicas = Deno.env.get("TICKETSWEEP_REPLICAS");
+  if (replicas !== undefined && !/^[1-5]$/.test(replicas)) {
+    throw new TicketsweepError(`TICKETSWEEP_REPLICAS must be 1 to 5: current value is '${replicas}'`);
+  }
   return {
-    servers: s("nats", "NATS_URL"),
+    servers: servers ? natsUrls(servers).join(",") : undefined,
+    ...(replicas ? { replicas: Number(replicas) } : {}),
     token: s("token", "NATS_TOKEN"),
     user: s("user", "NATS_USER"),
     pass: s("password", "NATS_PASSWORD"),
