@@ -34,8 +34,30 @@ export async function runMain(main: () => Promise<number | void>): Promise<void>
       console.error(`error: ${e.message}`);
       Deno.exit(1);
     }
+    const denied = permissionDenied(e);
+    if (denied) {
+      console.error(`error: ${denied}`);
+      Deno.exit(1);
+    }
     throw e;
   }
+}
+
+/**
+ * One line for an error the broker raised because these credentials lack a permission (found anywhere in the
+ * error's cause chain); undefined for any other error.
+ */
+export function permissionDenied(e: unknown): string | undefined {
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    const m = /Permissions? Violation for (\w+) to "?([^"\s]+)"?/i.exec(c.message);
+    if (m) {
+      return `the broker refused this: these credentials may not ${m[1]!.toLowerCase()} to ${
+        m[2]
+      }. Worker credentials (worker.env) can only run trials; sweep, status and cancel need the ` +
+        "coordinator's (coordinator.env from deno task broker-config)";
+    }
+  }
+  return undefined;
 }
 
 /** A timestamped log line to stderr. */

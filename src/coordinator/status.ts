@@ -25,12 +25,36 @@ export interface SweepStatus {
 export interface BrokerStatus {
   sweeps: SweepStatus[];
   idle: (WorkerPresence & { gone: boolean })[];
+  /** Why the workers are not listed (credentials that may not read the worker bucket, e.g. the worker role). */
+  workersHidden?: string;
+}
+
+/**
+ * The broker's message when an error (or one in its cause chain) is the broker refusing these credentials a
+ * permission, e.g. `Permissions Violation for Publish to "$JS.API.STREAM.CREATE.KV_ticketsweep_sweeps"`.
+ */
+export function permissionViolation(e: unknown): string | undefined {
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    if (/Permissions? Violation/i.test(c.message)) return c.message;
+  }
+  return undefined;
 }
 
 /** Sweep states and worker presence from the broker; `sweepId` narrows to one sweep. */
 export async function gatherStatus(transport: Transport, sweepId?: string, now = Date.now()): Promise<BrokerStatus> {
-  const states = (await transport.listSweepStates()).filter((s) => !sweepId || s.sweep_id === sweepId);
-  const presence = (await transport.listPresence()).map((p) => ({
+  // least-privilege credentials (the worker role) may read sweep states but not the worker list, and cannot
+  // create the sweep bucket on a broker no coordinator used yet
+  const states = (await transport.listSweepStates().catch((e) => {
+    if (/STREAM\.CREATE/.test(permissionViolation(e) ?? "")) return []; // no bucket: no sweep ran here yet
+    throw e;
+  })).filter((s) => !sweepId || s.sweep_id === sweepId);
+  let workersHidden: string | undefined;
+  const listed = await transport.listPresence().catch((e) => {
+    if (!permissionViolation(e)) throw e;
+    workersHidden = "workers not shown: these credentials may not read the worker list (the coordinator's may)";
+    return [];
+  });
+  const presence = listed.map((p) => ({
     ...p,
     gone: now - Date.parse(p.updated_at) > GONE_AFTER_MS,
   }));
@@ -47,7 +71,7 @@ export async function gatherStatus(transport: Transport, sweepId?: string, now =
       workers,
     };
   });
-  return { sweeps, idle: presence.filter((p) => !p.trial_id) };
+  return { sweeps, idle: presence.filter((p) => !p.trial_id), ...(workersHidden ? { workersHidden } : {}) };
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -60,9 +84,9 @@ const rejectedText = (r: Record<string, number>) =>
   Object.entries(r).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(", ") || "none";
 
 /** Human-readable status: per sweep its counts and ETA, then each worker with host, engine, trial and speed. */
-export function renderStatus({ sweeps: list, idle }: BrokerStatus, now = Date.now()): string {
-  if (list.length === 0) return "no sweeps on this broker";
+export function renderStatus({ sweeps: list, idle, workersHidden }: BrokerStatus, now = Date.now()): string {
   const out: string[] = [];
+  if (list.length === 0) out.push("no sweeps on this broker", "");
   for (const s of list) {
     const st = s.state;
     out.push(
@@ -88,7 +112,7 @@ export function renderStatus({ sweeps: list, idle }: BrokerStatus, now = Date.no
             w.backend,
             w.device,
             w.trial_id ? w.trial_id + (w.packed ? ` +${w.packed} packed` : "") : "-",
-            w.total_steps ? `${w.step}/${w.total_steps}` : "-",
+            w.total_steps ? `${w.step}/${w.total_steps}` : w.trial_id ? "starting" : "-",
             w.steps_per_s === null ? "-" : w.steps_per_s.toFixed(0),
             `${duration((now - Date.parse(w.updated_at)) / 1000)} ago`,
             w.gone ? "gone" : "active",
@@ -110,5 +134,6 @@ export function renderStatus({ sweeps: list, idle }: BrokerStatus, now = Date.no
       }`,
     );
   }
+  if (workersHidden) out.push(workersHidden);
   return out.join("\n").trimEnd();
 }

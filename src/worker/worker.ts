@@ -407,7 +407,9 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
         if (step > activity.step && now > activity.lastStepAt) {
           activity.stepsPerS = (step - activity.step) / ((now - activity.lastStepAt) / 1000);
         }
+        const first = activity.totalSteps === 0;
         Object.assign(activity, { step, totalSteps, lastStepAt: now });
+        if (first) ctx.beat(); // status shows the step from the first progress on, not after the next heartbeat
       }
       opts.transport.publishProgress(
         progress({ step, total_steps: totalSteps, loss: Number.isFinite(loss) ? loss : null }),

@@ -1,0 +1,146 @@
+// The operator's daily commands, tried as a new user would: real nats-server on a free loopback port, real processes.
+import assert from "node:assert/strict";
+import { brokerConfig } from "../src/broker/config.ts";
+import { freePort, startLocalServer } from "../src/broker/local_server.ts";
+import { connectNats } from "../src/broker/nats.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { gatherStatus } from "../src/coordinator/status.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { sweepIdOf } from "../src/spec/expand.ts";
+import { ROOT, tinySpecText } from "./_fixtures.ts";
+import { until } from "./_cluster.ts";
+
+/** A nats-server on the configuration `deno task broker-config` generates: coordinator "c-secret", worker "w-secret". */
+async function rolesBroker() {
+  const dir = await Deno.makeTempDir();
+  const port = freePort();
+  const cfg = brokerConfig({
+    host: "127.0.0.1",
+    port,
+    storeDir: `${dir}/js`,
+    coordinatorPassword: "c-secret",
+    workerPassword: "w-secret",
+  });
+  await Deno.writeTextFile(`${dir}/nats-server.conf`, cfg.conf);
+  const server = await startLocalServer(`${dir}/js`, { port, token: "", configFile: `${dir}/nats-server.conf` });
+  return { dir, server };
+}
+
+/** Runs a CLI (`src/cli/NAME.ts`) as a process: exit code and stdout + stderr. */
+export async function cli(
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; text: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}src/cli/${name}.ts`, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, text: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr) };
+}
+
+/** A worker process (`workers/worker.ts`) with these arguments; its output is kept for the test to read. */
+export function workerProcess(args: string[], env: Record<string, string> = {}) {
+  const p = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}workers/worker.ts`, ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const pump = async (r: ReadableStream<Uint8Array>) => {
+    for await (const c of r.pipeThrough(new TextDecoderStream())) text += c;
+  };
+  const pumped = Promise.all([pump(p.stdout), pump(p.stderr)]);
+  return {
+    text: () => text,
+    kill: (sig: Deno.Signal = "SIGTERM") => {
+      try {
+        p.kill(sig);
+      } catch { /* gone */ }
+    },
+    /** Resolves with the exit code once the process exited and its output is read. */
+    done: (async () => {
+      const st = await p.status;
+      await pumped;
+      return st.code;
+    })(),
+  };
+}
+
+/** No stack trace, no uncaught error: what a user sees is our own lines. */
+function assertNoTrace(text: string) {
+  assert.doesNotMatch(text, /Uncaught|^\s+at /m, text);
+}
+
+Deno.test("operator - status lists idle workers, shows the running step at once, works under the worker role; a permission error is one line", async () => {
+  const { dir, server } = await rolesBroker();
+  const url = server.url;
+  const asCoord = ["--nats", url, "--user", "coordinator", "--password", "c-secret"];
+  const asWorker = ["--nats", url, "--user", "worker", "--password", "w-secret"];
+  const coord = await connectNats({ servers: url, user: "coordinator", pass: "c-secret" });
+  let worker: ReturnType<typeof workerProcess> | undefined;
+  try {
+    // a worker role cannot create streams: sweeping with its credentials is one clear line, not a stack trace
+    await Deno.writeTextFile(`${dir}/s.yaml`, tinySpecText("op-status", 2, "backend: js\n", 40));
+    const denied = await cli("sweep", [`${dir}/s.yaml`, "--runs", `${dir}/runs`, ...asWorker]);
+    assert.equal(denied.code, 1, denied.text);
+    assert.match(denied.text, /error: the broker refused this: these credentials may not publish to \$JS\.API\./);
+    assertNoTrace(denied.text);
+
+    await coord.setup();
+    worker = workerProcess([...asWorker, "--backend", "js", "--pack", "1", "--id", "op-idle-worker"]);
+    await until("the worker's presence", async () => (await coord.listPresence()).length > 0);
+    // an idle worker and no sweep yet: listed without --json
+    const idle = await cli("status", asCoord);
+    assert.equal(idle.code, 0, idle.text);
+    assert.match(idle.text, /idle workers: .*op-idle-worker/);
+
+    // a running trial's step shows in status within a couple of seconds of its start (not after the next 5 s beat)
+    const text = tinySpecText("op-status", 1, "backend: js\n", 250); // about 6 s
+    const spec = parseSpec(text);
+    const sweep = runSweep({
+      spec,
+      specText: text,
+      specFile: "s.yaml",
+      runsDir: `${dir}/runs`,
+      transport: coord,
+      log() {},
+    });
+    let startedAt = 0;
+    await until("a running trial", async () => {
+      const s = await gatherStatus(coord);
+      startedAt = Date.now();
+      return s.sweeps.some((sw) => sw.workers.some((w) => w.trial_id));
+    });
+    await until("the step in status", async () => {
+      const s = await gatherStatus(coord);
+      return s.sweeps.some((sw) => sw.workers.some((w) => w.trial_id && w.total_steps > 0));
+    }, 20_000);
+    assert.ok(Date.now() - startedAt < 3000, `the step showed ${Date.now() - startedAt} ms after the trial started`);
+    const outcome = await sweep;
+    assert.ok(outcome.complete);
+
+    // the worker role: sweeps shown, the worker list refused in one line, exit 0
+    const asW = await cli("status", asWorker);
+    assert.equal(asW.code, 0, asW.text);
+    assert.match(asW.text, new RegExp(`${sweepIdOf(spec)} \\(op-status\\): complete`));
+    assert.match(asW.text, /workers not shown: these credentials may not read the worker list/);
+    assertNoTrace(asW.text);
+    // cancelling with worker credentials: refused in one line
+    const cancel = await cli("sweep", ["cancel", sweepIdOf(spec), ...asWorker]);
+    assert.equal(cancel.code, 1, cancel.text);
+    assert.match(cancel.text, /the broker refused this|may not|permission/i);
+    assertNoTrace(cancel.text);
+  } finally {
+    worker?.kill();
+    await worker?.done;
+    await coord.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
