@@ -1,0 +1,155 @@
+// A clustered broker with real processes: three nats-server nodes on loopback (the configuration
+// `deno task broker-config --cluster 3` writes), a coordinator and workers given all three URLs. The node that leads
+// the trial stream is SIGKILLed mid-sweep: every trial is still recorded exactly once; restarted, the node catches up.
+import assert from "node:assert/strict";
+import { type JetStreamManager, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
+import { clusterBrokerConfig } from "../src/broker/config.ts";
+import { freePort, type LocalServer, startLocalServer } from "../src/broker/local_server.ts";
+import { connectNats, RESULT_STREAM, SWEEP_BUCKET, TRIAL_STREAM } from "../src/broker/nats.ts";
+import { spawnLocalWorkers } from "../src/coordinator/local_workers.ts";
+import { recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
+
+const TRIALS = 16;
+
+/** Three nodes on free loopback ports; each logs to a file and serves its JetStream view on a monitoring port. */
+async function threeNodes(dir: string) {
+  const nodes = [1, 2, 3].map((i) => ({
+    name: `ts-${i}`,
+    host: "127.0.0.1",
+    port: freePort(),
+    routePort: freePort(),
+    storeDir: `${dir}/node-${i}`,
+    http: freePort(),
+  }));
+  const cfg = clusterBrokerConfig({
+    listen: "127.0.0.1",
+    nodes,
+    routePassword: "route-secret",
+    coordinatorPassword: "coord-secret",
+    workerPassword: "worker-secret",
+  });
+  const files = nodes.map((n, i) => {
+    const file = `${dir}/${n.name}.conf`;
+    Deno.writeTextFileSync(file, `${cfg.confs[i]}\nlog_file: "${dir}/${n.name}.log"\nhttp: "127.0.0.1:${n.http}"\n`);
+    return file;
+  });
+  const start = (i: number) =>
+    startLocalServer(nodes[i]!.storeDir, { port: nodes[i]!.port, token: "", configFile: files[i]! });
+  const servers: (LocalServer | null)[] = [];
+  for (let i = 0; i < nodes.length; i++) servers.push(await start(i));
+  return { nodes, cfg, servers, start };
+}
+
+/** One node's own copy of a stream (its JetStream monitoring endpoint), or null when it holds none. */
+async function localStream(httpPort: number, stream: string) {
+  const r = await fetch(`http://127.0.0.1:${httpPort}/jsz?streams=true`);
+  const jsz = await r.json() as {
+    account_details?: { stream_detail?: { name: string; state: { messages: number; last_seq: number } }[] }[];
+  };
+  return jsz.account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === stream) ?? null;
+}
+
+async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | null> {
+  return await jsm.streams.info(name).catch(() => null);
+}
+
+Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial recorded once; the node catches up", async () => {
+  const dir = await Deno.makeTempDir();
+  const t0 = performance.now();
+  const c = await threeNodes(dir);
+  const urls = c.cfg.urls.join(",");
+  const monitor = await connectNats({ servers: c.cfg.urls, user: "coordinator", pass: "coord-secret" });
+  const jsm = await jetstreamManager(monitor.nc);
+  const spec = await writeSpec(dir, "cluster", TRIALS, 100); // about 0.5 s a trial
+  const workers = await spawnLocalWorkers(2, { url: urls, token: "" }, `${dir}/logs`, [
+    "--backend",
+    "js",
+    "--user",
+    "worker",
+    "--password",
+    "worker-secret",
+  ]);
+  const coordLog = `${dir}/coordinator.log`;
+  const coordinator = startCoordinator(
+    [spec.path, "--runs", `${dir}/runs`, "--user", "coordinator", "--password", "coord-secret", "--ack-wait", "5"],
+    { url: urls, token: "" },
+    coordLog,
+  );
+  const runDir = `${dir}/runs/${spec.sweepId}`;
+  const log = async () => `${await Deno.readTextFile(coordLog).catch(() => "")}`;
+  try {
+    // the streams and buckets are replicated on all three nodes
+    await until("the trial stream", async () => (await streamInfo(jsm, TRIAL_STREAM)) !== null, 30_000);
+    for (const name of [TRIAL_STREAM, RESULT_STREAM, `KV_${SWEEP_BUCKET}`]) {
+      assert.equal((await streamInfo(jsm, name))?.config.num_replicas, 3, name);
+      await until(`${name}: a leader and two followers`, async () => {
+        const cluster = (await streamInfo(jsm, name))?.cluster;
+        return !!cluster?.leader && cluster.replicas?.length === 2;
+      }, 15_000);
+    }
+    await until("a few recorded trials", async () => (await recorded(runDir)).length >= 3, 30_000);
+    const before = (await recorded(runDir)).length;
+    assert.ok(before < TRIALS, "the sweep ended before the kill: make its trials longer");
+    const leader = (await streamInfo(jsm, TRIAL_STREAM))!.cluster!.leader!;
+    const killed = c.nodes.findIndex((n) => n.name === leader);
+    assert.ok(killed >= 0, `leader ${leader}`);
+    const killedAt = performance.now();
+    c.servers[killed]!.process.kill("SIGKILL");
+    await c.servers[killed]!.process.status;
+    c.servers[killed] = null;
+
+    let newLeader = "";
+    await until("a new leader of the trial stream", async () => {
+      newLeader = (await streamInfo(jsm, TRIAL_STREAM))?.cluster?.leader ?? "";
+      return newLeader !== "" && newLeader !== leader;
+    }, 30_000);
+    const electedMs = performance.now() - killedAt;
+    await until("a trial recorded after the kill", async () => (await recorded(runDir)).length > before, 30_000);
+    const resumedMs = performance.now() - killedAt;
+
+    const timer = setTimeout(() => coordinator.kill("SIGKILL"), 60_000);
+    const st = await coordinator.status;
+    clearTimeout(timer);
+    const doneMs = performance.now() - killedAt;
+    assert.equal(st.code, 0, await log());
+    const rows = await recorded(runDir);
+    const ids = rows.map((r) => r.trial_id);
+    assert.equal(new Set(ids).size, ids.length, "a trial was recorded twice");
+    assert.deepEqual([...ids].sort(), spec.trialIds);
+    assert.ok(rows.every((r) => r.status === "done"), JSON.stringify(rows.map((r) => [r.status, r.error])));
+    // nothing was lost and found again by the reconciliation: the cluster kept every queued trial
+    assert.doesNotMatch(await log(), /published again/);
+
+    // the killed node comes back and catches up: a current replica with every stored result in its own store
+    const restartedAt = performance.now();
+    c.servers[killed] = await c.start(killed);
+    const results = (await streamInfo(jsm, RESULT_STREAM))!.state;
+    assert.ok(results.messages >= TRIALS, `${results.messages} results stored`);
+    await until("the restarted node's replicas current", async () => {
+      for (const name of [TRIAL_STREAM, RESULT_STREAM, `KV_${SWEEP_BUCKET}`]) {
+        const info = await streamInfo(jsm, name);
+        const replica = info?.cluster?.replicas?.find((r) => r.name === leader);
+        if (info?.cluster?.leader === leader) continue; // it leads again: current by definition
+        if (!replica?.current || (replica.lag ?? 0) > 0) return false;
+      }
+      const local = await localStream(c.nodes[killed]!.http, RESULT_STREAM).catch(() => null);
+      return local?.state.last_seq === results.last_seq && local.state.messages === results.messages;
+    }, 30_000);
+    const caughtUpMs = performance.now() - restartedAt;
+    console.log(
+      `cluster: killed ${leader} (trial stream leader) after ${before}/${TRIALS} trials; new leader ${newLeader} in ` +
+        `${electedMs.toFixed(0)} ms, next trial recorded ${resumedMs.toFixed(0)} ms after the kill, sweep done ` +
+        `${doneMs.toFixed(0)} ms after it; restarted node caught up in ${caughtUpMs.toFixed(0)} ms; test ` +
+        `${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+  } finally {
+    try {
+      coordinator.kill("SIGKILL");
+    } catch { /* it exited */ }
+    await coordinator.status.catch(() => {});
+    await workers.stop().catch(() => {});
+    await monitor.close().catch(() => {});
+    for (const s of c.servers) await s?.stop().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
