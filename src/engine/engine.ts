@@ -2,10 +2,11 @@ import type { FusedKernels } from "./native.ts";
 
 /**
  * The numeric engine a trial trains on. The science in `src/train` is written against this interface only;
- * backends supply the matrix products, which are where the time goes.
+ * each backend (docs/architecture.md, "Words") implements it with its own matrix products, which are where the time
+ * goes.
  */
 export interface Engine {
-  /** Backend name as given to `--backend` (`blas`, `wasm`, `cpu`, `js`). */
+  /** Its backend, as `--backend` names it (`blas`, `tensorflow`, `webgpu`, `wasm`, `cpu`, `js`). */
   readonly name: string;
   /** What it runs on, for reports (e.g. `OpenBLAS 1 thread`, `tfjs-wasm simd`). */
   readonly device: string;
