@@ -439,7 +439,7 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
         d.nak();
         return "released";
       }
-      await d.ack().catch(() => {}); // a lost ack only means a redelivery, and the result is deduplicated
+      await d.ack().catch(() => {}); // a lost ack only means a redelivery; only a trial's first result is recorded
       if (metrics.stopped) {
         log(
           `trial ${t.trial_id}: stopped early after ${metrics.stopped.epochs.toFixed(2)} of ` +
