@@ -4,9 +4,11 @@
 import assert from "node:assert/strict";
 import { type JetStreamManager, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { clusterBrokerConfig } from "../src/broker/config.ts";
-import { freePort, type LocalServer, startLocalServer } from "../src/broker/local_server.ts";
+import { freePort, type LocalServer, natsServerBinary, startLocalServer } from "../src/broker/local_server.ts";
 import { connectNats, RESULT_STREAM, SWEEP_BUCKET, TRIAL_STREAM } from "../src/broker/nats.ts";
 import { spawnLocalWorkers } from "../src/coordinator/local_workers.ts";
+import { brokerConfigMain } from "../src/cli/broker_config.ts";
+import { natsUrls } from "../src/cli/common.ts";
 import { recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
 
 const TRIALS = 16;
@@ -59,7 +61,8 @@ Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial
   const c = await threeNodes(dir);
   const urls = c.cfg.urls.join(",");
   const monitor = await connectNats({ servers: c.cfg.urls, user: "coordinator", pass: "coord-secret" });
-  const jsm = await jetstreamManager(monitor.nc);
+  // short requests: a request to a node that has just died fails within a second, and the next one goes elsewhere
+  const jsm = await jetstreamManager(monitor.nc, { timeout: 1000 });
   const spec = await writeSpec(dir, "cluster", TRIALS, 100); // about 0.5 s a trial
   const workers = await spawnLocalWorkers(2, { url: urls, token: "" }, `${dir}/logs`, [
     "--backend",
@@ -151,5 +154,44 @@ Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial
     await monitor.close().catch(() => {});
     for (const s of c.servers) await s?.stop().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("cluster - broker-config --cluster 3 writes three valid node configurations and env files listing every node", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = console.log;
+    console.log = () => {};
+    try {
+      const args = ["--out", dir, "--cluster", "3", "--hosts", "h1,h2,h1", "--port", "4300", "--route-port", "6300"];
+      assert.equal(await brokerConfigMain(args), 0);
+    } finally {
+      console.log = log;
+    }
+    const confs = [1, 2, 3].map((i) => Deno.readTextFileSync(`${dir}/node-${i}.conf`));
+    for (const [i, conf] of confs.entries()) {
+      assert.equal(Deno.statSync(`${dir}/node-${i + 1}.conf`).mode! & 0o777, 0o600);
+      const check = await new Deno.Command((await natsServerBinary())!, {
+        args: ["-t", "-c", `${dir}/node-${i + 1}.conf`],
+      }).output();
+      assert.ok(check.success, new TextDecoder().decode(check.stderr));
+      assert.match(conf, new RegExp(`server_name: "node-${i + 1}"`));
+      assert.match(conf, /cluster \{\n {2}name: "ticketsweep"/);
+      assert.match(conf, /user: "coordinator"[\s\S]*user: "worker"/);
+    }
+    // two nodes on h1: each its own ports; every node routes to the two others, not to itself
+    assert.match(confs[2]!, /port: 4301\n/);
+    assert.match(confs[0]!, /@h2:6300"\n\s+"nats-route:\/\/route:\w+@h1:6301"/);
+    assert.doesNotMatch(confs[0]!, /@h1:6300"/);
+    for (const who of ["coordinator", "worker"]) {
+      const env = Deno.readTextFileSync(`${dir}/${who}.env`);
+      const url = /^NATS_URL=(.*)$/m.exec(env)![1]!;
+      assert.deepEqual(natsUrls(url), ["nats://h1:4300", "nats://h2:4300", "nats://h1:4301"]);
+      assert.match(env, new RegExp(`NATS_USER=${who}\n`));
+    }
+    await assert.rejects(() => brokerConfigMain(["--out", dir, "--cluster", "3", "--hosts", "a,b"]), /3 hosts/);
+    await assert.rejects(() => brokerConfigMain(["--out", dir, "--cluster", "2"]), /3 nodes or more/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
