@@ -11,7 +11,7 @@ import { runSweep } from "../src/coordinator/sweep.ts";
 import { loadSpec, parseSpec } from "../src/spec/load.ts";
 import { expandTrials, resolveTrialConfig } from "../src/spec/expand.ts";
 import { type MethodName, METHODS } from "../src/spec/schema.ts";
-import { createMethod } from "../src/train/masks/create.ts";
+import { createMethod } from "../src/train/masks/registry.ts";
 import { buildNet } from "../src/train/nets/build.ts";
 import { Rng } from "../src/util/rng.ts";
 import { runWorker } from "../src/worker/worker.ts";

@@ -93,6 +93,22 @@ Deno.test("docs - every relative link of README.md and docs/*.md resolves, #anch
   assert.deepEqual(broken, []);
 });
 
+/** The repository paths a Markdown text names in code spans (`src/...`, `native/...`) that do not exist. */
+export function missingPaths(markdown: string, exists: (path: string) => boolean): string[] {
+  const named = [...markdown.matchAll(/`((?:src|native|test|bench|tools|docs|sweeps|workers)\/[\w./-]*)`/g)];
+  return [...new Set(named.map((m) => m[1]!))].filter((p) => !exists(p.replace(/\/$/, "")));
+}
+
+Deno.test("docs - every repository path docs/*.md names in code exists", async () => {
+  const missing: string[] = [];
+  for await (const e of Deno.readDir(join(ROOT, "docs"))) {
+    if (!e.name.endsWith(".md")) continue;
+    const text = readRepo(`docs/${e.name}`)!;
+    for (const p of missingPaths(text, (p) => readRepo(p) !== null)) missing.push(`docs/${e.name}: ${p}`);
+  }
+  assert.deepEqual(missing, [], "a file moved or was renamed: say where it is now");
+});
+
 Deno.test("docs - the checks fail on what they guard against", () => {
   const pages: Record<string, string> = { "docs/a.md": "# Top\n## Random streams\n", "README.md": "" };
   const read = (p: string) => pages[p] ?? null;
@@ -105,6 +121,9 @@ Deno.test("docs - the checks fail on what they guard against", () => {
   ]);
   assert.deepEqual(brokenLinks("[up](../README.md) [self](#top)", "docs/a.md", read), []);
   assert.deepEqual(outsideCitations(`see ${"SCIENCE"}.md §2\nfine\nand ../shared/${"DESIGN"}.md`).length, 2);
+  assert.deepEqual(missingPaths("`src/a.ts` and `src/gone.ts`, `src/` but not `runs/x`", (p) => p !== "src/gone.ts"), [
+    "src/gone.ts",
+  ]);
   assert.deepEqual(slug("Supermask (`supermask`, being added)".replaceAll("`", "")), "supermask-supermask-being-added");
 });
 

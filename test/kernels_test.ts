@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
+import { method as csMethod } from "../src/train/masks/continuous_sparsification.ts";
+import { method as edgePopupMethod } from "../src/train/masks/edge_popup.ts";
+import { method as gatesMethod } from "../src/train/masks/gates.ts";
+import { method as hardConcreteMethod } from "../src/train/masks/hard_concrete.ts";
+import { settingsOf } from "../src/train/masks/method.ts";
 import { loadKernels } from "../src/engine/native.ts";
 import { createJsEngine } from "../src/engine/js.ts";
-import { MethodSchema, ModelSchema, TrialTrainingSchema } from "../src/spec/schema.ts";
+import { ModelSchema, TrialTrainingSchema } from "../src/spec/schema.ts";
 import { BernoulliGates } from "../src/train/masks/gates.ts";
 import { ContinuousSparsification } from "../src/train/masks/continuous_sparsification.ts";
 import { expF32, logF32 } from "../src/train/masks/math.ts";
@@ -24,7 +29,7 @@ Deno.test("kernels - the native fused gate kernels give the same numbers as the 
     weight_decay: 0,
     schedule: "constant",
   });
-  const method = MethodSchema.parse({ lambda: 3e-6 });
+  const method = settingsOf(gatesMethod, { lambda: 3e-6 });
   const ts = new BernoulliGates(net, method, training, new Rng(5, 2));
   const cc = new BernoulliGates(net, method, training, new Rng(5, 2), { kernels });
   const weffA = net.layers.map((l) => new Float32Array(l.w.length)), weffB = weffA.map((w) => w.slice());
@@ -99,7 +104,7 @@ Deno.test("kernels - native edge-popup top-k and SGD give the same masks and sco
     weight_decay: 1e-4,
     schedule: "cosine",
   });
-  const method = MethodSchema.parse({ name: "edge-popup", k: 0.3 });
+  const method = settingsOf(edgePopupMethod, { k: 0.3 });
   const ts = new EdgePopup(net, method, training, new Rng(5, 2));
   const cc = new EdgePopup(net, method, training, new Rng(5, 2), kernels);
   // ties at the threshold: copy some scores so that several share the k-th magnitude
@@ -134,7 +139,7 @@ Deno.test("kernels - expF32 is e^x to float32 precision, and the native cs forwa
   const { kernels } = await loadKernels();
   assert.ok(kernels);
   const net = buildNet(ModelSchema.parse({ init: "signed_constant" }), [28, 28, 1], 10, createJsEngine());
-  const method = MethodSchema.parse({ name: "cs", lambda: 1e-8 });
+  const method = settingsOf(csMethod, { lambda: 1e-8 });
   const training = TrialTrainingSchema.parse({
     optimizer: "sgd",
     lr: 0.1,
@@ -177,7 +182,7 @@ Deno.test("kernels - native hard-concrete, Adam and SGD steps give the same numb
       weight_decay: 1e-4,
       schedule: "constant",
     });
-    const method = MethodSchema.parse({ name: "hard-concrete", lambda: 1e-5 });
+    const method = settingsOf(hardConcreteMethod, { lambda: 1e-5 });
     const ts: HardConcreteGates = new HardConcreteGates(net, method, training, new Rng(5, 2));
     const cc: HardConcreteGates = new HardConcreteGates(net, method, training, new Rng(5, 2), { kernels });
     const a = net.layers.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());

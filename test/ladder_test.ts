@@ -3,7 +3,7 @@ import { sweepInProcess } from "./_fixtures.ts";
 import { createJsEngine } from "../src/engine/js.ts";
 import { TrialConfigSchema } from "../src/spec/schema.ts";
 import { buildNet } from "../src/train/nets/build.ts";
-import { createMethod } from "../src/train/masks/create.ts";
+import { createMethod } from "../src/train/masks/registry.ts";
 import { Rng } from "../src/util/rng.ts";
 import { buildLadder, cutValues } from "../src/train/ladder.ts";
 import { BernoulliGates } from "../src/train/masks/gates.ts";

@@ -1,16 +1,20 @@
 import assert from "node:assert/strict";
+import { method as csMethod } from "../src/train/masks/continuous_sparsification.ts";
+import { method as edgePopupMethod } from "../src/train/masks/edge_popup.ts";
+import { method as gatesMethod } from "../src/train/masks/gates.ts";
+import { method as hardConcreteMethod } from "../src/train/masks/hard_concrete.ts";
+import { settingsOf } from "../src/train/masks/method.ts";
 import { assertClose, finiteDiff, lossOf, smallNet, UNIT_SGD } from "./_nets.ts";
 import { createJsEngine } from "../src/engine/js.ts";
 import { loadKernels } from "../src/engine/native.ts";
 import { expandTrials } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
-import { MethodSchema } from "../src/spec/schema.ts";
 import { ContinuousSparsification, csSchedule } from "../src/train/masks/continuous_sparsification.ts";
 import { EdgePopup } from "../src/train/masks/edge_popup.ts";
 import { BernoulliGates } from "../src/train/masks/gates.ts";
 import { HardConcreteGates } from "../src/train/masks/hard_concrete.ts";
 import { normCdf, normPdf, sigmoidF32 } from "../src/train/masks/math.ts";
-import { createMethod } from "../src/train/masks/create.ts";
+import { createMethod } from "../src/train/masks/registry.ts";
 import type { MaskMethod } from "../src/train/masks/method.ts";
 import { keptCount, topKMask } from "../src/train/masks/top_k.ts";
 import { buildNet } from "../src/train/nets/build.ts";
@@ -67,7 +71,7 @@ for (const granularity of ["weight", "neuron"] as const) {
   Deno.test(`gates (${granularity}) - gradient of loss + penalty matches finite differences (noise fixed)`, () => {
     checkMethodGradient(`gates ${granularity}`, (net) => {
       let noise: Float32Array[] = [];
-      const method = MethodSchema.parse({ lambda: 0.05, granularity });
+      const method = settingsOf(gatesMethod, { lambda: 0.05, granularity });
       const gates = new BernoulliGates(net, method, UNIT_SGD, new Rng(1), { noise: (l, e) => e.set(noise[l]!) });
       noise = gateNoise(gates.mu, method.sigma);
       return { method: gates, theta: gates.mu };
@@ -80,7 +84,7 @@ Deno.test("gates - the clamp: z is 0 below 0, 1 above 1, mu + sigma·eps between
   const eps = net.layers.map((l) => new Float32Array(l.w.length));
   eps[0]![0] = -10;
   eps[0]![1] = 10;
-  const gates = new BernoulliGates(net, MethodSchema.parse({ lambda: 0.3 }), UNIT_SGD, new Rng(1), {
+  const gates = new BernoulliGates(net, settingsOf(gatesMethod, { lambda: 0.3 }), UNIT_SGD, new Rng(1), {
     noise: (l, e) => e.set(eps[l]!),
   });
   const weff = net.layers.map((l) => new Float32Array(l.w.length));
@@ -96,7 +100,7 @@ Deno.test("gates - the clamp: z is 0 below 0, 1 above 1, mu + sigma·eps between
 
 Deno.test("gates (neuron) - one gate per output unit removes whole rows", () => {
   const { net } = smallNet(MLP, [6, 1, 1]);
-  const gates = new BernoulliGates(net, MethodSchema.parse({ granularity: "neuron" }), UNIT_SGD, new Rng(1));
+  const gates = new BernoulliGates(net, settingsOf(gatesMethod, { granularity: "neuron" }), UNIT_SGD, new Rng(1));
   assert.deepEqual(gates.mu.map((m) => m.length), [5, 3]);
   gates.mu[0]!.set([1, -1, 1, -1, 1]);
   assert.deepEqual(
@@ -112,7 +116,7 @@ for (const granularity of ["weight", "neuron"] as const) {
     checkMethodGradient(`hard-concrete ${granularity}`, (net) => {
       const rng = new Rng(4);
       const us = net.layers.map((l) => Float32Array.from({ length: l.w.length }, () => 0.3 + 0.4 * rng.uniform()));
-      const method = MethodSchema.parse({ name: "hard-concrete", lambda: 0.05, granularity });
+      const method = settingsOf(hardConcreteMethod, { lambda: 0.05, granularity });
       const hc = new HardConcreteGates(net, method, UNIT_SGD, new Rng(1), {
         noise: (l, u) => u.set(us[l]!.subarray(0, u.length)),
       });
@@ -123,7 +127,7 @@ for (const granularity of ["weight", "neuron"] as const) {
 
 Deno.test("hard-concrete - the closed-form expected-L0 penalty matches a Monte-Carlo estimate of P(z > 0)", () => {
   const { net } = smallNet(MLP, [6, 1, 1]);
-  const m = MethodSchema.parse({ name: "hard-concrete", lambda: 1 });
+  const m = settingsOf(hardConcreteMethod, { lambda: 1 });
   const hc = new HardConcreteGates(net, m, UNIT_SGD, new Rng(2));
   const la = hc.logAlpha[0]!;
   for (let i = 0; i < la.length; i++) la[i] = -3 + (6 * i) / (la.length - 1);
@@ -146,7 +150,7 @@ Deno.test("hard-concrete - the closed-form expected-L0 penalty matches a Monte-C
 
 Deno.test("cs - gradient of loss + penalty matches finite differences", () => {
   checkMethodGradient("cs", (net) => {
-    const method = MethodSchema.parse({ name: "cs", lambda: 0.05, s0: 0.2, beta_final: 3, rounds: 1 });
+    const method = settingsOf(csMethod, { lambda: 0.05, s0: 0.2, beta_final: 3, rounds: 1 });
     const cs = new ContinuousSparsification(net, method, UNIT_SGD);
     const rng = new Rng(3);
     for (const s of cs.s) for (let i = 0; i < s.length; i++) s[i] = 0.5 * rng.normal();
@@ -171,7 +175,7 @@ Deno.test("cs - between rounds s ← min(beta·s, s0) with the round's final bet
   const { net } = smallNet(MLP, [6, 1, 1]);
   const cs = new ContinuousSparsification(
     net,
-    MethodSchema.parse({ name: "cs", s0: 0.1, beta_final: 8, rounds: 2 }),
+    settingsOf(csMethod, { s0: 0.1, beta_final: 8, rounds: 2 }),
     UNIT_SGD,
   );
   cs.beginEpoch(0, 4);
@@ -187,7 +191,7 @@ Deno.test("cs - between rounds s ← min(beta·s, s0) with the round's final bet
 Deno.test("edge-popup - exactly the top-k fraction of each layer is kept, by |score|", () => {
   const { net } = smallNet({ ...MLP, widths: [37] }, [13, 1, 1]);
   for (const k of [0.05, 0.3, 0.5, 0.99]) {
-    const ep = new EdgePopup(net, MethodSchema.parse({ name: "edge-popup", k }), UNIT_SGD, new Rng(5));
+    const ep = new EdgePopup(net, settingsOf(edgePopupMethod, { k }), UNIT_SGD, new Rng(5));
     const weff = net.layers.map((l) => new Float32Array(l.w.length));
     ep.effectiveWeights(weff);
     net.layers.forEach((layer, l) => {
@@ -216,7 +220,7 @@ Deno.test("edge-popup - the gradient passes straight through to every score: sig
   const dweff = net.layers.map((l) => new Float32Array(l.w.length));
   net.useEffectiveWeights(weff);
   net.useGradients(dweff);
-  const ep = new EdgePopup(net, MethodSchema.parse({ name: "edge-popup", k: 0.5 }), UNIT_SGD, new Rng(5));
+  const ep = new EdgePopup(net, settingsOf(edgePopupMethod, { k: 0.5 }), UNIT_SGD, new Rng(5));
   const before = ep.scores.map((s) => Float32Array.from(s));
   ep.beginEpoch(0, 1);
   ep.effectiveWeights(weff);

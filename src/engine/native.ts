@@ -1,67 +1,20 @@
-import { GAUSS_TABLE, POW2F } from "../train/masks/math.ts";
 import { sha256Hex } from "../util/hash.ts";
-import { ZIGGURAT } from "../util/rng.ts";
 
 /**
- * Native kernels: native/kernels.c, compiled on first use with the system C compiler and loaded through FFI
- * ({@link loadKernels}). They are an optional faster path for the per-weight loops the mask methods and the
- * network layers otherwise run in TypeScript, giving the same numbers bit for bit (test/kernels_test.ts compares
- * them): the per-weight loops of gates, hard-concrete, continuous sparsification and edge-popup (each fusing
- * noise, effective weights, penalty gradient and optimiser step where it can), the Adam and SGD steps, ReLU and
- * the convolution's im2col / col2im. The matrix products are not here: they are the engine's
+ * Native kernels: native/kernels.c (the optimiser steps, ReLU, conv2d's im2col / col2im) and the kernels each
+ * mask method registers by name next to its module ({@link registerKernels}), compiled together on first use
+ * with the system C compiler and loaded through FFI ({@link loadKernels}). They are an optional faster path for
+ * per-weight loops that otherwise run in TypeScript, giving the same numbers bit for bit (test/kernels_test.ts
+ * and test/method_conformance_test.ts compare them). This file names no method: a method brings its own C
+ * source, FFI signatures and binding. The matrix products are not here: they are the engine's
  * (src/engine/engine.ts). When no C compiler is found, every caller runs its TypeScript loop instead.
  *
  * @module
  */
 
-/** The native kernels by purpose; each mirrors one TypeScript loop, named in its comment or in kernels.c. */
+/** The core native kernels by purpose, and the ones registered by name; each mirrors one TypeScript loop. */
 export interface FusedKernels {
   readonly description: string;
-  gatesForward(
-    mu: Float32Array,
-    w: Float32Array,
-    u: Float32Array,
-    weff: Float32Array,
-    sigma: number,
-    rngState: Uint32Array,
-  ): void;
-  gatesAdam(
-    mu: Float32Array,
-    u: Float32Array,
-    g: Float32Array,
-    w: Float32Array,
-    m1: Float32Array,
-    m2: Float32Array,
-    k: number,
-    invS: number,
-    lr: number,
-    ic2: number,
-  ): void;
-  /** Hard-concrete's forward per weight in float32: uniform draws (state advanced), `s`, `z` and `weff = w·z`. */
-  hcForward(
-    s: Float32Array,
-    z: Float32Array,
-    logAlpha: Float32Array,
-    w: Float32Array,
-    weff: Float32Array,
-    beta: number,
-    gamma: number,
-    span: number,
-    rngState: Uint32Array,
-  ): void;
-  /** Hard-concrete's gradient on log_alpha per weight in float32 (before the optimiser), into `dz`. */
-  hcGrad(
-    dz: Float32Array,
-    g: Float32Array,
-    w: Float32Array,
-    s: Float32Array,
-    logAlpha: Float32Array,
-    beta: number,
-    gamma: number,
-    span: number,
-    shift: number,
-    coef: number,
-  ): void;
   /** One Adam step in float32 over a buffer, as `createOptimizer`'s (c1, c2: this step's bias corrections). */
   adamStep(
     p: Float32Array,
@@ -79,42 +32,6 @@ export interface FusedKernels {
   relu(y: Float32Array): void;
   /** ReLU's backward in place: `dy` zeroed where `y <= 0`. */
   reluGrad(dy: Float32Array, y: Float32Array): void;
-  /** Continuous sparsification's forward in float32: `sig = sigmoid(beta·s)`, `weff = w·c·sig`. */
-  csForward(s: Float32Array, w: Float32Array, sig: Float32Array, weff: Float32Array, beta: number, c: number): void;
-  /** Continuous sparsification's gradient on the scores in float32: `(g·w + coef)·k·sig·(1 − sig)`. */
-  csGrad(grad: Float32Array, g: Float32Array, w: Float32Array, sig: Float32Array, coef: number, k: number): void;
-  /** The same gradient and an SGD step on the scores in one pass (as `csGrad` then `sgdStep`). */
-  csSgd(
-    s: Float32Array,
-    g: Float32Array,
-    w: Float32Array,
-    sig: Float32Array,
-    mom: Float32Array,
-    coef: number,
-    k: number,
-    lr: number,
-    momentum: number,
-    wd: number,
-  ): void;
-  /** edge-popup's forward: exact top-`keep` mask by |score| (ties in index order) and `weff = w ⊙ mask`. */
-  popupForward(
-    scores: Float32Array,
-    w: Float32Array,
-    mask: Uint8Array,
-    weff: Float32Array,
-    scratch: Float32Array,
-    keep: number,
-  ): void;
-  /** edge-popup's backward: straight-through gradient and an SGD step (momentum, weight decay) on the scores. */
-  popupSgd(
-    s: Float32Array,
-    g: Float32Array,
-    w: Float32Array,
-    mom: Float32Array,
-    momentum: number,
-    wd: number,
-    lr: number,
-  ): void;
   /** Conv2d's im2col (`dir` "cols") and col2im (`dir` "image", accumulating) for samples [n0, n0 + nb). */
   patches(
     dir: "cols" | "image",
@@ -124,6 +41,45 @@ export interface FusedKernels {
     nb: number,
     geo: ConvGeometry,
   ): void;
+  /** The registered kernels this library was built with, bound, by registration name. */
+  readonly registered: ReadonlyMap<string, unknown>;
+}
+
+/** A native function as bound: buffers (typed arrays) and numbers, in its C parameter order. */
+export type NativeFn = (...args: (ArrayBufferView | number)[]) => void;
+
+/**
+ * Kernels that a component (a mask method) brings: a C source compiled with native/kernels.c (it may include
+ * "kernels.h"), the FFI signatures of its exported functions ({@link fn}), and how to bind them to the typed
+ * interface its TypeScript calls.
+ */
+export interface KernelSet<T> {
+  /** The registration name (the method's name). */
+  readonly name: string;
+  readonly source: URL;
+  readonly symbols: Record<string, { parameters: Deno.NativeType[]; result: "void" }>;
+  bind(symbols: Record<string, NativeFn>): T;
+}
+
+/** A registered kernel set: `of(kernels)` is its bound kernels when the loaded library has them, else null. */
+export interface KernelHandle<T> {
+  readonly name: string;
+  of(kernels: FusedKernels | null | undefined): T | null;
+}
+
+const REGISTERED = new Map<string, KernelSet<unknown>>();
+
+/**
+ * Registers a component's native kernels by name, next to the TypeScript loops they speed up (call it at module
+ * level; libraries loaded afterwards include them).
+ *
+ * @throws {Error} when another set has the name.
+ */
+export function registerKernels<T>(set: KernelSet<T>): KernelHandle<T> {
+  const had = REGISTERED.get(set.name);
+  if (had && had.source.href !== set.source.href) throw new Error(`native kernels '${set.name}' registered twice`);
+  REGISTERED.set(set.name, set as KernelSet<unknown>);
+  return { name: set.name, of: (k) => (k?.registered.get(set.name) as T | undefined) ?? null };
 }
 
 /** The shape of one convolution: input H×W×C, kernel k, stride, padding, output ho×wo. */
@@ -139,6 +95,7 @@ export interface ConvGeometry {
 }
 
 const SOURCE = new URL("../../native/kernels.c", import.meta.url);
+const HEADER = new URL("../../native/kernels.h", import.meta.url);
 const CACHE = new URL("../../.native/", import.meta.url);
 /**
  * No FMA contraction and no fast-math, so every operation rounds as V8's does; vectorisation is fine (IEEE
@@ -158,42 +115,54 @@ function cpuTag(): string {
   }
 }
 
-let loaded: Promise<{ kernels: FusedKernels | null; reason: string }> | undefined;
+type Loaded = { kernels: FusedKernels | null; reason: string };
+/** One load per set of registered kernels (a set registered later builds a library that includes it). */
+const loaded = new Map<string, Promise<Loaded>>();
 
 /**
- * The native kernels, compiled on first use with the system C compiler into `.native/` (keyed by a hash of the
- * source and flags) and loaded through FFI; null, with the reason, when there is no compiler or it fails.
- * `TICKETSWEEP_KERNELS` names a prebuilt library instead (an empty value turns the kernels off).
+ * The native kernels (the core and every registered set), compiled on first use with the system C compiler into
+ * `.native/` (keyed by a hash of the sources and flags) and loaded through FFI; null, with the reason, when there
+ * is no compiler or it fails. `TICKETSWEEP_KERNELS` names a prebuilt library instead (an empty value turns the
+ * kernels off).
  */
-export function loadKernels(): Promise<{ kernels: FusedKernels | null; reason: string }> {
-  loaded ??= load().catch((e) => ({ kernels: null, reason: `native kernels unavailable: ${(e as Error).message}` }));
-  return loaded;
+export function loadKernels(): Promise<Loaded> {
+  const sets = [...REGISTERED.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  const key = sets.map((k) => k.name).join(",");
+  let p = loaded.get(key);
+  if (!p) {
+    p = load(sets).catch((e) => ({ kernels: null, reason: `native kernels unavailable: ${(e as Error).message}` }));
+    loaded.set(key, p);
+  }
+  return p;
 }
 
-async function load(): Promise<{ kernels: FusedKernels | null; reason: string }> {
+async function load(sets: KernelSet<unknown>[]): Promise<Loaded> {
   const env = Deno.env.get("TICKETSWEEP_KERNELS");
   if (env === "") return { kernels: null, reason: "native kernels off (TICKETSWEEP_KERNELS is empty)" };
   let path = env;
   if (!path) {
-    const src = await Deno.readTextFile(SOURCE);
-    const tag = sha256Hex(src + CFLAGS.join(" ") + NATIVE_ARCH.join(" ") + Deno.build.target + cpuTag()).slice(0, 12);
+    const sources = [SOURCE, ...sets.map((k) => k.source)];
+    const text = (await Promise.all([HEADER, ...sources].map((u) => Deno.readTextFile(u)))).join("\n");
+    const tag = sha256Hex(text + CFLAGS.join(" ") + NATIVE_ARCH.join(" ") + Deno.build.target + cpuTag()).slice(0, 12);
     const ext = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
     path = new URL(`libticketsweep_kernels-${tag}.${ext}`, CACHE).pathname;
     try {
       await Deno.stat(path);
     } catch {
-      await compile(path);
+      await compile(path, sources);
     }
   }
-  return { kernels: open(path), reason: `native kernels ${path.split("/").at(-1)}` };
+  return { kernels: open(path, sets), reason: `native kernels ${path.split("/").at(-1)}` };
 }
 
-async function compile(path: string): Promise<void> {
+async function compile(path: string, sources: URL[]): Promise<void> {
   await Deno.mkdir(new URL(".", `file://${path}`), { recursive: true });
   const tmp = `${path}.tmp-${Deno.pid}`;
   const cc = Deno.env.get("CC") ?? "cc";
+  const include = `-I${new URL(".", HEADER).pathname}`;
+  const files = sources.map((u) => u.pathname);
   const build = (flags: string[]) =>
-    new Deno.Command(cc, { args: [...flags, "-o", tmp, SOURCE.pathname, "-lm"], stderr: "piped" }).output();
+    new Deno.Command(cc, { args: [...flags, include, "-o", tmp, ...files, "-lm"], stderr: "piped" }).output();
   let out: Deno.CommandOutput;
   try {
     out = await build([...CFLAGS, ...NATIVE_ARCH]);
@@ -212,45 +181,29 @@ type FfiParams<S extends string> = S extends `${infer C}${infer R}`
   : [];
 
 /** A void C function's FFI signature from its parameter letters, e.g. `fn("bb i f")`. */
-function fn<S extends string>(spec: S): { parameters: FfiParams<S>; result: "void" } {
+export function fn<S extends string>(spec: S): { parameters: FfiParams<S>; result: "void" } {
   const parameters = [...spec].flatMap((c) => c in FFI ? [FFI[c as keyof typeof FFI]] : []);
   return { parameters: parameters as FfiParams<S>, result: "void" };
 }
 
-function open(path: string): FusedKernels {
+function open(path: string, sets: KernelSet<unknown>[]): FusedKernels {
   const lib = Deno.dlopen(path, {
-    ts_gates_forward: fn("bbbb i d bbbb"),
-    ts_gates_adam: fn("bbbbbb i dddd b"),
-    ts_topk_weights: fn("bbbbb ii"),
-    ts_popup_sgd: fn("bbbb i fff"),
-    ts_hc_forward: fn("bbbbb i fff bb"),
-    ts_hc_grad: fn("bbbbb i fffff b"),
     ts_adam_step: fn("bbbb i ffff"),
     ts_sgd_step: fn("bbb i fff"),
     ts_relu: fn("b i"),
     ts_relu_grad: fn("bb i"),
-    ts_cs_forward: fn("bbbb i ff b"),
-    ts_cs_sgd: fn("bbbbb i fffff"),
-    ts_cs_grad: fn("bbbb i ff"),
     ts_im2col: fn("bb iiiiiiiiii"),
     ts_col2im: fn("bb iiiiiiiiii"),
   });
-  const { KN, WN, FN } = ZIGGURAT;
+  const registered = new Map<string, unknown>();
+  for (const set of sets) {
+    const own = Deno.dlopen(path, set.symbols); // the same library: its symbols, typed by the set
+    registered.set(set.name, set.bind(own.symbols as unknown as Record<string, NativeFn>));
+  }
   const f = lib.symbols;
   return {
     description: "native fused kernels",
-    gatesForward(mu, w, u, weff, sigma, st) {
-      f.ts_gates_forward(mu, w, u, weff, mu.length, sigma, st, KN, WN, FN);
-    },
-    gatesAdam(mu, u, g, w, m1, m2, k, invS, lr, ic2) {
-      f.ts_gates_adam(mu, u, g, w, m1, m2, mu.length, k, invS, lr, ic2, GAUSS_TABLE);
-    },
-    hcForward(s, z, la, w, weff, beta, gamma, span, st) {
-      f.ts_hc_forward(s, z, la, w, weff, la.length, beta, gamma, span, st, POW2F);
-    },
-    hcGrad(dz, g, w, s, la, beta, gamma, span, shift, coef) {
-      f.ts_hc_grad(dz, g, w, s, la, la.length, beta, gamma, span, shift, coef, POW2F);
-    },
+    registered,
     adamStep(p, g, m1, m2, lr, wd, c1, c2) {
       f.ts_adam_step(p, g, m1, m2, p.length, lr, wd, c1, c2);
     },
@@ -262,21 +215,6 @@ function open(path: string): FusedKernels {
     },
     reluGrad(dy, y) {
       f.ts_relu_grad(dy, y, dy.length);
-    },
-    csForward(sc, w, sig, weff, beta, c) {
-      f.ts_cs_forward(sc, w, sig, weff, sc.length, beta, c, POW2F);
-    },
-    csSgd(sc, g, w, sig, mom, coef, k, lr, momentum, wd) {
-      f.ts_cs_sgd(sc, g, w, sig, mom, sc.length, coef, k, lr, momentum, wd);
-    },
-    csGrad(grad, g, w, sig, coef, k) {
-      f.ts_cs_grad(grad, g, w, sig, grad.length, coef, k);
-    },
-    popupForward(scores, w, mask, weff, scratch, keep) {
-      f.ts_topk_weights(scores, w, mask, weff, scratch, scores.length, keep);
-    },
-    popupSgd(sc, g, w, mom, momentum, wd, lr) {
-      f.ts_popup_sgd(sc, g, w, mom, sc.length, momentum, wd, lr);
     },
     patches(dir, image, cols, n0, nb, g) {
       const args = [n0, nb, g.h, g.w, g.c, g.k, g.stride, g.pad, g.ho, g.wo] as const;

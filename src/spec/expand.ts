@@ -87,7 +87,7 @@ export function parseParameterKey(key: string): { scope?: MethodName; name: stri
 export function parameterAppliesTo(name: string, method: MethodName): boolean {
   const target = PARAMETER_TARGETS[name as ParameterName];
   if (target === "training") return true;
-  return name !== "method" && METHOD_FIELDS[method].includes(name);
+  return name !== "method" && (METHOD_FIELDS[method]?.includes(name) ?? false);
 }
 
 /** The methods a sweep runs: the values of `parameters.method`, else `method.name`. */

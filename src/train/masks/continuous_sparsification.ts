@@ -1,11 +1,58 @@
-import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
+import { z } from "zod";
+import { fn, type FusedKernels, registerKernels } from "../../engine/native.ts";
+import type { TrainingConfig } from "../../spec/schema.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { FLT_NORMAL_MIN, sigmoidF32 } from "./math.ts";
-import type { FusedKernels } from "../../engine/native.ts";
-import type { CutRule, MaskMethod } from "./method.ts";
+import { FLT_NORMAL_MIN, POW2F, sigmoidF32 } from "./math.ts";
+import { type CutRule, defineMethod, type MaskMethod, optimizerFloats, SHARED_FIELDS } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
 const f = Math.fround;
+
+/** Continuous sparsification's settings (docs/science.md, "Continuous sparsification"). */
+const FIELDS = {
+  lambda: SHARED_FIELDS.lambda,
+  penalty: SHARED_FIELDS.penalty,
+  /** Initial mask score. */
+  s0: z.number().finite().default(0),
+  /** Final temperature of each round. */
+  beta_final: z.number().finite().gt(1).default(200),
+  /** Rounds. */
+  rounds: z.number().int().positive().default(3),
+};
+export type CsConfig = z.infer<z.ZodObject<typeof FIELDS>>;
+
+/** Continuous sparsification's native kernels (continuous_sparsification.c), in float32. */
+export interface CsKernels {
+  /** `sig = sigmoid(beta·s)`, `weff = w·c·sig`. */
+  forward(s: Float32Array, w: Float32Array, sig: Float32Array, weff: Float32Array, beta: number, c: number): void;
+  /** The gradient on the scores: `(g·w + coef)·k·sig·(1 − sig)`. */
+  grad(grad: Float32Array, g: Float32Array, w: Float32Array, sig: Float32Array, coef: number, k: number): void;
+  /** The same gradient and an SGD step on the scores in one pass (as `grad` then the optimiser's SGD). */
+  sgd(
+    s: Float32Array,
+    g: Float32Array,
+    w: Float32Array,
+    sig: Float32Array,
+    mom: Float32Array,
+    coef: number,
+    k: number,
+    lr: number,
+    momentum: number,
+    wd: number,
+  ): void;
+}
+
+const NATIVE = registerKernels<CsKernels>({
+  name: "cs",
+  source: new URL("./continuous_sparsification.c", import.meta.url),
+  symbols: { ts_cs_forward: fn("bbbb i ff b"), ts_cs_sgd: fn("bbbbb i fffff"), ts_cs_grad: fn("bbbb i ff") },
+  bind: (f) => ({
+    forward: (sc, w, sig, weff, beta, c) => f.ts_cs_forward!(sc, w, sig, weff, sc.length, beta, c, POW2F),
+    grad: (grad, g, w, sig, coef, k) => f.ts_cs_grad!(grad, g, w, sig, grad.length, coef, k),
+    sgd: (sc, g, w, sig, mom, coef, k, lr, momentum, wd) =>
+      f.ts_cs_sgd!(sc, g, w, sig, mom, sc.length, coef, k, lr, momentum, wd),
+  }),
+});
 
 /** Where epoch `epoch` (from 0) of `epochs` falls: its round and the temperature beta it trains at. */
 export interface CsEpoch {
@@ -43,17 +90,17 @@ export class ContinuousSparsification implements MaskMethod {
   readonly #s0: number;
   readonly #scale: number;
   readonly #coef: number;
-  readonly #method: MethodConfig;
+  readonly #method: CsConfig;
   readonly #opt: ElementOptimizer;
   #schedule: CsEpoch[] = [];
   #beta = 1;
   #round = 0;
 
-  readonly #kernels: FusedKernels | null;
+  readonly #kernels: CsKernels | null;
 
-  constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig, kernels?: FusedKernels | null) {
+  constructor(net: FrozenNet, method: CsConfig, training: TrainingConfig, kernels?: FusedKernels | null) {
     this.#net = net;
-    this.#kernels = kernels ?? null;
+    this.#kernels = NATIVE.of(kernels);
     this.#method = method;
     this.#s0 = method.s0;
     this.#scale = f(1 / sigmoidF32(f(method.s0)));
@@ -64,6 +111,10 @@ export class ContinuousSparsification implements MaskMethod {
     this.#sig = sizes.map((n) => new Float32Array(n));
     this.#g = sizes.map((n) => new Float32Array(n));
     this.#opt = createOptimizer(training, sizes, kernels);
+  }
+
+  get params(): Float32Array[] {
+    return this.s;
   }
 
   /** The temperature of the current epoch. */
@@ -89,7 +140,7 @@ export class ContinuousSparsification implements MaskMethod {
     const beta = f(this.#beta), c = this.#scale;
     this.#net.layers.forEach((layer, l) => {
       const s = this.s[l]!, sig = this.#sig[l]!, w = layer.w, out = weff[l]!;
-      if (this.#kernels) return this.#kernels.csForward(s, w, sig, out, beta, c);
+      if (this.#kernels) return this.#kernels.forward(s, w, sig, out, beta, c);
       for (let i = 0; i < s.length; i++) {
         const q = sigmoidF32(f(beta * s[i]!));
         sig[i] = q;
@@ -107,9 +158,9 @@ export class ContinuousSparsification implements MaskMethod {
       const sig = this.#sig[l]!, w = layer.w, g = dweff[l]!, grad = this.#g[l]!;
       if (this.#kernels && sgd) {
         const lr = this.#opt.lr;
-        return this.#kernels.csSgd(this.s[l]!, g, w, sig, sgd.mom[l]!, coef, k, lr, sgd.momentum, sgd.weightDecay);
+        return this.#kernels.sgd(this.s[l]!, g, w, sig, sgd.mom[l]!, coef, k, lr, sgd.momentum, sgd.weightDecay);
       }
-      if (this.#kernels) this.#kernels.csGrad(grad, g, w, sig, coef, k);
+      if (this.#kernels) this.#kernels.grad(grad, g, w, sig, coef, k);
       else {
         for (let i = 0; i < sig.length; i++) {
           const q = sig[i]!;
@@ -148,3 +199,15 @@ export class ContinuousSparsification implements MaskMethod {
     return true;
   }
 }
+
+/** Continuous sparsification, registered as `cs`. */
+export const method = defineMethod({
+  name: "cs",
+  summary: "continuous sparsification (Savarese et al. 2020): sigmoid(beta·s) annealed over rounds",
+  fields: FIELDS,
+  inEveryConfig: true,
+  training: { optimizer: "sgd", lr: 0.1, momentum: 0.9, weight_decay: 0, schedule: "constant" },
+  ladder: "s",
+  memory: (_c, t) => ({ floats: 3 + optimizerFloats(t), per: "weight" }), // score, sigmoid, gradient
+  create: ({ net, config, training, kernels }) => new ContinuousSparsification(net, config, training, kernels),
+});

@@ -1,6 +1,6 @@
 import type { TrainingConfig } from "../../spec/schema.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import type { MaskMethod } from "./method.ts";
+import { defineMethod, type MaskMethod, optimizerFloats } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 import type { FusedKernels } from "../../engine/native.ts";
 
@@ -17,6 +17,10 @@ export class DenseTraining implements MaskMethod {
   constructor(net: FrozenNet, training: TrainingConfig, kernels?: FusedKernels | null) {
     this.weights = net.layers.map((p) => Float32Array.from(p.w));
     this.#opt = createOptimizer(training, this.weights.map((w) => w.length), kernels);
+  }
+
+  get params(): Float32Array[] {
+    return this.weights;
   }
 
   beginEpoch(epoch: number, epochs: number): void {
@@ -45,3 +49,15 @@ export class DenseTraining implements MaskMethod {
     return true;
   }
 }
+
+/** The dense reference, registered as `dense`. */
+export const method = defineMethod({
+  name: "dense",
+  summary: "the dense reference: the weights themselves trained, no ticket",
+  fields: {},
+  inEveryConfig: true,
+  training: { optimizer: "adam", lr: 1e-3, momentum: 0.9, weight_decay: 0, schedule: "constant" },
+  ladder: null,
+  memory: (_c, t) => ({ floats: 1 + optimizerFloats(t), per: "weight" }), // the trained copy
+  create: ({ net, training, kernels }) => new DenseTraining(net, training, kernels),
+});

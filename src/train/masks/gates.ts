@@ -1,10 +1,63 @@
-import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
-import type { Rng } from "../../util/rng.ts";
+import { z } from "zod";
+import { fn, type FusedKernels, registerKernels } from "../../engine/native.ts";
+import type { TrainingConfig } from "../../spec/schema.ts";
+import { type Rng, ZIGGURAT } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { gaussTable, normCdf, normPdf } from "./math.ts";
-import { type CutRule, expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
+import { GateLayout } from "./gate_layout.ts";
+import { GAUSS_TABLE, gaussTable, normCdf, normPdf } from "./math.ts";
+import { type CutRule, defineMethod, type MaskMethod, optimizerFloats, SHARED_FIELDS } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
-import type { FusedKernels } from "../../engine/native.ts";
+
+/** Gates' settings (docs/science.md, "Gates"). */
+const FIELDS = {
+  lambda: SHARED_FIELDS.lambda,
+  penalty: SHARED_FIELDS.penalty,
+  granularity: SHARED_FIELDS.granularity,
+  threshold: SHARED_FIELDS.threshold,
+  /** Noise scale of the Gaussian gates. */
+  sigma: z.number().finite().positive().default(0.5),
+  /** Initial mean of the gates. */
+  mu_init: z.number().finite().default(0.5),
+};
+export type GatesConfig = z.infer<z.ZodObject<typeof FIELDS>>;
+
+/** Gates' native kernels (gates.c): noise, clamp and product in one pass; penalty gradient, clamp and Adam in one. */
+export interface GatesKernels {
+  forward(
+    mu: Float32Array,
+    w: Float32Array,
+    u: Float32Array,
+    weff: Float32Array,
+    sigma: number,
+    rng: Uint32Array,
+  ): void;
+  adam(
+    mu: Float32Array,
+    u: Float32Array,
+    g: Float32Array,
+    w: Float32Array,
+    m1: Float32Array,
+    m2: Float32Array,
+    k: number,
+    invS: number,
+    lr: number,
+    ic2: number,
+  ): void;
+}
+
+const NATIVE = registerKernels<GatesKernels>({
+  name: "gates",
+  source: new URL("./gates.c", import.meta.url),
+  symbols: { ts_gates_forward: fn("bbbb i d bbbb"), ts_gates_adam: fn("bbbbbb i dddd b") },
+  bind: (f) => {
+    const { KN, WN, FN } = ZIGGURAT;
+    return {
+      forward: (mu, w, u, weff, sigma, st) => f.ts_gates_forward!(mu, w, u, weff, mu.length, sigma, st, KN, WN, FN),
+      adam: (mu, u, g, w, m1, m2, k, invS, lr, ic2) =>
+        f.ts_gates_adam!(mu, u, g, w, m1, m2, mu.length, k, invS, lr, ic2, GAUSS_TABLE),
+    };
+  },
+});
 
 /** Options: native fused kernels (same numbers, faster); for tests, a fixed noise source replaces the generator. */
 export interface GatesOptions {
@@ -24,7 +77,7 @@ export class BernoulliGates implements MaskMethod {
   readonly trainsWeights = false;
   readonly mu: Float32Array[];
   readonly #net: FrozenNet;
-  readonly #span: number[];
+  readonly #layout: GateLayout;
   readonly #u: Float32Array[];
   readonly #z: Float32Array[];
   readonly #sigma: number;
@@ -34,31 +87,30 @@ export class BernoulliGates implements MaskMethod {
   readonly #opt: ElementOptimizer;
   readonly #fused: boolean;
   readonly #noise?: GatesOptions["noise"];
-  readonly #kernels: FusedKernels | null;
+  readonly #kernels: GatesKernels | null;
+  readonly cuts: CutRule;
 
-  constructor(net: FrozenNet, method: MethodConfig, training: TrainingConfig, rng: Rng, opts: GatesOptions = {}) {
+  constructor(net: FrozenNet, method: GatesConfig, training: TrainingConfig, rng: Rng, opts: GatesOptions = {}) {
     this.#net = net;
     this.#rng = rng;
     this.#sigma = method.sigma;
     this.#threshold = method.threshold;
-    this.cuts = { ...this.cuts, own: this.#threshold };
-    this.#span = gateSpan(net, method.granularity);
-    const counts = net.layers.map((l, i) => l.w.length / this.#span[i]!);
-    const total = counts.reduce((s, n) => s + n, 0);
-    this.#coef = method.penalty === "mean" ? method.lambda / total : method.lambda;
+    const layout = this.#layout = new GateLayout(net, method.granularity);
+    this.#coef = layout.coefficient(method.lambda, method.penalty);
     // STG's initialisation: mu = mu_init + 0.01·N(0, 1).
-    this.mu = counts.map((n) => {
-      const m = new Float32Array(n);
-      rng.fillNormal(m);
-      for (let i = 0; i < m.length; i++) m[i] = method.mu_init + 0.01 * m[i]!;
-      return m;
-    });
-    this.#u = counts.map((n) => new Float32Array(n));
-    this.#z = counts.map((n) => new Float32Array(n));
-    this.#opt = createOptimizer(training, counts, opts.kernels);
+    this.mu = layout.jittered(rng, method.mu_init);
+    this.#u = layout.buffers();
+    this.#z = layout.buffers();
+    this.#opt = createOptimizer(training, layout.counts, opts.kernels);
     this.#fused = method.granularity === "weight" && training.optimizer === "adam" && training.weight_decay === 0;
     this.#noise = opts.noise;
-    this.#kernels = opts.kernels ?? null;
+    this.#kernels = NATIVE.of(opts.kernels);
+    // Ticket ladder: the test-gate threshold; keep iff `clamp(mu, 0, 1) > c`.
+    this.cuts = layout.testGateCuts(this.#threshold, (l, j) => clampUnit(this.mu[l]![j]!));
+  }
+
+  get params(): Float32Array[] {
+    return this.mu;
   }
 
   beginEpoch(epoch: number, epochs: number): void {
@@ -68,14 +120,14 @@ export class BernoulliGates implements MaskMethod {
   effectiveWeights(weff: Float32Array[]): void {
     const s = this.#sigma;
     this.#net.layers.forEach((layer, l) => {
-      const u = this.#u[l]!, mu = this.mu[l]!, w = layer.w, out = weff[l]!, span = this.#span[l]!;
-      if (span === 1 && this.#kernels && !this.#noise) {
-        this.#kernels.gatesForward(mu, w, u, out, s, this.#rng.s);
+      const u = this.#u[l]!, mu = this.mu[l]!, w = layer.w, out = weff[l]!, width = this.#layout.widths[l]!;
+      if (width === 1 && this.#kernels && !this.#noise) {
+        this.#kernels.forward(mu, w, u, out, s, this.#rng.s);
         return;
       }
       if (this.#noise) this.#noise(l, u);
       else this.#rng.fillNormal(u);
-      if (span === 1) {
+      if (width === 1) {
         // fused: noise, clamp and the product in one pass
         for (let i = 0; i < u.length; i++) {
           const v = mu[i]! + s * u[i]!;
@@ -91,7 +143,7 @@ export class BernoulliGates implements MaskMethod {
         u[j] = v;
         z[j] = v <= 0 ? 0 : v >= 1 ? 1 : v;
       }
-      gateWeights(w, z, span, out);
+      this.#layout.weights(l, w, z, out);
     });
   }
 
@@ -107,7 +159,7 @@ export class BernoulliGates implements MaskMethod {
         const m1 = adam.m1[l]!, m2 = adam.m2[l]!;
         const lr = opt.lr / adam.c1(), ic2 = 1 / adam.c2();
         if (this.#kernels) {
-          this.#kernels.gatesAdam(mu, u, g, w, m1, m2, k, invS, lr, ic2);
+          this.#kernels.adam(mu, u, g, w, m1, m2, k, invS, lr, ic2);
           return;
         }
         for (let i = 0; i < mu.length; i++) {
@@ -123,7 +175,7 @@ export class BernoulliGates implements MaskMethod {
         return;
       }
       const dz = this.#z[l]!;
-      gateGradients(g, w, this.#span[l]!, dz);
+      this.#layout.gradients(l, g, w, dz);
       for (let j = 0; j < mu.length; j++) {
         const v = u[j]!;
         dz[j] = (v > 0 && v < 1 ? dz[j]! : 0) + k * gaussTable(mu[j]! * invS);
@@ -147,29 +199,29 @@ export class BernoulliGates implements MaskMethod {
     return this.cuts.mask(l, this.#threshold);
   }
 
-  /** Ticket ladder: the test-gate threshold; keep iff `clamp(mu, 0, 1) > c` (for c >= 0: `min(mu, 1) > c`). */
-  cuts: CutRule = {
-    rule: "test_gate",
-    own: 0,
-    mask: (l, c) => {
-      const mu = this.mu[l]!;
-      return expandMask(mu.length, this.#span[l]!, (j) => Math.min(mu[j]!, 1) > c);
-    },
-    values: (l) => {
-      const mu = this.mu[l]!, span = this.#span[l]!, out = new Float32Array(mu.length * span);
-      for (let j = 0; j < mu.length; j++) {
-        out.fill(mu[j]! <= 0 ? 0 : mu[j]! >= 1 ? 1 : mu[j]!, j * span, (j + 1) * span);
-      }
-      return out;
-    },
-  };
-
   softWeights(weff: Float32Array[]): boolean {
     this.#net.layers.forEach((layer, l) => {
       const mu = this.mu[l]!, z = this.#z[l]!;
-      for (let j = 0; j < mu.length; j++) z[j] = mu[j]! <= 0 ? 0 : mu[j]! >= 1 ? 1 : mu[j]!;
-      gateWeights(layer.w, z, this.#span[l]!, weff[l]!);
+      for (let j = 0; j < mu.length; j++) z[j] = clampUnit(mu[j]!);
+      this.#layout.weights(l, layer.w, z, weff[l]!);
     });
     return true;
   }
 }
+
+/** `clamp(x, 0, 1)`. */
+function clampUnit(x: number): number {
+  return x <= 0 ? 0 : x >= 1 ? 1 : x;
+}
+
+/** Gaussian stochastic gates, registered as `gates`. */
+export const method = defineMethod({
+  name: "gates",
+  summary: "Gaussian stochastic gates: z = clamp(mu + sigma·eps, 0, 1), penalty lambda·ΣΦ(mu/sigma)",
+  fields: FIELDS,
+  inEveryConfig: true,
+  training: { optimizer: "adam", lr: 0.05, momentum: 0.9, weight_decay: 0, schedule: "constant" },
+  ladder: "test_gate",
+  memory: (c, t) => ({ floats: 3 + optimizerFloats(t), per: c.granularity === "neuron" ? "row" : "weight" }), // mu, noise, gate
+  create: ({ net, config, training, rng, kernels }) => new BernoulliGates(net, config, training, rng, { kernels }),
+});

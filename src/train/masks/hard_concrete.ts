@@ -1,14 +1,73 @@
-import type { MethodConfig, TrainingConfig } from "../../spec/schema.ts";
+import { z } from "zod";
+import { fn, type FusedKernels, registerKernels } from "../../engine/native.ts";
+import type { TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { logF32, sigmoidF32 } from "./math.ts";
-import type { FusedKernels } from "../../engine/native.ts";
-import { type CutRule, expandMask, gateGradients, gateSpan, gateWeights, type MaskMethod } from "./method.ts";
+import { GateLayout } from "./gate_layout.ts";
+import { logF32, POW2F, sigmoidF32 } from "./math.ts";
+import { type CutRule, defineMethod, type MaskMethod, optimizerFloats, SHARED_FIELDS } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
 const f = Math.fround;
 /** The uniform noise is kept inside [1e-6, 1 − 1e-6] (float32) so that its logit stays finite. */
 const U_MIN = f(1e-6), U_MAX = f(1 - 1e-6);
+
+/** Hard-concrete's settings (docs/science.md, "Hard-concrete"; Louizos et al.'s defaults). */
+const FIELDS = {
+  lambda: SHARED_FIELDS.lambda,
+  penalty: SHARED_FIELDS.penalty,
+  granularity: SHARED_FIELDS.granularity,
+  threshold: SHARED_FIELDS.threshold,
+  /** Temperature. */
+  hc_beta: z.number().finite().positive().default(2 / 3),
+  /** The stretch interval (gamma, zeta). */
+  gamma: z.number().finite().negative().default(-0.1),
+  zeta: z.number().finite().gt(1).default(1.1),
+  /** Initial keep probability. */
+  init_p: z.number().finite().gt(0).lt(1).default(0.5),
+};
+export type HardConcreteConfig = z.infer<z.ZodObject<typeof FIELDS>>;
+
+/** Hard-concrete's native kernels (hard_concrete.c), per weight in float32. */
+export interface HardConcreteKernels {
+  /** Uniform draws (state advanced), `s`, `z` and `weff = w·z`. */
+  forward(
+    s: Float32Array,
+    z: Float32Array,
+    logAlpha: Float32Array,
+    w: Float32Array,
+    weff: Float32Array,
+    beta: number,
+    gamma: number,
+    stretch: number,
+    rngState: Uint32Array,
+  ): void;
+  /** The gradient on log_alpha (before the optimiser), into `dz`. */
+  grad(
+    dz: Float32Array,
+    g: Float32Array,
+    w: Float32Array,
+    s: Float32Array,
+    logAlpha: Float32Array,
+    beta: number,
+    gamma: number,
+    stretch: number,
+    shift: number,
+    coef: number,
+  ): void;
+}
+
+const NATIVE = registerKernels<HardConcreteKernels>({
+  name: "hard-concrete",
+  source: new URL("./hard_concrete.c", import.meta.url),
+  symbols: { ts_hc_forward: fn("bbbbb i fff bb"), ts_hc_grad: fn("bbbbb i fffff b") },
+  bind: (f) => ({
+    forward: (s, z, la, w, weff, beta, gamma, stretch, st) =>
+      f.ts_hc_forward!(s, z, la, w, weff, la.length, beta, gamma, stretch, st, POW2F),
+    grad: (dz, g, w, s, la, beta, gamma, stretch, shift, coef) =>
+      f.ts_hc_grad!(dz, g, w, s, la, la.length, beta, gamma, stretch, shift, coef, POW2F),
+  }),
+});
 
 /** Options for tests: a fixed source of the uniform noise `u` replaces the generator. */
 export interface HardConcreteOptions {
@@ -28,7 +87,7 @@ export class HardConcreteGates implements MaskMethod {
   readonly trainsWeights = false;
   readonly logAlpha: Float32Array[];
   readonly #net: FrozenNet;
-  readonly #span: number[];
+  readonly #layout: GateLayout;
   readonly #s: Float32Array[];
   readonly #z: Float32Array[];
   readonly #beta: number;
@@ -40,9 +99,16 @@ export class HardConcreteGates implements MaskMethod {
   readonly #rng: Rng;
   readonly #opt: ElementOptimizer;
   readonly #noise?: HardConcreteOptions["noise"];
-  readonly #kernels: FusedKernels | null;
+  readonly #kernels: HardConcreteKernels | null;
+  readonly cuts: CutRule;
 
-  constructor(net: FrozenNet, m: MethodConfig, training: TrainingConfig, rng: Rng, opts: HardConcreteOptions = {}) {
+  constructor(
+    net: FrozenNet,
+    m: HardConcreteConfig,
+    training: TrainingConfig,
+    rng: Rng,
+    opts: HardConcreteOptions = {},
+  ) {
     this.#net = net;
     this.#rng = rng;
     this.#beta = m.hc_beta;
@@ -50,23 +116,20 @@ export class HardConcreteGates implements MaskMethod {
     this.#zeta = m.zeta;
     this.#shift = m.hc_beta * Math.log(-m.gamma / m.zeta);
     this.#threshold = m.threshold;
-    this.cuts = { ...this.cuts, own: this.#threshold };
-    this.#span = gateSpan(net, m.granularity);
-    const counts = net.layers.map((l, i) => l.w.length / this.#span[i]!);
-    const total = counts.reduce((s, n) => s + n, 0);
-    this.#coef = m.penalty === "mean" ? m.lambda / total : m.lambda;
-    const init = Math.log((1 - m.init_p) / m.init_p);
-    this.logAlpha = counts.map((n) => {
-      const a = new Float32Array(n);
-      rng.fillNormal(a);
-      for (let i = 0; i < n; i++) a[i] = init + 0.01 * a[i]!;
-      return a;
-    });
-    this.#s = counts.map((n) => new Float32Array(n));
-    this.#z = counts.map((n) => new Float32Array(n));
-    this.#kernels = opts.kernels ?? null;
-    this.#opt = createOptimizer(training, counts, this.#kernels);
+    const layout = this.#layout = new GateLayout(net, m.granularity);
+    this.#coef = layout.coefficient(m.lambda, m.penalty);
+    this.logAlpha = layout.jittered(rng, Math.log((1 - m.init_p) / m.init_p));
+    this.#s = layout.buffers();
+    this.#z = layout.buffers();
+    this.#kernels = NATIVE.of(opts.kernels);
+    this.#opt = createOptimizer(training, layout.counts, opts.kernels);
     this.#noise = opts.noise;
+    // Ticket ladder: the test-gate threshold; keep iff `testGate(log_alpha) > c`.
+    this.cuts = layout.testGateCuts(this.#threshold, (l, j) => this.testGate(this.logAlpha[l]![j]!));
+  }
+
+  get params(): Float32Array[] {
+    return this.logAlpha;
   }
 
   beginEpoch(epoch: number, epochs: number): void {
@@ -74,11 +137,11 @@ export class HardConcreteGates implements MaskMethod {
   }
 
   effectiveWeights(weff: Float32Array[]): void {
-    const beta = f(this.#beta), g = f(this.#gamma), span = f(this.#zeta - this.#gamma);
+    const beta = f(this.#beta), g = f(this.#gamma), stretch = f(this.#zeta - this.#gamma);
     this.#net.layers.forEach((layer, l) => {
       const la = this.logAlpha[l]!, s = this.#s[l]!, z = this.#z[l]!;
-      if (this.#kernels && !this.#noise && this.#span[l] === 1) {
-        return this.#kernels.hcForward(s, z, la, layer.w, weff[l]!, beta, g, span, this.#rng.s);
+      if (this.#kernels && !this.#noise && this.#layout.widths[l] === 1) {
+        return this.#kernels.forward(s, z, la, layer.w, weff[l]!, beta, g, stretch, this.#rng.s);
       }
       if (this.#noise) this.#noise(l, s);
       else for (let j = 0; j < s.length; j++) s[j] = this.#rng.uniform();
@@ -86,31 +149,31 @@ export class HardConcreteGates implements MaskMethod {
         const u = Math.min(Math.max(s[j]!, U_MIN), U_MAX);
         const sj = sigmoidF32(f(f(logF32(f(u / f(1 - u))) + la[j]!) / beta));
         s[j] = sj;
-        const v = f(f(sj * span) + g);
+        const v = f(f(sj * stretch) + g);
         const c0 = f(v + Math.abs(v)) * 0.5; // clamp(v, 0, 1) as the native kernel computes it
         z[j] = c0 < 1 ? c0 : 1;
       }
-      gateWeights(layer.w, z, this.#span[l]!, weff[l]!);
+      this.#layout.weights(l, layer.w, z, weff[l]!);
     });
   }
 
   applyGradients(dweff: Float32Array[]): void {
-    const beta = f(this.#beta), g = f(this.#gamma), span = f(this.#zeta - this.#gamma);
+    const beta = f(this.#beta), g = f(this.#gamma), stretch = f(this.#zeta - this.#gamma);
     const shift = f(this.#shift), coef = f(this.#coef);
     this.#opt.begin();
     this.#net.layers.forEach((layer, l) => {
       const la = this.logAlpha[l]!, s = this.#s[l]!, dz = this.#z[l]!;
-      if (this.#kernels && this.#span[l] === 1) {
-        this.#kernels.hcGrad(dz, dweff[l]!, layer.w, s, la, beta, g, span, shift, coef);
+      if (this.#kernels && this.#layout.widths[l] === 1) {
+        this.#kernels.grad(dz, dweff[l]!, layer.w, s, la, beta, g, stretch, shift, coef);
         this.#opt.step(l, la, dz);
         return;
       }
-      gateGradients(dweff[l]!, layer.w, this.#span[l]!, dz);
+      this.#layout.gradients(l, dweff[l]!, layer.w, dz);
       for (let j = 0; j < la.length; j++) {
-        const sj = s[j]!, v = f(f(sj * span) + g);
+        const sj = s[j]!, v = f(f(sj * stretch) + g);
         const q = sigmoidF32(f(la[j]! - shift));
         const pen = f(f(coef * q) * f(1 - q));
-        dz[j] = v > 0 && v < 1 ? f(f(f(f(f(dz[j]! * span) * sj) * f(1 - sj)) / beta) + pen) : pen;
+        dz[j] = v > 0 && v < 1 ? f(f(f(f(f(dz[j]! * stretch) * sj) * f(1 - sj)) / beta) + pen) : pen;
       }
       this.#opt.step(l, la, dz);
     });
@@ -133,27 +196,24 @@ export class HardConcreteGates implements MaskMethod {
     return this.cuts.mask(l, this.#threshold);
   }
 
-  /** Ticket ladder: the test-gate threshold; keep iff `testGate(log_alpha) > c`. */
-  cuts: CutRule = {
-    rule: "test_gate",
-    own: 0,
-    mask: (l, c) => {
-      const la = this.logAlpha[l]!;
-      return expandMask(la.length, this.#span[l]!, (j) => this.testGate(la[j]!) > c);
-    },
-    values: (l) => {
-      const la = this.logAlpha[l]!, span = this.#span[l]!, out = new Float32Array(la.length * span);
-      for (let j = 0; j < la.length; j++) out.fill(this.testGate(la[j]!), j * span, (j + 1) * span);
-      return out;
-    },
-  };
-
   softWeights(weff: Float32Array[]): boolean {
     this.#net.layers.forEach((layer, l) => {
       const la = this.logAlpha[l]!, z = this.#z[l]!;
       for (let j = 0; j < la.length; j++) z[j] = this.testGate(la[j]!);
-      gateWeights(layer.w, z, this.#span[l]!, weff[l]!);
+      this.#layout.weights(l, layer.w, z, weff[l]!);
     });
     return true;
   }
 }
+
+/** Hard-concrete gates, registered as `hard-concrete`. */
+export const method = defineMethod({
+  name: "hard-concrete",
+  summary: "hard-concrete gates (Louizos et al. 2018) with the expected-L0 penalty",
+  fields: FIELDS,
+  inEveryConfig: true,
+  training: { optimizer: "adam", lr: 0.05, momentum: 0.9, weight_decay: 0, schedule: "constant" },
+  ladder: "test_gate",
+  memory: (c, t) => ({ floats: 3 + optimizerFloats(t), per: c.granularity === "neuron" ? "row" : "weight" }), // log_alpha, noise, gate
+  create: ({ net, config, training, rng, kernels }) => new HardConcreteGates(net, config, training, rng, { kernels }),
+});

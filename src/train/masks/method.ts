@@ -1,4 +1,7 @@
-import type { MethodName } from "../../spec/schema.ts";
+import { z } from "zod";
+import type { FusedKernels } from "../../engine/native.ts";
+import type { TrainingConfig } from "../../spec/schema.ts";
+import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 
 /**
@@ -8,9 +11,16 @@ import type { FrozenNet } from "../nets/net.ts";
  * updates its own parameters. The frozen weights are never written.
  */
 export interface MaskMethod {
-  readonly name: MethodName;
+  readonly name: string;
   /** True for the dense reference: it trains the weights themselves and yields no ticket. */
   readonly trainsWeights: boolean;
+  /** The learned parameters (one buffer per masked layer; the weights themselves for dense), for tests and tools. */
+  readonly params: Float32Array[];
+  /**
+   * Straight-through methods only: writes the smooth forward whose exact gradient `applyGradients` follows
+   * (edge-popup `|s|·W`, supermask `sigmoid(s)·W`), so that it can be checked by finite differences.
+   */
+  relaxedWeights?(weff: Float32Array[]): void;
   /** Epoch schedules (learning rate, temperature, rounds); `epoch` counts from 0. */
   beginEpoch(epoch: number, epochs: number): void;
   /** Writes the effective training weights (e.g. `W ⊙ z`) of every masked layer into `weff`. */
@@ -50,40 +60,82 @@ export function maskedWeights(net: FrozenNet, masks: Uint8Array[], weff: Float32
   });
 }
 
-/** Weights per gate: 1 for one gate per weight, the row length for one gate per output neuron / channel. */
-export function gateSpan(net: FrozenNet, granularity: "weight" | "neuron"): number[] {
-  return net.layers.map((p) => (granularity === "weight" ? 1 : p.w.length / p.shape[0]!));
+/** The optimiser a method trains with unless the spec says otherwise (docs/science.md, "Optimiser defaults"). */
+export interface TrainingDefaults {
+  optimizer: "adam" | "sgd";
+  lr: number;
+  momentum: number;
+  weight_decay: number;
+  schedule: "constant" | "cosine";
 }
 
-/** `out = W ⊙ z`, each gate value `z[j]` covering `span` consecutive weights (a row when structured). */
-export function gateWeights(w: Float32Array, z: Float32Array, span: number, out: Float32Array): void {
-  if (span === 1) {
-    for (let i = 0; i < w.length; i++) out[i] = w[i]! * z[i]!;
-    return;
-  }
-  for (let j = 0; j < z.length; j++) {
-    const zj = z[j]!, o = j * span;
-    for (let i = o; i < o + span; i++) out[i] = w[i]! * zj;
-  }
+/** What a method's factory gets: the frozen net, its own settings (typed, defaults filled), training, draws. */
+export interface MethodContext<C> {
+  net: FrozenNet;
+  config: C;
+  training: TrainingConfig;
+  rng: Rng;
+  /** Native kernels when they could be built (a method finds its own by its registration handle). */
+  kernels: FusedKernels | null;
 }
 
-/** d(loss)/d(z[j]) = Σ over its weights of d(loss)/d(weff)·W. */
-export function gateGradients(g: Float32Array, w: Float32Array, span: number, dz: Float32Array): void {
-  if (span === 1) {
-    for (let i = 0; i < w.length; i++) dz[i] = g[i]! * w[i]!;
-    return;
-  }
-  for (let j = 0; j < dz.length; j++) {
-    let s = 0;
-    const o = j * span;
-    for (let i = o; i < o + span; i++) s += g[i]! * w[i]!;
-    dz[j] = s;
-  }
+/** Settings shared by several methods: one declaration each, so that the flat spec field means one thing. */
+export const SHARED_FIELDS = {
+  /** Weight of the sparsity penalty. */
+  lambda: z.number().finite().nonnegative().default(1e-4),
+  /** Penalty over all gates summed, or their mean. */
+  penalty: z.enum(["sum", "mean"]).default("sum"),
+  /** One gate per weight, or per output neuron / channel (structured). */
+  granularity: z.enum(["weight", "neuron"]).default("weight"),
+  /** A weight is kept iff its deterministic test gate is above this. */
+  threshold: z.number().finite().min(0).max(1).default(0),
+} as const;
+
+/**
+ * A mask method, declared in one place (its module under `src/train/masks/`, which exports it as `method`; the
+ * registry finds it there): its name, its spec fields with types and defaults (the spec schema, the sweepable
+ * parameters and the report's settings are derived from them), its optimiser defaults, its ticket ladder rule,
+ * its state's memory, and its factory. Its native kernels, if any, register by name next to it
+ * (`registerKernels` in `src/engine/native.ts`) as an optional faster path of the same loops.
+ */
+export interface MethodDefinition<F extends z.ZodRawShape = z.ZodRawShape> {
+  /** The spec's `method.name`. */
+  readonly name: string;
+  /** One line for listings (README, messages). */
+  readonly summary: string;
+  /** Its settings, flat in the spec's `method:` block; a field several methods read comes from {@link SHARED_FIELDS}. */
+  readonly fields: F;
+  /**
+   * True for the methods that existed before the registry: their fields (with defaults) appear in every trial's
+   * configuration, so that no sweep id changed. A method added later leaves it off: its fields appear, with
+   * their defaults, only in configurations that run it.
+   */
+  readonly inEveryConfig?: boolean;
+  readonly training: TrainingDefaults;
+  /** How its ticket ladder cuts (`src/train/ladder.ts`); null when it yields no ticket (dense). */
+  readonly ladder: CutRule["rule"] | null;
+  /**
+   * Per-unit float32 buffers it keeps besides the frozen weights (optimiser moments included), and whether a
+   * unit is a weight or an output row (structured gates), for the worker's memory estimate.
+   */
+  memory(config: z.infer<z.ZodObject<F>>, training: TrainingConfig): { floats: number; per: "weight" | "row" };
+  create(ctx: MethodContext<z.infer<z.ZodObject<F>>>): MaskMethod;
 }
 
-/** The per-weight binary mask of gates `keep(j)`, each covering `span` weights. */
-export function expandMask(gates: number, span: number, keep: (j: number) => boolean): Uint8Array {
-  const m = new Uint8Array(gates * span);
-  for (let j = 0; j < gates; j++) if (keep(j)) m.fill(1, j * span, (j + 1) * span);
-  return m;
+/** A method definition with its field types checked: `export const method = defineMethod({...})`. */
+export function defineMethod<F extends z.ZodRawShape>(def: MethodDefinition<F>): MethodDefinition<F> {
+  return def;
+}
+
+/** Optimiser moments per parameter: Adam's two, SGD's momentum. */
+export function optimizerFloats(training: TrainingConfig): number {
+  return training.optimizer === "adam" ? 2 : 1;
+}
+
+/** A method's own settings from a partial, flat `method:` block (other keys ignored), typed, defaults filled. */
+export function settingsOf<F extends z.ZodRawShape>(
+  def: MethodDefinition<F>,
+  given: Record<string, unknown> = {},
+): z.infer<z.ZodObject<F>> {
+  return z.object(def.fields).parse(given);
 }

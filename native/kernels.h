@@ -1,0 +1,92 @@
+/*
+ * Shared inline helpers of ticketsweep's native kernels (native/kernels.c and each mask method's own kernels,
+ * e.g. src/train/masks/gates.c): the xoshiro128** generator and ziggurat tail of src/util/rng.ts, and the
+ * float32 exp, sigmoid and log of src/train/masks/math.ts, operation for operation, so that every kernel draws
+ * and rounds as its TypeScript loop does.
+ */
+#ifndef TICKETSWEEP_KERNELS_H
+#define TICKETSWEEP_KERNELS_H
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+/* xoshiro128** on a state of four words, as Rng.nextU32. */
+static inline uint32_t next_u32(uint32_t *s) {
+  const uint32_t r = rotl(s[1] * 5u, 7) * 9u;
+  const uint32_t t = s[1] << 9;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 11);
+  return r;
+}
+
+static inline double uniform(uint32_t *s) { return (double)next_u32(s) / 4294967296.0; }
+static inline double uniform_open(uint32_t *s) { return ((double)next_u32(s) + 0.5) / 4294967296.0; }
+
+/* The ziggurat's slow path, as Rng.#zigguratTail. */
+static inline double ziggurat_tail(int32_t hz, int iz, uint32_t *s, const double *kn, const double *wn, const double *fn) {
+  const double r = 3.442619855899;
+  for (;;) {
+    const double x = (double)hz * wn[iz];
+    if (iz == 0) {
+      double xx, y;
+      do {
+        xx = -log(uniform_open(s)) / r;
+        y = -log(uniform_open(s));
+      } while (y + y < xx * xx);
+      return hz > 0 ? r + xx : -r - xx;
+    }
+    if (fn[iz] + uniform(s) * (fn[iz - 1] - fn[iz]) < exp(-0.5 * x * x)) return x;
+    const int32_t u = (int32_t)next_u32(s);
+    iz = u & 127;
+    hz = u & ~127;
+    if (fabs((double)hz) < kn[iz]) return (double)hz * wn[iz];
+  }
+}
+
+/* float32 constants written as the double literals src/train/masks/math.ts rounds with Math.fround */
+#define F(x) ((float)(x))
+
+/*
+ * e^x in float32 arithmetic as expF32 in src/train/masks/math.ts, operation for operation (x clamped to
+ * [-103, 88], a degree-7 Taylor polynomial on |r| <= ln2/2, times 2^k from the same table, pow2f[k + 149]).
+ * The clamp and floor are written with 0/1 factors and a truncation so that loops using it vectorise.
+ */
+static inline float exp_f32(float x, const float *pow2f) {
+  const float lo = (float)(x > -103.0f), hi = (float)(x < 88.0f);
+  const float xc = lo * hi * x + (1.0f - lo) * -103.0f + (1.0f - hi) * 88.0f;
+  const float t = xc * F(1.4426950408889634) + 0.5f, tr = (float)(int32_t)t;
+  const float k = tr - (float)(t < tr); /* floor(t) */
+  const float r = (xc - k * F(0.693359375)) - k * F(-2.12194440e-4);
+  const float p = 1.0f + r * (1.0f + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) +
+      r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * F(0.0001984126984126984)))))));
+  return p * pow2f[(int32_t)k + 149];
+}
+
+static inline float sigmoid_f32(float x, const float *pow2f) { return 1.0f / (1.0f + exp_f32(-x, pow2f)); }
+
+/* ln x in float32 arithmetic for positive normal x, as logF32 in src/train/masks/math.ts. */
+static inline float log_f32(float x) {
+  uint32_t b;
+  memcpy(&b, &x, sizeof b);
+  const float e0 = (float)((int32_t)((b >> 23) & 0xffu) - 127);
+  b = (b & 0x7fffffu) | 0x3f800000u;
+  float m;
+  memcpy(&m, &b, sizeof m);
+  const float big = (float)(m > F(1.4142135623730951));
+  m = m * (1.0f - 0.5f * big);
+  const float e = e0 + big;
+  const float fm = m - 1.0f, sv = fm / (2.0f + fm), z = sv * sv;
+  const float series = 1.0f + z * (F(1.0 / 3.0) + z * (F(1.0 / 5.0) + z * (F(1.0 / 7.0) + z * F(1.0 / 9.0))));
+  return e * F(0.693359375) + (e * F(-2.12194440e-4) + (2.0f * sv) * series);
+}
+
+/* The smallest normal float: effective weights below it are flushed to 0 (subnormals slow every product). */
+#define FLT_NORMAL_MIN 1.17549435e-38f
+
+#endif
