@@ -8,7 +8,8 @@ import { gatherStatus } from "../src/coordinator/status.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { sweepIdOf } from "../src/spec/expand.ts";
 import { ROOT, tinySpecText } from "./_fixtures.ts";
-import { until } from "./_cluster.ts";
+import { cluster, recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
+import { REJECTED_FILE, ResultLog } from "../src/coordinator/record.ts";
 
 /** A nats-server on the configuration `deno task broker-config` generates: coordinator "c-secret", worker "w-secret". */
 async function rolesBroker() {
@@ -142,5 +143,60 @@ Deno.test("operator - status lists idle workers, shows the running step at once,
     await coord.close();
     await server.stop();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("operator - --retry-failed runs refused and cancelled trials again with new claims, keeping the finished ones; cancel takes the sweep's name", async () => {
+  const c = await cluster(0);
+  const runs = `${c.dir}/runs`;
+  const tok = { NATS_TOKEN: c.server.token };
+  const coord = await connectNats({ servers: c.server.url, token: c.server.token });
+  try {
+    const spec = await writeSpec(c.dir, "op-retry", 3, 20, "backend: js\n");
+    const runDir = `${runs}/${spec.sweepId}`;
+    const run = (args: string[], name: string) => {
+      const co = startCoordinator([spec.path, "--runs", runs, ...args], c.server, `${c.dir}/${name}.log`);
+      return { co, log: () => Deno.readTextFile(`${c.dir}/${name}.log`).catch(() => "") };
+    };
+    // 1. a worker that refuses every trial: 3 failed (refused), their results stored on the broker
+    await c.addWorkers(1, ["--max-steps", "1"]);
+    const first = run([], "first");
+    assert.equal((await first.co.status).code, 0, await first.log());
+    assert.deepEqual((await recorded(runDir)).map((r) => r.failure), ["refused", "refused", "refused"]);
+    await c.workers.pop()!.stop();
+    // 2. re-running says how to retry them
+    const again = run([], "again");
+    await again.co.status;
+    assert.match(await again.log(), /3\/3 trials already recorded \(3 failed or cancelled: add --retry-failed/);
+    // 3. --retry-failed with no worker: the 3 trials are queued again (new publish keys: not swallowed as
+    //    duplicates), the refused results replayed from the broker are not recorded again; then cancel by name
+    const retry = run(["--retry-failed", "--reconcile", "600"], "retry");
+    await until("the retried trials queued", async () => (await coord.queueInfo(spec.sweepId)).queued === 3, 30_000);
+    assert.equal((await recorded(runDir)).length, 0, "the superseded refused results must not come back");
+    const cancel = await cli(
+      "sweep",
+      ["cancel", "op-retry", "--runs", `${c.dir}/elsewhere`, "--nats", c.server.url],
+      tok,
+    );
+    assert.equal(cancel.code, 0, cancel.text);
+    assert.match(cancel.text, new RegExp(`cancelled ${spec.sweepId}`));
+    await retry.co.status;
+    assert.match(await retry.log(), /--retry-failed: 3 failed trials .* run again \(3 refused\)/);
+    assert.deepEqual((await recorded(runDir)).map((r) => r.failure), ["cancelled", "cancelled", "cancelled"]);
+    // 4. --retry-failed after the cancel: the sweep runs again (not cancelled at once) and completes
+    const last = run(["--retry-failed", "--workers", "2", "--reconcile", "600"], "last");
+    assert.equal((await last.co.status).code, 0, await last.log());
+    const rows = await recorded(runDir);
+    assert.equal(rows.length, 3);
+    assert.ok(rows.every((r) => r.status === "done"), JSON.stringify(rows));
+    assert.deepEqual(rows.map((r) => r.trial_id).sort(), spec.trialIds);
+    // the superseded lines are kept aside with their reason, and the log validates as it is
+    const aside = (await Deno.readTextFile(`${runDir}/${REJECTED_FILE}`)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(aside.filter((a) => /superseded: retried with --retry-failed/.test(a.reason)).length, 6);
+    const log = await ResultLog.open(runDir, { planned: spec.trialIds, readOnly: true });
+    assert.equal(log.setAside.length, 0);
+  } finally {
+    await coord.close();
+    await c.close();
   }
 });

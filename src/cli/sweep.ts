@@ -13,12 +13,12 @@ import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
 import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, packFlag, parseCli } from "./common.ts";
 import { readBrokerFile, removeBrokerFile, writeBrokerFile } from "../coordinator/broker_file.ts";
-import { acquireRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
+import { acquireRunLock, inspectRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 
 export const SWEEP_USAGE = `Usage: deno task sweep SPEC.yaml [options]
        deno task sweep --resume runs/SWEEP_ID [options]
-       deno task sweep cancel SWEEP_ID|runs/SWEEP_ID [--nats URL ...]
+       deno task sweep cancel NAME|SWEEP_ID|runs/SWEEP_ID [--nats URL ...]
 
 Expands a sweep spec into trials, runs them on workers, records every outcome in runs/SWEEP_ID/results.jsonl
 and writes report.html, report.md, fronts.json, trials.csv and pareto.json. Running the same spec again
@@ -30,8 +30,9 @@ Where the trials run:
                   worker processes; without it: in-process, over the in-memory transport
 
 cancel removes the sweep's queued trials, stops its running ones within seconds (workers drop them), and
-records every unfinished trial as failed: cancelled; the sweep's status becomes cancelled. It finds the
-broker from --nats, or from runs/SWEEP_ID/broker.json when the sweep runs on a private broker.
+records every unfinished trial as failed: cancelled; the sweep's status becomes cancelled. NAME (the spec's
+name:) works when one sweep has it (or only one of those runs). It finds the broker from --nats, or from
+runs/SWEEP_ID/broker.json when the sweep runs on a private broker.
 
 Options:
   --workers N     local worker processes (default: one per core, ${navigator.hardwareConcurrency} here)
@@ -42,6 +43,8 @@ Options:
   --resume DIR    continue a sweep from its run directory
   --fresh         delete the spec's run directory first and start over (the sweep's queued trials and
                   stored results on the broker are removed too)
+  --retry-failed  run the failed trials again (errors, refused, gave up, cancelled), keeping the finished
+                  ones; their failed outcomes move to results.rejected.jsonl
   --reconcile S   seconds between checks that every trial without an outcome is queued, running or
                   answered on the broker; one found nowhere twice in a row is published again (default 10)
   -h, --help      this text
@@ -58,6 +61,7 @@ export async function sweepMain(args: string[]): Promise<number> {
     runs: { type: "string" },
     resume: { type: "string" },
     fresh: { type: "boolean" },
+    "retry-failed": { type: "boolean" },
     "ack-wait": { type: "string" },
     reconcile: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -160,7 +164,8 @@ export async function sweepMain(args: string[]): Promise<number> {
         width: () => (tty ? Deno.consoleSize().columns : 120),
       });
       const reconcileMs = 1000 * Math.max(1, intFlag("reconcile", values.reconcile, 10));
-      const common = { transport, log: logLine, signal: ac.signal, display, reconcileMs, lock };
+      const retryFailed = values["retry-failed"] === true;
+      const common = { transport, log: logLine, signal: ac.signal, display, reconcileMs, lock, retryFailed };
       const outcome: SweepOutcome = resume ? await resumeSweep(resume, common) : await runSweep({
         ...common,
         spec: spec!,
@@ -309,13 +314,16 @@ Deno.addSignalListener("SIGTERM", () => on("SIGTERM", 143));
 
 /** `deno task sweep cancel SWEEP`: finds the broker, cancels, reports what it removed. */
 async function cancelMain(args: string[], values: Record<string, string | boolean | undefined>): Promise<number> {
-  if (args.length !== 1) throw new TicketsweepError(`cancel takes one sweep id or run directory\n\n${SWEEP_USAGE}`);
+  if (args.length !== 1) {
+    throw new TicketsweepError(`cancel takes one sweep name, id or run directory\n\n${SWEEP_USAGE}`);
+  }
   const arg = args[0]!.replace(/\/+$/, "");
-  const sweepId = arg.split("/").at(-1)!;
   const runsDir = typeof values.runs === "string" ? values.runs : "runs";
+  // a sweep's name (the spec's `name:`) stands for its id when one run directory has it
+  let sweepId = arg.includes("/") ? arg.split("/").at(-1)! : await sweepIdOfName(arg, runsDir) ?? arg;
   let nats = natsFromFlags(values);
   if (!nats.servers) {
-    const file = await readBrokerFile(arg.includes("/") ? arg : `${runsDir}/${arg}`);
+    const file = await readBrokerFile(arg.includes("/") ? arg : `${runsDir}/${sweepId}`);
     if (!file) {
       throw new TicketsweepError(
         `no broker for ${sweepId}: pass --nats URL (and credentials), or run this where runs/${sweepId}/broker.json ` +
@@ -326,6 +334,21 @@ async function cancelMain(args: string[], values: Record<string, string | boolea
   }
   const transport = await connectNats({ ...nats, servers: nats.servers!, name: "ticketsweep-cancel", log: logLine });
   try {
+    if (!arg.includes("/") && !(await transport.getSweepState(sweepId))) {
+      // not an id on this broker: the name of one of its sweeps?
+      const named = (await transport.listSweepStates()).filter((s) => s.name === arg);
+      const live = named.filter((s) => s.status === "running");
+      const pick = named.length === 1 ? named : live;
+      if (pick.length === 1) sweepId = pick[0]!.sweep_id;
+      else if (named.length > 1) {
+        throw new TicketsweepError(
+          `${named.length} sweeps on this broker are named ${arg}: ${
+            named.map((s) => `${s.sweep_id} (${s.status})`)
+              .join(", ")
+          }; give the id`,
+        );
+      }
+    }
     const purged = await transport.cancelSweep(sweepId);
     console.log(
       `cancelled ${sweepId}: ${purged} unfinished trial${
@@ -338,6 +361,40 @@ async function cancelMain(args: string[], values: Record<string, string | boolea
   } finally {
     await transport.close();
   }
+}
+
+/**
+ * The id of the sweep named `name` in `runsDir` (the `name:` of its spec): the only run directory of that name,
+ * or the only one of them a coordinator runs now; undefined when none has it.
+ * @throws {TicketsweepError} when several do and it cannot tell which.
+ */
+async function sweepIdOfName(name: string, runsDir: string): Promise<string | undefined> {
+  const named: { id: string; live: boolean }[] = [];
+  try {
+    for await (const e of Deno.readDir(runsDir)) {
+      if (!e.isDirectory) continue;
+      if (e.name === name) return name; // an id (or a run directory's own name) wins
+      const dir = `${runsDir}/${e.name}`;
+      const m = await readManifest(dir).catch(() => null);
+      if (m?.name !== name) continue;
+      const lock = await inspectRunLock(dir).catch(() => null);
+      named.push({ id: m.sweep_id, live: lock?.kind === "live" });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const live = named.filter((n) => n.live);
+  if (named.length === 1) return named[0]!.id;
+  if (live.length === 1) return live[0]!.id;
+  if (named.length > 1) {
+    throw new TicketsweepError(
+      `${named.length} sweeps in ${runsDir}/ are named ${name}${
+        live.length ? `, ${live.length} of them running` : ""
+      }: ` +
+        `${named.map((n) => n.id).sort().join(", ")}; give the id (or runs/ID)`,
+    );
+  }
+  return undefined;
 }
 
 if (import.meta.main) {

@@ -182,6 +182,32 @@ export class ResultLog {
     for (let off = 0; off < data.length;) off += await this.#file.write(data.subarray(off));
   }
 
+  /**
+   * Takes the recorded outcomes of `ids` out of the log, for `--retry-failed`: their lines move to
+   * `results.rejected.jsonl` with `reason` (the copy first, then the rewrite, like {@link open}), so
+   * `results.jsonl` keeps at most one outcome per trial and those trials run again.
+   * @returns how many lines were moved.
+   */
+  async supersede(ids: ReadonlySet<string>, reason: (trialId: string) => string): Promise<number> {
+    if (ids.size === 0) return 0;
+    this.close();
+    const text = await readLogText(this.path);
+    const aside: { line: number; reason: string; raw: string }[] = [];
+    let good = "";
+    text.split("\n").forEach((line, i) => {
+      if (!line.trim()) return;
+      let id: unknown;
+      try {
+        id = (JSON.parse(line) as { trial_id?: unknown }).trial_id;
+      } catch { /* a torn line: open() sets it aside next time */ }
+      if (typeof id === "string" && ids.has(id)) aside.push({ line: i + 1, reason: reason(id), raw: line });
+      else good += line + "\n";
+    });
+    await setLinesAside(this.path, good, `${this.#dir}/${REJECTED_FILE}`, aside);
+    for (const id of ids) this.#byId.delete(id);
+    return aside.length;
+  }
+
   /** Closes the file handle `record` keeps open (recording again reopens it). */
   close(): void {
     this.#file?.close();
@@ -274,4 +300,36 @@ export async function setLinesAside(
     );
   }
   await atomicWrite(path, good);
+}
+
+/** Where `--retry-failed` keeps each retried trial's round (`{"<trial id>": 1, ...}`). */
+export const RETRY_FILE = "retries.json";
+
+/**
+ * The retry round of each trial that `--retry-failed` ran again (absent: 0, never retried). A trial's claim,
+ * hence its publish key, depends on its round, so a retried trial is neither swallowed by the trial stream's
+ * duplicate window nor answered by the results of the round it supersedes.
+ */
+export async function readRetryRounds(runDir: string): Promise<Map<string, number>> {
+  const path = `${runDir}/${RETRY_FILE}`;
+  const text = await readLogText(path);
+  if (!text.trim()) return new Map();
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new TicketsweepError(`${path}: not JSON (${(e as Error).message}); restore it or delete it`);
+  }
+  const entries = raw && typeof raw === "object" && !Array.isArray(raw) ? Object.entries(raw) : null;
+  if (!entries || entries.some(([, n]) => !Number.isInteger(n) || (n as number) < 1)) {
+    throw new TicketsweepError(
+      `${path}: expected {"<trial id>": round, ...} with rounds >= 1; restore it or delete it`,
+    );
+  }
+  return new Map(entries as [string, number][]);
+}
+
+/** Writes {@link RETRY_FILE} atomically. */
+export async function writeRetryRounds(runDir: string, rounds: ReadonlyMap<string, number>): Promise<void> {
+  await atomicWrite(`${runDir}/${RETRY_FILE}`, JSON.stringify(Object.fromEntries([...rounds].sort())) + "\n");
 }

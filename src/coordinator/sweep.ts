@@ -4,7 +4,7 @@ import type { Transport } from "../broker/transport.ts";
 import type { ReportData } from "../report/data.ts";
 import { describeParams, expandTrials, sweepIdOf, type Trial } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
-import { ResultLog, setAsideNotice } from "./record.ts";
+import { readRetryRounds, ResultLog, setAsideNotice, writeRetryRounds } from "./record.ts";
 import { acquireRunLock, type RunLock } from "./run_lock.ts";
 import { hmacHex, randomHex } from "../util/hash.ts";
 import { clip } from "../util/clip.ts";
@@ -33,6 +33,11 @@ export interface SweepOptions {
   reconcileMs?: number;
   /** The run directory's lock when the caller already holds it (the CLI takes it before starting a broker). */
   lock?: RunLock;
+  /**
+   * `--retry-failed`: every trial recorded as failed (error, refused, gave up, cancelled) runs again; finished
+   * ones are kept. Its failed line moves to `results.rejected.jsonl` and its claim changes (see {@link claimOf}).
+   */
+  retryFailed?: boolean;
 }
 
 /** How a sweep ended. */
@@ -107,6 +112,30 @@ async function trackSweepLocked(
   const results = await ResultLog.open(runDir, { planned: trials.keys() });
   for (const s of results.setAside) log(setAsideNotice(s));
   const secret = await sweepSecret(runDir);
+  const rounds = await readRetryRounds(runDir);
+  const retried = o.retryFailed ? results.all().filter((r) => r.status === "failed") : [];
+  if (retried.length) {
+    // the new rounds on disk first: a crash before the lines move leaves those trials failed (retry again)
+    for (const r of retried) rounds.set(r.trial_id, (rounds.get(r.trial_id) ?? 0) + 1);
+    await writeRetryRounds(runDir, rounds);
+    const kinds = new Map<string, number>();
+    for (const r of retried) kinds.set(r.failure ?? "error", (kinds.get(r.failure ?? "error") ?? 0) + 1);
+    await results.supersede(
+      new Set(retried.map((r) => r.trial_id)),
+      (id) => `superseded: retried with --retry-failed (round ${rounds.get(id)})`,
+    );
+    log(
+      `--retry-failed: ${retried.length} failed trial${retried.length === 1 ? "" : "s"} of ${manifest.sweep_id} run ` +
+        `again (${[...kinds].map(([k, n]) => `${n} ${k}`).join(", ")}); ${results.size} finished ones kept; ` +
+        `their failed lines moved to results.rejected.jsonl`,
+    );
+  }
+  /** The claim a trial carries now (its retry round's), and whether `claim` is one of an earlier round's. */
+  const claimNow = (id: string) => claimOf(secret, id, rounds.get(id) ?? 0);
+  const supersededClaim = (id: string, claim: string) => {
+    for (let n = 0; n < (rounds.get(id) ?? 0); n++) if (claim === claimOf(secret, id, n)) return true;
+    return false;
+  };
   const earlyStop = earlyStopOf(spec);
   let forged = 0;
   // an adaptive sweep's total is its budget: it may stop earlier (patience), never later
@@ -115,7 +144,13 @@ async function trackSweepLocked(
   /** Every trial has its outcome and, for adaptive search, nothing more will be proposed. */
   const finished = () =>
     proposals ? searchDone && [...trials.keys()].every((id) => results.has(id)) : results.size >= total;
-  if (results.size > 0) log(`resuming ${manifest.sweep_id}: ${results.size}/${total} trials already recorded`);
+  if (results.size > 0) {
+    const failed = results.all().filter((r) => r.status === "failed").length;
+    log(
+      `resuming ${manifest.sweep_id}: ${results.size}/${total} trials already recorded` +
+        (failed ? ` (${failed} failed or cancelled: add --retry-failed to run them again, keeping the rest)` : ""),
+    );
+  }
   const progress = new SweepProgress(manifest.sweep_id, total);
   for (const r of results.all()) progress.onRecorded(r, trials.get(r.trial_id)?.config.method.name ?? "?");
   const ticker = display ? setInterval(() => display.show(progress.snapshot()), 500) : undefined;
@@ -146,7 +181,7 @@ async function trackSweepLocked(
     resolveCancel();
   };
   const previous = await transport.getSweepState(sweepId).catch(() => null);
-  if (previous?.status === "cancelled") onCancel(previous.updated_at);
+  if (previous?.status === "cancelled" && !retried.length) onCancel(previous.updated_at);
   else await putState();
   const control = transport.subscribeControl((c) => {
     if (c.sweep_id === sweepId && c.action === "cancel") onCancel(c.at);
@@ -232,7 +267,7 @@ async function trackSweepLocked(
       for (const t of p.trials) trials.set(t.id, t);
       log(`proposed ${describeParams(p.trials[0]!.params, p.trials[0]!.seed).replace(/ seed=.*$/, "")}: ${p.reason}`);
       await Promise.all(
-        p.trials.map((t) => transport.publishTrial(trialMessage(t, spec.max_attempts, secret, earlyStop))),
+        p.trials.map((t) => transport.publishTrial(trialMessage(t, spec.max_attempts, secret, earlyStop, 0))),
       );
     }
   };
@@ -250,7 +285,8 @@ async function trackSweepLocked(
         log(`ignored a result for unknown trial ${r.trial_id}`);
         return;
       }
-      if (r.claim !== claimOf(secret, r.trial_id)) {
+      if (r.claim !== claimNow(r.trial_id)) {
+        if (supersededClaim(r.trial_id, r.claim)) return; // a result of a round --retry-failed superseded
         forged++;
         log(
           `rejected a result for trial ${r.trial_id} from ${r.worker.host}/${r.worker.id}: it does not carry the ` +
@@ -283,7 +319,7 @@ async function trackSweepLocked(
     for (; published < pending.length && !o.signal?.aborted; published += 256) {
       await Promise.all(
         pending.slice(published, published + 256).map((t) =>
-          transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop))
+          transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop, rounds.get(t.id)))
         ),
       );
     }
@@ -303,7 +339,8 @@ async function trackSweepLocked(
     transport,
     everyMs: o.reconcileMs ?? 10_000,
     missing: () => (cancelAt ? [] : [...trials.values()].filter((t) => !results.has(t.id))),
-    republish: (t, n) => transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop), n),
+    republish: (t, n) =>
+      transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop, rounds.get(t.id)), n),
     log,
   });
   await Promise.race([done, aborted, cancelled]);
@@ -322,7 +359,7 @@ async function trackSweepLocked(
         failure: "cancelled",
         worker: { id: "coordinator", host: Deno.hostname(), backend: "none", device: "none", deno: Deno.version.deno },
         finished_at: new Date().toISOString(),
-        claim: claimOf(secret, t.id),
+        claim: claimNow(t.id),
       }).catch((e) => log(`could not record ${t.id} as cancelled: ${(e as Error).message}`));
     }
     log(`sweep ${sweepId} cancelled: unfinished trials recorded as failed (${reason})`);
@@ -400,11 +437,12 @@ export function reconcile(o: {
 }
 
 /**
- * A trial's claim: the HMAC of its id under the sweep's secret. It travels with the trial, and a result is
- * recorded only when it carries it back, so a worker can report only trials it was given.
+ * A trial's claim: the HMAC of its id (and, from its first `--retry-failed` on, its retry round) under the
+ * sweep's secret. It travels with the trial, and a result is recorded only when it carries it back, so a worker
+ * can report only trials it was given; the trial's publish key contains it, so a retried trial is a new message.
  */
-export function claimOf(secret: string, trialId: string): string {
-  return hmacHex(secret, trialId).slice(0, 32);
+export function claimOf(secret: string, trialId: string, round = 0): string {
+  return hmacHex(secret, round ? `${trialId}#${round}` : trialId).slice(0, 32);
 }
 
 /** The sweep's secret (`runs/<sweep>/secret`, owner-only), created on first use. */
@@ -426,6 +464,7 @@ export function trialMessage(
   maxAttempts: number,
   secret: string,
   earlyStop: { rungs: readonly number[] } | null = null,
+  round = 0,
 ): TrialMessage {
   const rungs = earlyStop ? rungEpochs(earlyStop.rungs, t.config.training.epochs).map((r) => r.epoch) : [];
   return {
@@ -436,7 +475,7 @@ export function trialMessage(
     seed: t.seed,
     config: t.config,
     max_attempts: maxAttempts,
-    claim: claimOf(secret, t.id),
+    claim: claimOf(secret, t.id, round),
     ...(rungs.length ? { rungs } : {}),
   };
 }
