@@ -200,3 +200,46 @@ Deno.test("operator - --retry-failed runs refused and cancelled trials again wit
     await c.close();
   }
 });
+
+Deno.test("operator - Ctrl-C in a terminal (SIGINT to the process group) stops quietly and says how to resume", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spec = await writeSpec(dir, "op-int", 2, 400, "backend: js\n");
+    // setsid: the coordinator leads its own process group, as a shell's foreground job does
+    const p = new Deno.Command("setsid", {
+      args: [
+        Deno.execPath(),
+        "run",
+        "-A",
+        "--config",
+        `${ROOT}deno.json`,
+        `${ROOT}src/cli/sweep.ts`,
+        spec.path,
+        "--runs",
+        `${dir}/runs`,
+        "--workers",
+        "1",
+      ],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let text = "";
+    const pump = async (r: ReadableStream<Uint8Array>) => {
+      for await (const c of r.pipeThrough(new TextDecoderStream())) text += c;
+    };
+    const pumped = Promise.all([pump(p.stdout), pump(p.stderr)]);
+    await until("the trials published", () => /published 2 trials/.test(text), 60_000);
+    await new Promise((r) => setTimeout(r, 1500)); // a trial is running
+    Deno.kill(-p.pid, "SIGINT"); // the whole group: coordinator, and whatever shares its group
+    const st = await p.status;
+    await pumped;
+    assert.equal(st.code, 130, text);
+    assert.doesNotMatch(text, /could not publish the sweep state|cleanup:|nats: disconnect/, text);
+    assert.doesNotMatch(text, /Front:/, "no empty front tables");
+    assert.match(text, new RegExp(`continue it with: deno task sweep --resume ${dir}/runs/${spec.sweepId}`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

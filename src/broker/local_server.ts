@@ -69,7 +69,10 @@ export async function startLocalServer(
   const args = opts.configFile
     ? ["-c", opts.configFile, "-p", String(port)]
     : ["-c", await writeServerConfig(storeDir, port, token), ...(opts.extraArgs ?? [])];
-  const process = new Deno.Command(bin, { args, stdout: "null", stderr: "piped", stdin: "null" }).spawn();
+  // its own process group: a Ctrl-C in the coordinator's terminal reaches the coordinator alone, which then stops
+  // the sweep (and this broker) in order, instead of the broker vanishing under it
+  const process = new Deno.Command(bin, { args, stdout: "null", stderr: "piped", stdin: "null", detached: true })
+    .spawn();
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {

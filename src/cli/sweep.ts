@@ -101,7 +101,10 @@ export async function sweepMain(args: string[]): Promise<number> {
     const workersFlag = values.workers === undefined ? undefined : intFlag("workers", values.workers, 1);
     const pack = packFlag(values.pack);
     const workerArgs = [...(backend ? ["--backend", backend] : []), "--pack", String(pack)];
-    let transport: Transport;
+    let transport: Transport | undefined;
+    let closing: Promise<void> | undefined;
+    /** Closed once, before the private broker stops (closing after it would log a disconnect). */
+    const closeTransport = () => (closing ??= transport?.close() ?? Promise.resolve());
     try {
       if (nats.servers) {
         transport = await connectNats({
@@ -124,7 +127,10 @@ export async function sweepMain(args: string[]): Promise<number> {
         }
       } else if (await natsServerBinary()) {
         const server = await startLocalServer(`${runDir}/nats`);
-        cleanups.push(() => server.stop());
+        cleanups.push(async () => {
+          await closeTransport();
+          await server.stop();
+        });
         await writeBrokerFile(runDir, { url: server.url, token: server.token });
         cleanups.push(() => removeBrokerFile(runDir));
         transport = await connectNats({
@@ -155,7 +161,7 @@ export async function sweepMain(args: string[]): Promise<number> {
           await worker;
         });
       }
-      cleanups.push(() => transport.close());
+      cleanups.push(closeTransport);
       if (values.fresh && !resume) await transport.forgetSweep(sweepIdOf(spec!));
       const tty = Deno.stdout.isTerminal();
       const display = new ProgressDisplay({
@@ -173,13 +179,17 @@ export async function sweepMain(args: string[]): Promise<number> {
         specFile: specFile!,
         runsDir,
       });
-      console.log(`\n${frontTables(outcome.data)}\n`);
+      // an interrupted sweep with nothing done has no front to show
+      if (outcome.data.counts.done > 0) console.log(`\n${frontTables(outcome.data)}\n`);
       console.log(
         `${outcome.data.counts.done} done, ${outcome.data.counts.failed} failed, ${outcome.data.counts.pending} pending ` +
           `in ${outcome.wallS.toFixed(1)} s. Report: ${outcome.runDir}/report.html (also report.md, fronts.json, ` +
           `trials.csv; results in results.jsonl)`,
       );
       if (outcome.cancelled) console.log(`sweep ${outcome.sweepId} was cancelled`);
+      else if (!outcome.complete) {
+        console.log(`stopped before the end; continue it with: deno task sweep --resume ${outcome.runDir}`);
+      }
       return outcome.complete ? 0 : 130;
     } finally {
       ac.abort();
@@ -224,6 +234,7 @@ function trapSignals(ac: AbortController, cleanups: (() => Promise<void>)[]): { 
     [Symbol.dispose]() {
       Deno.removeSignalListener("SIGINT", onInt);
       Deno.removeSignalListener("SIGTERM", onTerm);
+      Deno.removeSignalListener("SIGHUP", onHup);
       watchdog?.terminate();
     },
   };
@@ -248,8 +259,11 @@ function trapSignals(ac: AbortController, cleanups: (() => Promise<void>)[]): { 
   };
   const onInt = () => onSignal("SIGINT", 130);
   const onTerm = () => onSignal("SIGTERM", 143);
+  // the terminal closed: the private broker and local workers are in their own process groups, so stop them too
+  const onHup = () => onSignal("SIGHUP", 129);
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGHUP", onHup);
   let watchdog: Worker | undefined;
   try {
     const url = URL.createObjectURL(new Blob([SIGNAL_WATCHDOG], { type: "text/javascript" }));

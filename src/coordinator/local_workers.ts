@@ -39,6 +39,7 @@ export async function spawnLocalWorkers(
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
+      detached: true, // a Ctrl-C in the terminal reaches the coordinator only; it stops these in order
     }).spawn();
     // Both streams into the log file.
     const w = log.writable.getWriter();
