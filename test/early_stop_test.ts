@@ -1,10 +1,19 @@
 // Early stopping of dominated trials (spec `early_stop`): the decision, the spec, the wire schema, and a trial
 // stopped by a real worker process over a real nats-server, recorded once as `stopped` and never run again.
 import assert from "node:assert/strict";
-import { dominatesBy, RungBoard } from "../src/coordinator/early_stop.ts";
+import {
+  dominatesBy,
+  RungBoard,
+  RungLog,
+  rungPointOf,
+  RUNGS_FILE,
+  RUNGS_REJECTED_FILE,
+} from "../src/coordinator/early_stop.ts";
 import { earlyStopOf, rungEpochs } from "../src/spec/schema.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { ControlMessageSchema, ResultMessageSchema } from "../src/broker/messages.ts";
+import { createJsEngine } from "../src/engine/js.ts";
+import { type RungReport, runTrial } from "../src/train/trial.ts";
 import { fakeMetrics, madeResult, tinySpecText } from "./_fixtures.ts";
 import { cluster, recorded, startCoordinator } from "./_cluster.ts";
 import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
@@ -23,13 +32,82 @@ Deno.test("early stop - a point dominated by the margin at the same rung is stop
   assert.equal(b.report("gates", 0, pt("c", 0.49, 0.89)).stop, true);
 });
 
-Deno.test("early stop - within the margin on either axis, the trial continues", () => {
+Deno.test("early stop - within the margin on both axes, or a trade-off, the trial continues", () => {
   const b = new RungBoard(0.01);
   b.report("gates", 0, pt("a", 0.5, 0.9));
-  assert.equal(b.report("gates", 0, pt("b", 0.495, 0.5)).stop, false); // sparser by less than the margin
-  assert.equal(b.report("gates", 0, pt("c", 0.1, 0.895)).stop, false); // more accurate by less than the margin
-  assert.equal(b.report("gates", 0, pt("d", 0.6, 0.2)).stop, false); // sparser: a trade-off, not dominated
+  assert.equal(b.report("gates", 0, pt("b", 0.495, 0.895)).stop, false); // worse by less than the margin on both
+  assert.equal(b.report("gates", 0, pt("c", 0.6, 0.2)).stop, false); // sparser: a trade-off, not dominated
+  assert.equal(b.report("gates", 0, pt("d", 0.51, 0.5)).stop, false); // sparser by a little: still a trade-off
+  assert.equal(b.report("gates", 0, pt("e", 0.5, 0.89)).stop, true); // as sparse, a margin less accurate
+  assert.equal(b.report("gates", 0, pt("f", 0.49, 0.9)).stop, true); // as accurate, a margin less sparse
   assert.equal(dominatesBy(pt("x", 0.5, 0.9), pt("y", 0.5, 0.9), 0), false); // equal points never dominate
+  assert.equal(dominatesBy(pt("x", 0.5, 0.91), pt("y", 0.5, 0.9), 0), true); // margin 0: better on one axis
+});
+
+Deno.test("early stop - with ladders, a trial is stopped only when every one of its tickets is beaten", () => {
+  const ladder = (...p: [number, number][]) => p.map(([sparsity, valAccuracy]) => ({ sparsity, valAccuracy }));
+  const b = new RungBoard(0.01);
+  // a's own ticket is at 0.5 sparsity; its cuts reach 0.9 at 0.7
+  b.report("gates", 0, { ...pt("a", 0.5, 0.9), ladder: ladder([0.7, 0.85], [0.9, 0.7]) });
+  // b's own ticket is beaten, but its sparsest cut (0.95 at 0.5) is sparser than anything a reached: it goes on
+  assert.equal(b.report("gates", 0, { ...pt("b", 0.4, 0.8), ladder: ladder([0.8, 0.6], [0.95, 0.5]) }).stop, false);
+  // c's own ticket and cuts are all beaten by a's cuts (or b's): stopped, naming who beat its own ticket first
+  const c = b.report("gates", 0, { ...pt("c", 0.45, 0.85), ladder: ladder([0.85, 0.6], [0.93, 0.45]) });
+  assert.deepEqual(c.stop && c.by.trialId, "a");
+  // a cut that only ties another trial's cut is not beaten: the trial goes on
+  assert.equal(b.report("gates", 0, { ...pt("d", 0.45, 0.85), ladder: ladder([0.9, 0.7]) }).stop, false);
+  // the own ticket alone decides when a trial has no ladder
+  assert.equal(b.report("gates", 0, pt("e", 0.7, 0.8)).stop, true);
+});
+
+Deno.test("early stop - rungs.jsonl: replayed in order on resume, torn and foreign lines set aside", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const line = (trial_id: string, sparsity: number, val_accuracy: number) => ({
+      v: 1 as const,
+      trial_id,
+      group: "gates",
+      rung: 0,
+      epoch: 1,
+      sparsity,
+      val_accuracy,
+    });
+    const log = await RungLog.open(dir, () => true);
+    await log.append(line("a", 0.5, 0.9));
+    await log.append({ ...line("b", 0.2, 0.5), ladder: [{ sparsity: 0.4, val_accuracy: 0.6 }] });
+    await Deno.writeTextFile(`${dir}/${RUNGS_FILE}`, JSON.stringify(line("zz", 0.9, 0.99)) + "\n", { append: true });
+    await Deno.writeTextFile(`${dir}/${RUNGS_FILE}`, '{"v":1,"trial_id":"c","gr', { append: true });
+    const again = await RungLog.open(dir, (id) => id !== "zz");
+    assert.deepEqual(again.lines.map((l) => l.trial_id), ["a", "b"]);
+    assert.deepEqual(again.setAside.map((x) => [x.line, x.reason.split(" ")[0]]), [[3, "trial"], [4, "not"]]);
+    assert.match(await Deno.readTextFile(`${dir}/${RUNGS_REJECTED_FILE}`), /"line":4/);
+    assert.equal((await Deno.readTextFile(`${dir}/${RUNGS_FILE}`)).trim().split("\n").length, 2);
+    // the board rebuilt from the file judges the next report as the first board did: c is beaten by a
+    const board = new RungBoard(0.01);
+    for (const l of again.lines) board.report(l.group, l.rung, rungPointOf(l));
+    const c = board.report("gates", 0, pt("c", 0.3, 0.6));
+    assert.equal(c.stop && c.by.trialId, "a");
+    assert.equal(new RungBoard(0.01).report("gates", 0, pt("c", 0.3, 0.6)).stop, false); // an empty board would not
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("early stop - a rung report carries the trial's ladder at that epoch, sparser than its own ticket", async () => {
+  const [t] = expandTrials(parseSpec(tinySpecText("rl", 1, "tickets: {cuts: 6}\n", 2)));
+  const reports: RungReport[] = [];
+  const m = await runTrial(t!.config, createJsEngine(), { rungs: [1], onRung: (r) => reports.push(r) });
+  assert.equal(reports.length, 1);
+  const [r] = reports;
+  assert.equal(r!.epoch, 1);
+  assert.ok(r!.ladder && r!.ladder.length >= 3 && r!.ladder.length <= 6, JSON.stringify(r));
+  for (const [i, c] of r!.ladder!.entries()) {
+    assert.ok(c.sparsity > (i ? r!.ladder![i - 1]!.sparsity : r!.sparsity), JSON.stringify(r));
+    assert.ok(c.val_accuracy >= 0 && c.val_accuracy <= 1);
+  }
+  // reporting does not disturb training: the trial ends as it does without the hook
+  const plain = await runTrial(t!.config, createJsEngine());
+  assert.equal(m.ticket!.sha256, plain.ticket!.sha256);
 });
 
 Deno.test("early stop - no decision across rungs, method groups, or against the trial's own earlier report", () => {
@@ -100,7 +178,9 @@ Deno.test("early stop - a dominated trial is stopped by a real worker process, r
     await c.addWorkers(1, ["--pack", "1"]);
     // two trials, queued in this order: lr 0.05 learns (its rung point is sparser and more accurate), lr 1e-6
     // barely moves; the second reaches the rung (epoch 50 of 200) after the first and is stopped there
-    const text = tinySpecText("es", 1, "early_stop: {rungs: [0.25], margin: 0.01}\n", 200).replace(
+    // one ticket per trial (no ladder: a barely trained trial's random-looking cuts can reach sparsities the good
+    // one's do not, and then it is rightly kept; ladders are judged in the unit tests above)
+    const text = tinySpecText("es", 1, "early_stop: {rungs: [0.25], margin: 0.01}\ntickets: {cuts: 0}\n", 200).replace(
       /parameters:\n.*\n/,
       "parameters:\n  lr: {values: [0.05, 0.000001]}\n  lambda: {values: [0.003]}\n",
     );
@@ -123,6 +203,9 @@ Deno.test("early stop - a dominated trial is stopped by a real worker process, r
     assert.match(first, new RegExp(`stopping trial ${bad!.id} at rung 0 \\(epoch 50\\)`), first);
     const lines = await recorded(runDir);
     assert.deepEqual(lines.map((l) => l.trial_id).sort(), [good!.id, bad!.id].sort(), JSON.stringify(lines));
+    // both rung reports kept for a resumed coordinator, in the order they were judged
+    const rungs = (await Deno.readTextFile(`${runDir}/${RUNGS_FILE}`)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(rungs.map((l) => [l.trial_id, l.rung, l.epoch]), [[good!.id, 0, 50], [bad!.id, 0, 50]]);
     const byId = new Map(lines.map((l) => [l.trial_id, l as typeof l & { metrics?: Record<string, unknown> }]));
     assert.equal(byId.get(good!.id)!.status, "done");
     const stoppedLine = byId.get(bad!.id)!;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TrialConfigSchema } from "../spec/schema.ts";
+import { MAX_CUTS, TrialConfigSchema } from "../spec/schema.ts";
 
 /** Version of every message on the wire; a receiver rejects any other. */
 export const WIRE_VERSION = 1;
@@ -161,6 +161,13 @@ export const ProgressMessageSchema = z.object({
     epoch: z.number().int().positive(),
     sparsity: z.number().min(0).max(1),
     val_accuracy: z.number().min(0).max(1),
+    /** The trial's ladder at the rung (spec `tickets.cuts`): each cut's sparsity and validation accuracy. */
+    ladder: z.array(
+      z.object({
+        sparsity: z.number().min(0).max(1),
+        val_accuracy: z.number().min(0).max(1),
+      }).strict(),
+    ).max(MAX_CUTS).optional(),
   }).strict().optional(),
 }).strict();
 export type ProgressMessage = z.infer<typeof ProgressMessageSchema>;

@@ -22,16 +22,25 @@ export interface TrialHooks {
   /** Checked between steps; when it returns true the trial stops with a {@link TrialStopped}. */
   shouldStop?: () => boolean;
   /**
-   * Early stopping: after each of these epochs (below the trial's epochs) the current ticket is evaluated on the
-   * validation split (test without one) and passed to `onRung`.
+   * Early stopping: after each of these epochs (below the trial's epochs) the current ticket, and every cut of the
+   * trial's ladder (spec `tickets.cuts`), is evaluated on the validation split (test without one) and passed to
+   * `onRung`.
    */
   rungs?: readonly number[];
-  onRung?: (point: { epoch: number; sparsity: number; val_accuracy: number }) => void;
+  onRung?: (point: RungReport) => void;
   /**
    * Checked before every step: when it returns true the trial ends there and resolves with the metrics of its
    * current ticket, marked `stopped` (no ladder).
    */
   stopEarly?: () => boolean;
+}
+
+/** A rung report: the trial's current ticket after `epoch` epochs, and its ladder's cuts, on validation accuracy. */
+export interface RungReport {
+  epoch: number;
+  sparsity: number;
+  val_accuracy: number;
+  ladder?: { sparsity: number; val_accuracy: number }[];
 }
 
 /** Thrown when a trial is stopped from outside (cancel, shutdown). */
@@ -215,16 +224,27 @@ class TrialRun {
   }
 
   /**
-   * Early stopping: the current ticket's sparsity and accuracy on the validation split (test without one), one
-   * calibration and one evaluation; the training buffers are put back.
+   * Early stopping: the current ticket's sparsity and accuracy on the validation split (test without one), and
+   * the same for each cut of the ladder the trial would build now (its spec's `tickets.cuts`); one calibration
+   * and one evaluation per ticket; the training buffers are put back.
    */
-  rungPoint(data: DataSplit): { sparsity: number; val_accuracy: number } | null {
+  rungPoint(data: DataSplit): Omit<RungReport, "epoch"> | null {
     if (this.method.trainsWeights) return null; // the dense reference has no ticket
-    const masks = this.net.layers.map((_, l) => this.method.binaryMask(l));
-    const { sparsity } = ticketSparsity(this.net, masks);
-    const val = ticketAccuracies(this.net, masks, data.train, data.validation ?? data.test, null).accuracy;
-    this.net.useEffectiveWeights(this.weff);
-    return { sparsity, val_accuracy: val };
+    const { net, method } = this;
+    const evalSet = data.validation ?? data.test;
+    const point = (masks: Uint8Array[]) => ({
+      sparsity: ticketSparsity(net, masks).sparsity,
+      val_accuracy: ticketAccuracies(net, masks, data.train, evalSet, null).accuracy,
+    });
+    const own = point(net.layers.map((_, l) => method.binaryMask(l)));
+    const rule = this.cfg.tickets && method.cuts;
+    let ladder: RungReport["ladder"];
+    if (rule) {
+      const sizes = net.layers.map((l) => l.w.length);
+      ladder = cutValues(rule, sizes, this.cfg.tickets!.cuts).map((c) => point(sizes.map((_, l) => rule.mask(l, c))));
+    }
+    net.useEffectiveWeights(this.weff);
+    return { ...own, ...(ladder?.length ? { ladder } : {}) };
   }
 
   /**
