@@ -12,7 +12,7 @@ import { type ProgressDisplay, SweepProgress } from "./progress.ts";
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
 import { type Proposal, ProposalLog, proposeNext, searchProgress, trialBudget } from "./search.ts";
 import { ADAPTIVE_DEFAULTS, earlyStopOf, rungEpochs } from "../spec/schema.ts";
-import { RungBoard } from "./early_stop.ts";
+import { RungBoard, type RungLine, RungLog, rungPointOf, RUNGS_REJECTED_FILE } from "./early_stop.ts";
 
 /** What the coordinator needs to run a sweep. */
 export interface SweepOptions {
@@ -189,6 +189,12 @@ async function trackSweepLocked(
   const stateTimer = setInterval(putState, 2000);
   const lastError = new Map<string, string>();
   const board = earlyStop ? new RungBoard(earlyStop.margin) : null;
+  // the board as the last coordinator left it: its reports replayed in the order they were judged
+  const rungLog = earlyStop ? await RungLog.open(runDir, (id) => trials.has(id)) : null;
+  for (const s of rungLog?.setAside ?? []) {
+    log(`set aside line ${s.line} of ${rungLog!.path} (${s.reason}): moved to ${RUNGS_REJECTED_FILE}`);
+  }
+  for (const l of rungLog?.lines ?? []) board!.report(l.group, l.rung, rungPointOf(l));
   const stopSent = new Set<string>();
   /** Early stopping: judges a rung report, and tells the trial's worker to stop it when it is dominated. */
   const onRung = (p: ProgressMessage) => {
@@ -196,15 +202,29 @@ async function trackSweepLocked(
     if (!board || !earlyStop || !p.rung || !trial || results.has(p.trial_id) || cancelAt) return;
     const rung = rungEpochs(earlyStop.rungs, trial.config.training.epochs).find((r) => r.epoch === p.rung!.epoch);
     if (!rung) return;
-    const point = { trialId: p.trial_id, sparsity: p.rung.sparsity, valAccuracy: p.rung.val_accuracy };
-    const decision = board.report(trial.config.method.name, rung.index, point);
+    const line: RungLine = {
+      v: 1,
+      trial_id: p.trial_id,
+      group: trial.config.method.name,
+      rung: rung.index,
+      epoch: rung.epoch,
+      sparsity: p.rung.sparsity,
+      val_accuracy: p.rung.val_accuracy,
+      ...(p.rung.ladder?.length ? { ladder: p.rung.ladder } : {}),
+    };
+    const point = rungPointOf(line);
+    const decision = board.report(line.group, line.rung, point);
+    rungLog!.append(line).catch((e) => log(`could not append to ${rungLog!.path}: ${(e as Error).message}`));
     if (!decision.stop || stopSent.has(p.trial_id)) return;
     stopSent.add(p.trial_id);
     const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
     log(
       `stopping trial ${p.trial_id} at rung ${rung.index} (epoch ${rung.epoch}): sparsity ${pct(point.sparsity)}, ` +
-        `accuracy ${pct(point.valAccuracy)} dominated by trial ${decision.by.trialId} (${pct(decision.by.sparsity)}, ` +
-        `${pct(decision.by.valAccuracy)}) by the margin ${earlyStop.margin}`,
+        `accuracy ${pct(point.valAccuracy)}${
+          point.ladder ? ` and its ${point.ladder.length} cuts` : ""
+        } beaten by the margin ${earlyStop.margin} (first by trial ${decision.by.trialId}: ${
+          pct(decision.by.sparsity)
+        }, ${pct(decision.by.valAccuracy)})`,
     );
     transport.stopTrial(sweepId, p.trial_id).catch((e) =>
       log(`could not send the stop of trial ${p.trial_id}: ${(e as Error).message}`)
