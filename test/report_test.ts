@@ -178,6 +178,9 @@ Deno.test("report - HTML in headless Chromium, Markdown tables equal fronts.json
     const plots = page.value as { id: string; width: number; height: number; marks: number; titles: number }[];
     assert.deepEqual(plots.map((p) => p.id), [
       "plot-fronts",
+      "plot-fronts-remaining",
+      "plot-seeds",
+      "plot-knob",
       "plot-hypervolume",
       "plot-compute",
       "plot-layers",
@@ -241,7 +244,9 @@ Deno.test("report - HTML charts hypervolume against compute (one line per sweep)
     for (const s of steps) assert.ok(titles.some((t) => t!.startsWith(`${sweep}: ${s} recorded`)), `${sweep} ${s}`);
   }
   assert.ok(titles.includes("first: 2 trials recorded, 5.5 trial-epochs, validation hypervolume 0.4000"));
-  assert.match(plot("fronts"), /<title>first: [^<]*stopped early after 1\.50 of 4 epochs[^<]*<\/title>/);
-  assert.match(plot("fronts"), />stopped early</); // its legend entry
+  // on the per-seed chart (a stopped trial is one seed's partial point, in no configuration)
+  assert.match(plot("seeds"), /<title>first: [^<]*stopped early after 1\.50 of 4 epochs[^<]*<\/title>/);
+  assert.match(plot("seeds"), />stopped early</); // its legend entry
+  assert.doesNotMatch(plot("fronts"), /stopped early/);
   assert.doesNotMatch(await renderHtml(plain, analyse(plain)), /stopped early after/);
 });

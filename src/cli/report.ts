@@ -3,7 +3,7 @@ import { readManifest, reportDataOf, reportedOutcomes } from "../coordinator/run
 import { acquireRunLock, type RunLock } from "../coordinator/run_lock.ts";
 import { analyse, analysisTables, combineReports, frontTables, REPORT_FILES, writeReportFiles } from "../report/mod.ts";
 import type { ReportData } from "../report/mod.ts";
-import { settingsSection } from "../report/markdown.ts";
+import { configFrontTables, settingsSection } from "../report/markdown.ts";
 import { sweepLabels } from "../report/data.ts";
 import { comparabilityWarning } from "../report/settings.ts";
 import { TicketsweepError } from "../util/errors.ts";
@@ -60,8 +60,9 @@ async function loadRun(dir: string): Promise<ReportData> {
 }
 
 function summary(d: ReportData, atAccuracy: number[] | undefined): string {
+  const a = analyse(d, { atAccuracy });
   return `## ${d.name} (${d.sweep_id})\n\n${d.counts.done} done, ${d.counts.failed} failed, ${d.counts.pending} pending.\n\n` +
-    `${frontTables(d)}\n\n${analysisTables(analyse(d, { atAccuracy }))}\n`;
+    `${configFrontTables(d, a)}\n\n${frontTables(d)}\n\n${analysisTables(a)}\n`;
 }
 
 /** `deno task report`. */

@@ -1,19 +1,60 @@
 import { compareFronts, type FrontComparison } from "../pareto/compare.ts";
 import type { Point2 } from "../pareto/front.ts";
-import { bootstrapHypervolume, HV_REFERENCE, type Interval, type SeededPoint } from "../pareto/hypervolume.ts";
+import {
+  bootstrapHypervolume,
+  HV_REFERENCE,
+  hypervolume,
+  type Interval,
+  type SeededPoint,
+} from "../pareto/hypervolume.ts";
 import { accuracyAtSparsity, kneeIndex, sparsityAtAccuracy } from "../pareto/interpolate.ts";
-import type { ReportData, Selection, TrialRow } from "./data.ts";
+import { configFront, type ConfigPoint, configPoints } from "../pareto/seeds.ts";
+import { describeParams, type ParamSet } from "../spec/expand.ts";
+import { fmtCut, type ReportData, type Selection, type TrialRow } from "./data.ts";
 
-/** Sparsity levels of the "accuracy at sparsity" table. */
-export const AT_SPARSITY = [0.5, 0.8, 0.9, 0.95];
+/** Candidate sparsity levels of the "accuracy at sparsity" table; those the fronts reach are shown. */
+export const SPARSITY_LEVELS = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999];
+
+/** The knee, as the report states it under the Pareto plot. */
+export const KNEE_DEFINITION = "Knee (◇): the point of a front farthest from the straight line between its two ends, " +
+  "with sparsity and accuracy each scaled to the front's own range (the best trade-off when neither objective is " +
+  "preferred); on a front of one or two points, the one with the largest sparsity + accuracy.";
+
+/** How cuts of different seeds are matched into one configuration point, as the report states it. */
+export const MATCHING_NOTE = "A configuration is every parameter but the seed. Its point at ladder position i is the " +
+  "mean over its seeds of their tickets at position i (0: each trial's own ticket; i: the i-th cut of its ladder, " +
+  "sparsest last): for edge-popup and for cut lists given in the spec that is the same cut value on every seed, for " +
+  "automatic threshold ladders (gates, hard-concrete, cs) the same step down the ladder, its threshold read off " +
+  "each seed's own gates. A position that not every seed has is left out of the configuration fronts (it stays on " +
+  "the per-seed fronts). Error bars and intervals: 95% percentile bootstrap over the seeds (1,000 resamples, " +
+  "generator seeded per point); below 3 seeds there is no interval: the spread cannot be judged.";
+
+/** One configuration point of a front's group, with its parameters and a label. */
+export type ConfigRow = ConfigPoint<TrialRow> & { group: string; params: ParamSet; label: string };
 
 /** The numbers a report shows for one front. */
 export interface FrontAnalysis {
   group: string;
+  /** Over the tickets of single seeds: pooled front, mean over seeds' own fronts and its interval. */
   hypervolume: Interval;
+  /** Hypervolume of the configuration front (mean sparsity × mean accuracy of each point). */
+  config_hypervolume: number;
+  /** Every configuration point of the group, and the front over them (sparsity ascending). */
+  configs: ConfigRow[];
+  front: ConfigRow[];
+  /** The knee of the configuration front, and the ticket of its seed closest to the point's means. */
+  knee_point: ConfigRow | null;
   knee: TrialRow | null;
+  /** Read along the configuration front (its means). */
   atSparsity: { sparsity: number; accuracy: number | null }[];
   atAccuracy: { accuracy: number; sparsity: number | null }[];
+}
+
+/** An accuracy level of the "sparsity at accuracy" table and what it is relative to. */
+export interface AccuracyLevel {
+  accuracy: number;
+  /** `best − 1 pp`, `dense − 2 pp` (`<sweep> dense − 2 pp` in a comparison), or `given` (--at-accuracy). */
+  basis: string;
 }
 
 /** Everything computed from the fronts: hypervolumes, knees, interpolation tables, pairwise comparisons. */
@@ -21,25 +62,106 @@ export interface Analysis {
   /** The accuracy every number here is on (the fronts' `score`): validation, or test for runs without one. */
   selection: Selection;
   reference: Point2;
+  atSparsity: number[];
   atAccuracy: number[];
+  atAccuracyLevels: AccuracyLevel[];
   fronts: FrontAnalysis[];
   comparisons: FrontComparison[];
+  /** Ladder positions left out of the configuration fronts because not every seed of their configuration had them. */
+  partial: number;
   bootstrap: { resamples: number; seed: number; level: number };
 }
 
 /**
- * The default accuracy levels of the "sparsity at accuracy ≥ X" table: 1, 2 and 5 points below the dense
- * reference when the sweep has one, else below the best ticket (on the selection accuracy).
+ * The sparsity levels of the "accuracy at sparsity" table, chosen from what the configuration fronts reach: the
+ * sparsest five of {@link SPARSITY_LEVELS} that some front reaches, and the sparsity every front reaches (rounded
+ * down to 0.1%), so each table has a column every front fills.
  */
-export function defaultAccuracyLevels(d: ReportData): number[] {
-  const best = d.tickets.reduce((m, t) => Math.max(m, t.score!), -Infinity); // no spread: tickets may be many
-  const top = d.dense?.accuracy ?? (d.tickets.length ? best : 1);
-  return [0.01, 0.02, 0.05].map((gap) => Number((top - gap).toFixed(4)));
+export function sparsityLevels(fronts: readonly (readonly Point2[])[]): number[] {
+  const ends = fronts.filter((f) => f.length).map((f) => Math.max(...f.map((p) => p.x)));
+  if (!ends.length) return [];
+  const down = (v: number) => Math.floor(v * 1000 + 1e-6) / 1000; // to 0.1%, float noise aside
+  const reach = Math.max(...ends), common = down(Math.min(...ends));
+  const levels = SPARSITY_LEVELS.filter((s) => s <= reach + 1e-9).slice(-5);
+  if (common > 0) levels.push(common);
+  if (levels.length < 2 && reach > common) levels.push(down(reach));
+  return [...new Set(levels.map((v) => Number(v.toFixed(4))))].sort((a, b) => a - b);
+}
+
+/**
+ * The accuracy levels of the "sparsity at accuracy ≥ X" table, chosen from what the configuration fronts reach:
+ * 1, 2 and 5 points below the most accurate configuration point of any front (so the best front reaches each), and
+ * 1, 2 and 5 points below each sweep's dense reference where some front of that sweep reaches the level.
+ */
+export function accuracyLevels(
+  d: Pick<ReportData, "references" | "settings">,
+  fronts: readonly { group: string; points: readonly Point2[] }[],
+): AccuracyLevel[] {
+  const top = (ps: readonly Point2[]) => Math.max(-Infinity, ...ps.map((p) => p.y));
+  const best = Math.max(-Infinity, ...fronts.map((f) => top(f.points)));
+  if (!Number.isFinite(best)) return [];
+  const gaps = [0.01, 0.02, 0.05];
+  const out: AccuracyLevel[] = gaps.map((g) => ({ accuracy: best - g, basis: `best − ${100 * g} pp` }));
+  const several = d.settings.length > 1;
+  for (const r of d.references) {
+    const reach = Math.max(-Infinity, ...fronts.filter((f) => r.groups.includes(f.group)).map((f) => top(f.points)));
+    for (const g of gaps) {
+      if (reach >= r.accuracy - g - 1e-9) {
+        out.push({ accuracy: r.accuracy - g, basis: `${several ? `${r.sweep} ` : ""}dense − ${100 * g} pp` });
+      }
+    }
+  }
+  const seen = new Set<number>();
+  return out.map((l) => ({ ...l, accuracy: Number(l.accuracy.toFixed(4)) }))
+    .filter((l) => !seen.has(l.accuracy) && (seen.add(l.accuracy), true))
+    .sort((a, b) => b.accuracy - a.accuracy);
 }
 
 export function seededPoints(d: ReportData, group: string): SeededPoint[] {
   return d.tickets.filter((t) => t.group === group)
     .map((t) => ({ x: t.sparsity!, y: t.score!, seed: t.seed }));
+}
+
+/** A configuration's key: its group and every parameter but the seed. */
+const configKey = (t: TrialRow) =>
+  `${t.group}\u0000${JSON.stringify(Object.keys(t.params).sort().map((k) => [k, t.params[k]]))}`;
+
+/** A configuration point's label: its parameters (no seed) and its ladder position with the cut values of its seeds. */
+function configLabel(p: ConfigPoint<TrialRow>): string {
+  const first = p.members[0]!;
+  const params = describeParams(first.params, 0).replace(/ ?seed=0$/, "");
+  if (p.position === 0) return `${params} own ticket`;
+  const cuts = [...new Set(p.members.map((m) => fmtCut(m.cut!)))];
+  return `${params} cut #${p.position} (${cuts.length === 1 ? cuts[0] : cuts.join("/")})`;
+}
+
+/** The configuration points of a report's tickets per group; reproducible for a given bootstrap seed. */
+export function configRows(d: ReportData, opts: { seed?: number; resamples?: number } = {}) {
+  const { points, partial } = configPoints(
+    d.tickets.filter((t) => t.status === "done").map((t) => ({
+      config: configKey(t),
+      position: t.cut_index ?? 0,
+      seed: t.seed,
+      sparsity: t.sparsity!,
+      accuracy: t.score!,
+      test: t.accuracy!,
+      item: t,
+    })),
+    opts,
+  );
+  const rows: ConfigRow[] = points.map((p) => ({
+    ...p,
+    group: p.members[0]!.group,
+    params: p.members[0]!.params,
+    label: configLabel(p),
+  }));
+  return { rows, partial };
+}
+
+/** The member of a configuration point whose ticket is closest to the point's means. */
+function representative(p: ConfigRow): TrialRow {
+  const dist = (t: TrialRow) => Math.hypot(t.sparsity! - p.sparsity.mean, t.score! - p.accuracy.mean);
+  return p.members.reduce((a, t) => (dist(t) < dist(a) ? t : a));
 }
 
 /** Analyses every front of a report; reproducible for a given bootstrap `seed`. */
@@ -48,16 +170,34 @@ export function analyse(
   opts: { atAccuracy?: number[]; seed?: number; resamples?: number } = {},
 ): Analysis {
   const seed = opts.seed ?? 0, resamples = opts.resamples ?? 1000;
-  const atAccuracy = opts.atAccuracy ?? defaultAccuracyLevels(d);
-  const fronts = d.fronts.map((f): FrontAnalysis => {
-    const pts = seededPoints(d, f.group);
-    const k = kneeIndex(f.points.map((p) => ({ x: p.sparsity!, y: p.score! })));
+  const { rows, partial } = configRows(d, { seed, resamples });
+  const means = (ps: readonly ConfigRow[]) => ps.map((p) => ({ x: p.sparsity.mean, y: p.accuracy.mean }));
+  const built = d.fronts.map((f) => {
+    const configs = rows.filter((r) => r.group === f.group);
+    return { group: f.group, configs, front: configFront(configs) };
+  });
+  const atSparsity = sparsityLevels(built.map((b) => means(b.front)));
+  const atAccuracyLevels = opts.atAccuracy
+    ? opts.atAccuracy.map((accuracy) => ({ accuracy, basis: "given" }))
+    : accuracyLevels(d, built.map((b) => ({ group: b.group, points: means(b.front) })));
+  const fronts = built.map(({ group, configs, front }): FrontAnalysis => {
+    const pts = means(front);
+    const k = kneeIndex(pts);
+    const knee = k >= 0 ? front[k]! : null;
     return {
-      group: f.group,
-      hypervolume: bootstrapHypervolume(pts, { resamples, seed }),
-      knee: k >= 0 ? f.points[k]! : null,
-      atSparsity: AT_SPARSITY.map((s) => ({ sparsity: s, accuracy: accuracyAtSparsity(pts, s) })),
-      atAccuracy: atAccuracy.map((a) => ({ accuracy: a, sparsity: sparsityAtAccuracy(pts, a) })),
+      group,
+      hypervolume: bootstrapHypervolume(seededPoints(d, group), { resamples, seed }),
+      config_hypervolume: hypervolume(pts),
+      configs,
+      front,
+      knee_point: knee,
+      knee: knee ? representative(knee) : null,
+      // read 1e-9 short of each level: a mean over seeds lands a float's noise away from it
+      atSparsity: atSparsity.map((s) => ({ sparsity: s, accuracy: accuracyAtSparsity(pts, s - 1e-9) })),
+      atAccuracy: atAccuracyLevels.map((l) => ({
+        accuracy: l.accuracy,
+        sparsity: sparsityAtAccuracy(pts, l.accuracy),
+      })),
     };
   });
   const comparisons: FrontComparison[] = [];
@@ -71,9 +211,12 @@ export function analyse(
   return {
     selection: d.selection,
     reference: HV_REFERENCE,
-    atAccuracy,
+    atSparsity,
+    atAccuracy: atAccuracyLevels.map((l) => l.accuracy),
+    atAccuracyLevels,
     fronts,
     comparisons,
+    partial,
     bootstrap: { resamples, seed, level: 0.95 },
   };
 }

@@ -1,7 +1,8 @@
 import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
-import type { Analysis } from "./analysis.ts";
-import { fmtCut, type ReportData, ticketId, type TrialRow } from "./data.ts";
+import type { Analysis, ConfigRow } from "./analysis.ts";
+import { fmtCut, type ReportData, type TrialRow } from "./data.ts";
+import { nonDominated } from "../pareto/front.ts";
 
 const pct = (v: number) => Number((100 * v).toFixed(2));
 const WIDTH = 560, HEIGHT = 340;
@@ -15,8 +16,9 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const svg = await view.toSVG();
   view.finalize();
   return svg.replace(
-    /<path aria-label="([^"]*)"([^>]*)\/>/g,
-    (_m, label: string, rest: string) => `<path aria-label="${label}"${rest}><title>${label}</title></path>`,
+    /<(path|line) aria-label="([^"]*)"([^>]*)\/>/g,
+    (_m, tag: string, label: string, rest: string) =>
+      `<${tag} aria-label="${label}"${rest}><title>${label}</title></${tag}>`,
   );
 }
 
@@ -27,33 +29,201 @@ export function accuracyText(d: { selection: ReportData["selection"] }, t: Trial
     : `test accuracy ${pct(t.accuracy!)}% (no validation split)`;
 }
 
+/** Sparsity on the linear axis (percent removed). */
+const SPARSITY_X = {
+  field: "sparsity",
+  type: "quantitative",
+  title: "sparsity (% of masked weights removed)",
+  scale: { domain: [0, 100] },
+};
+
 /**
- * Sparsity (x) vs binary-ticket selection accuracy (y: validation, or test for runs without a validation split):
- * every ticket of the done trials (their own and each cut of their ladders; dominated ones faded), each group's
- * front as a line, its knee as a large diamond, and the dense reference as a dashed rule.
+ * Each sweep's own dense reference as a dashed rule labelled with its value (in a comparison, with its sweep), never
+ * one line for all; `x` places the label at the right end. Nothing without a dense trial.
+ */
+function denseLayers(d: ReportData, x: Record<string, unknown>, right: number): unknown[] {
+  const several = d.settings.length > 1;
+  const refs = d.references.map((r) => ({
+    accuracy: pct(r.accuracy),
+    at: right,
+    text: several ? `${r.sweep} dense ${pct(r.accuracy)}%` : `dense ${pct(r.accuracy)}%`,
+    label: `dense reference${several ? ` of ${r.sweep} (its fronts only)` : ""}: ${pct(r.accuracy)}% ${d.selection}`,
+  }));
+  if (!refs.length) return [];
+  return [{
+    data: { values: refs },
+    mark: { type: "rule", strokeDash: [6, 4], color: "#444" },
+    encoding: { y: { field: "accuracy", type: "quantitative" }, description: { field: "label" } },
+  }, {
+    data: { values: refs },
+    mark: { type: "text", align: "right", baseline: "bottom", dy: -2, color: "#444", fontSize: 10 },
+    encoding: { x: { ...x, field: "at" }, y: { field: "accuracy", type: "quantitative" }, text: { field: "text" } },
+  }];
+}
+
+/** The title's words on the dense line: only when there is one. */
+function denseWords(d: ReportData): string {
+  return d.references.length
+    ? `dashed: dense reference${d.settings.length > 1 ? " of each sweep, for its own fronts" : ""}`
+    : "no dense reference in this sweep";
+}
+
+/** A spread as hover text: mean ± sd [interval], or that the spread cannot be judged. */
+function spreadText(s: ConfigRow["sparsity"], n: number): string {
+  const sd = s.sd === null ? "" : ` ± ${pct(s.sd)}`;
+  return `${pct(s.mean)}%${sd}` +
+    (s.lo === null || s.hi === null ? "" : ` (95% interval ${pct(s.lo)}-${pct(s.hi)}%)`) +
+    (n < 3 ? ` (cannot judge the spread with ${n} seed${n === 1 ? "" : "s"})` : "");
+}
+
+/** The smallest remaining-weights percentage a log axis shows: a decade below the sparsest point. */
+function remainingFloor(values: number[]): number {
+  const min = Math.min(100, ...values.filter((v) => v > 0));
+  return 10 ** Math.floor(Math.log10(min) - 1e-9);
+}
+
+/**
+ * The configuration fronts: each point the mean over a configuration's seeds at one ladder position (dominated
+ * ones faded), each front as a line, its points with error bars (95% bootstrap interval over seeds, in both sparsity
+ * and accuracy; none below 3 seeds), the knee as a large diamond, each sweep's dense reference as a labelled dashed
+ * rule. `remaining`: x is the fraction of weights remaining (1 − sparsity) on a log axis, reversed so sparser is to
+ * the right and 90, 99 and 99.9% sparsity are evenly spaced.
+ */
+export function configChartSpec(d: ReportData, a: Analysis, axis: "sparsity" | "remaining" = "sparsity"): TopLevelSpec {
+  const knees = new Set(a.fronts.map((f) => f.knee_point));
+  const front = new Set(a.fronts.flatMap((f) => f.front));
+  const log = axis === "remaining";
+  const rows = a.fronts.flatMap((f) => f.configs)
+    .filter((p) => !log || p.sparsity.mean < 1)
+    .map((p) => {
+      const n = p.seeds.length, s = p.sparsity, acc = p.accuracy;
+      return {
+        group: p.group,
+        sparsity: pct(s.mean),
+        remaining: pct(1 - s.mean),
+        accuracy: pct(acc.mean),
+        s_lo: s.lo === null ? null : pct(s.lo),
+        s_hi: s.hi === null ? null : pct(s.hi),
+        r_lo: s.hi === null ? null : pct(1 - s.hi),
+        r_hi: s.lo === null ? null : pct(1 - s.lo),
+        a_lo: acc.lo === null ? null : pct(acc.lo),
+        a_hi: acc.hi === null ? null : pct(acc.hi),
+        front: front.has(p) ? "front" : "dominated",
+        knee: knees.has(p),
+        label: `${p.group} ${p.label}, ${n} seed${n === 1 ? "" : "s"}: sparsity ${spreadText(s, n)}, ${d.selection} ` +
+          `accuracy ${spreadText(acc, n)}${d.selection === "validation" ? `, test ${pct(p.test.mean)}%` : ""}`,
+      };
+    });
+  const floor = remainingFloor(rows.flatMap((r) => [r.remaining, r.r_lo ?? 100]));
+  const x = log
+    ? {
+      field: "remaining",
+      type: "quantitative",
+      title: "weights remaining (% of masked weights kept, log scale; 10, 1, 0.1 = 90, 99, 99.9% sparse)",
+      scale: { type: "log", domain: [floor, 100], reverse: true },
+      axis: { values: [100, 10, 1, 0.1, 0.01, 0.001].filter((v) => v >= floor), format: "~g" },
+    }
+    : SPARSITY_X;
+  const [xlo, xhi] = log ? ["r_lo", "r_hi"] : ["s_lo", "s_hi"];
+  const y = {
+    field: "accuracy",
+    type: "quantitative",
+    title: `${d.selection} accuracy (%, mean over seeds)`,
+    scale: { zero: false },
+  };
+  const color = { field: "group", type: "nominal", title: "method / sweep" };
+  const onFront = rows.filter((r) => r.front === "front");
+  const bars = onFront.filter((r) => r.a_lo !== null);
+  const barLabel = (r: typeof rows[number]) => `${r.label}; error bars: 95% interval over seeds`;
+  const layer: unknown[] = [
+    {
+      data: { values: rows },
+      mark: { type: "point", filled: true, size: 45 },
+      encoding: {
+        x,
+        y,
+        color,
+        opacity: {
+          field: "front",
+          type: "ordinal",
+          scale: { domain: ["front", "dominated"], range: [0.95, 0.22] },
+          title: "configuration",
+        },
+        description: { field: "label" },
+      },
+    },
+    {
+      data: { values: onFront },
+      mark: { type: "line", strokeWidth: 2 },
+      encoding: { x, y, color, order: { field: "sparsity" } },
+    },
+    {
+      data: { values: bars.map((r) => ({ ...r, label: `accuracy ${barLabel(r)}` })) },
+      mark: { type: "rule", strokeWidth: 1.5 },
+      encoding: { x, y: { ...y, field: "a_lo" }, y2: { field: "a_hi" }, color, description: { field: "label" } },
+    },
+    {
+      data: { values: bars.map((r) => ({ ...r, label: `sparsity ${barLabel(r)}` })) },
+      mark: { type: "rule", strokeWidth: 1.5 },
+      encoding: { x: { ...x, field: xlo }, x2: { field: xhi }, y, color, description: { field: "label" } },
+    },
+    {
+      data: { values: rows.filter((r) => r.knee) },
+      mark: { type: "point", shape: "diamond", size: 260, filled: false, strokeWidth: 2.5 },
+      encoding: { x, y, color, description: { field: "label" } },
+    },
+    ...denseLayers(d, x, log ? floor : 100),
+  ];
+  const few = a.fronts.some((f) => f.front.some((p) => p.seeds.length < 3));
+  return {
+    width: WIDTH,
+    height: HEIGHT,
+    title: {
+      text: `Pareto fronts of configurations${log ? ", weights remaining on a log axis" : ""} (◇ knee; ${
+        denseWords(d)
+      })`,
+      subtitle: `Each point: a configuration's mean over its seeds at one ladder position; error bars: 95% bootstrap ` +
+        `interval over seeds${few ? " (none below 3 seeds: the spread cannot be judged)" : ""}.`,
+    },
+    layer,
+  } as TopLevelSpec;
+}
+
+/**
+ * Per-seed fronts: every ticket of the done trials (their own and each cut of their ladders; faded: dominated by
+ * another ticket of its group, any seed) with each seed's own front as a thin line, on selection accuracy (y:
+ * validation, or test for runs without a validation split); trials stopped early as crosses at their partial point;
+ * the dense reference as a labelled dashed rule.
  */
 export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
   const done = d.tickets.filter((t) => t.sparsity !== undefined && a.fronts.some((f) => f.group === t.group));
-  const knees = new Set(a.fronts.map((f) => f.knee && ticketId(f.knee)));
   const trials = done.map((t) => ({
     group: t.group,
+    seed: t.seed,
     sparsity: pct(t.sparsity!),
     accuracy: pct(t.score!),
     front: t.dominated ? "dominated" : "front",
-    knee: knees.has(ticketId(t)),
     label: `${t.group} ${t.label}: sparsity ${pct(t.sparsity!)}%, ${accuracyText(d, t)} (${t.trial_id}${
       t.cut === undefined ? "" : `, cut ${fmtCut(t.cut)}`
     })`,
   }));
-  const lines = d.fronts.flatMap((f) =>
-    f.points.map((p, i) => ({ group: f.group, order: i, sparsity: pct(p.sparsity!), accuracy: pct(p.score!) }))
-  );
-  const x = {
-    field: "sparsity",
-    type: "quantitative",
-    title: "sparsity (% of masked weights removed)",
-    scale: { domain: [0, 100] },
-  };
+  // each seed's own front of each group
+  const lines = a.fronts.flatMap((f) => {
+    const mine = done.filter((t) => t.group === f.group);
+    return [...new Set(mine.map((t) => t.seed))].flatMap((seed) => {
+      const own = mine.filter((t) => t.seed === seed);
+      const nd = nonDominated(own.map((t) => ({ x: t.sparsity!, y: t.score! })));
+      return own.filter((_, i) => nd[i]).sort((p, q) => p.sparsity! - q.sparsity! || q.score! - p.score!)
+        .map((t, i) => ({
+          group: f.group,
+          line: `${f.group} seed ${seed}`,
+          order: i,
+          sparsity: pct(t.sparsity!),
+          accuracy: pct(t.score!),
+        }));
+    });
+  });
+  const x = SPARSITY_X;
   const y = {
     field: "accuracy",
     type: "quantitative",
@@ -64,7 +234,7 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
   const layer: unknown[] = [
     {
       data: { values: trials },
-      mark: { type: "point", filled: true, size: 45 },
+      mark: { type: "point", filled: true, size: 40 },
       encoding: {
         x,
         y,
@@ -73,20 +243,15 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
           field: "front",
           type: "ordinal",
           scale: { domain: ["front", "dominated"], range: [0.95, 0.22] },
-          title: "trial",
+          title: "ticket",
         },
         description: { field: "label" },
       },
     },
     {
       data: { values: lines },
-      mark: { type: "line", strokeWidth: 2 },
-      encoding: { x, y, color, order: { field: "order" } },
-    },
-    {
-      data: { values: trials.filter((t) => t.knee) },
-      mark: { type: "point", shape: "diamond", size: 260, filled: false, strokeWidth: 2.5 },
-      encoding: { x, y, color, description: { field: "label" } },
+      mark: { type: "line", strokeWidth: 1, opacity: 0.7 },
+      encoding: { x, y, color, detail: { field: "line" }, order: { field: "order" } },
     },
   ];
   // trials stopped early: their partial point as a cross, on no front, with its own legend entry
@@ -109,34 +274,90 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
       },
     });
   }
-  // each sweep's own dense reference (in a comparison labelled with its sweep), never one line for all
-  const several = d.settings.length > 1;
-  const refs = d.references.map((r) => ({
-    accuracy: pct(r.accuracy),
-    sparsity: 100,
-    text: several ? `${r.sweep} dense ${pct(r.accuracy)}%` : `dense ${pct(r.accuracy)}%`,
-    label: `dense reference${several ? ` of ${r.sweep} (its fronts only)` : ""}: ${pct(r.accuracy)}% ${d.selection}`,
-  }));
-  if (refs.length) {
-    layer.push({
-      data: { values: refs },
-      mark: { type: "rule", strokeDash: [6, 4], color: "#444" },
-      encoding: { y: { field: "accuracy", type: "quantitative" }, description: { field: "label" } },
-    }, {
-      data: { values: refs },
-      mark: { type: "text", align: "right", baseline: "bottom", dy: -2, color: "#444", fontSize: 10 },
-      encoding: { x, y: { field: "accuracy", type: "quantitative" }, text: { field: "text" } },
-    });
-  }
+  layer.push(...denseLayers(d, x, 100));
   return {
     width: WIDTH,
     height: HEIGHT,
-    title:
-      (refs.length
-        ? `Pareto fronts (◇ knee, dashed: dense reference${several ? " of each sweep, for its own fronts" : ""}`
-        : "Pareto fronts (◇ knee; no dense reference in this sweep") +
+    title: `Per-seed fronts: every seed's tickets, one thin line per seed's own front (${denseWords(d)}` +
       (stopped.length ? "; + stopped early, on no front)" : ")"),
     layer,
+  } as TopLevelSpec;
+}
+
+/** The parameter that moves a configuration's sparsity: `lambda`, or edge-popup's `k`. */
+export function knobOf(params: Record<string, unknown>): "lambda" | "k" | null {
+  return typeof params["lambda"] === "number" ? "lambda" : typeof params["k"] === "number" ? "k" : null;
+}
+
+/**
+ * The knob curves: each method's sparsity parameter (lambda, or k) against the sparsity of its trials' own tickets
+ * and against their accuracy, means over seeds with 95% bootstrap error bars (none below 3 seeds); one column per
+ * parameter, a line per setting of the other parameters. Null when no group sweeps its knob over two values or more.
+ */
+export function knobChartSpec(d: Pick<ReportData, "selection">, a: Analysis): TopLevelSpec | null {
+  const rows = a.fronts.flatMap((f) => {
+    const own = f.configs.filter((p) => p.position === 0);
+    const knob = own.length ? knobOf(own[0]!.params) : null;
+    if (!knob || new Set(own.map((p) => p.params[knob])).size < 2) return [];
+    return own.map((p) => {
+      const others = Object.keys(p.params).filter((k) => k !== knob && k !== "method").sort()
+        .map((k) => `${k}=${p.params[k]}`).join(" ");
+      const n = p.seeds.length;
+      return {
+        group: p.group,
+        knob,
+        value: p.params[knob] as number,
+        line: `${p.group} ${others}`,
+        sparsity: pct(p.sparsity.mean),
+        s_lo: p.sparsity.lo === null ? null : pct(p.sparsity.lo),
+        s_hi: p.sparsity.hi === null ? null : pct(p.sparsity.hi),
+        accuracy: pct(p.accuracy.mean),
+        a_lo: p.accuracy.lo === null ? null : pct(p.accuracy.lo),
+        a_hi: p.accuracy.hi === null ? null : pct(p.accuracy.hi),
+        label: `${p.group} ${knob}=${p.params[knob]}${others ? ` ${others}` : ""} (own tickets, ${n} seed${
+          n === 1 ? "" : "s"
+        }): sparsity ${spreadText(p.sparsity, n)}, ${d.selection} accuracy ${spreadText(p.accuracy, n)}`,
+      };
+    });
+  });
+  if (!rows.length) return null;
+  const color = { field: "group", type: "nominal", title: "method / sweep" };
+  const panel = (knob: string, field: "sparsity" | "accuracy") => {
+    const values = rows.filter((r) => r.knob === knob);
+    const vs = values.map((r) => r.value);
+    const logX = Math.min(...vs) > 0 && Math.max(...vs) / Math.min(...vs) >= 10;
+    const x = { field: "value", type: "quantitative", title: knob, scale: logX ? { type: "log" } : { zero: false } };
+    const title = field === "sparsity" ? "sparsity (%)" : `${d.selection} accuracy (%)`;
+    const y = {
+      field,
+      type: "quantitative",
+      title,
+      scale: field === "sparsity" ? { domain: [0, 100] } : { zero: false },
+    };
+    const [lo, hi] = field === "sparsity" ? ["s_lo", "s_hi"] : ["a_lo", "a_hi"];
+    return {
+      width: 260,
+      height: 170,
+      title: `${field} against ${knob}`,
+      data: { values },
+      layer: [
+        { mark: { type: "line", strokeWidth: 1.5 }, encoding: { x, y, color, detail: { field: "line" } } },
+        { mark: { type: "point", filled: true, size: 45 }, encoding: { x, y, color, description: { field: "label" } } },
+        {
+          transform: [{ filter: `datum.${lo} !== null` }],
+          mark: { type: "rule" },
+          encoding: { x, y: { ...y, field: lo }, y2: { field: hi }, color },
+        },
+      ],
+    };
+  };
+  const knobs = [...new Set(rows.map((r) => r.knob))];
+  return {
+    title: {
+      text: "Knob curves: the sparsity parameter against sparsity and accuracy",
+      subtitle: "Trials' own tickets, mean over seeds; error bars: 95% bootstrap interval over seeds (none below 3).",
+    },
+    hconcat: knobs.map((k) => ({ vconcat: [panel(k, "sparsity"), panel(k, "accuracy")] })),
   } as TopLevelSpec;
 }
 
@@ -216,16 +437,22 @@ export function computeChartSpec(d: Pick<ReportData, "compute">): TopLevelSpec |
 
 /** Hypervolume of each front with its bootstrap interval over seeds. */
 export function hypervolumeChartSpec(a: Analysis): TopLevelSpec {
-  const values = a.fronts.map((f) => ({
-    group: f.group,
-    hv: f.hypervolume.mean,
-    pooled: f.hypervolume.value,
-    lo: f.hypervolume.lo,
-    hi: f.hypervolume.hi,
-    label: `${f.group}: per seed ${f.hypervolume.mean.toFixed(4)} [${f.hypervolume.lo.toFixed(4)}, ${
-      f.hypervolume.hi.toFixed(4)
-    }], pooled front ${f.hypervolume.value.toFixed(4)}`,
-  }));
+  const values = a.fronts.map((f) => {
+    const h = f.hypervolume, judged = h.seeds >= 3;
+    return {
+      group: f.group,
+      hv: h.mean,
+      pooled: h.value,
+      // below 3 seeds no interval is drawn: the spread cannot be judged
+      lo: judged ? h.lo : h.mean,
+      hi: judged ? h.hi : h.mean,
+      label: `${f.group}: per seed ${h.mean.toFixed(4)} ${
+        judged
+          ? `[${h.lo.toFixed(4)}, ${h.hi.toFixed(4)}]`
+          : `(cannot judge the spread with ${h.seeds} seed${h.seeds === 1 ? "" : "s"})`
+      }, pooled front ${h.value.toFixed(4)}`,
+    };
+  });
   const yEnc = { field: "group", type: "nominal", title: null };
   return {
     width: WIDTH,

@@ -24,6 +24,8 @@ export interface TrialRow {
   score?: number;
   /** A ticket of a trial's ladder: its cut value; absent for a trial's own ticket. */
   cut?: number;
+  /** A ticket of a trial's ladder: its position (1 = first cut, sparsest last); absent for a trial's own ticket. */
+  cut_index?: number;
   /** The trial's ticket ladder, when it has one (rows of the trials table only). */
   cuts?: CutLadder;
   soft_accuracy?: number | null;
@@ -218,10 +220,11 @@ export function ticketRows(rows: TrialRow[], selection: Selection): TrialRow[] {
     if (r.status !== "done") continue;
     r.score = score(r.accuracy!, r.val_accuracy);
     out.push(r);
-    for (const p of r.cuts?.points ?? []) {
+    for (const [i, p] of (r.cuts?.points ?? []).entries()) {
       out.push({
         ...r,
         cut: p.cut,
+        cut_index: i + 1,
         sparsity: p.sparsity,
         accuracy: p.accuracy,
         val_accuracy: p.val_accuracy,

@@ -1,4 +1,4 @@
-import type { Analysis } from "./analysis.ts";
+import { type Analysis, type ConfigRow, KNEE_DEFINITION, MATCHING_NOTE } from "./analysis.ts";
 import { type ReportData, ticketId, type TrialRow } from "./data.ts";
 import { comparabilityWarning, settingsDiff } from "./settings.ts";
 
@@ -55,6 +55,20 @@ export function trialsCsv(d: ReportData): string {
   return [head, ...d.trials.map(row)].map((r) => r.map(csvField).join(",")).join("\n") + "\n";
 }
 
+/** A configuration point in `fronts.json`. */
+function configJson(p: ConfigRow) {
+  return {
+    configuration: p.label,
+    params: p.params,
+    position: p.position,
+    seeds: p.seeds,
+    sparsity: p.sparsity,
+    accuracy: p.accuracy,
+    test_accuracy: p.test,
+    tickets: p.members.map(ticketId),
+  };
+}
+
 /** `fronts.json`: each front's points and the analysis (hypervolume with interval, knee, interpolation tables, comparisons). */
 export function frontsJson(d: ReportData, a: Analysis): unknown {
   return {
@@ -68,6 +82,12 @@ export function frontsJson(d: ReportData, a: Analysis): unknown {
     selection_note: d.selection_note,
     hypervolume_reference: a.reference,
     bootstrap: a.bootstrap,
+    /** How cuts of different seeds make one configuration point, and the knee's definition. */
+    configuration_matching: MATCHING_NOTE,
+    knee_definition: KNEE_DEFINITION,
+    /** The levels of the two interpolation tables, chosen from what the configuration fronts reach. */
+    at_sparsity_levels: a.atSparsity,
+    at_accuracy_levels: a.atAccuracyLevels,
     dense_reference: d.dense,
     /** Each sweep's own dense reference, for its own fronts only. */
     dense_references: d.references,
@@ -88,6 +108,10 @@ export function frontsJson(d: ReportData, a: Analysis): unknown {
           seed: p.seed,
           params: p.params,
         })),
+        /** The front over configurations: each point the mean and spread over its seeds at one ladder position. */
+        configuration_front: fa.front.map(configJson),
+        configuration_hypervolume: fa.config_hypervolume,
+        knee_configuration: fa.knee_point ? configJson(fa.knee_point) : null,
         hypervolume: fa.hypervolume,
         knee: fa.knee ? ticketId(fa.knee) : null,
         accuracy_at_sparsity: fa.atSparsity,

@@ -1,16 +1,25 @@
-import type { Analysis } from "./analysis.ts";
+import { type Analysis, KNEE_DEFINITION } from "./analysis.ts";
 import {
   computeChartSpec,
+  configChartSpec,
   frontChartSpec,
   hypervolumeChartSpec,
+  knobChartSpec,
   layerChartSpec,
   lossChartSpec,
   renderSvg,
 } from "./charts.ts";
-import type { ReportData } from "./data.ts";
-import { comparisonSentence, referenceLine, TRIAL_COLUMNS, trialRow } from "./markdown.ts";
+import { referenceOf, type ReportData } from "./data.ts";
+import { comparisonSentence, referenceLine, seedsNote, TRIAL_COLUMNS, trialRow } from "./markdown.ts";
 import { comparabilityWarning, COMPARABLE, NO_DIFFERENCE, settingsDiff, sweepHeading } from "./settings.ts";
-import { atAccuracyTable, atSparsityTable, computeTable, hypervolumeTable, type TableCells } from "./tables.ts";
+import {
+  atAccuracyTable,
+  atSparsityTable,
+  computeTable,
+  configFrontTable,
+  hypervolumeTable,
+  type TableCells,
+} from "./tables.ts";
 
 const esc = (s: string) =>
   s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
@@ -77,9 +86,12 @@ function settingsHtml(d: ReportData): string[] {
  * offline: no script or style is fetched.
  */
 export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
-  const compute = computeChartSpec(d);
+  const compute = computeChartSpec(d), knob = knobChartSpec(d, a);
   const plots = [
-    ["fronts", await renderSvg(frontChartSpec(d, a))],
+    ["fronts", await renderSvg(configChartSpec(d, a))],
+    ["fronts-remaining", await renderSvg(configChartSpec(d, a, "remaining"))],
+    ["seeds", await renderSvg(frontChartSpec(d, a))],
+    ...(knob ? [["knob", await renderSvg(knob)]] : []),
     ["hypervolume", await renderSvg(hypervolumeChartSpec(a))],
     ...(compute ? [["compute", await renderSvg(compute)]] : []),
     ["layers", await renderSvg(layerChartSpec(a))],
@@ -100,19 +112,47 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
     `<p id="selection"><strong>${esc(d.selection_note)}</strong></p>`,
     `<h2>Pareto fronts</h2>`,
     plot("fronts"),
+    `<p class="muted" id="knee-definition">${esc(KNEE_DEFINITION)}</p>`,
+    `<p class="muted" id="seeds-note">${esc(seedsNote(a))}</p>`,
+    `<h3>On a log axis of the weights remaining</h3>`,
+    plot("fronts-remaining"),
+    `<h3>Configuration fronts</h3>`,
+    ...a.fronts.map((f) =>
+      `<h4>${esc(f.group)}</h4>` +
+      cells(configFrontTable(f, d.selection, referenceOf(d, f.group), d.settings.length > 1))
+    ),
+    `<h3>Per-seed fronts</h3><p class="muted">Every ticket of every seed (own tickets and cuts), one thin line per ` +
+    `seed's own front: what the configuration points above average over.</p>`,
+    plot("seeds"),
+    ...(knob
+      ? [
+        `<h2>Knob curves</h2><p class="muted">Each method's sparsity parameter against the sparsity and the ` +
+        `${esc(a.selection)} accuracy of its trials' own tickets (before any cut), mean over seeds.</p>`,
+        plot("knob"),
+      ]
+      : []),
     `<h2>Hypervolume</h2>`,
     `<p class="muted">Reference point (sparsity ${a.reference.x}, accuracy ${a.reference.y}). Pooled: the front of all ` +
     `seeds. Per seed: the mean over single seeds' fronts, with a ${100 * a.bootstrap.level}% bootstrap interval ` +
-    `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}).</p>`,
+    `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}; none below 3 seeds: the ` +
+    `spread cannot be judged). Configuration front: the front of the configuration points' means. The knee is that ` +
+    `of the configuration front; its ticket is the one of its seeds closest to the point's means.</p>`,
     plot("hypervolume"),
     cells(hypervolumeTable(a)),
     ...computeHtml(d, compute ? plot("compute") : ""),
     `<h2>${
       a.selection === "validation" ? "Validation" : "Test"
-    } accuracy at sparsity</h2><p class="muted">Interpolated linearly along each front; empty: the front does not reach that sparsity.</p>`,
+    } accuracy at sparsity</h2><p class="muted">Interpolated linearly along each configuration front (means over ` +
+    `seeds); empty: the front does not reach that sparsity. Levels chosen from what the fronts reach: the sparsest ` +
+    `of 50, 80, 90, 95, 98, 99, 99.5 and 99.9% that some front reaches, and the sparsity every front reaches.</p>`,
     cells(atSparsityTable(a)),
-    `<h2>Sparsity at ${a.selection} accuracy</h2><p class="muted">Highest sparsity along each front with ` +
-    `${a.selection} accuracy at least X; empty: never reached.</p>`,
+    `<h2>Sparsity at ${a.selection} accuracy</h2><p class="muted">Highest mean sparsity along each configuration ` +
+    `front with ${a.selection} accuracy at least X; empty: never reached. ` +
+    (a.atAccuracyLevels.some((l) => l.basis !== "given")
+      ? `Levels chosen from what the fronts reach: 1, 2 and 5 points below the most accurate configuration point, ` +
+        `and below the dense reference where a front reaches that.`
+      : `Levels given with --at-accuracy.`) +
+    `</p>`,
     cells(atAccuracyTable(a)),
     `<h2>Front comparison</h2>`,
     a.comparisons.length

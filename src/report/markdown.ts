@@ -1,6 +1,14 @@
 import { cannotJudge, type FrontComparison, MIN_SEEDS, type Region } from "../pareto/compare.ts";
-import type { Analysis } from "./analysis.ts";
-import { atAccuracyTable, atSparsityTable, computeTable, fmtPct, hypervolumeTable, type TableCells } from "./tables.ts";
+import { type Analysis, KNEE_DEFINITION, MATCHING_NOTE } from "./analysis.ts";
+import {
+  atAccuracyTable,
+  atSparsityTable,
+  computeTable,
+  configFrontTable,
+  fmtPct,
+  hypervolumeTable,
+  type TableCells,
+} from "./tables.ts";
 import { type DenseReference, fmtCut, referenceOf, type ReportData, type TrialRow } from "./data.ts";
 import { comparabilityWarning, COMPARABLE, NO_DIFFERENCE, settingsDiff, sweepHeading } from "./settings.ts";
 
@@ -53,22 +61,72 @@ export function comparisonSentence(c: FrontComparison): string {
     (judged ? `[${h.lo.toFixed(4)}, ${h.hi.toFixed(4)}] ` : "") + `per seed (${sig})` + within + beyond + ".";
 }
 
+/** What the report says about configuration points, seeds and spreads (Markdown and HTML). */
+export function seedsNote(a: Pick<Analysis, "partial" | "fronts">): string {
+  const seeds = [...new Set(a.fronts.flatMap((f) => f.configs.map((c) => c.seeds.length)))].sort((x, y) => x - y);
+  const few = seeds.filter((n) => n < MIN_SEEDS);
+  return MATCHING_NOTE +
+    (few.length
+      ? ` Here some points have ${few.join(" or ")} seed${few.at(-1) === 1 ? "" : "s"}: ${cannotJudge(few[0]!)}.`
+      : "") +
+    (a.partial
+      ? ` ${a.partial} ladder position${a.partial === 1 ? " was" : "s were"} left out: not every seed had ${
+        a.partial === 1 ? "it" : "them"
+      }.`
+      : "");
+}
+
+/**
+ * The configuration fronts in Markdown (also printed by the CLI): each point the mean over a configuration's seeds at
+ * one ladder position, with standard deviation and bootstrap interval; how points are matched, and the knee.
+ */
+export function configFrontTables(d: ReportData, a: Analysis): string {
+  const several = d.settings.length > 1;
+  return [
+    seedsNote(a),
+    "",
+    KNEE_DEFINITION,
+    "",
+    ...a.fronts.flatMap((f) => {
+      const configs = new Set(f.configs.map((c) => c.config)).size;
+      const seeds = [...new Set(f.configs.map((c) => c.seeds.length))].join("/");
+      return [
+        `### Configuration front: ${f.group} (${f.front.length} of ${f.configs.length} points from ${configs} ` +
+        `configuration${configs === 1 ? "" : "s"}, ${seeds || 0} seed${seeds === "1" ? "" : "s"} each)`,
+        "",
+        cells(configFrontTable(f, d.selection, referenceOf(d, f.group), several)),
+        "",
+      ];
+    }),
+  ].join("\n").trimEnd();
+}
+
 /** The analysis tables in Markdown: hypervolume and knee, accuracy at sparsity, sparsity at accuracy, comparisons. */
 export function analysisTables(a: Analysis): string {
   return [
     `### Hypervolume and knee`,
     "",
-    `Reference point (sparsity ${a.reference.x}, accuracy ${a.reference.y}). "pooled": the front of all seeds; ` +
-    `"per seed": the mean over single seeds' fronts, with a ${100 * a.bootstrap.level}% bootstrap interval ` +
-    `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}).`,
+    `Reference point (sparsity ${a.reference.x}, accuracy ${a.reference.y}). "pooled": the front of all seeds' ` +
+    `tickets; "per seed": the mean over single seeds' fronts, with a ${100 * a.bootstrap.level}% bootstrap interval ` +
+    `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}; none below ${MIN_SEEDS} ` +
+    `seeds); "configuration front": the front of the configuration points' means. The knee is that of the ` +
+    `configuration front. ${KNEE_DEFINITION}`,
     "",
     cells(hypervolumeTable(a)),
     "",
-    `### ${cap(a.selection)} accuracy at sparsity (interpolated along each front; empty: not reached)`,
+    `### ${cap(a.selection)} accuracy at sparsity (interpolated along each configuration front; empty: not reached)`,
+    "",
+    `Levels chosen from what the fronts reach: the sparsest of 50, 80, 90, 95, 98, 99, 99.5 and 99.9% that some ` +
+    `front reaches, and the sparsity every front reaches.`,
     "",
     cells(atSparsityTable(a)),
     "",
-    `### Sparsity at ${a.selection} accuracy (highest along each front; empty: never reached)`,
+    `### Sparsity at ${a.selection} accuracy (highest along each configuration front; empty: never reached)`,
+    "",
+    a.atAccuracyLevels.some((l) => l.basis !== "given")
+      ? `Levels chosen from what the fronts reach: 1, 2 and 5 points below the most accurate configuration point, ` +
+        `and below the dense reference where a front reaches that.`
+      : `Levels given with --at-accuracy.`,
     "",
     cells(atAccuracyTable(a)),
     "",
@@ -214,7 +272,11 @@ export function renderMarkdown(d: ReportData, a: Analysis): string {
     `Masked layers: ${d.masked_layers.join(", ") || "n/a"}. Engines: ${d.backends.join(", ") || "n/a"}.`,
     "",
     ...(d.settings.length > 1 ? [settingsSection(d)] : []),
-    "## Pareto fronts",
+    "## Pareto fronts of configurations (mean over seeds)",
+    "",
+    configFrontTables(d, a),
+    "",
+    "## Ticket fronts (every seed's tickets pooled, each point one seed's ticket)",
     "",
     frontTables(d),
     "",

@@ -1,5 +1,7 @@
-import type { Analysis } from "./analysis.ts";
-import { type ComputeCurve, ticketId } from "./data.ts";
+import { MIN_SEEDS } from "../pareto/compare.ts";
+import type { Spread } from "../pareto/seeds.ts";
+import type { Analysis, ConfigRow, FrontAnalysis } from "./analysis.ts";
+import { type ComputeCurve, type DenseReference, type Selection, ticketId } from "./data.ts";
 
 /** A fraction as a percentage with two decimals; empty for missing values. */
 export const fmtPct = (
@@ -12,8 +14,15 @@ export interface TableCells {
   rows: string[][];
 }
 
-/** Hypervolume (pooled, per seed with its interval) and the knee of each front. */
+/** What an interval cell says below {@link MIN_SEEDS} seeds. */
+export const NO_INTERVAL = (seeds: number) => `cannot judge (${seeds} seed${seeds === 1 ? "" : "s"})`;
+
+/**
+ * Hypervolume (pooled, per seed with its interval, of the configuration front) and the knee of each configuration
+ * front (its means, and the ticket of its seed closest to them).
+ */
 export function hypervolumeTable(a: Analysis): TableCells {
+  const val = a.selection === "validation";
   return {
     head: [
       "front",
@@ -22,42 +31,98 @@ export function hypervolumeTable(a: Analysis): TableCells {
       "interval low",
       "interval high",
       "seeds",
-      "knee sparsity %",
-      `knee ${a.selection} accuracy %`,
-      ...(a.selection === "validation" ? ["knee test accuracy %"] : []),
+      "configuration front",
+      "knee sparsity % (mean)",
+      `knee ${a.selection} accuracy % (mean)`,
+      ...(val ? ["knee test accuracy % (mean)"] : []),
+      "knee configuration",
       "knee ticket",
     ],
-    rows: a.fronts.map((f) => [
-      f.group,
-      f.hypervolume.value.toFixed(4),
-      f.hypervolume.mean.toFixed(4),
-      f.hypervolume.lo.toFixed(4),
-      f.hypervolume.hi.toFixed(4),
-      String(f.hypervolume.seeds),
-      fmtPct(f.knee?.sparsity),
-      fmtPct(f.knee?.score),
-      ...(a.selection === "validation" ? [fmtPct(f.knee?.accuracy)] : []),
-      f.knee ? ticketId(f.knee) : "",
-    ]),
+    rows: a.fronts.map((f) => {
+      const judged = f.hypervolume.seeds >= MIN_SEEDS, k = f.knee_point;
+      return [
+        f.group,
+        f.hypervolume.value.toFixed(4),
+        f.hypervolume.mean.toFixed(4),
+        judged ? f.hypervolume.lo.toFixed(4) : NO_INTERVAL(f.hypervolume.seeds),
+        judged ? f.hypervolume.hi.toFixed(4) : NO_INTERVAL(f.hypervolume.seeds),
+        String(f.hypervolume.seeds),
+        f.config_hypervolume.toFixed(4),
+        fmtPct(k?.sparsity.mean),
+        fmtPct(k?.accuracy.mean),
+        ...(val ? [fmtPct(k?.test.mean)] : []),
+        k?.label ?? "",
+        f.knee ? ticketId(f.knee) : "",
+      ];
+    }),
   };
 }
 
-/** Accuracy interpolated along each front at the fixed sparsity levels. */
+/** Accuracy interpolated along each configuration front at the sparsity levels the fronts reach. */
 export function atSparsityTable(a: Analysis): TableCells {
   return {
-    head: [
-      `front (${a.selection} accuracy)`,
-      ...(a.fronts[0]?.atSparsity.map((x) => `${fmtPct(x.sparsity)}% sparse`) ?? []),
-    ],
+    head: [`front (${a.selection} accuracy, mean over seeds)`, ...a.atSparsity.map((s) => `${fmtPct(s)}% sparse`)],
     rows: a.fronts.map((f) => [f.group, ...f.atSparsity.map((x) => fmtPct(x.accuracy))]),
   };
 }
 
-/** The highest sparsity along each front at accuracy ≥ each level. */
+/** The highest sparsity along each configuration front at accuracy ≥ each level (and what the level is relative to). */
 export function atAccuracyTable(a: Analysis): TableCells {
   return {
-    head: ["front", ...a.atAccuracy.map((x) => `${a.selection} accuracy ≥ ${fmtPct(x)}%`)],
+    head: [
+      "front (mean sparsity %)",
+      ...a.atAccuracyLevels.map((l) =>
+        `${a.selection} accuracy ≥ ${fmtPct(l.accuracy)}%${l.basis === "given" ? "" : ` (${l.basis})`}`
+      ),
+    ],
     rows: a.fronts.map((f) => [f.group, ...f.atAccuracy.map((x) => fmtPct(x.sparsity))]),
+  };
+}
+
+/** A spread's interval as text, `[lo, hi]` in percent, or that it cannot be judged with this many seeds. */
+export function intervalText(s: Spread, seeds: number): string {
+  return s.lo === null || s.hi === null ? NO_INTERVAL(seeds) : `[${fmtPct(s.lo)}, ${fmtPct(s.hi)}]`;
+}
+
+/**
+ * One configuration front: each point's mean, standard deviation and 95% bootstrap interval of sparsity and
+ * accuracy over its seeds, test accuracy beside it, Δ against its sweep's dense reference, and its configuration.
+ */
+export function configFrontTable(
+  f: Pick<FrontAnalysis, "front">,
+  selection: Selection,
+  dense: DenseReference | null,
+  several = false,
+): TableCells {
+  const val = selection === "validation";
+  const sd = (s: Spread) => (s.sd === null ? "" : fmtPct(s.sd));
+  return {
+    head: [
+      "sparsity % (mean)",
+      "sd",
+      "95% interval",
+      `${selection} accuracy % (mean, chooses)`,
+      "sd",
+      "95% interval",
+      ...(val ? ["test accuracy % (mean)"] : []),
+      ...(dense ? [several ? `Δ vs ${dense.sweep} dense (pp)` : "Δ vs dense (pp)"] : []),
+      "seeds",
+      "configuration",
+      "tickets",
+    ],
+    rows: f.front.map((p: ConfigRow) => [
+      fmtPct(p.sparsity.mean),
+      sd(p.sparsity),
+      intervalText(p.sparsity, p.seeds.length),
+      fmtPct(p.accuracy.mean),
+      sd(p.accuracy),
+      intervalText(p.accuracy, p.seeds.length),
+      ...(val ? [fmtPct(p.test.mean)] : []),
+      ...(dense ? [(100 * (p.accuracy.mean - dense.accuracy)).toFixed(2)] : []),
+      String(p.seeds.length),
+      p.label,
+      p.members.map(ticketId).join(" "),
+    ]),
   };
 }
 
