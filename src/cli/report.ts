@@ -12,7 +12,8 @@ import { logLine, parseCli } from "./common.ts";
 export const REPORT_USAGE = `Usage: deno task report runs/A [runs/B ...] [--out DIR] [--at-accuracy X,Y,...]
 
 Writes the reports of each run directory from its results.jsonl: report.html (self-contained, opens
-offline), report.md, trials.csv, fronts.json and pareto.json, and prints the fronts and their analysis.
+offline), report.md, trials.csv, fronts.json and pareto.json, and prints the fronts and their analysis:
+fronts over configurations (every parameter but the seed: mean and spread over seeds), then each seed's.
 With several run directories, also writes the same files for all of them together (one front per
 sweep and method, compared pairwise) into DIR (default runs/comparison), and first prints the
 settings that differ between the sweeps and a warning when those make their fronts not comparable
@@ -23,8 +24,8 @@ judge the seed-to-seed spread with fewer than 3 seeds.
 Options:
   --out DIR            where the combined report goes (with one run directory: a copy of its report)
   --at-accuracy LIST   accuracy levels of the "sparsity at accuracy >= X" table, as fractions or
-                       percentages (0.95 or 95); default: 1, 2 and 5 points below the dense reference
-                       (or the best trial)
+                       percentages (0.95 or 95); default: 1, 2 and 5 points below the most accurate
+                       configuration point, and below the dense reference where a front reaches that
   -h, --help           this text`;
 
 /** Parses `--at-accuracy 0.9,95,...` into fractions. */
