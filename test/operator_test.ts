@@ -243,3 +243,26 @@ Deno.test("operator - Ctrl-C in a terminal (SIGINT to the process group) stops q
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("operator - --dry-run lists the trials, the compute estimate and the problems, and starts nothing", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spec = await writeSpec(dir, "op-dry", 3, 5, "backend: js\n");
+    const { code, text } = await cli("sweep", [spec.path, "--runs", `${dir}/runs`, "--dry-run"]);
+    assert.equal(code, 0, text);
+    assert.match(text, new RegExp(`${spec.sweepId} \\(op-dry\\): 3 trials`));
+    for (const id of spec.trialIds) assert.match(text, new RegExp(`  ${id}  gates  lambda=`));
+    // 512 samples less the validation split, batch 64: 7 steps an epoch, 5 epochs, 3 trials
+    assert.match(text, /compute: 105 training steps, 15 trial-epochs, about [\d.]+ [MGT]FLOP/);
+    assert.match(text, /problems: none found/);
+    assert.doesNotMatch(text, /private nats-server|published/);
+    await assert.rejects(() => Deno.stat(`${dir}/runs`), Deno.errors.NotFound, "a dry run writes nothing");
+    // a spec with problems: all of them, exit 1
+    await Deno.writeTextFile(`${dir}/bad.yaml`, "name: x\nmethod: bayes\ntraining:\n  epochs: -2\n");
+    const bad = await cli("sweep", [`${dir}/bad.yaml`, "--dry-run"]);
+    assert.equal(bad.code, 1, bad.text);
+    assert.match(bad.text, /problems? in the sweep spec/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

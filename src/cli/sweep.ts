@@ -15,6 +15,7 @@ import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, packFlag,
 import { readBrokerFile, removeBrokerFile, writeBrokerFile } from "../coordinator/broker_file.ts";
 import { acquireRunLock, inspectRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
+import { dryRun } from "./dry_run.ts";
 
 export const SWEEP_USAGE = `Usage: deno task sweep SPEC.yaml [options]
        deno task sweep --resume runs/SWEEP_ID [options]
@@ -43,6 +44,8 @@ Options:
   --resume DIR    continue a sweep from its run directory
   --fresh         delete the spec's run directory first and start over (the sweep's queued trials and
                   stored results on the broker are removed too)
+  --dry-run       print the trials the spec expands to, their compute estimate and the problems found
+                  (trials this machine would refuse), then exit: nothing starts, nothing is written
   --retry-failed  run the failed trials again (errors, refused, gave up, cancelled), keeping the finished
                   ones; their failed outcomes move to results.rejected.jsonl
   --reconcile S   seconds between checks that every trial without an outcome is queued, running or
@@ -62,6 +65,7 @@ export async function sweepMain(args: string[]): Promise<number> {
     resume: { type: "string" },
     fresh: { type: "boolean" },
     "retry-failed": { type: "boolean" },
+    "dry-run": { type: "boolean" },
     "ack-wait": { type: "string" },
     reconcile: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -82,6 +86,7 @@ export async function sweepMain(args: string[]): Promise<number> {
   using signals = trapSignals(ac, cleanups);
   const spec = specFile ? await loadSpec(specFile) : undefined;
   const runDir = resume ?? `${runsDir}/${sweepIdOf(spec!)}`;
+  if (values["dry-run"]) return await dryRun(spec ?? (await readManifest(runDir)).spec, runDir, console.log);
   signals.runDir = runDir;
   // a directory a live coordinator holds: refused before deleting it (--fresh) or starting a broker in it
   // a bad run directory is reported before anything starts

@@ -1,0 +1,81 @@
+import { ResultLog } from "../coordinator/record.ts";
+import { describeParams, expandTrials, sweepIdOf, trialCount } from "../spec/expand.ts";
+import type { SweepSpec } from "../spec/schema.ts";
+import { checkTrialLimits, formatBytes, freeMemory, resolveLimits, trialCost } from "../worker/limits.ts";
+
+/** How many trials `--dry-run` lists one per line before it summarises the rest. */
+const LISTED = 20;
+
+/** 1.2e15 → "1.2 PFLOP". */
+function flops(n: number): string {
+  const units: [number, string][] = [[1e18, "EFLOP"], [1e15, "PFLOP"], [1e12, "TFLOP"], [1e9, "GFLOP"], [1e6, "MFLOP"]];
+  for (const [v, u] of units) if (n >= v) return `${(n / v).toPrecision(3)} ${u}`;
+  return `${Math.round(n)} FLOP`;
+}
+
+const count = (n: number) => n.toLocaleString("en-US");
+const bytes = (b: number) => (b < 1e6 ? `${Math.ceil(b / 1e3)} kB` : formatBytes(b));
+
+/**
+ * `deno task sweep SPEC --dry-run`: what the spec expands to (its trials), what they cost (training steps,
+ * trial-epochs, weights, an estimate of the multiply-adds and each trial's peak memory), and the problems found
+ * (trials this machine's workers would refuse, what the run directory already holds), without starting anything.
+ * @returns the exit code: 0, or 1 when a trial would be refused on this machine.
+ */
+export async function dryRun(spec: SweepSpec, runDir: string, out: (line: string) => void): Promise<number> {
+  const sweepId = sweepIdOf(spec);
+  const { trials: n, detail } = trialCount(spec);
+  out(`${sweepId} (${spec.name}): ${count(n)} trial${n === 1 ? "" : "s"} (${detail}); run directory ${runDir}`);
+  const trials = expandTrials(spec);
+  if (spec.search.strategy === "adaptive") {
+    out(`adaptive search proposes its trials while it runs: up to ${count(n)}, nothing is planned ahead`);
+  }
+  for (const t of trials.slice(0, LISTED)) {
+    out(`  ${t.id}  ${t.config.method.name}  ${describeParams(t.params, t.seed)}`);
+  }
+  if (trials.length > LISTED) out(`  ... and ${count(trials.length - LISTED)} more`);
+  // compute: every planned trial's cost from its config alone (nothing is built)
+  let steps = 0, epochs = 0, madds = 0, peak = 0, maxWeights = 0;
+  const free = freeMemory(), limits = resolveLimits();
+  const refused = new Map<string, string[]>();
+  for (const t of trials) {
+    const c = trialCost(t.config);
+    steps += c.steps;
+    epochs += t.config.training.epochs;
+    // forward, weight gradient and input gradient: three products of batch × weights per step
+    madds += 3 * c.weights * Math.min(t.config.training.batch_size, c.train) * c.steps;
+    peak = Math.max(peak, c.bytes);
+    maxWeights = Math.max(maxWeights, c.weights);
+    const why = checkTrialLimits(t.config, limits, free);
+    if (why) refused.set(why, [...(refused.get(why) ?? []), t.id]);
+  }
+  if (trials.length) {
+    out(
+      `compute: ${count(steps)} training steps, ${count(epochs)} trial-epochs, about ${flops(2 * madds)} ` +
+        `(dense products; up to ${count(maxWeights)} weights a trial); peak memory of a trial about ` +
+        `${bytes(peak)} (this machine has ${formatBytes(free)} free)`,
+    );
+  }
+  const problems: string[] = [];
+  for (const [why, ids] of refused) {
+    problems.push(
+      `${ids.length} trial${ids.length === 1 ? "" : "s"} (${ids.slice(0, 3).join(", ")}${
+        ids.length > 3 ? ", ..." : ""
+      }) would be ${why} (a worker with more memory or higher --max-* limits may take them)`,
+    );
+  }
+  const recorded = await ResultLog.open(runDir, { planned: trials.map((t) => t.id), readOnly: true })
+    .then((l) => l.all())
+    .catch(() => []);
+  if (recorded.length) {
+    const failed = recorded.filter((r) => r.status === "failed").length;
+    out(
+      `${runDir} already records ${count(recorded.length)} of them (${count(failed)} failed): a run publishes the ` +
+        `other ${count(Math.max(0, trials.length - recorded.length))}` +
+        (failed ? `; --retry-failed would run the failed ones again` : ""),
+    );
+  }
+  out(problems.length ? `problems:\n${problems.map((p) => `  ${p}`).join("\n")}` : "problems: none found");
+  out("dry run: nothing was started or written");
+  return refused.size ? 1 : 0;
+}
