@@ -23,7 +23,7 @@ const FIELDS = {
   /** The stretch interval (gamma, zeta). */
   gamma: z.number().finite().negative().default(-0.1),
   zeta: z.number().finite().gt(1).default(1.1),
-  /** Initial keep probability. */
+  /** Initial drop rate (Louizos et al.'s `droprate_init`): `sigmoid(log_alpha)` starts at `1 − init_p`. */
   init_p: z.number().finite().gt(0).lt(1).default(0.5),
 };
 export type HardConcreteConfig = z.infer<z.ZodObject<typeof FIELDS>>;
