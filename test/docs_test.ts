@@ -109,6 +109,32 @@ Deno.test("docs - every repository path docs/*.md names in code exists", async (
   assert.deepEqual(missing, [], "a file moved or was renamed: say where it is now");
 });
 
+/**
+ * The citations of a docs section in `text` (`docs/science.md, "Gates"` or `docs/architecture.md ("Words")`) whose
+ * section names no heading of that page (a heading must contain the quoted name, case aside).
+ */
+export function staleSections(text: string, read: (path: string) => string | null): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(/(docs\/[\w-]+\.md)[,;]?[ \t]*\(?"([^"\n]+)"/g)) {
+    const page = read(m[1]!);
+    const headings = page === null ? [] : [...withoutCode(page).matchAll(/^#{1,6}\s+(.*)$/gm)].map((h) => h[1]!);
+    const name = m[2]!.toLowerCase();
+    if (!headings.some((h) => h.replaceAll("`", "").toLowerCase().includes(name))) out.push(`${m[1]}, "${m[2]}"`);
+  }
+  return out;
+}
+
+Deno.test("docs - every docs section the code cites by name exists", async () => {
+  const stale: string[] = [];
+  for (const dir of ["src", "native", "test", "bench", "tools", "workers"]) {
+    for await (const path of files(join(ROOT, dir))) {
+      if (!/\.(ts|c|h|py)$/.test(path) || path === "test/docs_test.ts") continue; // its examples are meant to fail
+      for (const s of staleSections(readRepo(path)!, readRepo)) stale.push(`${path}: ${s}`);
+    }
+  }
+  assert.deepEqual(stale, [], "cite a heading of the page (or rename the heading back)");
+});
+
 Deno.test("docs - the checks fail on what they guard against", () => {
   const pages: Record<string, string> = { "docs/a.md": "# Top\n## Random streams\n", "README.md": "" };
   const read = (p: string) => pages[p] ?? null;
@@ -123,6 +149,10 @@ Deno.test("docs - the checks fail on what they guard against", () => {
   assert.deepEqual(outsideCitations(`see ${"SCIENCE"}.md §2\nfine\nand ../shared/${"DESIGN"}.md`).length, 2);
   assert.deepEqual(missingPaths("`src/a.ts` and `src/gone.ts`, `src/` but not `runs/x`", (p) => p !== "src/gone.ts"), [
     "src/gone.ts",
+  ]);
+  assert.deepEqual(staleSections('see docs/a.md, "Random streams" and docs/a.md ("Gone"), docs/b.md, "Top"', read), [
+    'docs/a.md, "Gone"',
+    'docs/b.md, "Top"',
   ]);
   assert.deepEqual(slug("Supermask (`supermask`, being added)".replaceAll("`", "")), "supermask-supermask-being-added");
 });
