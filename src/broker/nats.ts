@@ -316,7 +316,8 @@ export class NatsTransport implements Transport {
   /**
    * The sweeps a worker serves, sorted: those whose state in the sweep bucket is `running`, or `stopped` (its
    * coordinator exited before the end: workers go on with its queued trials, their results wait on the broker
-   * for `--resume`), not `complete` or `cancelled`. Read again at most every half second; when the bucket cannot be read, the last list stands.
+   * for `--resume`), not `complete` or `cancelled`. Read again at most every half second; when the bucket cannot
+   * be read, the last list stands.
    */
   async #servedSweeps(): Promise<string[]> {
     if (Date.now() - this.#served.at > 500) {
