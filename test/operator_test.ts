@@ -10,6 +10,7 @@ import { sweepIdOf } from "../src/spec/expand.ts";
 import { ROOT, tinySpecText } from "./_fixtures.ts";
 import { cluster, recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
 import { REJECTED_FILE, ResultLog } from "../src/coordinator/record.ts";
+import { SpecError, type SpecIssue } from "../src/util/errors.ts";
 
 /** A nats-server on the configuration `deno task broker-config` generates: coordinator "c-secret", worker "w-secret". */
 async function rolesBroker() {
@@ -264,5 +265,35 @@ Deno.test("operator - --dry-run lists the trials, the compute estimate and the p
     assert.match(bad.text, /problems? in the sweep spec/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("operator - the spec check reports the problems of every stage at once; W&B's method: bayes points to search.strategy", () => {
+  const text = `version: 1
+name: x
+method: bayes
+dataset: {name: synthetic, train: 512, test: 256}
+model: {widths: [32], init: kaiming_normal}
+parameters:
+  lambda: {min: 1.0e-4, max: 3.0e-2, scale: log, count: 4}
+  lr: {values: [0.05, -1]}
+training: {epochs: 3, batch_size: .inf, lr: 0.05, bogus: 1}
+`;
+  let issues: SpecIssue[] = [];
+  try {
+    parseSpec(text, "s.yaml");
+  } catch (err) {
+    assert.ok(err instanceof SpecError, String(err));
+    issues = err.issues;
+  }
+  {
+    // a non-finite number, an unknown field, a W&B-style method and a bad swept value: one round
+    assert.deepEqual(issues.map((i) => i.path), [
+      "method",
+      "parameters.lr.values.1",
+      "training.batch_size",
+      "training.bogus",
+    ]);
+    assert.match(issues[0]!.message, /W&B Sweeps' search method; here it is `search: \{strategy: adaptive\}`/);
   }
 });

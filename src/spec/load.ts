@@ -78,13 +78,19 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
       message: "expected a mapping of fields, found " + typeOf(raw),
     }]);
   }
-  // YAML reads `.inf`, `-.inf`, `.nan` (and 1e400) as numbers that JSON cannot carry: refuse them first
+  // YAML reads `.inf`, `-.inf`, `.nan` (and 1e400) as numbers that JSON cannot carry: each is one problem, and the
+  // checks below see the spec without them
   const nonFinite = nonFiniteIssues(raw, doc, text, locate);
-  if (nonFinite.length > 0) throw new SpecError(file, nonFinite);
-  const issues: SpecIssue[] = [];
-  const parsed = SweepSpecSchema.safeParse(raw);
+  const issues: SpecIssue[] = [...nonFinite];
+  const finite = nonFinite.length ? withoutNonFinite(raw) : raw;
+  const parsed = SweepSpecSchema.safeParse(finite);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) issues.push(...describeIssue(issue, locate, valueAt(raw, issue.path)));
+    for (const issue of parsed.error.issues) {
+      for (const i of describeIssue(issue, locate, valueAt(raw, issue.path))) {
+        // a field that is only missing, or its parent incomplete, because its non-finite number was left out
+        if (!nonFinite.some((n) => under(i.path, n.path) || under(n.path, i.path))) issues.push(i);
+      }
+    }
   }
   const params = (raw as Record<string, unknown>).parameters;
   if (params && typeof params === "object" && !Array.isArray(params)) {
@@ -93,12 +99,30 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
       if (message) issues.push({ path: `parameters.${key}`, ...locate(["parameters"], key), message });
     }
   }
-  if (issues.length === 0 && parsed.success) {
-    issues.push(...checkParameterScopes(parsed.data, locate));
-  }
-  if (issues.length === 0 && parsed.success) {
+  // The later checks need a valid spec. Without one they run on the spec with the fields found bad left out
+  // (their defaults in place), so one round reports every problem it can find; a problem at a field already
+  // reported is not reported twice, and the method's scope is judged only when the method itself is valid.
+  const data = parsed.success && !nonFinite.length ? parsed.data : prunedSpec(finite, parsed);
+  const later = (found: SpecIssue[]) => {
+    for (const i of found) if (!issues.some((j) => under(i.path, j.path))) issues.push(i);
+  };
+  const methodBad = issues.some((i) => /^(method|parameters\.method)(\.|$)/.test(i.path));
+  const pruned = data !== undefined && data !== (parsed.success ? parsed.data : undefined);
+  /** A check of the spec without its bad fields that trips over what is left out reports nothing more. */
+  const tolerant = (check: () => SpecIssue[]) => {
+    try {
+      return check();
+    } catch (e) {
+      if (pruned) return [];
+      throw e;
+    }
+  };
+  if (data && !methodBad) later(tolerant(() => checkParameterScopes(data, locate)));
+  let tooManyFound = false;
+  if (data) {
     // counted, not expanded: a 10⁹-trial grid is refused here in microseconds
-    const tooMany = tooManyTrialsMessage(parsed.data);
+    const tooMany = tooManyTrialsMessage(data);
+    const parsed = { data }; // the spec the counts are of (the valid one, or the one without its bad fields)
     if (tooMany) {
       // at search.samples for random search, else at the `parameters` (or `seeds`) key
       const [path, at] = parsed.data.search.strategy === "random"
@@ -110,12 +134,11 @@ export function parseSpec(text: string, file = "<spec>"): SweepSpec {
         : Object.keys(parsed.data.parameters).length
         ? ["parameters", locate([], "parameters")]
         : ["seeds", locate([], "seeds")];
-      issues.push({ path, ...at, message: tooMany });
+      later([{ path, ...at, message: tooMany }]);
+      tooManyFound = true;
     }
   }
-  if (issues.length === 0 && parsed.success) {
-    issues.push(...checkParameterValues(parsed.data, locate));
-  }
+  if (data && !tooManyFound) later(tolerant(() => checkParameterValues(data, locate)));
   if (issues.length > 0 || !parsed.success) {
     issues.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new SpecError(file, issues);
@@ -153,6 +176,52 @@ export async function loadSpec(path: string): Promise<SweepSpec> {
 }
 
 type Locate = (path: (string | number)[], key?: string) => { line: number; column: number };
+
+/** Whether the field at `path` is the one at `at` or inside it (`a.b.c` is under `a.b`). */
+const under = (path: string, at: string) => path === at || path.startsWith(`${at}.`);
+
+/** A copy of a parsed YAML value without its non-finite numbers (left out, so defaults apply). */
+function withoutNonFinite(raw: unknown): unknown {
+  if (typeof raw === "number") return Number.isFinite(raw) ? raw : undefined;
+  if (Array.isArray(raw)) return raw.map(withoutNonFinite);
+  if (raw !== null && typeof raw === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(raw)) {
+      const w = withoutNonFinite(v);
+      if (w !== undefined) out[k] = w;
+    }
+    return out;
+  }
+  return raw;
+}
+
+/**
+ * The spec with every field the schema refused left out (an unknown key dropped, a bad value removed so its
+ * default applies; a bad list element drops its list), for the checks that need a valid spec; undefined when it
+ * still does not validate after three rounds (a required field was the bad one).
+ */
+function prunedSpec(raw: unknown, first: z.SafeParseReturnType<unknown, SweepSpec>): SweepSpec | undefined {
+  if (first.success) return first.data;
+  const copy = structuredClone(raw) as Record<string, unknown>;
+  let issues = first.error.issues;
+  for (let round = 0; round < 3; round++) {
+    for (const i of issues) {
+      const paths = i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k]) : [i.path];
+      for (let p of paths) {
+        const at = p.findIndex((seg) => typeof seg === "number");
+        if (at >= 0) p = p.slice(0, at); // inside a list: the whole list goes
+        if (p.length === 0) return undefined;
+        let node: unknown = copy;
+        for (const seg of p.slice(0, -1)) node = (node as Record<string, unknown> | undefined)?.[seg as string];
+        if (node && typeof node === "object") delete (node as Record<string, unknown>)[p.at(-1) as string];
+      }
+    }
+    const again = SweepSpecSchema.safeParse(copy);
+    if (again.success) return again.data;
+    issues = again.error.issues;
+  }
+  return undefined;
+}
 
 /** The first `max` bytes of a file, without reading the rest (a huge file, a device, a pipe). */
 async function readAtMost(path: string, max: number): Promise<Uint8Array> {
@@ -525,6 +594,17 @@ function describeIssue(issue: z.ZodIssue, locate: Locate, found: unknown): SpecI
     });
   }
   let message = issue.message;
+  if (path === "method" && typeof found === "string" && /^(bayes|grid|random)$/i.test(found)) {
+    // W&B Sweeps' `method:` is the search strategy; here `method:` is the pruning method
+    const strategy = found.toLowerCase() === "bayes" ? "adaptive" : found.toLowerCase();
+    return [{
+      path,
+      ...locate(issue.path),
+      message: `\`method: ${found}\` is W&B Sweeps' search method; here it is \`search: {strategy: ${strategy}}\`` +
+        ` (grid, random or adaptive; adaptive is the model-based one, like bayes), and \`method:\` is the pruning ` +
+        `method, a mapping such as \`method: {name: ${METHODS[0]}}\` (${METHODS.join(", ")})`,
+    }];
+  }
   if (issue.code === "invalid_type") {
     message = issue.received === "undefined"
       ? `required field is missing (expected ${issue.expected})`
