@@ -328,6 +328,13 @@ Deno.test("seeds - no dense trial: no dense line and no promise of one", async (
   assert.match(spec, /no dense reference in this sweep/);
   assert.ok(a.atAccuracyLevels.every((l) => l.basis.startsWith("best")));
   assert.doesNotMatch(await renderHtml(data, a), /dashed: dense/);
+  // an interval reaching 100% sparsity ends at the log axis' floor, not at 0 weights remaining
+  a.fronts[0]!.front.at(-1)!.sparsity.hi = 1;
+  const log = configChartSpec(data, a, "remaining") as unknown as {
+    layer: { data: { values: Record<string, number | null>[] } }[];
+  };
+  const lows = log.layer.flatMap((l) => l.data.values.map((v) => v.r_lo)).filter((v) => v !== null && v !== undefined);
+  assert.ok(lows.length >= 9 && lows.every((v) => v! >= 0.1), JSON.stringify(lows));
   // the knob chart needs a swept knob: one lambda and one k are no curve
   const one = sweep("[0]");
   const single = {

@@ -115,6 +115,8 @@ export function configChartSpec(d: ReportData, a: Analysis, axis: "sparsity" | "
       };
     });
   const floor = remainingFloor(rows.flatMap((r) => [r.remaining, r.r_lo ?? 100]));
+  // an interval reaching 100% sparsity ends at the axis' floor (nothing remaining has no place on a log axis)
+  if (log) { for (const r of rows) if (r.r_lo !== null && r.r_lo < floor) r.r_lo = floor; }
   const x = log
     ? {
       field: "remaining",
