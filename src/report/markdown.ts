@@ -83,6 +83,7 @@ export function seedsNote(a: Pick<Analysis, "partial" | "fronts">): string {
 export function configFrontTables(d: ReportData, a: Analysis): string {
   const several = d.settings.length > 1;
   return [
+    ...d.references.map((r) => referenceLine(r, d) + "\n"),
     seedsNote(a),
     "",
     KNEE_DEFINITION,
@@ -110,7 +111,7 @@ export function analysisTables(a: Analysis): string {
     `tickets; "per seed": the mean over single seeds' fronts, with a ${100 * a.bootstrap.level}% bootstrap interval ` +
     `(${a.bootstrap.resamples} resamples of the seeds, generator seed ${a.bootstrap.seed}; none below ${MIN_SEEDS} ` +
     `seeds); "configuration front": the front of the configuration points' means. The knee is that of the ` +
-    `configuration front. ${KNEE_DEFINITION}`,
+    `configuration front (defined above); its ticket is the one of its seeds closest to the point's means.`,
     "",
     cells(hypervolumeTable(a)),
     "",
