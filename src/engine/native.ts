@@ -69,6 +69,11 @@ export interface KernelHandle<T> {
 
 const REGISTERED = new Map<string, KernelSet<unknown>>();
 
+/** The names of the registered kernel sets (a library loaded now is built with all of them). */
+export function registeredKernelNames(): string[] {
+  return [...REGISTERED.keys()].sort();
+}
+
 /**
  * Registers a component's native kernels by name, next to the TypeScript loops they speed up (call it at module
  * level; libraries loaded afterwards include them).
