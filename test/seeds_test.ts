@@ -359,6 +359,8 @@ Deno.test("seeds - below 3 seeds the Markdown, the HTML and the CLI summary say 
   assert.match(html, /<td>cannot judge \(2 seeds\)<\/td>/);
   assert.doesNotMatch(html, verdict);
   assert.doesNotMatch(html, /error bars: 95% interval over seeds/); // no bar drawn
+  const hv = html.match(/<div class="plot" id="plot-hypervolume">([\s\S]*?)<\/div>/)![1]!;
+  assert.match(hv, /<title>gates: per seed [\d.]+ \(cannot judge the spread with 2 seeds\), pooled front/);
   // the CLI summary of a run directory with these results
   const root = await Deno.makeTempDir();
   try {
