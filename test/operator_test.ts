@@ -297,3 +297,75 @@ training: {epochs: 3, batch_size: .inf, lr: 0.05, bogus: 1}
     assert.match(issues[0]!.message, /W&B Sweeps' search method; here it is `search: \{strategy: adaptive\}`/);
   }
 });
+
+Deno.test("operator - worker --wait connects once the broker is up; the engine probe is cached per machine; no XDG noise; an idle worker stops quietly", async () => {
+  const dir = await Deno.makeTempDir();
+  const port = freePort();
+  const token = "op-wait-token";
+  const url = `nats://127.0.0.1:${port}`;
+  const env = { NATS_TOKEN: token, TICKETSWEEP_CACHE_DIR: `${dir}/cache`, XDG_RUNTIME_DIR: `${dir}/no-such-dir` };
+  const args = ["--nats", url, "--backend", "auto", "--pack", "1"];
+  let server: Awaited<ReturnType<typeof startLocalServer>> | undefined;
+  const first = workerProcess([...args, "--wait", "--max-trials", "1"], env);
+  let second: ReturnType<typeof workerProcess> | undefined;
+  try {
+    // the broker is not up yet: the worker waits instead of exiting
+    await until(
+      "a retry",
+      () => /not reachable yet \(attempt 1\); retrying in 1 s \(--wait\)/.test(first.text()),
+      30_000,
+    );
+    server = await startLocalServer(`${dir}/nats`, { port, token });
+    const coord = await connectNats({ servers: url, token });
+    try {
+      const text = tinySpecText("op-wait", 1, "", 2);
+      const spec = parseSpec(text);
+      const out = await runSweep({
+        spec,
+        specText: text,
+        specFile: "s.yaml",
+        runsDir: `${dir}/runs`,
+        transport: coord,
+        log() {},
+      });
+      assert.ok(out.complete);
+      assert.equal(await first.done, 0, first.text());
+      assert.match(first.text(), /engine \w+ .*auto: '\w+' (is the fastest|was fastest)/);
+      assert.doesNotMatch(first.text(), /XDG_RUNTIME_DIR/);
+      const cached = JSON.parse(await Deno.readTextFile(`${dir}/cache/engines.json`));
+      assert.equal(Object.keys(cached).length, 1);
+      // the next worker on this machine takes the cached choice at once, and an idle one stops without a word
+      // about giving a trial back
+      second = workerProcess(args, env);
+      await until(
+        "the cached engine",
+        () => /as probed on this machine at .* \(cached in /.test(second!.text()),
+        30_000,
+      );
+      second.kill("SIGTERM");
+      assert.equal(await second.done, 0, second.text());
+      assert.match(second.text(), /stopping/);
+      assert.doesNotMatch(second.text(), /goes back to the queue|XDG_RUNTIME_DIR/);
+    } finally {
+      await coord.close();
+    }
+  } finally {
+    first.kill("SIGKILL");
+    second?.kill("SIGKILL");
+    await first.done;
+    await second?.done;
+    await server?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("operator - --device N on the webgpu engine takes adapter N of the distinct ones, and names them when N is too large", async () => {
+  const { selectEngine } = await import("../src/engine/select.ts");
+  const one = await selectEngine("webgpu", { device: 0 }).catch(() => null);
+  if (!one) return; // no WebGPU here at all (no Vulkan loader): nothing to pick from
+  one.engine.close();
+  await assert.rejects(
+    () => selectEngine("webgpu", { device: 7 }),
+    /--device 7: WebGPU offers [12] distinct adapters? here \(0: /,
+  );
+});

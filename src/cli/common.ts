@@ -60,6 +60,27 @@ export function permissionDenied(e: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Gives the GPU libraries a valid `XDG_RUNTIME_DIR` (a private temporary one) when the environment has none,
+ * so probing WebGPU does not print "XDG_RUNTIME_DIR is invalid or not set" (twice per worker on a server).
+ */
+export function quietGpuProbe(): void {
+  try {
+    const dir = Deno.env.get("XDG_RUNTIME_DIR");
+    if (dir && Deno.statSync(dir).isDirectory) return;
+  } catch { /* not there: make one */ }
+  try {
+    const tmp = Deno.makeTempDirSync({ prefix: "ticketsweep-xdg-" });
+    Deno.chmodSync(tmp, 0o700);
+    Deno.env.set("XDG_RUNTIME_DIR", tmp);
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(tmp, { recursive: true });
+      } catch { /* gone */ }
+    });
+  } catch { /* the message stays */ }
+}
+
 /** A timestamped log line to stderr. */
 export function logLine(line: string): void {
   console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);

@@ -11,7 +11,16 @@ import { sweepIdOf } from "../spec/expand.ts";
 import { type Backend, BACKENDS } from "../spec/schema.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
-import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, packFlag, parseCli } from "./common.ts";
+import {
+  intFlag,
+  logLine,
+  NATS_FLAGS,
+  NATS_FLAGS_HELP,
+  natsFromFlags,
+  packFlag,
+  parseCli,
+  quietGpuProbe,
+} from "./common.ts";
 import { readBrokerFile, removeBrokerFile, writeBrokerFile } from "../coordinator/broker_file.ts";
 import { acquireRunLock, inspectRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
@@ -160,6 +169,7 @@ export async function sweepMain(args: string[]): Promise<number> {
           "no NATS URL and no nats-server on PATH: running in this process. For workers on other machines, " +
             "install nats-server (apt-get install nats-server) or pass --nats nats://HOST:4222",
         );
+        quietGpuProbe();
         const worker = runWorker({ transport: mem, backend: backend ?? "auto", pack, log: logLine, signal: ac.signal });
         cleanups.push(async () => {
           ac.abort();

@@ -1,9 +1,18 @@
-import { connectNats } from "../broker/nats.ts";
+import { connectNats, type NatsTransport } from "../broker/nats.ts";
 import { type Backend, BACKENDS } from "../spec/schema.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
 import { DEFAULT_LIMITS } from "../worker/limits.ts";
-import { intFlag, logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, packFlag, parseCli } from "./common.ts";
+import {
+  intFlag,
+  logLine,
+  NATS_FLAGS,
+  NATS_FLAGS_HELP,
+  natsFromFlags,
+  packFlag,
+  parseCli,
+  quietGpuProbe,
+} from "./common.ts";
 
 export const WORKER_USAGE = `Usage: deno task worker --nats nats://HOST:4222 [options]
 
@@ -14,6 +23,13 @@ Options:
 ${NATS_FLAGS_HELP}
   --backend B         engine: ${BACKENDS.join("|")} (default: auto, or the trial's spec)
   --threads N         OpenBLAS threads for the blas engine (default 1: run one worker per core)
+  --device N          the GPU to use on a multi-GPU machine, from 0 (or TICKETSWEEP_DEVICE): sets
+                      CUDA_VISIBLE_DEVICES=N for the tensorflow engine; the webgpu engine takes adapter N of
+                      the distinct ones Deno's WebGPU offers (0 high-performance, 1 low-power where it differs)
+  --reprobe           time the engines again for --backend auto (the choice is cached per machine in
+                      ~/.cache/ticketsweep/engines.json, so later starts skip the probe)
+  --wait              retry connecting until the broker is up (back-off from 1 s to 30 s), for service
+                      managers starting workers before the broker; wrong credentials still fail at once
   --pack K|auto       train up to K compatible trials together (same network, data, seed and batch size;
                       any method settings): one copy of the frozen weights and of each batch. auto (default)
                       doubles K from 1 while the steps/s of a pack improve by 5%, within half the free memory
@@ -33,6 +49,9 @@ export async function workerMain(args: string[]): Promise<number> {
     ...NATS_FLAGS,
     backend: { type: "string" },
     threads: { type: "string" },
+    device: { type: "string" },
+    reprobe: { type: "boolean" },
+    wait: { type: "boolean" },
     pack: { type: "string" },
     "max-trials": { type: "string" },
     "max-weights": { type: "string" },
@@ -48,14 +67,20 @@ export async function workerMain(args: string[]): Promise<number> {
   if (!BACKENDS.includes(backend)) {
     throw new TicketsweepError(`--backend must be one of ${BACKENDS.join(", ")}: current value is '${backend}'`);
   }
-  const transport = await connectNats({ ...nats, servers: nats.servers, name: "ticketsweep-worker", log: logLine });
+  const deviceFlag = values.device ?? Deno.env.get("TICKETSWEEP_DEVICE");
+  const device = deviceFlag === undefined ? undefined : intFlag("device", deviceFlag, 0);
+  // before any engine loads: CUDA (tfjs-node-gpu) sees only this GPU
+  if (device !== undefined && !Deno.env.get("CUDA_VISIBLE_DEVICES")) {
+    Deno.env.set("CUDA_VISIBLE_DEVICES", String(device));
+  }
+  quietGpuProbe();
   const ac = new AbortController();
-  const stop = () => {
-    if (!ac.signal.aborted) logLine("stopping: the running trial goes back to the queue");
-    ac.abort();
-  };
+  const stop = () => ac.abort(); // the worker says what stopping means (a trial given back, or nothing running)
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  const connect = () => connectNats({ ...nats, servers: nats.servers!, name: "ticketsweep-worker", log: logLine });
+  const transport = values.wait ? await connectPatiently(connect, nats.servers, ac.signal) : await connect();
+  if (!transport) return 0; // stopped while waiting for the broker
   const id = typeof values.id === "string" ? values.id : `${Deno.hostname()}-${Deno.pid}`;
   logLine(`worker ${id} connected to ${nats.servers}`);
   const idle = intFlag("idle-exit", values["idle-exit"], -1);
@@ -64,6 +89,8 @@ export async function workerMain(args: string[]): Promise<number> {
     transport,
     backend,
     threads: intFlag("threads", values.threads, 1),
+    device,
+    engineCache: values.reprobe ? "reprobe" : true,
     pack: packFlag(values.pack),
     resultRetryMs: 1000 * intFlag("result-retry", values["result-retry"], 120),
     limits: {
@@ -82,4 +109,28 @@ export async function workerMain(args: string[]): Promise<number> {
       `${summary.cancelled} dropped (cancelled sweeps)`,
   );
   return 0;
+}
+
+/**
+ * `--wait`: connects, retrying with back-off (1 s, doubling up to 30 s) while the broker is unreachable; a refusal
+ * of the credentials is final. Undefined when `signal` stops it first.
+ */
+async function connectPatiently(
+  connect: () => Promise<NatsTransport>,
+  url: string,
+  signal: AbortSignal,
+): Promise<NatsTransport | undefined> {
+  for (let wait = 1000, attempt = 1;; wait = Math.min(2 * wait, 30_000), attempt++) {
+    try {
+      return await connect();
+    } catch (e) {
+      if (/authori[sz]ation|authentication|permission/i.test(String((e as Error).message))) throw e;
+      logLine(`broker ${url} not reachable yet (attempt ${attempt}); retrying in ${wait / 1000} s (--wait)`);
+    }
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, wait);
+      signal.addEventListener("abort", () => (clearTimeout(t), r()), { once: true });
+    });
+    if (signal.aborted) return undefined;
+  }
 }

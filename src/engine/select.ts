@@ -5,6 +5,22 @@ import { createTfjsEngine } from "./tfjs.ts";
 import { createWebgpuEngine } from "./webgpu/engine.ts";
 import type { Backend } from "../spec/schema.ts";
 import { loadKernels } from "./native.ts";
+import { probeCacheFile, probeKey, readProbe, writeProbe } from "./probe_cache.ts";
+
+/** Options of {@link selectEngine}. */
+export interface SelectOptions {
+  /** OpenBLAS threads of the `blas` engine. */
+  threads?: number;
+  /** The GPU to use on a multi-GPU machine (`--device N`): the webgpu engine takes adapter N (see its docs). */
+  device?: number;
+  /**
+   * `auto` keeps its choice per machine in {@link probeCacheFile} and, next time, creates that engine alone
+   * instead of loading and timing every candidate (workers; about 25 ms instead of 0.3 to several seconds).
+   */
+  cache?: boolean;
+  /** With `cache`: probe again and replace the cached choice (`--reprobe`, e.g. after installing an engine). */
+  reprobe?: boolean;
+}
 
 /** Backends `auto` times against each other when more than one loads (native libraries or a real GPU). */
 export const AUTO_FAST = ["blas", "tensorflow", "webgpu"] as const;
@@ -25,14 +41,41 @@ export interface EngineChoice {
  *
  * @throws {Error} when an explicitly named backend cannot load.
  */
-export async function selectEngine(backend: Backend, opts: { threads?: number } = {}): Promise<EngineChoice> {
-  const choice = await chooseEngine(backend, opts);
+export async function selectEngine(backend: Backend, opts: SelectOptions = {}): Promise<EngineChoice> {
+  const choice = backend === "auto" && opts.cache ? await cachedChoice(opts) : await chooseEngine(backend, opts);
   const { kernels, reason } = await loadKernels();
   choice.engine.kernels = kernels;
   return { ...choice, reason: `${choice.reason}; ${reason}` };
 }
 
-async function chooseEngine(backend: Backend, opts: { threads?: number }): Promise<EngineChoice> {
+/** `auto` through the machine's cached probe: the cached engine when it still loads, else a probe (then cached). */
+async function cachedChoice(opts: SelectOptions): Promise<EngineChoice> {
+  const file = probeCacheFile();
+  const key = probeKey({ ...opts, candidates: [...AUTO_FAST, ...AUTO_FALLBACK] });
+  const hit = file && !opts.reprobe ? await readProbe(file, key) : undefined;
+  if (hit) {
+    try {
+      const engine = await createEngine(hit.engine, opts);
+      return {
+        engine,
+        reason: `auto: '${hit.engine}', as probed on this machine at ${hit.at} (cached in ${file}; --reprobe to ` +
+          `probe again): ${hit.reason.replace(/^auto: /, "")}`,
+      };
+    } catch { /* it no longer loads: probe again */ }
+  }
+  const choice = await chooseEngine("auto", opts);
+  if (file) {
+    const entry = {
+      engine: choice.engine.name as Exclude<Backend, "auto">,
+      reason: choice.reason,
+      at: new Date().toISOString(),
+    };
+    await writeProbe(file, key, entry);
+  }
+  return choice;
+}
+
+async function chooseEngine(backend: Backend, opts: SelectOptions): Promise<EngineChoice> {
   if (backend !== "auto") return { engine: await createEngine(backend, opts), reason: `asked for '${backend}'` };
   const skipped: string[] = [];
   const loaded: Engine[] = [];
@@ -93,7 +136,7 @@ function timeStep(engine: Engine): number {
   return times.sort((a, b) => a - b)[2]!;
 }
 
-async function createEngine(name: Exclude<Backend, "auto">, opts: { threads?: number }): Promise<Engine> {
+async function createEngine(name: Exclude<Backend, "auto">, opts: SelectOptions): Promise<Engine> {
   switch (name) {
     case "blas":
       return createBlasEngine(opts.threads ?? 1);
@@ -102,7 +145,7 @@ async function createEngine(name: Exclude<Backend, "auto">, opts: { threads?: nu
     case "tensorflow":
       return await createTfjsEngine(name);
     case "webgpu":
-      return await createWebgpuEngine();
+      return await createWebgpuEngine(opts.device);
     case "js":
       return createJsEngine();
   }

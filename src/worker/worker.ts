@@ -25,6 +25,13 @@ export interface WorkerOptions {
   backend?: Backend;
   /** OpenBLAS threads for the `blas` engine. */
   threads?: number;
+  /** `--device N`: the GPU this worker uses on a multi-GPU machine (see `selectEngine`). */
+  device?: number;
+  /**
+   * `auto` reuses this machine's cached engine probe (`--reprobe`: probe again); the first trial then starts
+   * without loading and timing every engine. Off by default (tests, the in-process worker).
+   */
+  engineCache?: boolean | "reprobe";
   id?: string;
   log?: (line: string) => void;
   /** Aborting stops pulling; a running trial is given back (nak) within about a second. */
@@ -89,13 +96,20 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     const name = opts.backend && opts.backend !== "auto" ? opts.backend : b;
     let p = engines.get(name);
     if (!p) {
-      p = selectEngine(name, { threads: opts.threads ?? 1 });
+      p = selectEngine(name, {
+        threads: opts.threads ?? 1,
+        device: opts.device,
+        cache: Boolean(opts.engineCache),
+        reprobe: opts.engineCache === "reprobe",
+      });
       p.then((c) => log(`worker ${id}: engine ${c.engine.name} (${c.engine.device}); ${c.reason}`), () => {});
       engines.set(name, p);
     }
     return p;
   };
   const summary: WorkerSummary = { done: 0, failed: 0, released: 0, cancelled: 0 };
+  // the engine of this worker's --backend is made while it connects and waits for work, not when a trial waits
+  if (opts.engineCache && !opts.runTrial) engineFor(opts.backend ?? "auto").catch(() => {});
   let idleSince = Date.now();
   // a worker may start before any coordinator has created the queue; with least-privilege credentials it
   // cannot create it, and waits for the coordinator to
@@ -149,6 +163,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     if (line) log(`worker ${id}: ${line}`);
   };
   const ctx: DeliveryContext = { id, engineFor, opts, log, cancelled, stopRequested, activity, beat, onPack };
+  // says what stopping means now: a running trial goes back to the queue; an idle worker just stops
+  const onAbort = () =>
+    log(activity.trial ? `stopping: trial ${activity.trial} goes back to the queue` : `worker ${id}: stopping`);
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     while (!opts.signal?.aborted) {
       if (opts.maxTrials !== undefined && summary.done + summary.failed >= opts.maxTrials) break;
@@ -176,6 +194,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       idleSince = Date.now();
     }
   } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
     clearInterval(presence);
     await control.stop();
     for (const p of engines.values()) await p.then((c) => c.engine.close(), () => {});

@@ -25,9 +25,11 @@ export interface WebgpuEngine extends Engine {
  * Matrix products on Deno's WebGPU. The device lives on its own thread; `gemm` copies the operands into
  * shared memory, and blocks with `Atomics.wait` until the thread has run the shader and read the result back.
  *
+ * @param device `--device N`: adapter N of the distinct adapters Deno offers (the high-performance one, then the
+ *   low-power one); the first by default.
  * @throws {Error} when Deno has no WebGPU, or no adapter or device can be had (no Vulkan loader or driver).
  */
-export async function createWebgpuEngine(): Promise<WebgpuEngine> {
+export async function createWebgpuEngine(device?: number): Promise<WebgpuEngine> {
   const thread = new Worker(new URL("./thread.ts", import.meta.url).href, { type: "module" });
   const ctl = new Int32Array(new SharedArrayBuffer(CTL_BYTES));
   const ready = await new Promise<ReadyMessage>((resolve) => {
@@ -36,7 +38,7 @@ export async function createWebgpuEngine(): Promise<WebgpuEngine> {
       e.preventDefault();
       resolve({ ok: false, error: e.message });
     };
-    thread.postMessage({ op: "init", ctl: ctl.buffer as SharedArrayBuffer } satisfies Request);
+    thread.postMessage({ op: "init", ctl: ctl.buffer as SharedArrayBuffer, device } satisfies Request);
   });
   if (!ready.ok) throw new Error(`WebGPU unavailable: ${ready.error}`); // the thread has closed itself
   let data = new Float32Array(new SharedArrayBuffer(1 << 20));

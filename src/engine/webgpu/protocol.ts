@@ -19,6 +19,8 @@ export const PENDING = 0, DONE = 1, FAILED = 2;
 export interface InitMessage {
   op: "init";
   ctl: SharedArrayBuffer;
+  /** `--device N`: the adapter to take, in the order high-performance, then low-power when it differs. */
+  device?: number;
 }
 
 /** What the device thread found, posted back once after {@link InitMessage}. */

@@ -37,7 +37,7 @@ self.onmessage = async (e: MessageEvent<Request>) => {
   const msg = e.data;
   if (msg.op === "init") {
     ctl = new Int32Array(msg.ctl);
-    const ready = await init();
+    const ready = await init(msg.device);
     self.postMessage(ready);
     if (!ready.ok) self.close(); // nothing to serve; the thread ends itself
     return;
@@ -56,12 +56,29 @@ self.onmessage = async (e: MessageEvent<Request>) => {
   if (msg.op === "close") self.close();
 };
 
-async function init(): Promise<ReadyMessage> {
+async function init(pick?: number): Promise<ReadyMessage> {
   try {
     if (!("gpu" in navigator) || !navigator.gpu) return { ok: false, error: "this Deno has no navigator.gpu" };
-    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
-    if (!adapter) {
+    const first = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!first) {
       return { ok: false, error: "no WebGPU adapter (a Vulkan loader and driver are needed: libvulkan1 + a GPU ICD)" };
+    }
+    // WebGPU lists no adapters: Deno offers the high-performance one and the low-power one, which differ on a
+    // machine with two kinds of GPU; `--device N` picks among those distinct adapters, in that order
+    const adapters = [first];
+    if (pick !== undefined && pick > 0) {
+      const low = await navigator.gpu.requestAdapter({ powerPreference: "low-power" });
+      const name = (a: GPUAdapter) => `${a.info.vendor}/${a.info.device}/${a.info.description}`;
+      if (low && name(low) !== name(first)) adapters.push(low);
+    }
+    const adapter = adapters[pick ?? 0];
+    if (!adapter) {
+      return {
+        ok: false,
+        error:
+          `--device ${pick}: WebGPU offers ${adapters.length} distinct adapter${adapters.length === 1 ? "" : "s"} ` +
+          `here (${adapters.map((a, i) => `${i}: ${a.info.description || a.info.device}`).join(", ")})`,
+      };
     }
     const limits = adapter.limits;
     const device = await adapter.requestDevice({
