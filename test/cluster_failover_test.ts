@@ -82,8 +82,8 @@ Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial
   const log = async () => `${await Deno.readTextFile(coordLog).catch(() => "")}`;
   try {
     // the streams and buckets are replicated on all three nodes
-    await until("the trial stream", async () => (await streamInfo(jsm, TRIAL_STREAM)) !== null, 30_000);
     for (const name of [TRIAL_STREAM, RESULT_STREAM, `KV_${SWEEP_BUCKET}`]) {
+      await until(name, async () => (await streamInfo(jsm, name)) !== null, 30_000);
       assert.equal((await streamInfo(jsm, name))?.config.num_replicas, 3, name);
       await until(`${name}: a leader and two followers`, async () => {
         const cluster = (await streamInfo(jsm, name))?.cluster;
@@ -145,6 +145,12 @@ Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial
         `${doneMs.toFixed(0)} ms after it; restarted node caught up in ${caughtUpMs.toFixed(0)} ms; test ` +
         `${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
+  } catch (e) {
+    // what the processes saw, for a failure in CI
+    const workerLogs = [1, 2].map((i) => Deno.readTextFileSync(`${dir}/logs/worker-${i}.log`)).join("");
+    throw new Error(`${(e as Error).message}\n--- coordinator ---\n${await log()}--- workers ---\n${workerLogs}`, {
+      cause: e,
+    });
   } finally {
     try {
       coordinator.kill("SIGKILL");

@@ -448,7 +448,10 @@ export class NatsTransport implements Transport {
     });
     this.#resultConsumers.set(sweepId, name);
     const consumer = await this.#js.consumers.get(RESULT_STREAM, name);
-    const messages = await consumer.consume({ max_messages: 64 });
+    // pull requests of 5 s (heartbeats every 2.5 s) rather than nats.js's 30 s: after a failover (the node with the
+    // consumer's leader lost, or this client's connection moved to another node) the client finds the consumer's
+    // new leader and pulls again within seconds; with 30 s it waits that long after each failed look-up
+    const messages = await consumer.consume({ max_messages: 64, expires: 5000 });
     const done = (async () => {
       for await (const m of messages) {
         let r: ResultMessage;
