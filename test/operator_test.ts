@@ -163,6 +163,11 @@ Deno.test("operator - --retry-failed runs refused and cancelled trials again wit
     await c.addWorkers(1, ["--max-steps", "1"]);
     const first = run([], "first");
     assert.equal((await first.co.status).code, 0, await first.log());
+    // the coordinator says how a remote worker joins, credentials included
+    assert.match(
+      await first.log(),
+      /workers join with deno task worker --nats nats:\/\/127\.0\.0\.1:\d+ --token TOKEN \(the token this/,
+    );
     assert.deepEqual((await recorded(runDir)).map((r) => r.failure), ["refused", "refused", "refused"]);
     await c.workers.pop()!.stop();
     // 2. re-running says how to retry them
@@ -368,4 +373,46 @@ Deno.test("operator - --device N on the webgpu engine takes adapter N of the dis
     () => selectEngine("webgpu", { device: 7 }),
     /--device 7: WebGPU offers [12] distinct adapters? here \(0: /,
   );
+});
+
+Deno.test("operator - the README's remote-worker quickstart works: its nats-server line, then the worker command the coordinator logs", async () => {
+  const dir = await Deno.makeTempDir();
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  const line = readme.split("\n").find((l) => l.startsWith("nats-server -js"));
+  assert.ok(line, "the quickstart shows how to start a broker remote workers reach");
+  const port = freePort(), token = "readme-token";
+  const args = line.replace(/\s*&\s*(#.*)?$/, "").split(/\s+/).slice(1).map((a) =>
+    a === "4222" ? String(port) : a === '"$TOKEN"' ? token : a.replace("~/ticketsweep-nats", `${dir}/nats`)
+  );
+  const broker = new Deno.Command("nats-server", { args, stdin: "null", stdout: "null", stderr: "null" }).spawn();
+  let worker: ReturnType<typeof workerProcess> | undefined;
+  try {
+    const url = `nats://127.0.0.1:${port}`;
+    await until("the broker", async () => {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 10_000);
+    const spec = await writeSpec(dir, "op-readme", 2, 2, "backend: js\n");
+    const co = startCoordinator([spec.path, "--runs", `${dir}/runs`], { url, token }, `${dir}/coord.log`);
+    let hint = "";
+    await until("the join hint", async () => {
+      hint = /workers join with deno task worker (\S.*?) \(/.exec(await Deno.readTextFile(`${dir}/coord.log`))?.[1] ??
+        "";
+      return hint !== "";
+    }, 30_000);
+    // what a user types on the other machine: the logged command with their token
+    worker = workerProcess([...hint.replace("TOKEN", token).split(" "), "--max-trials", "2"]);
+    assert.equal((await co.status).code, 0, await Deno.readTextFile(`${dir}/coord.log`));
+    assert.equal((await recorded(`${dir}/runs/${spec.sweepId}`)).filter((r) => r.status === "done").length, 2);
+  } finally {
+    worker?.kill("SIGKILL");
+    await worker?.done;
+    broker.kill("SIGTERM");
+    await broker.status;
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -128,7 +128,7 @@ export async function sweepMain(args: string[]): Promise<number> {
           log: logLine,
           ackWaitMs,
         });
-        logLine(`broker ${nats.servers}: publishing trials; workers join with deno task worker --nats ${nats.servers}`);
+        logLine(`broker ${nats.servers}: publishing trials; workers join with ${workerJoinCommand(nats)}`);
         if (workersFlag) {
           const w = await spawnLocalWorkers(
             workersFlag,
@@ -160,7 +160,8 @@ export async function sweepMain(args: string[]): Promise<number> {
         logLine(
           `private nats-server on ${server.url} (store ${runDir}/nats, random token); ${n} local worker process${
             n === 1 ? "" : "es"
-          } (logs in ${runDir}/logs)`,
+          } (logs in ${runDir}/logs). It listens on this machine only: for workers on other machines, run the ` +
+            "sweep with --nats on a broker they reach (README: Adding workers on other machines)",
         );
       } else {
         const mem = new MemoryTransport({ ackWaitMs });
@@ -211,6 +212,25 @@ export async function sweepMain(args: string[]): Promise<number> {
       for (const c of cleanups) await c().catch((e) => logLine(`cleanup: ${(e as Error).message}`));
     }
   }
+}
+
+/**
+ * The command a worker on another machine runs to join: the broker URL and the credential flags it needs
+ * (placeholders, never the secrets: the worker role's own password is in worker.env from broker-config).
+ */
+export function workerJoinCommand(nats: ReturnType<typeof natsFromFlags>): string {
+  const flags = [`--nats ${nats.servers}`];
+  if (nats.token) flags.push("--token TOKEN");
+  if (nats.user) flags.push("--user USER --password PASSWORD");
+  if (nats.creds) flags.push("--creds FILE.creds");
+  if (nats.tls?.caFile) flags.push("--tls-ca CA.pem");
+  if (nats.tls?.certFile) flags.push("--tls-cert CERT.pem --tls-key KEY.pem");
+  const cmd = `deno task worker ${flags.join(" ")}`;
+  if (nats.user) {
+    return `${cmd} (the worker user's, not the coordinator's: set -a; . ./worker.env; set +a; deno task worker ` +
+      "reads them from the environment)";
+  }
+  return nats.token ? `${cmd} (the token this coordinator was given)` : cmd;
 }
 
 /** Deletes everything in a run directory but its lock (held by this coordinator), for `--fresh`. */
