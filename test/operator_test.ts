@@ -416,3 +416,27 @@ Deno.test("operator - the README's remote-worker quickstart works: its nats-serv
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("operator - a fresh clone installs its npm dependencies without a build-script warning box, and quietly with -q", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const f of ["deno.json", "deno.lock"]) await Deno.copyFile(`${ROOT}${f}`, `${dir}/${f}`);
+    const install = async (args: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args,
+        cwd: dir,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      })
+        .output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    };
+    assert.doesNotMatch(await install(["install"]), /Ignored build scripts|Warning/);
+    await Deno.remove(`${dir}/node_modules`, { recursive: true });
+    assert.equal((await install(["install", "-q"])).trim(), "", "the README's `deno install -q` prints nothing");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
