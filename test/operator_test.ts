@@ -440,3 +440,19 @@ Deno.test("operator - a fresh clone installs its npm dependencies without a buil
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("operator - in-process mode prints each trial once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spec = await writeSpec(dir, "op-once", 3, 2, "backend: js\n");
+    const { code, text } = await cli("sweep", [spec.path, "--runs", `${dir}/runs`], {
+      NATS_SERVER_BIN: "/nonexistent/nats-server",
+    });
+    assert.equal(code, 0, text);
+    for (const id of spec.trialIds) {
+      assert.equal(text.split("\n").filter((l) => l.includes(`trial ${id}`)).length, 1, text);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

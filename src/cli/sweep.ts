@@ -171,7 +171,18 @@ export async function sweepMain(args: string[]): Promise<number> {
             "install nats-server (apt-get install nats-server) or pass --nats nats://HOST:4222",
         );
         quietGpuProbe();
-        const worker = runWorker({ transport: mem, backend: backend ?? "auto", pack, log: logLine, signal: ac.signal });
+        // the coordinator logs each outcome: the in-process worker's own start and done lines would print each
+        // trial twice (its failures and retries still show)
+        const workerLog = (l: string) => {
+          if (!/^trial \S+: (start \(attempt|done, accuracy|stopped early)|^packed \d+ trials/.test(l)) logLine(l);
+        };
+        const worker = runWorker({
+          transport: mem,
+          backend: backend ?? "auto",
+          pack,
+          log: workerLog,
+          signal: ac.signal,
+        });
         cleanups.push(async () => {
           ac.abort();
           await worker;
