@@ -128,8 +128,9 @@ export const SpecDatasetSchema = DatasetFields.extend({ validation: ValidationSc
 export const MAX_CUTS = 255;
 /**
  * The ladder of cut points at which a trial evaluates its learned mask parameters after training: `auto`
- * (16 points spread in sparsity), a count, or a list of cut values (gates, hard-concrete: test-gate
- * thresholds; cs: thresholds on s; edge-popup: keep fractions k' <= k); 0 turns it off.
+ * (16 points spread in sparsity), a count, or a list of cut values in the method's ladder rule (its module's
+ * `ladder`: test-gate thresholds for gates and hard-concrete, thresholds on s for cs and supermask, keep fractions
+ * k' <= k for edge-popup); 0 turns it off.
  */
 export const TicketsSchema = z.object({
   cuts: z.union([
@@ -159,12 +160,15 @@ export const ModelSchema = z.object({
   mlp_ratio: posInt().default(2),
 }).strict();
 
-/** The registered mask methods' names, in registry order (one module each under src/train/masks/). */
-export const METHODS: readonly string[] = METHOD_DEFINITIONS.map((d) => d.name);
-/** A registered method's name (checked against {@link METHODS} when a spec is parsed). */
-export type MethodName = string;
 /** The method a spec runs when it names none. */
 export const DEFAULT_METHOD = "gates";
+/** The registered mask methods' names (one module each under src/train/masks/): the default first, then by name. */
+export const METHODS: readonly string[] = [
+  ...METHOD_DEFINITIONS.filter((d) => d.name === DEFAULT_METHOD),
+  ...METHOD_DEFINITIONS.filter((d) => d.name !== DEFAULT_METHOD),
+].map((d) => d.name);
+/** A registered method's name (checked against {@link METHODS} when a spec is parsed). */
+export type MethodName = string;
 
 /**
  * The `method:` block: `name` and every registered method's fields, flat (each method reads only its own; see
