@@ -189,6 +189,12 @@ Deno.test("operator - --retry-failed runs refused and cancelled trials again wit
     await retry.co.status;
     assert.match(await retry.log(), /--retry-failed: 3 failed trials .* run again \(3 refused\)/);
     assert.deepEqual((await recorded(runDir)).map((r) => r.failure), ["cancelled", "cancelled", "cancelled"]);
+    // status of the run directory says how to retry them
+    const st = await cli("status", [runDir]);
+    assert.match(
+      st.text,
+      new RegExp(`run the 3 failed trials again: deno task sweep --resume ${runDir} --retry-failed`),
+    );
     // 4. --retry-failed after the cancel: the sweep runs again (not cancelled at once) and completes
     const last = run(["--retry-failed", "--workers", "2", "--reconcile", "600"], "last");
     assert.equal((await last.co.status).code, 0, await last.log());
@@ -452,6 +458,25 @@ Deno.test("operator - in-process mode prints each trial once", async () => {
     for (const id of spec.trialIds) {
       assert.equal(text.split("\n").filter((l) => l.includes(`trial ${id}`)).length, 1, text);
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("operator - credential files written into a checkout are git-ignored", async () => {
+  const paths = ["worker.env", "broker/coordinator.env", "broker/worker-2.env", "broker/nats-server.conf", "me.creds"];
+  // the checkout's .gitignore in a scratch repository (the tests may run from a copy without .git)
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.copyFile(`${ROOT}.gitignore`, `${dir}/.gitignore`);
+    await new Deno.Command("git", { args: ["init", "-q"], cwd: dir }).output();
+    const out = await new Deno.Command("git", {
+      args: ["check-ignore", "--no-index", ...paths],
+      cwd: dir,
+      stdout: "piped",
+    })
+      .output();
+    assert.deepEqual(new TextDecoder().decode(out.stdout).trim().split("\n"), paths);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

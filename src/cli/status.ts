@@ -90,6 +90,9 @@ export async function statusMain(args: string[]): Promise<number> {
         `outcome, ${done} done, ${failed} failed (from ${d}; for live workers pass --nats)`,
     );
     for (const s of log.setAside) console.log(`  ${d}/${setAsideNotice(s, true)}`);
+    if (failed > 0 && lock.kind !== "live") {
+      console.log(`  run the ${failed} failed trials again: deno task sweep --resume ${d} --retry-failed`);
+    }
   }
   return shown > 0 ? 0 : 1; // a run directory that is not one (or no readable one) is an error
 }
