@@ -10,13 +10,83 @@ import { hypervolume } from "../src/pareto/hypervolume.ts";
 import { nonDominated } from "../src/pareto/front.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
+import { resolveTrialConfig } from "../src/spec/expand.ts";
+import { runTrial } from "../src/train/trial.ts";
+import { selectEngine } from "../src/engine/select.ts";
+import type { Engine } from "../src/engine/engine.ts";
 
 /**
  * `adaptive` runs with its default early stopping; `adaptive-full` with `early_stop: false` (every trial runs all);
  * `adaptive-epochs` with early stopping and a budget of 72 trial-epochs (`budget_epochs`) instead of 24 trials.
  */
-const STRATEGIES = ["grid", "random", "adaptive", "adaptive-full", "adaptive-epochs"] as const;
+const STRATEGIES = [
+  "grid",
+  "random",
+  "adaptive",
+  "adaptive-full",
+  "adaptive-epochs",
+  "optuna-tpe",
+  "optuna-nsga2",
+] as const;
 type Strategy = typeof STRATEGIES[number];
+
+/** A Python with Optuna (`python3`, else Debian's `/usr/bin/python3`), or null when there is none. */
+async function optunaPython(): Promise<string | null> {
+  for (const py of ["python3", "/usr/bin/python3"]) {
+    try {
+      const out = await new Deno.Command(py, { args: ["-c", "import optuna"], stdout: "null", stderr: "null" })
+        .output();
+      if (out.success) return py;
+    } catch {
+      // not installed
+    }
+  }
+  return null;
+}
+
+let engine: Promise<Engine> | undefined;
+
+/** The lines of a text stream, as they come. */
+async function* linesOf(text: ReadableStream<string>): AsyncGenerator<string> {
+  let rest = "";
+  for await (const chunk of text) {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop()!;
+    yield* parts.filter((l) => l.trim());
+  }
+  if (rest.trim()) yield rest;
+}
+
+/**
+ * Optuna's sampler (bench/optuna_ask_tell.py) proposes each point from the objectives of the trials so far (its
+ * own ticket's sparsity and validation accuracy, both maximised), one trial at a time; each trial is trained here
+ * as a worker would (same configuration, same engine choice) and its tickets (own and cuts) scored like the others.
+ */
+async function optunaResults(py: string, sampler: string, r: number, text: string): Promise<RecordedResult[]> {
+  const spec = parseSpec(text);
+  engine ??= selectEngine("auto", { threads: 1 }).then((c) => c.engine);
+  const e = await engine;
+  const child = new Deno.Command(py, {
+    args: [new URL("./optuna_ask_tell.py", import.meta.url).pathname, sampler, String(r), "24"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = linesOf(child.stdout.pipeThrough(new TextDecoderStream()));
+  const writer = child.stdin.getWriter();
+  const out: RecordedResult[] = [];
+  for await (const line of lines) {
+    const asked = JSON.parse(line) as { lambda: number; lr: number };
+    const metrics = await runTrial(resolveTrialConfig(spec, asked, 0), e);
+    out.push({ trial_id: `optuna-${out.length}`, status: "done", metrics } as unknown as RecordedResult);
+    const answer = { sparsity: metrics.sparsity, val_accuracy: metrics.val_accuracy ?? metrics.accuracy };
+    await writer.write(new TextEncoder().encode(JSON.stringify(answer) + "\n"));
+  }
+  await writer.close();
+  const st = await child.status;
+  if (!st.success) throw new Error(`bench/optuna_ask_tell.py ${sampler} ${r} exited with ${st.code}`);
+  return out;
+}
 
 function specText(strategy: Strategy, r: number, epochs: number): string {
   const lambda = strategy === "grid"
@@ -88,7 +158,18 @@ interface Run {
   wallS: number;
 }
 
-export async function runOne(strategy: Strategy, r: number, epochs: number, runsDir: string): Promise<Run> {
+export async function runOne(
+  strategy: Strategy,
+  r: number,
+  epochs: number,
+  runsDir: string,
+  py: string | null = null,
+): Promise<Run> {
+  if (strategy.startsWith("optuna-")) {
+    const t0 = performance.now();
+    const results = await optunaResults(py!, strategy.slice("optuna-".length), r, specText("random", r, epochs));
+    return score(strategy, r, epochs, results, (performance.now() - t0) / 1000);
+  }
   const text = specText(strategy, r, epochs);
   const transport = new MemoryTransport();
   const ac = new AbortController();
@@ -105,7 +186,11 @@ export async function runOne(strategy: Strategy, r: number, epochs: number, runs
   await worker;
   await transport.close();
   const lines = (await Deno.readTextFile(`${outcome.runDir}/results.jsonl`)).split("\n").filter((l) => l.trim());
-  const results = lines.map((l) => JSON.parse(l) as RecordedResult);
+  return score(strategy, r, epochs, lines.map((l) => JSON.parse(l) as RecordedResult), outcome.wallS);
+}
+
+/** A strategy's run scored from its results in recording order. */
+function score(strategy: Strategy, r: number, epochs: number, results: RecordedResult[], wallS: number): Run {
   const acc: Ticket[] = [];
   const steps: [number, number][] = [];
   let spent = 0;
@@ -131,7 +216,7 @@ export async function runOne(strategy: Strategy, r: number, epochs: number, runs
     finalTest: testHvOfChosen(acc),
     ownOnlyVal: valHv(own),
     ownOnlyTest: testHvOfChosen(own),
-    wallS: outcome.wallS,
+    wallS,
   };
 }
 
@@ -142,10 +227,13 @@ const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 export async function searchBench(epochs = 3, replicates = 3): Promise<void> {
   const runsDir = await Deno.makeTempDir({ prefix: "ticketsweep-bench-search-" });
   const runs: Run[] = [];
+  const py = await optunaPython();
+  if (!py) console.log("  optuna-*: skipped (no python3 with Optuna; Debian: apt install python3-optuna)");
   try {
     for (let r = 0; r < replicates; r++) {
       for (const s of STRATEGIES) {
-        const run = await runOne(s, r, epochs, runsDir);
+        if (s.startsWith("optuna-") && !py) continue;
+        const run = await runOne(s, r, epochs, runsDir, py);
         runs.push(run);
         console.log(
           `  ${s} r=${r}: ${run.trials} trials, ${run.trialEpochs} trial-epochs, validation HV ${f4(run.finalVal)}, ${
@@ -159,7 +247,8 @@ export async function searchBench(epochs = 3, replicates = 3): Promise<void> {
   }
   const B = new Map<number, number>();
   for (let r = 0; r < replicates; r++) {
-    B.set(r, Math.max(...runs.filter((x) => x.r === r && !x.strategy.startsWith("adaptive")).map((x) => x.finalVal)));
+    const base = runs.filter((x) => x.r === r && (x.strategy === "grid" || x.strategy === "random"));
+    B.set(r, Math.max(...base.map((x) => x.finalVal)));
   }
   const reach = (run: Run) => run.steps.find(([, hv]) => hv >= 0.99 * B.get(run.r)!)?.[0];
   const cols = Array.from({ length: 6 }, (_, i) => `HV@${4 * (i + 1)}`);
@@ -182,6 +271,7 @@ export async function searchBench(epochs = 3, replicates = 3): Promise<void> {
   console.log(`| --- | ${cols.map(() => "---").join(" | ")} | --- | --- |`);
   for (const s of STRATEGIES) {
     const mine = runs.filter((x) => x.strategy === s);
+    if (!mine.length) continue;
     const curve = cols.map((_, i) => mean(mine.map((x) => x.curve[i]!)));
     console.log(
       `| ${s} | ${curve.map(f4).join(" | ")} | ${f4(mean(mine.map((x) => x.finalTest)))} | ` +
