@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { type JetStreamManager, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import { clusterBrokerConfig } from "../src/broker/config.ts";
 import { freePort, type LocalServer, natsServerBinary, startLocalServer } from "../src/broker/local_server.ts";
-import { connectNats, RESULT_STREAM, SWEEP_BUCKET, TRIAL_STREAM } from "../src/broker/nats.ts";
+import { connectNats, replicasFor, RESULT_STREAM, serverList, SWEEP_BUCKET, TRIAL_STREAM } from "../src/broker/nats.ts";
 import { spawnLocalWorkers } from "../src/coordinator/local_workers.ts";
 import { brokerConfigMain } from "../src/cli/broker_config.ts";
 import { natsUrls } from "../src/cli/common.ts";
@@ -200,4 +200,22 @@ Deno.test("cluster - broker-config --cluster 3 writes three valid node configura
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("cluster - --nats takes a comma-separated URL list; 3 replicas exactly when the server names a cluster", () => {
+  assert.deepEqual(natsUrls("nats://a:4222, nats://b:4222,tls://c:4223"), [
+    "nats://a:4222",
+    "nats://b:4222",
+    "tls://c:4223",
+  ]);
+  assert.deepEqual(natsUrls("localhost:4222"), ["localhost:4222"]);
+  for (const bad of ["nats://a:4222,", "http://a:80", "nats://a b:4222", "nats://a:port"]) {
+    assert.throws(() => natsUrls(bad), /is not a broker URL/, bad);
+  }
+  assert.deepEqual(serverList("nats://a:1,nats://b:2"), ["nats://a:1", "nats://b:2"]);
+  assert.deepEqual(serverList(["nats://a:1"]), ["nats://a:1"]);
+  assert.equal(replicasFor({ cluster: "ticketsweep" }), 3);
+  assert.equal(replicasFor({}), 1);
+  assert.equal(replicasFor(undefined), 1);
+  assert.equal(replicasFor({ cluster: "ticketsweep" }, 5), 5);
 });
