@@ -46,8 +46,13 @@ export async function cli(
 
 /** A worker process (`workers/worker.ts`) with these arguments; its output is kept for the test to read. */
 export function workerProcess(args: string[], env: Record<string, string> = {}) {
+  return scriptProcess("workers/worker.ts", args, env);
+}
+
+/** A process of one of this repository's scripts; its output is kept for the test to read. */
+export function scriptProcess(script: string, args: string[], env: Record<string, string> = {}) {
   const p = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}workers/worker.ts`, ...args],
+    args: ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}${script}`, ...args],
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
@@ -477,6 +482,22 @@ Deno.test("operator - credential files written into a checkout are git-ignored",
     })
       .output();
     assert.deepEqual(new TextDecoder().decode(out.stdout).trim().split("\n"), paths);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("operator - sweep cancel NAME finds a private-broker sweep by its name in the run directories", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const spec = await writeSpec(dir, "op-local", 2, 400, "backend: js\n");
+    const co = scriptProcess("src/cli/sweep.ts", [spec.path, "--runs", `${dir}/runs`, "--workers", "1"]);
+    await until("the trials published", () => /published 2 trials/.test(co.text()));
+    const cancel = await cli("sweep", ["cancel", "op-local", "--runs", `${dir}/runs`]);
+    assert.equal(cancel.code, 0, cancel.text);
+    assert.match(cancel.text, new RegExp(`cancelled ${spec.sweepId}`));
+    await co.done;
+    assert.match(co.text(), /sweep op-local-\w+ was cancelled/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
