@@ -3,7 +3,8 @@
  * by registering. Per method: its gradient against finite differences (every variant of its enum settings), its
  * native kernels against its TypeScript loops bit for bit (when it registers any), its ticket rule (the ticket
  * is its own cut, a pure function of its parameters; the cuts nest), a packed run equal to a separate one,
- * and a reproducible ticket hash with and without native kernels. Small nets and few steps: the suite stays fast.
+ * a reproducible ticket hash with and without native kernels, the frozen weights untouched, and a falling loss.
+ * Small nets and few steps: the suite stays fast.
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
@@ -182,6 +183,7 @@ for (const def of METHOD_DEFINITIONS) {
       const training = TrialTrainingSchema.parse({ ...def.training, optimizer });
       for (const v of variants(def)) {
         const what = `${name} ${optimizer} ${label(v)}`;
+        const frozen = net.layers.map((l) => Float32Array.from(l.w));
         const ts = make(def, net, v, training), cc = make(def, net, v, training, kernels);
         const a = net.layers.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
         const g = new Rng(9);
@@ -197,6 +199,7 @@ for (const def of METHOD_DEFINITIONS) {
           ts.params.forEach((p, l) => sameBits(p, cc.params[l]!, `${what}: parameters, step ${step}, layer ${l}`));
         }
         assert.equal(ts.penalty(), cc.penalty(), what);
+        net.layers.forEach((l, i) => sameBits(l.w, frozen[i]!, `${what}: the frozen weights are never written`));
         net.layers.forEach((_, l) => sameBits(ts.binaryMask(l), cc.binaryMask(l), `${what}: ticket, layer ${l}`));
       }
     }
@@ -267,6 +270,8 @@ for (const def of METHOD_DEFINITIONS) {
     assert.deepEqual(outcome(again), outcome(alone), `${name}: reproducible`);
     assert.deepEqual(outcome(loops), outcome(alone), `${name}: the same with the TypeScript loops`);
     assert.deepEqual(outcome(packed!), outcome(alone), `${name}: packed with ${other} as alone`);
+    const [first, last] = [alone.loss_curve[0]!, alone.loss_curve.at(-1)!];
+    assert.ok(last.task_loss < first.task_loss, `${name} learns: task loss ${first.task_loss} → ${last.task_loss}`);
     if (def.ladder === null) assert.ok(!alone.ticket, `${name}: no ticket`);
     else assert.match(alone.ticket?.sha256 ?? "", /^[0-9a-f]{64}$/, `${name}: a ticket`);
   });
