@@ -215,10 +215,7 @@ export class NatsTransport implements Transport {
     const kvm = new Kvm(this.nc);
     // open first: a least-privilege worker may use a bucket but not create one
     const openOrCreate = async (name: string, opts: Parameters<Kvm["create"]>[1]) => {
-      try {
-        const info = await this.#jsm.streams.info(`KV_${name}`);
-        if (info) return await kvm.open(name);
-      } catch { /* not there yet */ }
+      if ((await this.#streamReplicas(`KV_${name}`)) !== null) return await kvm.open(name);
       return await this.#placed(`KV_${name}`, () => kvm.create(name, { ...opts, replicas: this.replicas }));
     };
     if (which === "sweeps") {
@@ -263,14 +260,30 @@ export class NatsTransport implements Transport {
   }
 
   async #ensureStream(name: string, cfg: Record<string, unknown>): Promise<void> {
-    let replicas: number;
-    try {
-      replicas = (await this.#jsm.streams.info(name)).config.num_replicas;
-    } catch {
+    const replicas = await this.#streamReplicas(name);
+    if (replicas === null) {
       await this.#placed(name, () => this.#jsm.streams.add({ name, ...cfg, num_replicas: this.replicas }));
-      return;
+    } else {
+      await this.#replicate(name, replicas);
     }
-    await this.#replicate(name, replicas);
+  }
+
+  /**
+   * The replicas of a stream, or null when it does not exist. Any other failure (a timeout while a cluster elects
+   * the stream's leader, say) is tried again for up to 10 s, then thrown: creating the stream then would fail, or
+   * replace nothing.
+   */
+  async #streamReplicas(name: string): Promise<number | null> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        return (await this.#jsm.streams.info(name)).config.num_replicas;
+      } catch (e) {
+        if (/stream not found/i.test(String(e))) return null;
+        if (Date.now() > deadline) throw e;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   }
 
   /**
@@ -498,11 +511,13 @@ export class NatsTransport implements Transport {
   }
 
   async forgetSweep(sweepId: string): Promise<void> {
-    await this.#jsm.streams.purge(TRIAL_STREAM, { filter: trialSubject(sweepId) });
-    await this.#jsm.streams.purge(RESULT_STREAM, { filter: resultSubject(sweepId) });
-    await this.#jsm.consumers.delete(TRIAL_STREAM, workerConsumer(sweepId)).catch((e) => {
+    // a broker that never held the sweep (a new private broker's empty store) has nothing to forget
+    const absent = (e: unknown) => {
       if (!/not found/i.test(String(e))) throw e;
-    });
+    };
+    await this.#jsm.streams.purge(TRIAL_STREAM, { filter: trialSubject(sweepId) }).catch(absent);
+    await this.#jsm.streams.purge(RESULT_STREAM, { filter: resultSubject(sweepId) }).catch(absent);
+    await this.#jsm.consumers.delete(TRIAL_STREAM, workerConsumer(sweepId)).catch(absent);
     await (await this.#kv("sweeps")).delete(sweepId);
     this.#opened.delete(sweepId);
     this.#consumers.delete(sweepId);
