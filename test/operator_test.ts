@@ -11,6 +11,7 @@ import { ROOT, tinySpecText } from "./_fixtures.ts";
 import { cluster, recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
 import { REJECTED_FILE, ResultLog } from "../src/coordinator/record.ts";
 import { SpecError, type SpecIssue } from "../src/util/errors.ts";
+import { quietGpuProbe } from "../src/cli/common.ts";
 
 /** A nats-server on the configuration `deno task broker-config` generates: coordinator "c-secret", worker "w-secret". */
 async function rolesBroker() {
@@ -377,6 +378,7 @@ Deno.test("operator - worker --wait connects once the broker is up; the engine p
 
 Deno.test("operator - --device N on the webgpu engine takes adapter N of the distinct ones, and names them when N is too large", async () => {
   const { selectEngine } = await import("../src/engine/select.ts");
+  quietGpuProbe(); // as the worker does before probing
   const one = await selectEngine("webgpu", { device: 0 }).catch(() => null);
   if (!one) return; // no WebGPU here at all (no Vulkan loader): nothing to pick from
   one.engine.close();
