@@ -51,6 +51,11 @@ Deno.test("e2e - with nats-server on PATH the sweep starts a private broker and 
   const results = await readResults(runDir!);
   assert.equal(results.length, 6);
   assert.equal(new Set(results.map((r) => r.trial_id)).size, 6);
+  // --fresh starts over on a new private broker whose empty store never held the sweep: nothing to forget there
+  const fresh = await sweepCli([`${dir}/s.yaml`, "--runs", `${dir}/runs`, "--workers", "1", "--fresh"]);
+  assert.equal(fresh.code, 0, fresh.text);
+  assert.doesNotMatch(fresh.text, /already recorded/);
+  assert.equal((await readResults(runDir!)).length, 6);
   await Deno.remove(dir, { recursive: true });
 });
 
