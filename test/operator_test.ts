@@ -223,21 +223,11 @@ Deno.test("operator - Ctrl-C in a terminal (SIGINT to the process group) stops q
   const dir = await Deno.makeTempDir();
   try {
     const spec = await writeSpec(dir, "op-int", 2, 400, "backend: js\n");
-    // setsid: the coordinator leads its own process group, as a shell's foreground job does
+    // as a user runs it (deno task passes the terminal's SIGINT on to the coordinator, which gets it too), in a
+    // process group of its own (setsid), as a shell's foreground job is
     const p = new Deno.Command("setsid", {
-      args: [
-        Deno.execPath(),
-        "run",
-        "-A",
-        "--config",
-        `${ROOT}deno.json`,
-        `${ROOT}src/cli/sweep.ts`,
-        spec.path,
-        "--runs",
-        `${dir}/runs`,
-        "--workers",
-        "1",
-      ],
+      args: [Deno.execPath(), "task", "--config", `${ROOT}deno.json`, "sweep", spec.path, "--runs", `${dir}/runs`]
+        .concat(["--workers", "1"]),
       env: { NO_COLOR: "1" },
       stdin: "null",
       stdout: "piped",
@@ -257,6 +247,10 @@ Deno.test("operator - Ctrl-C in a terminal (SIGINT to the process group) stops q
     assert.doesNotMatch(text, /could not publish the sweep state|cleanup:|nats: disconnect/, text);
     assert.doesNotMatch(text, /Front:/, "no empty front tables");
     assert.match(text, new RegExp(`continue it with: deno task sweep --resume ${dir}/runs/${spec.sweepId}`));
+    assert.doesNotMatch(text, /interrupted again/, "one Ctrl-C is one interruption");
+    // nothing of the sweep's left running: its private broker and worker stopped with it
+    const ps = await new Deno.Command("ps", { args: ["-eo", "args"], stdout: "piped" }).output();
+    assert.doesNotMatch(new TextDecoder().decode(ps.stdout), new RegExp(`${dir}/runs`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -454,7 +448,7 @@ Deno.test("operator - a fresh clone installs its npm dependencies without a buil
   }
 });
 
-Deno.test("operator - in-process mode prints each trial once", async () => {
+Deno.test("operator - in-process mode prints each trial's outcome once", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const spec = await writeSpec(dir, "op-once", 3, 2, "backend: js\n");
@@ -463,7 +457,7 @@ Deno.test("operator - in-process mode prints each trial once", async () => {
     });
     assert.equal(code, 0, text);
     for (const id of spec.trialIds) {
-      assert.equal(text.split("\n").filter((l) => l.includes(`trial ${id}`)).length, 1, text);
+      assert.equal(text.split("\n").filter((l) => l.includes(`trial ${id}`) && /accuracy/.test(l)).length, 1, text);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

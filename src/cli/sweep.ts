@@ -171,10 +171,10 @@ export async function sweepMain(args: string[]): Promise<number> {
             "install nats-server (apt-get install nats-server) or pass --nats nats://HOST:4222",
         );
         quietGpuProbe();
-        // the coordinator logs each outcome: the in-process worker's own start and done lines would print each
-        // trial twice (its failures and retries still show)
+        // the coordinator logs each outcome: the in-process worker's own outcome lines would print each trial's
+        // result twice (its start, failures and retries still show)
         const workerLog = (l: string) => {
-          if (!/^trial \S+: (start \(attempt|done, accuracy|stopped early)|^packed \d+ trials/.test(l)) logLine(l);
+          if (!/^trial \S+: (done, accuracy|stopped early)/.test(l)) logLine(l);
         };
         const worker = runWorker({
           transport: mem,
@@ -285,8 +285,12 @@ function trapSignals(ac: AbortController, cleanups: (() => Promise<void>)[]): { 
     },
   };
   let hint: string | undefined;
+  let firstAt = 0;
   const onSignal = (name: string, code: number) => {
+    // `deno task` passes the terminal's Ctrl-C on to this process, which got it from the terminal too: one press
+    if (name === "SIGINT" && firstAt && performance.now() - firstAt < SIGNAL_ECHO_MS) return;
     const n = Atomics.add(taken, 0, 1) + 1;
+    if (n === 1) firstAt = performance.now();
     if (hint === undefined) {
       logLine(`interrupted (${name}) before the sweep started: nothing ran`);
       Deno.exit(code);
@@ -301,6 +305,7 @@ function trapSignals(ac: AbortController, cleanups: (() => Promise<void>)[]): { 
     }
     logLine(`interrupted again (${name}): stopping now; the sweep can be continued with --resume ${hint}`);
     for (const c of cleanups) c().catch(() => {}); // each signals its processes before its first await
+    signalChildren(); // the private broker and local workers, in their own process groups, stop with it
     Deno.exit(code);
   };
   const onInt = () => onSignal("SIGINT", 130);
@@ -322,9 +327,26 @@ function trapSignals(ac: AbortController, cleanups: (() => Promise<void>)[]): { 
   return state;
 }
 
+/** A second SIGINT this soon after the first is the same Ctrl-C, passed on by `deno task`. */
+const SIGNAL_ECHO_MS = 500;
+
+/** SIGTERM to this process's children (Linux: /proc), for a stop that cannot wait for the cleanups. */
+function signalChildren(): void {
+  try {
+    for (const t of Deno.readDirSync("/proc/self/task")) {
+      const pids = Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).trim().split(/\s+/);
+      for (const pid of pids.filter(Boolean)) {
+        try {
+          Deno.kill(Number(pid), "SIGTERM");
+        } catch { /* gone */ }
+      }
+    }
+  } catch { /* no /proc */ }
+}
+
 /** The watchdog thread of {@link trapSignals} (plain JavaScript, run from a Blob URL). */
 const SIGNAL_WATCHDOG = `
-let taken, graceMs = 3000, deadlineMs = 30000, runDir, seen = 0;
+let taken, graceMs = 3000, deadlineMs = 30000, runDir, seen = 0, firstAt = 0;
 self.onmessage = (e) => {
   if (e.data.taken) ({ graceMs, deadlineMs } = e.data), taken = new Int32Array(e.data.taken);
   if ("runDir" in e.data) runDir = e.data.runDir;
@@ -358,8 +380,10 @@ function die(why, code) {
   Deno.kill(Deno.pid, "SIGKILL");
 }
 function on(name, code) {
+  if (name === "SIGINT" && firstAt && Date.now() - firstAt < ${SIGNAL_ECHO_MS}) return; // deno task's copy
   const n = ++seen;
   if (n === 1) {
+    firstAt = Date.now();
     setTimeout(() => {
       if (Atomics.load(taken, 0) < 1) die("interrupted (" + name + ") while busy for " + graceMs / 1000 + " s", code);
     }, graceMs);
