@@ -284,11 +284,11 @@ async function signalledSweep(
 
 Deno.test("sweep CLI - SIGTERM stops a running sweep and says how to resume; a second one stops it at once", async () => {
   const spec = tinySpecText("sigterm", 2, "backend: js\n", 2000);
-  const once = await signalledSweep(spec, /trial \w+: start/, [{ signal: "SIGTERM", after: 300 }]);
+  const once = await signalledSweep(spec, /[1-9] running/, [{ signal: "SIGTERM", after: 300 }]);
   assert.ok(once.afterFirstS < 10, `exited ${once.afterFirstS.toFixed(1)} s after SIGTERM`);
   assert.notEqual(once.code, 0, once.text);
   assert.match(once.text, /interrupted \(SIGTERM\): stopping; the sweep can be continued with --resume \S+sigterm-/);
-  const twice = await signalledSweep(spec, /trial \w+: start/, [
+  const twice = await signalledSweep(spec, /[1-9] running/, [
     { signal: "SIGTERM", after: 300 },
     { signal: "SIGTERM", after: /interrupted \(SIGTERM\)/ },
   ]);
