@@ -97,7 +97,7 @@ Deno.test("run dir - a corrupt or incomplete sweep.json: one line naming the fil
         /sweep\.json: missing trials; rewrite it by running its spec again \(deno task sweep .*\/spec\.yaml --runs /,
       ],
       [JSON.stringify({ ...m, trials: [{ ...m.trials[0], seed: "x" }] }), /sweep\.json: trials\.0\.seed: Expected/],
-      [JSON.stringify({ ...m, version: 2 }), /sweep\.json: version: this ticketsweep reads version 1, found 2/],
+      [JSON.stringify({ ...m, version: 3 }), /sweep\.json: version: this ticketsweep reads versions 1 and 2, found 3/],
     ];
     for (const [text, re] of cases) {
       await Deno.writeTextFile(file, text);

@@ -1,19 +1,21 @@
 import { z } from "zod";
-import { atomicWrite } from "../util/atomic_write.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { buildReportData, type ReportData, writeReportFiles } from "../report/mod.ts";
-import { sweepIdOf, type Trial, trialCount, trialIdOf } from "../spec/expand.ts";
+import { plannedTrials, sweepIdOf, type Trial, trialCount, trialIdOf } from "../spec/expand.ts";
 import { type SweepSpec, SweepSpecSchema, TrialConfigSchema } from "../spec/schema.ts";
 import type { RecordedResult } from "./record.ts";
 import { ProposalLog } from "./search.ts";
 
 /**
  * What `runs/<sweep>/sweep.json` holds: enough to resume or report without the original file. An adaptive
- * sweep's file holds no trials; {@link readManifest} returns them from `proposals.jsonl`.
+ * sweep's file holds no trials; {@link readManifest} returns them from `proposals.jsonl`. Version 2 (written
+ * since 100,000-trial sweeps) keeps each trial's id, parameters and seed only, one line a trial: its
+ * configuration is the stored spec's, resolved when the trial is published; version 1 (every trial with its
+ * configuration) is still read.
  */
 export interface SweepManifest {
   format: "ticketsweep-sweep";
-  version: 1;
+  version: 1 | 2;
   sweep_id: string;
   name: string;
   spec_file: string;
@@ -23,16 +25,42 @@ export interface SweepManifest {
   created_at: string;
 }
 
+/**
+ * Writes `sweep.json` (version 2: the trials without their configurations, one line each) through a temporary
+ * file renamed into place, a thousand trials a write, so a large plan is never one string in memory.
+ */
 export async function writeManifest(dir: string, m: SweepManifest): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(`${dir}/spec.yaml`, m.spec_text);
-  await atomicWrite(`${dir}/sweep.json`, JSON.stringify(m, null, 2) + "\n");
+  const { trials, ...head } = m;
+  const text = JSON.stringify({ ...head, version: 2, trials: [] }, null, 2);
+  const cut = text.lastIndexOf('"trials": []');
+  const path = `${dir}/sweep.json`, tmp = `${path}.tmp-${Deno.pid}`;
+  const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    const enc = new TextEncoder();
+    const write = async (s: string) => {
+      const data = enc.encode(s);
+      for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
+    };
+    await write(text.slice(0, cut) + '"trials": [');
+    for (let i = 0; i < trials.length; i += 1000) {
+      const lines = trials.slice(i, i + 1000).map((t) =>
+        JSON.stringify({ id: t.id, sweepId: t.sweepId, params: t.params, seed: t.seed })
+      );
+      await write((i ? ",\n    " : "\n    ") + lines.join(",\n    "));
+    }
+    await write((trials.length ? "\n  " : "") + text.slice(cut + '"trials": ['.length) + "\n");
+  } finally {
+    f.close();
+  }
+  await Deno.rename(tmp, path);
 }
 
-/** `sweep.json`, version 1. */
+/** `sweep.json`: version 1 (every trial with its configuration) or 2 (without; a configuration given is kept). */
 export const SweepManifestSchema = z.object({
   format: z.literal("ticketsweep-sweep"),
-  version: z.literal(1),
+  version: z.union([z.literal(1), z.literal(2)]),
   sweep_id: z.string().min(1),
   name: z.string().min(1),
   spec_file: z.string(),
@@ -44,7 +72,7 @@ export const SweepManifestSchema = z.object({
       sweepId: z.string(),
       params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
       seed: z.number().int(),
-      config: TrialConfigSchema,
+      config: TrialConfigSchema.optional(),
     }).strict(),
   ),
   created_at: z.string(),
@@ -91,9 +119,9 @@ export async function readManifest(dir: string): Promise<SweepManifest> {
         `not a sweep plan of ticketsweep`,
     );
   }
-  if (head.version !== 1) {
+  if (head.version !== 1 && head.version !== 2) {
     throw new TicketsweepError(
-      `${file}: version: this ticketsweep reads version 1, found ${JSON.stringify(head.version)}; ` +
+      `${file}: version: this ticketsweep reads versions 1 and 2, found ${JSON.stringify(head.version)}; ` +
         "use the ticketsweep that wrote it",
     );
   }
@@ -115,6 +143,10 @@ export async function readManifest(dir: string): Promise<SweepManifest> {
   if (parsed.data.spec.search.strategy === "adaptive") {
     // an adaptive sweep's trials are its proposals (read only here: the coordinator sets bad lines aside)
     m.trials = (await ProposalLog.open(dir, parsed.data.spec, m.sweep_id, { readOnly: true })).trials();
+  } else {
+    // a trial written without its configuration (version 2) resolves it from the stored spec when asked
+    const planned = plannedTrials(parsed.data.spec, m.sweep_id, m.trials);
+    m.trials = m.trials.map((t, i) => (t.config ? t : planned[i]!));
   }
   return m;
 }

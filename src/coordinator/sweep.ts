@@ -2,7 +2,7 @@ import { WIRE_VERSION } from "../broker/messages.ts";
 import type { ProgressMessage, ResultMessage, SweepState, TrialMessage } from "../broker/messages.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { ReportData } from "../report/data.ts";
-import { describeParams, expandTrials, sweepIdOf, type Trial } from "../spec/expand.ts";
+import { describeParams, expandTrials, sweepIdOf, type Trial, trialGroup } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
 import { readRetryRounds, ResultLog, setAsideNotice, writeRetryRounds } from "./record.ts";
 import { acquireRunLock, type RunLock } from "./run_lock.ts";
@@ -61,14 +61,14 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
   const t0 = performance.now();
   const sweepId = sweepIdOf(opts.spec);
   const runDir = `${opts.runsDir}/${sweepId}`;
-  const trials = expandTrials(opts.spec);
   let manifest: SweepManifest;
   try {
     manifest = await readManifest(runDir);
   } catch {
+    const trials = expandTrials(opts.spec); // compact: each trial's configuration is resolved when published
     manifest = {
       format: "ticketsweep-sweep",
-      version: 1,
+      version: 2,
       sweep_id: sweepId,
       name: opts.spec.name,
       spec_file: opts.specFile,
@@ -152,7 +152,10 @@ async function trackSweepLocked(
     );
   }
   const progress = new SweepProgress(manifest.sweep_id, total);
-  for (const r of results.all()) progress.onRecorded(r, trials.get(r.trial_id)?.config.method.name ?? "?");
+  for (const r of results.all()) {
+    const t = trials.get(r.trial_id);
+    progress.onRecorded(r, t ? trialGroup(t) : "?");
+  }
   const ticker = display ? setInterval(() => display.show(progress.snapshot()), 500) : undefined;
   await transport.setup();
   const sweepId = manifest.sweep_id;
@@ -318,7 +321,7 @@ async function trackSweepLocked(
         r = { ...r, error: clip(`${r.error}; last error: ${lastError.get(r.trial_id)}`, 4096) };
       }
       if (await results.record(r, trial)) {
-        progress.onResult(r, trial.config.method.name);
+        progress.onResult(r, trialGroup(trial));
         log(formatResult(r, trial, results.size, total));
       }
       await topUp(); // after a throw, the redelivered result proposes again

@@ -22,6 +22,57 @@ export function hypervolume(points: readonly Point2[], ref: Point2 = HV_REFERENC
   return area;
 }
 
+/**
+ * The hypervolume of a growing set of points, kept up to date as each point is added (for a curve of hypervolume
+ * after each recorded trial): the front is kept sorted by x, so a point costs a binary search and, when it
+ * enters the front, the removal of what it dominates. Agrees with {@link hypervolume} of the points added so far
+ * up to rounding.
+ */
+export class HypervolumeTracker {
+  readonly #xs: number[] = [];
+  readonly #ys: number[] = [];
+  readonly #ref: Point2;
+  #area = 0;
+
+  constructor(ref: Point2 = HV_REFERENCE) {
+    this.#ref = ref;
+  }
+
+  get value(): number {
+    return this.#area;
+  }
+
+  add(p: Point2): void {
+    const { x, y } = p, xs = this.#xs, ys = this.#ys, rx = this.#ref.x, ry = this.#ref.y;
+    if (!(x > rx && y > ry)) return;
+    let lo = 0, hi = xs.length; // the first front point at x or right of it
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (xs[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    const j = lo;
+    if (j < xs.length && ys[j]! >= y) return; // dominated by (or equal to) a front point
+    const end = j < xs.length && xs[j] === x ? j + 1 : j; // a lower point at the same x leaves the front
+    let k = j; // the front points left of x and not above y leave the front (y falls along the front)
+    while (k > 0 && ys[k - 1]! <= y) k--;
+    const prevX = k > 0 ? xs[k - 1]! : rx;
+    let before = 0, px = prevX;
+    for (let i = k; i < end; i++) {
+      before += (xs[i]! - px) * (ys[i]! - ry);
+      px = xs[i]!;
+    }
+    let after = (x - prevX) * (y - ry);
+    if (end < xs.length) {
+      before += (xs[end]! - px) * (ys[end]! - ry);
+      after += (xs[end]! - x) * (ys[end]! - ry);
+    }
+    this.#area += after - before;
+    xs.splice(k, end - k, x);
+    ys.splice(k, end - k, y);
+  }
+}
+
 /** A point tagged with the seed of the trial that produced it. */
 export interface SeededPoint extends Point2 {
   seed: number;

@@ -1,8 +1,8 @@
 import type { RecordedResult } from "../coordinator/record.ts";
 import type { CutLadder, LayerSparsity, LossPoint } from "../train/result.ts";
 import { nonDominated } from "../pareto/front.ts";
-import { hypervolume } from "../pareto/hypervolume.ts";
-import { describeParams, type ParamSet, type Trial } from "../spec/expand.ts";
+import { HypervolumeTracker } from "../pareto/hypervolume.ts";
+import { describeParams, type ParamSet, PlannedTrial, type Trial, trialEpochs, trialGroup } from "../spec/expand.ts";
 import { type SweepSettings, sweepSettings } from "./settings.ts";
 
 /** One row of the all-trials table. */
@@ -138,7 +138,7 @@ export function buildReportData(
     const r = byId.get(t.id);
     const base = {
       trial_id: t.id,
-      group: t.config.method.name,
+      group: trialGroup(t),
       params: t.params,
       seed: t.seed,
       label: describeParams(t.params, t.seed),
@@ -189,7 +189,18 @@ export function buildReportData(
     backends: [...new Set(results.flatMap((r) => (r.metrics ? [`${r.metrics.backend} (${r.metrics.device})`] : [])))],
     dense,
     references: dense ? [{ sweep: name, ...dense, groups: fronts.map((f) => f.group) }] : [],
-    settings: [sweepSettings(name, sweepId, trials)],
+    // a planned trial resolves its configuration when asked: once each here, not once a setting
+    settings: [
+      sweepSettings(
+        name,
+        sweepId,
+        trials.map((t) =>
+          t instanceof PlannedTrial
+            ? { id: t.id, sweepId: t.sweepId, params: t.params, seed: t.seed, config: t.config }
+            : t
+        ),
+      ),
+    ],
     workers: workerEnvs(results),
   };
 }
@@ -275,7 +286,7 @@ export function computeCurve(
   selection: Selection,
 ): ComputeCurve {
   const byId = new Map(trials.map((t) => [t.id, t]));
-  const points: { x: number; y: number }[] = [];
+  const hv = new HypervolumeTracker();
   const steps: ComputeCurve["steps"] = [];
   let epochs = 0;
   for (const r of resultsInOrder) {
@@ -284,14 +295,14 @@ export function computeCurve(
     if (!t) continue;
     if (r.status === "stopped" && m?.stopped) epochs += m.stopped.epochs;
     else if (r.status === "done" && m) {
-      epochs += t.config.training.epochs;
-      if (!isDenseGroup(t.config.method.name)) {
+      epochs += trialEpochs(t);
+      if (!isDenseGroup(trialGroup(t))) {
         const y = (acc: number, val: number | null | undefined) => selection === "validation" ? (val ?? acc) : acc;
-        points.push({ x: m.sparsity, y: y(m.accuracy, m.val_accuracy) });
-        for (const c of m.cuts?.points ?? []) points.push({ x: c.sparsity, y: y(c.accuracy, c.val_accuracy) });
+        hv.add({ x: m.sparsity, y: y(m.accuracy, m.val_accuracy) });
+        for (const c of m.cuts?.points ?? []) hv.add({ x: c.sparsity, y: y(c.accuracy, c.val_accuracy) });
       }
     }
-    steps.push({ trials: steps.length + 1, trial_epochs: epochs, hypervolume: hypervolume(points) });
+    steps.push({ trials: steps.length + 1, trial_epochs: epochs, hypervolume: hv.value });
   }
   return { sweep, selection, steps };
 }

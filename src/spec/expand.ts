@@ -135,6 +135,126 @@ export function resolveTrialConfig(spec: SweepSpec, params: ParamSet, seed: numb
   });
 }
 
+/** What the trials of one plan share: the spec, and each method's resolved configuration without parameters. */
+class PlanContext {
+  readonly #bases = new Map<string, TrialConfig>();
+  constructor(readonly spec: SweepSpec) {}
+
+  /** The method a trial of this plan runs (its `method` parameter, else the spec's). */
+  method(params: ParamSet): string {
+    return typeof params["method"] === "string" ? params["method"] : this.spec.method.name;
+  }
+
+  /**
+   * The validated configuration of `method` with no parameter applied, computed once per method. Its `dataset`,
+   * `model` and `tickets` are frozen: every trial's configuration shares them.
+   */
+  base(method: string): TrialConfig {
+    let b = this.#bases.get(method);
+    if (!b) {
+      b = resolveTrialConfig(this.spec, { method }, 0);
+      deepFreeze(b.dataset);
+      deepFreeze(b.model);
+      if (b.tickets) deepFreeze(b.tickets);
+      this.#bases.set(method, b);
+    }
+    return b;
+  }
+
+  /**
+   * {@link resolveTrialConfig} without validating again: the method's base with the trial's parameters applied
+   * where they land, as resolveTrialConfig does. Every value of every parameter was checked where it lands when
+   * the spec was parsed (checkParameterValues in load.ts), and no schema of a parameter's target transforms it.
+   */
+  config(params: ParamSet, seed: number): TrialConfig {
+    const base = this.base(this.method(params));
+    let method: Record<string, unknown> | undefined, training: Record<string, unknown> | undefined;
+    for (const [name, value] of Object.entries(params)) {
+      if (name === "method") continue;
+      const target = PARAMETER_TARGETS[name as ParameterName];
+      if (target === "method") (method ??= { ...base.method })[name] = value;
+      else if (target === "training") (training ??= { ...base.training })[name] = value;
+    }
+    return {
+      ...base,
+      method: (method ?? { ...base.method }) as TrialConfig["method"],
+      training: (training ?? { ...base.training }) as TrialConfig["training"],
+      seed,
+    };
+  }
+}
+
+function deepFreeze(o: unknown): void {
+  if (o === null || typeof o !== "object" || Object.isFrozen(o)) return;
+  Object.freeze(o);
+  for (const v of Object.values(o)) deepFreeze(v);
+}
+
+/**
+ * A trial of an expanded plan, compact: its id, parameters and seed. Its {@link Trial.config} is resolved from the
+ * plan's spec when asked for (publishing, a ticket's manifest) and not kept, so a plan of 100,000 trials holds about
+ * 200 bytes a trial instead of a full configuration each. It is written to `sweep.json` without its configuration.
+ */
+export class PlannedTrial implements Trial {
+  readonly id: string;
+  readonly sweepId: string;
+  readonly params: ParamSet;
+  readonly seed: number;
+  readonly #plan: PlanContext;
+
+  constructor(plan: PlanContext, sweepId: string, id: string, params: ParamSet, seed: number) {
+    this.#plan = plan;
+    this.sweepId = sweepId;
+    this.id = id;
+    this.params = params;
+    this.seed = seed;
+  }
+
+  get config(): TrialConfig {
+    return this.#plan.config(this.params, this.seed);
+  }
+
+  /** The method it runs, without resolving its configuration. */
+  get group(): string {
+    return this.#plan.method(this.params);
+  }
+
+  /** Its planned epochs, without resolving its configuration. */
+  get epochs(): number {
+    const e = this.params["epochs"];
+    return typeof e === "number" ? e : this.#plan.base(this.group).training.epochs;
+  }
+
+  toJSON(): { id: string; sweepId: string; params: ParamSet; seed: number } {
+    return { id: this.id, sweepId: this.sweepId, params: this.params, seed: this.seed };
+  }
+}
+
+/** A trial's method (its front's group), cheap for a {@link PlannedTrial}. */
+export function trialGroup(t: Trial): string {
+  return t instanceof PlannedTrial ? t.group : t.config.method.name;
+}
+
+/** A trial's planned epochs, cheap for a {@link PlannedTrial}. */
+export function trialEpochs(t: Trial): number {
+  return t instanceof PlannedTrial ? t.epochs : t.config.training.epochs;
+}
+
+/**
+ * The compact trials of a spec's plan from their ids, parameters and seeds (as `sweep.json` holds them): their
+ * configurations are resolved from `spec` when asked for.
+ */
+export function plannedTrials(
+  spec: SweepSpec,
+  sweepId: string,
+  trials: Iterable<{ id: string; params: ParamSet; seed: number }>,
+): PlannedTrial[] {
+  const plan = new PlanContext(spec);
+  const out: PlannedTrial[] = [];
+  for (const t of trials) out.push(new PlannedTrial(plan, sweepId, t.id, t.params, t.seed));
+  return out;
+}
+
 /**
  * How many trials a spec expands to, counted without expanding it: per method, the product of the grid points
  * of the parameters that apply to it (or the random samples), times the seeds. An upper bound for random
@@ -189,7 +309,7 @@ export function tooManyTrialsMessage(spec: SweepSpec): string | undefined {
  * (grid) or drawn N times with a seed (random); then every seed. Parameters that do not apply to a method
  * are left out of its trials, so no two trials differ only in a setting their method ignores.
  */
-export function expandTrials(spec: SweepSpec): Trial[] {
+export function expandTrials(spec: SweepSpec): PlannedTrial[] {
   const tooMany = tooManyTrialsMessage(spec); // parseSpec refuses these; never start a runaway expansion
   if (tooMany) throw new TicketsweepError(`${spec.name}: ${tooMany}`);
   // adaptive search plans nothing up front: its trials are proposed while it runs (proposals.jsonl)
@@ -217,15 +337,17 @@ export function expandTrials(spec: SweepSpec): Trial[] {
     }
   }
   const seen = new Set<string>();
-  const trials: Trial[] = [];
+  const plan = new PlanContext(spec);
+  const trials: PlannedTrial[] = [];
   for (const params of sets) {
     for (const seed of spec.seeds) {
       const id = trialIdOf(sweepId, params, seed);
       if (seen.has(id)) continue; // random search may draw the same point twice from a value list
       seen.add(id);
-      trials.push({ id, sweepId, params, seed, config: resolveTrialConfig(spec, params, seed) });
+      trials.push(new PlannedTrial(plan, sweepId, id, params, seed));
     }
   }
+  for (const m of methods) plan.base(m); // an invalid configuration throws here, as before, not when published
   return trials;
 }
 

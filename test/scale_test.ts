@@ -1,0 +1,123 @@
+// A large sweep's coordinator state: compact planned trials (configurations resolved when asked), sweep.json
+// version 2 (no configurations), and the incremental hypervolume behind the report's compute curve.
+import assert from "node:assert/strict";
+import { readManifest, type SweepManifest, writeManifest } from "../src/coordinator/run_dir.ts";
+import { hypervolume, HypervolumeTracker } from "../src/pareto/hypervolume.ts";
+import { expandTrials, resolveTrialConfig, sweepIdOf, trialEpochs, trialGroup } from "../src/spec/expand.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { Rng } from "../src/util/rng.ts";
+
+const MIXED = `name: mixed
+dataset: {name: synthetic}
+method: {name: gates, lambda: 1.0e-6}
+training: {batch_size: 64}
+parameters:
+  method: {values: [gates, cs, supermask, edge-popup, dense]}
+  lambda: {values: [1.0e-5, 1.0e-3]}
+  k: {values: [0.3, 0.7]}
+  lr: {values: [0.01, 0.1]}
+  epochs: {values: [1, 3]}
+seeds: [0, 5]
+`;
+
+Deno.test("scale - a planned trial's configuration is resolveTrialConfig's, its group and epochs without resolving", () => {
+  const spec = parseSpec(MIXED);
+  const trials = expandTrials(spec);
+  assert.ok(trials.length > 40, String(trials.length));
+  const methods = new Set<string>();
+  for (const t of trials) {
+    const expected = resolveTrialConfig(spec, t.params, t.seed);
+    assert.deepEqual(t.config, expected, t.id);
+    assert.equal(trialGroup(t), expected.method.name);
+    assert.equal(trialEpochs(t), expected.training.epochs);
+    methods.add(trialGroup(t));
+  }
+  assert.deepEqual([...methods].sort(), ["cs", "dense", "edge-popup", "gates", "supermask"]);
+  // each call gives its own method and training objects: changing one trial's never changes another's
+  const [a, b] = trials as [typeof trials[0], typeof trials[0]];
+  const ca = a.config;
+  (ca.training as { lr: number }).lr = 123;
+  assert.notEqual(a.config.training.lr, 123);
+  assert.notEqual(b.config.training.lr, 123);
+});
+
+Deno.test("scale - a planned trial keeps no configuration: sweep.json holds ids, parameters and seeds (version 2)", async () => {
+  const spec = parseSpec(
+    `name: big\ndataset: {name: synthetic}\nparameters:\n  lambda: {min: 0, max: 1, count: 20000}\n`,
+  );
+  const trials = expandTrials(spec);
+  assert.equal(trials.length, 20000);
+  assert.deepEqual(Object.keys(trials[0]!).sort(), ["id", "params", "seed", "sweepId"]);
+  const dir = await Deno.makeTempDir();
+  try {
+    const m: SweepManifest = {
+      format: "ticketsweep-sweep",
+      version: 2,
+      sweep_id: sweepIdOf(spec),
+      name: spec.name,
+      spec_file: "big.yaml",
+      spec_text: "",
+      spec,
+      trials,
+      created_at: new Date().toISOString(),
+    };
+    await writeManifest(dir, m);
+    const bytes = (await Deno.stat(`${dir}/sweep.json`)).size;
+    // about 90 bytes a trial (a full configuration each made it 1,400)
+    assert.ok(bytes / trials.length < 150, `${(bytes / trials.length).toFixed(0)} bytes a trial in sweep.json`);
+    const raw = JSON.parse(await Deno.readTextFile(`${dir}/sweep.json`));
+    assert.equal(raw.version, 2);
+    assert.equal(raw.trials[0].config, undefined);
+    const back = await readManifest(dir);
+    assert.deepEqual(back.trials.map((t) => t.id), trials.map((t) => t.id));
+    for (const i of [0, 1, 9999, 19999]) assert.deepEqual(back.trials[i]!.config, trials[i]!.config);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("scale - sweep.json version 1 (every trial with its configuration) is still read, configurations as written", async () => {
+  const spec = parseSpec(`name: old\ndataset: {name: synthetic}\nparameters:\n  lambda: {values: [0.1, 0.2]}\n`);
+  const trials = expandTrials(spec).map((t) => ({ ...t, config: { ...t.config, backend: "js" as const } }));
+  const dir = await Deno.makeTempDir();
+  try {
+    const m = {
+      format: "ticketsweep-sweep",
+      version: 1,
+      sweep_id: sweepIdOf(spec),
+      name: spec.name,
+      spec_file: "old.yaml",
+      spec_text: "",
+      spec,
+      trials,
+      created_at: new Date().toISOString(),
+    };
+    await Deno.writeTextFile(`${dir}/sweep.json`, JSON.stringify(m, null, 2));
+    const back = await readManifest(dir);
+    assert.equal(back.version, 1);
+    assert.deepEqual(back.trials.map((t) => t.config.backend), ["js", "js"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("scale - the incremental hypervolume agrees with hypervolume() after every point", () => {
+  const rng = new Rng(7, 3);
+  const tracker = new HypervolumeTracker();
+  const points: { x: number; y: number }[] = [];
+  for (let i = 0; i < 600; i++) {
+    // on a coarse grid, so that equal x, equal y and exact duplicates happen; some outside the reference box
+    const p = { x: Math.round(rng.uniform() * 40) / 40 - 0.05, y: Math.round(rng.uniform() * 40) / 40 };
+    points.push(p);
+    tracker.add(p);
+    assert.ok(Math.abs(tracker.value - hypervolume(points)) < 1e-12, `after ${i + 1}: ${tracker.value}`);
+  }
+  const line = new HypervolumeTracker(); // every point on the front, added out of order (the dispatch bench's)
+  const all: { x: number; y: number }[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const x = (i * 7919) % 2000 / 2000;
+    all.push({ x, y: 0.99 - 0.5 * x });
+    line.add(all.at(-1)!);
+  }
+  assert.ok(Math.abs(line.value - hypervolume(all)) < 1e-9);
+});
