@@ -1,4 +1,6 @@
 // `deno task bench [--quick]`: speed as ratios measured in one run (never as timed test asserts).
+import { loadavg } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createBlasEngine } from "../src/engine/blas.ts";
 import type { Engine } from "../src/engine/engine.ts";
@@ -19,6 +21,9 @@ import { selectEngine } from "../src/engine/select.ts";
 import { loadKernels } from "../src/engine/native.ts";
 import { dispatchBench, type DispatchResult } from "./dispatch.ts";
 import { searchBench } from "./search.ts";
+import { loadMnist } from "../src/train/data/mnist.ts";
+import { findTorchPython, runTorch, type TorchPython, writeMnistNpy } from "./torch_reference.ts";
+import { ticketsweepTrials, torchTrials } from "./trial_throughput.ts";
 
 /** The dispatch benchmark's table (issue: 64 connections, 10,000 trials, no-op trainer). */
 async function printDispatch(trials: number, connections: number): Promise<void> {
@@ -50,7 +55,14 @@ const { values } = parseArgs({
 const seconds = values.quick ? 1 : 3;
 const BATCH = 128;
 
-/** Steps/s of one method's training step at batch 128 on one engine (LeNet-300-100 on MNIST by default). */
+/** The seeded 8000-digit MNIST training split (as the quickstart's and the PyTorch reference's), normalised. */
+const mnistTrain = (await loadMnist(8000, 2000, 0)).train;
+
+/**
+ * Steps/s of one method's training step at batch 128 on one engine: LeNet-300-100 on batches drawn from the MNIST
+ * training split, reshuffled every epoch, as the PyTorch reference draws them; other architectures on one random
+ * batch.
+ */
 function trainSteps(engine: Engine, method: MethodName, budgetS: number, arch = "mlp", shape = [28, 28, 1]): number {
   const cfg = resolveTrialConfig(
     parseSpec(
@@ -68,8 +80,22 @@ function trainSteps(engine: Engine, method: MethodName, budgetS: number, arch = 
   const x = new Float32Array(BATCH * net.inputSize), rng = new Rng(1);
   const y = Uint8Array.from({ length: BATCH }, () => Math.floor(rng.uniform() * 10)); // random labels, as PyTorch's
   rng.fillNormal(x);
+  const d = mnistTrain.dim, order = Uint32Array.from({ length: mnistTrain.n }, (_, i) => i);
+  let next = order.length;
+  const fill = () => { // the next batch of the shuffled split, as the trainer's fillBatch gathers it
+    if (next + BATCH > order.length) {
+      rng.shuffle(order);
+      next = 0;
+    }
+    for (let i = 0; i < BATCH; i++) {
+      const r = order[next++]!;
+      x.set(mnistTrain.x.subarray(r * d, (r + 1) * d), i * d);
+      y[i] = mnistTrain.y[r]!;
+    }
+  };
   m.beginEpoch(0, 1);
   const step = () => {
+    if (arch === "mlp") fill();
     m.effectiveWeights(weff);
     net.forward(x, BATCH, true);
     net.crossEntropy(y, BATCH, true);
@@ -102,24 +128,35 @@ function gemmGflops(engine: Engine, budgetS: number): number {
   return (2 * m * n * k * reps) / ((performance.now() - t0) / 1000) / 1e9;
 }
 
-/** Steps/s of a PyTorch reference script (`args` after the script), or null without PyTorch. */
-async function torchRun(script: string, args: string[]): Promise<number | null> {
-  for (const bin of ["/usr/bin/python3", "python3"]) {
-    try {
-      const out = await new Deno.Command(bin, {
-        args: [new URL(script, import.meta.url).pathname, ...args],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      if (out.success) return JSON.parse(new TextDecoder().decode(out.stdout)).steps_per_s;
-    } catch { /* try the next */ }
-  }
-  return null;
+/** The load average over 1, 5 and 15 minutes, for the tables' headers (the machine may be shared). */
+const load = () => `load average ${loadavg().map((l) => l.toFixed(2)).join(", ")}`;
+
+/** PyTorch for the reference (bench/torch_methods.py), and the MNIST digits written once for it to load. */
+const py: TorchPython | null = await findTorchPython();
+const dataDir = await Deno.makeTempDir({ prefix: "ticketsweep-bench-" });
+if (py) await writeMnistNpy(dataDir);
+addEventListener("unload", () => Deno.removeSync(dataDir, { recursive: true }));
+
+/** The reference's steps/s and minor page faults per step (thousands: the cold allocator regime), or null. */
+interface TorchSteps {
+  sps: number;
+  faults: number;
 }
 
-/** The PyTorch reference of one method's LeNet-300-100 step (bench/torch_methods.py). */
-const torchMethod = (method: MethodName, threads: number) =>
-  torchRun("torch_methods.py", [method, String(threads), String(seconds)]);
+/** The PyTorch reference of one method's step (bench/torch_methods.py steps), or null without PyTorch. */
+async function torchSteps(
+  method: MethodName,
+  threads: number,
+  budgetS: number,
+  opts: { warm?: boolean; arch?: string } = {},
+): Promise<TorchSteps | null> {
+  if (!py) return null;
+  const args = ["steps", method, "--data", dataDir, "--threads", String(threads), "--seconds", String(budgetS)];
+  if (opts.warm) args.push("--warm");
+  if (opts.arch) args.push("--arch", opts.arch);
+  const [r] = await runTorch(py, args);
+  return { sps: Number(r!.steps_per_s), faults: Number(r!.page_faults_per_step) };
+}
 
 const engines: { name: string; make: () => Promise<Engine> }[] = [
   {
@@ -142,7 +179,14 @@ const engines: { name: string; make: () => Promise<Engine> }[] = [
 
 console.log(
   `ticketsweep bench on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, ` +
-    `Deno ${Deno.version.deno}; every number below is from this run.\n`,
+    `Deno ${Deno.version.deno}, ${new Date().toISOString().slice(0, 16)}Z, ${load()}; every number below is from ` +
+    "this run.",
+);
+console.log(
+  py
+    ? `PyTorch reference: bench/torch_methods.py run by ${py.note}, 1 thread unless said, flush-to-zero, the MNIST ` +
+      `digits from ${dataDir}/mnist_{x,y}.npy.\n`
+    : "PyTorch reference skipped: no python3 imports torch (Debian: `apt-get install python3-torch`).\n",
 );
 if (values.dispatch) {
   await printDispatch(10_000, 64);
@@ -154,11 +198,8 @@ if (values.search) {
   Deno.exit(0);
 }
 
-const torch1 = await torchMethod("gates", 1);
-const torch2 = await torchMethod("gates", 2);
-if (torch1 === null) {
-  console.log("PyTorch reference skipped: install it with `apt-get install python3-torch libopenblas0-pthread`.\n");
-}
+const torch1 = (await torchSteps("gates", 1, seconds))?.sps ?? null;
+const torch2 = (await torchSteps("gates", 2, seconds))?.sps ?? null;
 
 let sgemm = NaN;
 try {
@@ -196,18 +237,96 @@ if (torch1 !== null) {
 console.log(`\nOpenBLAS sgemm 512×784×300, 1 thread: ${sgemm.toFixed(1)} GFLOP/s`);
 
 {
-  console.log("\n## Every method's training step, LeNet-300-100, batch 128, fastest engine (1 thread)\n");
+  console.log("\n## Every method's training step, LeNet-300-100, MNIST batches of 128, fastest engine (1 thread)\n");
   const { engine, reason } = await selectEngine("auto");
-  console.log(`engine: ${engine.name} (${reason})\n`);
-  console.log("| method | steps/s | PyTorch, same method, 1 thread | ratio |");
-  console.log("| --- | --- | --- | --- |");
+  console.log(`engine: ${engine.name} (${reason}); ${load()}\n`);
+  console.log(
+    "| method | steps/s | PyTorch steps/s | ratio | PyTorch after a warm allocation | warm gap | PyTorch page faults/step |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  const budget = Math.min(seconds, 2), flagged: string[] = [];
   for (const method of METHODS) {
-    const sps = trainSteps(engine, method, Math.min(seconds, 2));
-    const torch = torch1 === null ? null : await torchMethod(method, 1);
-    const ratio = torch ? `${(sps / torch).toFixed(2)}×` : "n/a";
-    console.log(`| ${method} | ${sps.toFixed(1)} | ${torch?.toFixed(1) ?? "n/a"} | ${ratio} |`);
+    // ours half before and half after PyTorch's two runs, so that both see the same minute's load
+    const sps = (trainSteps(engine, method, budget / 2) + trainSteps(engine, method, budget / 2)) / 2;
+    const plain = await torchSteps(method, 1, budget), warm = await torchSteps(method, 1, budget, { warm: true });
+    if (!plain || !warm) {
+      console.log(`| ${method} | ${sps.toFixed(1)} | n/a | n/a | n/a | n/a | n/a |`);
+      continue;
+    }
+    const gap = warm.sps / plain.sps - 1;
+    if (Math.abs(gap) > 0.2) flagged.push(`${method} (${(100 * gap).toFixed(0)}%)`);
+    console.log(
+      `| ${method} | ${sps.toFixed(1)} | ${plain.sps.toFixed(1)} | ${(sps / plain.sps).toFixed(2)}× | ` +
+        `${warm.sps.toFixed(1)} | ${gap >= 0 ? "+" : ""}${(100 * gap).toFixed(0)}% | ${plain.faults.toFixed(0)} |`,
+    );
   }
   engine.close();
+  console.log(
+    `\n${load()}. The ratio is to the plain script; "after a warm allocation" is the same script with a 25 MB ` +
+      "buffer allocated and freed before training (`--warm`): a process that never freed a large buffer gets " +
+      "fresh pages from the kernel for every tensor of every step (hundreds of page faults a step, several times " +
+      "slower), so the two agree only when the reference trains in a user's regime.",
+  );
+  if (flagged.length) {
+    console.log(
+      `\n**FLAG: the reference with and without the warm allocation differ by more than 20% for ` +
+        `${flagged.join(", ")}**: either it is not in a user's regime (see its page faults per step) or the ` +
+        "machine's load moved between the runs; its ratios are not to be quoted from this run.",
+    );
+  }
+}
+
+if (py) {
+  // --quick: the same 8 trials at 2 epochs, one round
+  const workers = navigator.hardwareConcurrency, epochs = values.quick ? 2 : 10, rounds = values.quick ? 1 : 2;
+  let specPath = new URL("../sweeps/quickstart.yaml", import.meta.url).pathname;
+  if (values.quick) {
+    const text = (await Deno.readTextFile(specPath)).replace(/epochs: 10\n/, `epochs: ${epochs}\n`);
+    specPath = join(dataDir, "quickstart.yaml");
+    await Deno.writeTextFile(specPath, text.replace(/^name: quickstart$/m, "name: quickstart-bench-quick"));
+  }
+  const trials = expandTrials(await loadSpec(specPath));
+  const lambdas = trials.map((t) => Number(t.config.method.lambda));
+  const lr = trials[0]!.config.training.lr;
+  console.log(
+    `\n## Whole trials: the quickstart's ${trials.length} (MNIST 8000/2000, LeNet-300-100, gates, ${epochs} epochs, ` +
+      `data load, training, evaluation, ticket), one process per core (${workers})\n`,
+  );
+  console.log(
+    "| round | ticketsweep wall s | trials/hour | PyTorch wall s | trials/hour | ratio | load average (1 min) |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  const sum = { ts: 0, torch: 0 };
+  let accuracy = "";
+  for (let round = 1; round <= rounds; round++) {
+    const a = await ticketsweepTrials(specPath, workers);
+    const b = await torchTrials(py, dataDir, lambdas, epochs, lr, workers);
+    sum.ts += a.wallS;
+    sum.torch += b.wallS;
+    accuracy = `mean test accuracy ${(100 * a.accuracy).toFixed(1)}% and sparsity ${(100 * a.sparsity).toFixed(1)}% ` +
+      `(ticketsweep), ${(100 * b.accuracy).toFixed(1)}% and ${(100 * b.sparsity).toFixed(1)}% (PyTorch)`;
+    console.log(
+      `| ${round} | ${a.wallS.toFixed(1)} | ${a.perHour.toFixed(0)} | ${b.wallS.toFixed(1)} | ${
+        b.perHour.toFixed(0)
+      } | ` +
+        `${(b.wallS / a.wallS).toFixed(2)}× | ${loadavg()[0]!.toFixed(2)} |`,
+    );
+  }
+  const perHour = (s: number) => (trials.length * rounds * 3600 / s).toFixed(0);
+  console.log(
+    `| all | ${sum.ts.toFixed(1)} | ${perHour(sum.ts)} | ${sum.torch.toFixed(1)} | ${perHour(sum.torch)} | ` +
+      `${(sum.torch / sum.ts).toFixed(2)}× | |`,
+  );
+  console.log(
+    `\n${accuracy} (last round). ticketsweep: \`deno task sweep ${
+      values.quick ? specPath : "sweeps/quickstart.yaml"
+    } --workers ${workers} --runs $(mktemp -d)\` (a private nats-server broker, ${workers} worker processes; ` +
+      "the wall time includes starting them, the report, and the ticket ladder each trial evaluates). PyTorch: " +
+      `${workers} processes at once, each running its share of the lambdas in turn: ` +
+      `\`${py.bin} bench/torch_methods.py trial gates --data DIR --epochs ${epochs} --lr ${lr} --lambdas ` +
+      `${lambdas.filter((_, i) => i % workers === 0).join(",")} & …\` (DIR from \`deno run -A ` +
+      "bench/torch_reference.ts DIR`).",
+  );
 }
 
 {
@@ -274,7 +393,7 @@ if (!values.quick) {
   const { engine } = await selectEngine("auto");
   const sps = trainSteps(engine, "gates", seconds, "conv4", [32, 32, 3]);
   engine.close();
-  const torch = await torchRun("torch_methods.py", ["gates", "1", String(seconds), "conv4"]);
+  const torch = (await torchSteps("gates", 1, seconds, { arch: "conv4" }))?.sps;
   console.log("| engine | steps/s | PyTorch steps/s (1 thread) | ratio |");
   console.log("| --- | --- | --- | --- |");
   console.log(
