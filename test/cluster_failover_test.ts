@@ -51,8 +51,16 @@ async function localStream(httpPort: number, stream: string) {
   return jsz.account_details?.flatMap((a) => a.stream_detail ?? []).find((s) => s.name === stream) ?? null;
 }
 
+/** A stream's info, or null when the request failed (no leader yet, a dead node, a request slower than 1 s). */
 async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | null> {
   return await jsm.streams.info(name).catch(() => null);
+}
+
+/** A stream's info with its leader, asked until a request succeeds. */
+async function ledStream(jsm: JetStreamManager, name: string): Promise<StreamInfo> {
+  let info: StreamInfo | null = null;
+  await until(`${name} with a leader`, async () => !!(info = await streamInfo(jsm, name))?.cluster?.leader, 30_000);
+  return info!;
 }
 
 Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial recorded once; the node catches up", async () => {
@@ -83,8 +91,7 @@ Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial
   try {
     // the streams and buckets are replicated on all three nodes
     for (const name of [TRIAL_STREAM, RESULT_STREAM, `KV_${SWEEP_BUCKET}`]) {
-      await until(name, async () => (await streamInfo(jsm, name)) !== null, 30_000);
-      assert.equal((await streamInfo(jsm, name))?.config.num_replicas, 3, name);
+      assert.equal((await ledStream(jsm, name)).config.num_replicas, 3, name);
       await until(`${name}: a leader and two followers`, async () => {
         const cluster = (await streamInfo(jsm, name))?.cluster;
         return !!cluster?.leader && cluster.replicas?.length === 2;
@@ -93,7 +100,7 @@ Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial
     await until("a few recorded trials", async () => (await recorded(runDir)).length >= 3, 30_000);
     const before = (await recorded(runDir)).length;
     assert.ok(before < TRIALS, "the sweep ended before the kill: make its trials longer");
-    const leader = (await streamInfo(jsm, TRIAL_STREAM))!.cluster!.leader!;
+    const leader = (await ledStream(jsm, TRIAL_STREAM)).cluster!.leader!;
     const killed = c.nodes.findIndex((n) => n.name === leader);
     assert.ok(killed >= 0, `leader ${leader}`);
     const killedAt = performance.now();
@@ -126,7 +133,7 @@ Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial
     // the killed node comes back and catches up: a current replica with every stored result in its own store
     const restartedAt = performance.now();
     c.servers[killed] = await c.start(killed);
-    const results = (await streamInfo(jsm, RESULT_STREAM))!.state;
+    const results = (await ledStream(jsm, RESULT_STREAM)).state;
     assert.ok(results.messages >= TRIALS, `${results.messages} results stored`);
     await until("the restarted node's replicas current", async () => {
       for (const name of [TRIAL_STREAM, RESULT_STREAM, `KV_${SWEEP_BUCKET}`]) {
