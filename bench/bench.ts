@@ -50,7 +50,13 @@ async function printDispatch(trials: number, connections: number): Promise<void>
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { quick: { type: "boolean" }, dispatch: { type: "boolean" }, search: { type: "boolean" } },
+  options: {
+    quick: { type: "boolean" },
+    dispatch: { type: "boolean" },
+    search: { type: "boolean" },
+    // only the sections measured against PyTorch (the engines, every method, whole trials, Conv-4)
+    torch: { type: "boolean" },
+  },
 });
 const seconds = values.quick ? 1 : 3;
 const BATCH = 128;
@@ -322,14 +328,18 @@ if (py) {
       values.quick ? specPath : "sweeps/quickstart.yaml"
     } --workers ${workers} --runs $(mktemp -d)\` (a private nats-server broker, ${workers} worker processes; ` +
       "the wall time includes starting them, the report, and the ticket ladder each trial evaluates). PyTorch: " +
-      `${workers} processes at once, each running its share of the lambdas in turn: ` +
-      `\`${py.bin} bench/torch_methods.py trial gates --data DIR --epochs ${epochs} --lr ${lr} --lambdas ` +
-      `${lambdas.filter((_, i) => i % workers === 0).join(",")} & …\` (DIR from \`deno run -A ` +
-      "bench/torch_reference.ts DIR`).",
+      `${workers} processes at once, each running its share of the lambdas in turn: \`` +
+      Array.from(
+        { length: workers },
+        (_, p) =>
+          `${py.bin} bench/torch_methods.py trial gates --data DIR --epochs ${epochs} --lr ${lr} --lambdas ` +
+          lambdas.filter((_, i) => i % workers === p).join(",") + " &",
+      ).join(" ") +
+      " wait` (DIR from `deno run -A bench/torch_reference.ts DIR`).",
   );
 }
 
-{
+if (!values.torch) {
   console.log("\n## Packing: 4 quickstart trials (LeNet-300-100, MNIST 8k) one at a time vs packed (K = 4)\n");
   const spec = await loadSpec(new URL("../sweeps/quickstart.yaml", import.meta.url).pathname);
   const epochs = values.quick ? 1 : 2;
@@ -351,7 +361,7 @@ if (py) {
   console.log(`| 4 | ${packed.toFixed(2)} | ${perHour(packed)} | ${(single / packed).toFixed(2)}× |`);
 }
 
-if (!values.quick) {
+if (!values.quick && !values.torch) {
   console.log("\n## Orchestration overhead: quickstart sweep, in-process worker, memory transport\n");
   const spec = await loadSpec(new URL("../sweeps/quickstart.yaml", import.meta.url).pathname);
   const dir = await Deno.makeTempDir();
@@ -402,5 +412,4 @@ if (!values.quick) {
     } | ${torch ? (sps / torch).toFixed(2) + "×" : "n/a"} |`,
   );
 }
-if (!values.quick) await printDispatch(10_000, 64);
-else await printDispatch(1_000, 16);
+if (!values.torch) await printDispatch(values.quick ? 1_000 : 10_000, values.quick ? 16 : 64);

@@ -33,10 +33,6 @@ import os
 import resource
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
 parser = argparse.ArgumentParser()
 parser.add_argument("mode", choices=["steps", "trial"])
 parser.add_argument("method", nargs="?", default="gates")
@@ -51,6 +47,14 @@ parser.add_argument("--epochs", type=int, default=10)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--out", help="where trial mode saves tickets")
 args = parser.parse_args()
+
+# torch.set_num_threads does not reach the BLAS library that Debian's PyTorch calls (OpenBLAS, one thread per core
+# by default): its threads are set before it loads, as for a process per core.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
+os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 torch.set_num_threads(args.threads)
 torch.set_flush_denormal(True)
