@@ -5,7 +5,7 @@ import { trialMessage } from "../src/coordinator/sweep.ts";
 import { createJsEngine } from "../src/engine/js.ts";
 import { expandTrials } from "../src/spec/expand.ts";
 import { loadSpec } from "../src/spec/load.ts";
-import { ARCHITECTURES, type TrialConfig } from "../src/spec/schema.ts";
+import { ARCHITECTURES, ModelSchema, type TrialConfig } from "../src/spec/schema.ts";
 import { buildNet } from "../src/train/nets/build.ts";
 import { checkTrialLimits, DEFAULT_LIMITS, resolveLimits, trialCost } from "../src/worker/limits.ts";
 import { runWorker } from "../src/worker/worker.ts";
@@ -72,12 +72,34 @@ Deno.test("limits - the weight counts are the builder's for every architecture, 
     conv6: ["conv6"],
     resnet20: ["stage2*", "fc"],
     vit: ["*qkv", "head"],
+    custom: ["*conv*", "fc2"],
   };
+  // custom: a convolution, a residual with a projection shortcut, pooling, two linear layers (canonical form)
+  const { layers, blocks } = ModelSchema.parse({
+    architecture: "custom",
+    blocks: {
+      b: [{ conv2d: { channels: 12, stride: 2 } }, "batch_norm"],
+      p: [{ conv2d: { channels: 12, kernel: 1, stride: 2 } }],
+    },
+    layers: [
+      { conv2d: 8 },
+      "relu",
+      { residual: { block: "b", shortcut: "p" } },
+      "max_pool",
+      "flatten",
+      { linear: 16 },
+      "relu",
+      {
+        linear: "classes",
+      },
+    ],
+  });
   const readme: Record<string, number> = { conv2: 4_300_992, conv4: 2_425_024, conv6: 2_261_184, resnet20: 268_336 };
   for (const architecture of ARCHITECTURES) {
     for (const [dataset, shape, classes] of shapes) {
       for (const masked of [["*"], SOME[architecture]]) {
-        const cfg = withModel(base, { architecture, masked, widths: [300, 100] }, dataset);
+        const custom = architecture === "custom" ? { layers, blocks } : {};
+        const cfg = withModel(base, { architecture, masked, widths: [300, 100], ...custom }, dataset);
         const what = `${architecture} on ${shape.join("×")}, masked ${masked}`;
         const net = buildNet(cfg.model, shape, classes, createJsEngine());
         const cost = trialCost(cfg);

@@ -70,6 +70,19 @@ def conv2d(x, w, stride, padding):
     return (cols @ w.reshape(o, -1).T).reshape(n, ho, wo, o)
 
 
+def pool(x, size, stride, kind):
+    # x [N, H, W, C]; one strided slice per window offset, no padding: floor((H - size) / stride) + 1 rows out
+    n, h, wd, c = x.shape
+    ho, wo = (h - size) // stride + 1, (wd - size) // stride + 1
+    win = np.stack([
+        x[:, ky:ky + (ho - 1) * stride + 1:stride, kx:kx + (wo - 1) * stride + 1:stride, :]
+        for ky in range(size) for kx in range(size)
+    ])
+    if kind == "max_pool":
+        return win.max(axis=0)
+    return (win.astype(np.float64).sum(axis=0) / (size * size)).astype(np.float32)
+
+
 def norm_last(x, mean, var, eps):
     return ((x - mean) / np.sqrt(np.maximum(var, 0) + eps)).astype(np.float32)
 
@@ -92,10 +105,8 @@ def run_ops(ops, x, w, bn, path=""):
             x = x @ w[o["weight"]].T
         elif kind == "conv2d":
             x = conv2d(x, w[o["weight"]], o["stride"], o["padding"])
-        elif kind == "max_pool":
-            n, h, wd, c = x.shape
-            h2, w2 = h // 2, wd // 2
-            x = x[:, :2 * h2, :2 * w2].reshape(n, h2, 2, w2, 2, c).max(axis=(2, 4))
+        elif kind in ("max_pool", "avg_pool"):
+            x = pool(x, o.get("size", 2), o.get("stride", 2), kind)
         elif kind == "global_avg_pool":
             x = x.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
         elif kind == "relu":

@@ -1,5 +1,6 @@
 import type { Trial } from "../spec/expand.ts";
 import { DEFAULT_TRAIN, METHOD_FIELDS, type MethodName } from "../spec/schema.ts";
+import { layersText } from "../train/nets/custom.ts";
 
 /** The settings of one sweep as text, from its planned trials' configurations (every default resolved). */
 export interface SweepSettings {
@@ -62,9 +63,10 @@ function sweptRange(values: unknown[]): string {
 
 /**
  * The settings of a sweep from its trials: dataset (name, path, train/test/validation sizes resolved, split seed,
- * augmentation), network (architecture, widths or ViT sizes, initialiser, weight seed, masked tensors), training
- * and method settings that are not swept (one value, or one per method), tickets, engine, methods, seeds, and
- * each swept parameter's values. Trials with partial configurations (hand-made ones) give what they have.
+ * augmentation), network (architecture, widths, ViT sizes or custom layers, initialiser, weight seed, masked
+ * tensors), training and method settings that are not swept (one value, or one per method), tickets, engine,
+ * methods, seeds, and each swept parameter's values. Trials with partial configurations (hand-made ones) give
+ * what they have.
  */
 export function sweepSettings(sweep: string, sweepId: string, trials: readonly Trial[]): SweepSettings {
   const values: Record<string, string> = {};
@@ -89,6 +91,10 @@ export function sweepSettings(sweep: string, sweepId: string, trials: readonly T
   if (model) {
     values["model.architecture"] = model.architecture;
     if (model.architecture === "mlp") values["model.widths"] = show(model.widths);
+    if (model.architecture === "custom" && model.layers) {
+      values["model.layers"] = layersText(model.layers);
+      for (const [b, l] of Object.entries(model.blocks ?? {})) values[`model.blocks.${b}`] = layersText(l);
+    }
     if (model.architecture === "vit") {
       for (const f of VIT_FIELDS) values[`model.${f}`] = show((model as Record<string, unknown>)[f]);
     }
@@ -158,7 +164,8 @@ const NOT_COMPARABLE: { what: string; match: (setting: string) => boolean; why: 
   {
     what: "network",
     match: (s) =>
-      s === "model.architecture" || s === "model.widths" || s === "model.masked" ||
+      s === "model.architecture" || s === "model.widths" || s === "model.masked" || s === "model.layers" ||
+      s.startsWith("model.blocks.") ||
       VIT_FIELDS.some((f) => s === `model.${f}`),
     why: "sparsity is counted over different weights, and the networks differ in capacity",
   },

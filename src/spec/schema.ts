@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { METHOD_DEFINITIONS, ownSettings } from "../train/masks/registry.ts";
 import type { TrainingDefaults } from "../train/masks/method.ts";
+import { BlocksSchema, checkCustomModel, checkCustomOnData, LayersSchema } from "../train/nets/custom.ts";
 
 const int = () => z.number().int();
 const posInt = () => z.number().int().positive();
@@ -141,7 +142,7 @@ export const TicketsSchema = z.object({
 }).strict();
 export type TicketsConfig = z.infer<typeof TicketsSchema>;
 
-export const ARCHITECTURES = ["mlp", "conv2", "conv4", "conv6", "resnet20", "vit"] as const;
+export const ARCHITECTURES = ["mlp", "conv2", "conv4", "conv6", "resnet20", "vit", "custom"] as const;
 
 /** The frozen network: architecture, its sizes, initialiser, the seed of its weights, which tensors are masked. */
 export const ModelSchema = z.object({
@@ -158,7 +159,13 @@ export const ModelSchema = z.object({
   depth: posInt().default(2),
   heads: posInt().default(4),
   mlp_ratio: posInt().default(2),
-}).strict();
+  /** custom: the layers, input to logits (src/train/nets/custom.ts); no default, so no other spec's id changed. */
+  layers: LayersSchema.optional(),
+  /** custom: named layer lists that `residual` layers refer to. */
+  blocks: BlocksSchema.optional(),
+}).strict().superRefine((m, ctx) => {
+  for (const i of checkCustomModel(m)) ctx.addIssue({ code: "custom", path: i.path, message: i.message });
+});
 
 /** The method a spec runs when it names none. */
 export const DEFAULT_METHOD = "gates";
@@ -426,6 +433,10 @@ export const SweepSpecSchema = SweepSpecBase.superRefine((s, ctx) => {
     });
   }
   checkAdaptive(s, ctx);
+  const { max_width: maxWidth, max_depth: maxDepth } = limitsOf(s);
+  for (const i of checkCustomOnData(s.model, s.dataset.name, { maxWidth, maxDepth })) {
+    ctx.addIssue({ code: "custom", path: ["model", ...i.path], message: i.message });
+  }
 });
 
 /** The fields of `search` that belong to one strategy, and what adaptive search needs. */

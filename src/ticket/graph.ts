@@ -1,8 +1,9 @@
 import type { ModelConfig } from "../spec/schema.ts";
 import { TicketsweepError } from "../util/errors.ts";
+import { type Node, planCustom, resolveCustom } from "../train/nets/custom.ts";
 
 /**
- * The forward pass of a built-in architecture as an ordered list of plain operations, for tools outside
+ * The forward pass of a network (built-in or `custom`) as an ordered list of plain operations, for tools outside
  * ticketsweep (`tools/ticket_forward.py`). It mirrors `src/train/nets/build.ts`; the export checks that the ops
  * name every weight tensor of the built network once, in order, with its shape, and the CI test runs the NumPy
  * script on exported tickets, so a drift between the two shows.
@@ -14,7 +15,8 @@ export type Op =
   | { op: "flatten" }
   | { op: "linear"; weight: string }
   | { op: "conv2d"; weight: string; stride: number; padding: number }
-  | { op: "max_pool"; size: 2; stride: 2 }
+  | { op: "max_pool"; size: number; stride: number }
+  | { op: "avg_pool"; size: number; stride: number }
   | { op: "global_avg_pool" }
   | { op: "relu" }
   | { op: "gelu"; approximation: "tanh" }
@@ -32,7 +34,9 @@ export const OP_SEMANTICS: Record<Op["op"], string> = {
   linear: "y = x @ W.T over the last axis (W [out, in]; no bias)",
   conv2d: "NHWC input, W [out, k, k, in], zero padding `padding` on each side, stride `stride`, no bias: " +
     "y[n, oy, ox, o] = sum_{ky, kx, c} xpad[n, oy*stride + ky, ox*stride + kx, c] * W[o, ky, kx, c]",
-  max_pool: "2x2 max over NHWC with stride 2; odd last rows/columns dropped (floor)",
+  max_pool: "size x size max over NHWC with stride `stride`, no padding: floor((H - size) / stride) + 1 rows out " +
+    "(the built-in networks' 2x2, stride 2, drops an odd last row/column)",
+  avg_pool: "size x size mean over NHWC with stride `stride`, no padding: floor((H - size) / stride) + 1 rows out",
   global_avg_pool: "[N, H, W, C] -> [N, C], mean over H and W",
   relu: "max(x, 0)",
   gelu: "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
@@ -53,7 +57,7 @@ const BN = { op: "batch_norm", eps: 1e-5, affine: false } as const;
 const LN = { op: "layer_norm", eps: 1e-5, affine: false } as const;
 
 /** The ops of `model` on `[H, W, C]` inputs. */
-export function forwardOps(model: ModelConfig, _inShape: number[], _classes: number): Op[] {
+export function forwardOps(model: ModelConfig, inShape: number[], classes: number): Op[] {
   const relu = { op: "relu" } as const;
   const conv = (weight: string, stride = 1): Op => ({ op: "conv2d", weight, stride, padding: 1 });
   switch (model.architecture) {
@@ -130,9 +134,50 @@ export function forwardOps(model: ModelConfig, _inShape: number[], _classes: num
       ops.push(LN, { op: "class_token" }, { op: "linear", weight: "head" });
       return ops;
     }
+    case "custom": {
+      const { nodes, issues } = resolveCustom(model);
+      if (issues.length) {
+        throw new TicketsweepError(`ticket export: model.${issues[0]!.path.join(".")}: ${issues[0]!.message}`);
+      }
+      return customOps(nodes, inShape, classes);
+    }
     default:
       throw new TicketsweepError(`ticket export: no forward-pass description for architecture '${model.architecture}'`);
   }
+}
+
+/** The ops of a custom network's resolved layers on `inShape` inputs: one op each, blocks inline in their residual. */
+function customOps(nodes: Node[], inShape: number[], classes: number): Op[] {
+  let shape = inShape;
+  return nodes.map((n): Op => {
+    const input = shape;
+    shape = planCustom([n], input, classes).out;
+    switch (n.kind) {
+      case "linear":
+        return { op: "linear", weight: n.name };
+      case "conv2d":
+        return { op: "conv2d", weight: n.name, stride: n.stride, padding: n.padding };
+      case "max_pool":
+      case "avg_pool":
+        return { op: n.kind, size: n.size, stride: n.stride };
+      case "gelu":
+        return { op: "gelu", approximation: "tanh" };
+      case "batch_norm":
+        return BN;
+      case "layer_norm":
+        return LN;
+      case "residual": {
+        const shortcut: Op[] = n.shortcut === "identity"
+          ? []
+          : n.shortcut === "option_a"
+          ? [{ op: "shortcut_a", channels: shape[2]! }]
+          : customOps(n.shortcut, input, classes);
+        return { op: "residual", body: customOps(n.body, input, classes), shortcut, relu: n.relu };
+      }
+      default: // relu, flatten, global_avg_pool
+        return { op: n.kind };
+    }
+  });
 }
 
 /** The weight tensors the ops read, in the order the network's forward pass first reads them. */

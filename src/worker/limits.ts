@@ -1,6 +1,7 @@
 import { MAX_MESSAGE_BYTES } from "../broker/messages.ts";
 import type { DatasetConfig, ModelConfig, TrialConfig } from "../spec/schema.ts";
 import { matchesLayer } from "../train/nets/build.ts";
+import { type Node, planCustom, resolveCustom } from "../train/nets/custom.ts";
 import { validationCount } from "../train/data/dataset.ts";
 import { methodDefinition, ownSettings } from "../train/masks/registry.ts";
 
@@ -113,11 +114,11 @@ class ShapeWalk {
     this.#buffers([...this.shape.slice(0, -1), out], 1, 0, prod(this.shape));
   }
 
-  conv(name: string, cout: number, stride = 1): void {
+  conv(name: string, cout: number, stride = 1, k = 3, pad = 1): void {
     const [h, w, c] = this.shape as [number, number, number];
-    this.tensors.push({ name, shape: [cout, 3, 3, c], maskable: true });
-    const ho = Math.floor((h - 1) / stride) + 1, wo = Math.floor((w - 1) / stride) + 1;
-    const block = ho * wo * 9 * c;
+    this.tensors.push({ name, shape: [cout, k, k, c], maskable: true });
+    const ho = Math.floor((h + 2 * pad - k) / stride) + 1, wo = Math.floor((w + 2 * pad - k) / stride) + 1;
+    const block = ho * wo * k * k * c;
     this.fixed.push((b) => 2 * Math.max(1, Math.min(b, Math.floor(COLS_BUDGET / block))) * block); // cols, dcols
     this.#buffers([ho, wo, cout], 1, 0, h * w * c);
   }
@@ -204,8 +205,50 @@ function walk(model: ModelConfig, inShape: number[], classes: number): ShapeWalk
       s.linear("head", classes);
       break;
     }
+    case "custom": {
+      const { nodes, issues } = resolveCustom(model);
+      // a stack that does not fit these inputs is refused by the build, before it allocates anything
+      if (issues.length || planCustom(nodes, inShape, classes).issues.length) break;
+      customWalk(s, nodes, classes);
+      break;
+    }
   }
   return s;
+}
+
+/** A custom network's layers on the walk (a ReLU right after a linear layer or convolution is fused into it). */
+function customWalk(s: ShapeWalk, nodes: Node[], classes: number): void {
+  nodes.forEach((n, i) => {
+    if (n.kind === "relu" && (nodes[i - 1]?.kind === "linear" || nodes[i - 1]?.kind === "conv2d")) return;
+    const [h, w, c] = s.shape as [number, number, number];
+    switch (n.kind) {
+      case "linear":
+        return s.linear(n.name, n.units === "classes" ? classes : n.units);
+      case "conv2d":
+        return s.conv(n.name, n.channels, n.stride, n.kernel, n.padding);
+      case "max_pool":
+      case "avg_pool": // y (and the argmax), dx
+        return s.same([Math.floor((h - n.size) / n.stride) + 1, Math.floor((w - n.size) / n.stride) + 1, c], 2);
+      case "global_avg_pool":
+        return s.same([c]);
+      case "flatten":
+        s.shape = [prod(s.shape)];
+        return;
+      case "residual": {
+        const input = s.shape;
+        customWalk(s, n.body, classes);
+        const out = s.shape;
+        if (n.shortcut === "option_a") s.same(out);
+        else if (n.shortcut !== "identity") {
+          s.shape = input;
+          customWalk(s, n.shortcut, classes);
+        }
+        return s.same(out, 1, 2); // the sum, the copy of its gradient, its dx
+      }
+      default: // relu, gelu, batch_norm, layer_norm
+        return s.same(s.shape);
+    }
+  });
 }
 
 /**

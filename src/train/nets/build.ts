@@ -10,6 +10,8 @@ import { Linear } from "./layers/linear.ts";
 import { BatchNorm, LayerNorm } from "./layers/norm.ts";
 import { Residual, ShortcutA } from "./layers/residual.ts";
 import { ClassToken, PatchEmbed } from "./layers/tokens.ts";
+import { Flatten, Pool2d } from "./layers/pool.ts";
+import { type Node, planCustom, resolveCustom } from "./custom.ts";
 import { type Ctx, type Module, type Param, param, Sequential, sizeOf } from "./module.ts";
 import { Net } from "./net.ts";
 
@@ -180,6 +182,78 @@ const vit: Builder = (ctx, w, model, inShape, classes) => {
   return s.build(inShape);
 };
 
+/**
+ * A network written in the spec (`model.layers`, src/train/nets/custom.ts): its layers in order, blocks expanded,
+ * weight tensors drawn in the order the layers come (as the built-in architectures draw theirs, so that Conv-2
+ * written out layer by layer has Conv-2's frozen weights); a ReLU right after a linear layer or a convolution is
+ * fused into it, as in the built-in networks.
+ */
+const custom: Builder = (ctx, w, model, inShape, classes) => {
+  const { nodes, issues } = resolveCustom(model);
+  const plan = issues.length ? issues : planCustom(nodes, inShape, classes).issues;
+  if (plan.length) throw new Error(`model.${plan[0]!.path.join(".")}: ${plan[0]!.message}`);
+  const stack = (list: Node[], inShape: number[]): Sequential => {
+    const layers: Module[] = [];
+    let shape = inShape;
+    for (let i = 0; i < list.length; i++) {
+      const n = list[i]!;
+      const relu = list[i + 1]?.kind === "relu" && (n.kind === "linear" || n.kind === "conv2d");
+      if (relu) i++;
+      let m: Module;
+      switch (n.kind) {
+        case "linear":
+          m = linear(ctx, w, n.name, shape, n.units === "classes" ? classes : n.units, relu);
+          break;
+        case "conv2d": {
+          const cin = shape[2]!, k = n.kernel;
+          m = new Conv2d(ctx, w.take(n.name, [n.channels, k, k, cin], k * k * cin), shape, {
+            stride: n.stride,
+            pad: n.padding,
+            relu,
+          });
+          break;
+        }
+        case "max_pool":
+        case "avg_pool":
+          m = new Pool2d(n.kind === "max_pool" ? "max" : "avg", shape, n.size, n.stride);
+          break;
+        case "global_avg_pool":
+          m = new GlobalAvgPool(shape);
+          break;
+        case "flatten":
+          m = new Flatten(shape);
+          break;
+        case "relu":
+          m = new ReLU(shape, ctx);
+          break;
+        case "gelu":
+          m = new GELU(shape);
+          break;
+        case "batch_norm":
+          m = new BatchNorm(shape);
+          break;
+        case "layer_norm":
+          m = new LayerNorm(shape);
+          break;
+        case "residual": {
+          const body = stack(n.body, shape);
+          const shortcut = n.shortcut === "identity"
+            ? null
+            : n.shortcut === "option_a"
+            ? new ShortcutA(shape, body.outShape[2]!)
+            : stack(n.shortcut, shape);
+          m = new Residual(body, shortcut, n.relu);
+          break;
+        }
+      }
+      layers.push(m);
+      shape = m.outShape;
+    }
+    return new Sequential(layers, inShape);
+  };
+  return stack(nodes, inShape);
+};
+
 const BUILDERS: Record<ModelConfig["architecture"], Builder> = {
   mlp,
   conv2: convNet(1),
@@ -187,6 +261,7 @@ const BUILDERS: Record<ModelConfig["architecture"], Builder> = {
   conv6: convNet(3),
   resnet20,
   vit,
+  custom,
 };
 
 /** Whether a layer name matches a pattern of `model.masked` (`*` matches any run of characters). */
