@@ -157,6 +157,22 @@ Deno.test("docs - the checks fail on what they guard against", () => {
   assert.deepEqual(slug("Supermask (`supermask`, being added)".replaceAll("`", "")), "supermask-supermask-being-added");
 });
 
+/** The stream ids `code` passes to `new Rng` as number literals (a base of `1000 + n` included) that no entry of `ids` has. */
+export function unlistedStreams(code: string, ids: readonly number[]): number[] {
+  return [...code.matchAll(/new Rng\([^,()]+,\s*(\d+)/g)].map((m) => Number(m[1])).filter((id) => !ids.includes(id));
+}
+
+Deno.test("docs - every number literal stream id of src/ is in RNG_STREAMS", async () => {
+  const ids = Object.values(RNG_STREAMS) as number[];
+  const unlisted: string[] = [];
+  for await (const path of files(join(ROOT, "src"))) {
+    if (!path.endsWith(".ts")) continue;
+    for (const id of unlistedStreams(readRepo(path)!, ids)) unlisted.push(`${path}: stream ${id}`);
+  }
+  assert.deepEqual(unlisted, [], "add the stream to RNG_STREAMS (src/util/rng.ts) and its row to docs/architecture.md");
+  assert.deepEqual(unlistedStreams("new Rng(seed, 9); new Rng(s.x, 1000 + n); new Rng(seed, 5)", [9, 1000]), [5]);
+});
+
 Deno.test("docs - the random-stream table of docs/architecture.md lists RNG_STREAMS, id for id", () => {
   const text = readRepo("docs/architecture.md")!;
   const rows = new Map(
