@@ -5,6 +5,7 @@ import { readManifest, type SweepManifest, writeManifest } from "../src/coordina
 import { hypervolume, HypervolumeTracker } from "../src/pareto/hypervolume.ts";
 import { expandTrials, resolveTrialConfig, sweepIdOf, trialEpochs, trialGroup } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
+import { prettyJsonChunks, writeJson } from "../src/report/write.ts";
 import { Rng } from "../src/util/rng.ts";
 
 const MIXED = `name: mixed
@@ -120,4 +121,32 @@ Deno.test("scale - the incremental hypervolume agrees with hypervolume() after e
     line.add(all.at(-1)!);
   }
   assert.ok(Math.abs(line.value - hypervolume(all)) < 1e-9);
+});
+
+Deno.test("scale - report JSON written in pieces is JSON.stringify(value, null, 2) byte for byte", async () => {
+  const rows = Array.from({ length: 1500 }, (_, i) => ({
+    id: `t${i}`,
+    x: i / 7,
+    skip: undefined,
+    tags: i % 3 ? [] : ["a\nb", { deep: [1, { z: null }] }],
+    nested: { empty: {}, list: [i, undefined, 'q"uote'] },
+  }));
+  const value = {
+    v: 1,
+    name: "line\nbreak",
+    empty: [],
+    none: {},
+    gone: undefined,
+    trials: rows,
+    fronts: [{ group: "gates", points: rows.slice(0, 1200) }, { group: "cs", points: [] }],
+    when: new Date(0),
+  };
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeJson(`${dir}/x.json`, value);
+    assert.equal(await Deno.readTextFile(`${dir}/x.json`), JSON.stringify(value, null, 2) + "\n");
+    assert.equal([...prettyJsonChunks(value, "")].length > 1000, true); // in pieces, not one string
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -50,7 +50,9 @@ export function kneeIndex(front: readonly Point2[]): number {
     return best;
   }
   const xs = front.map((p) => p.x), ys = front.map((p) => p.y);
-  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const lo = (v: number[]) => v.reduce((m, x) => Math.min(m, x), Infinity);
+  const hi = (v: number[]) => v.reduce((m, x) => Math.max(m, x), -Infinity);
+  const [x0, x1, y0, y1] = [lo(xs), hi(xs), lo(ys), hi(ys)]; // not Math.min(...xs): a front of 100,000 points
   const nx = (v: number) => (x1 > x0 ? (v - x0) / (x1 - x0) : 0),
     ny = (v: number) => (y1 > y0 ? (v - y0) / (y1 - y0) : 0);
   const first = front.reduce((a, p) => (p.x < a.x ? p : a)), last = front.reduce((a, p) => (p.x > a.x ? p : a));

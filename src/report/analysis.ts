@@ -78,7 +78,8 @@ export interface Analysis {
  * down to 0.1%), so each table has a column every front fills.
  */
 export function sparsityLevels(fronts: readonly (readonly Point2[])[]): number[] {
-  const ends = fronts.filter((f) => f.length).map((f) => Math.max(...f.map((p) => p.x)));
+  // reduce, not Math.max(...points): a front of 100,000 points overflows the argument list
+  const ends = fronts.filter((f) => f.length).map((f) => f.reduce((m, p) => Math.max(m, p.x), -Infinity));
   if (!ends.length) return [];
   const down = (v: number) => Math.floor(v * 1000 + 1e-6) / 1000; // to 0.1%, float noise aside
   const reach = Math.max(...ends), common = down(Math.min(...ends));
@@ -97,7 +98,7 @@ export function accuracyLevels(
   d: Pick<ReportData, "references" | "settings">,
   fronts: readonly { group: string; points: readonly Point2[] }[],
 ): AccuracyLevel[] {
-  const top = (ps: readonly Point2[]) => Math.max(-Infinity, ...ps.map((p) => p.y));
+  const top = (ps: readonly Point2[]) => ps.reduce((m, p) => Math.max(m, p.y), -Infinity);
   const best = Math.max(-Infinity, ...fronts.map((f) => top(f.points)));
   if (!Number.isFinite(best)) return [];
   const gaps = [0.01, 0.02, 0.05];

@@ -12,6 +12,17 @@ const WIDTH = 560, HEIGHT = 340;
  * get an SVG `<title>`, so browsers show it on hover.
  */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const thinned = thinChartData(spec, CHART_POINTS);
+  if (thinned) {
+    const note = `${fmtInt(thinned.drawn)} of ${fmtInt(thinned.total)} points drawn, evenly spaced (every trial is ` +
+      "in trials.csv)";
+    const title = (spec as { title?: unknown }).title;
+    (spec as { title?: unknown }).title = typeof title === "string"
+      ? `${title}; ${note}`
+      : title && typeof title === "object" && "text" in title
+      ? { ...title, subtitle: note }
+      : note;
+  }
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
   const svg = await view.toSVG();
   view.finalize();
@@ -20,6 +31,62 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
     (_m, tag: string, label: string, rest: string) =>
       `<${tag} aria-label="${label}"${rest}><title>${label}</title></${tag}>`,
   );
+}
+
+/**
+ * The most points one layer of a chart draws: a sweep of 100,000 trials is drawn from evenly spaced samples (an
+ * SVG of every point would be hundreds of megabytes); fronts, knees and tables are computed from every trial.
+ */
+export const CHART_POINTS = 1000;
+
+const fmtInt = (n: number) => n.toLocaleString("en-US");
+
+/**
+ * Thins every `data.values` of a chart spec (its layers, concatenated views) longer than `max` to about `max`
+ * rows: each line (`line`, else `group`, else `sweep`) keeps its share, evenly spaced along its order, with its
+ * first and last rows and every knee. Null when nothing was thinned; else how many rows are drawn of how many.
+ */
+export function thinChartData(spec: unknown, max: number): { drawn: number; total: number } | null {
+  let drawn = 0, total = 0, thinned = false;
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (node === null || typeof node !== "object") return;
+    const o = node as Record<string, unknown>;
+    const data = o["data"] as { values?: unknown } | undefined;
+    if (data && Array.isArray(data.values) && data.values.length > max) {
+      const values = data.values as Record<string, unknown>[];
+      const kept = thinRows(values, max);
+      o["data"] = { ...data, values: kept };
+      drawn += kept.length;
+      total += values.length;
+      thinned = true;
+    }
+    for (const k of ["layer", "hconcat", "vconcat", "concat", "spec"]) if (k in o) visit(o[k]);
+  };
+  visit(spec);
+  return thinned ? { drawn, total } : null;
+}
+
+function thinRows(rows: Record<string, unknown>[], max: number): Record<string, unknown>[] {
+  const keyOf = (r: Record<string, unknown>) => String(r["line"] ?? r["group"] ?? r["sweep"] ?? "");
+  const lines = new Map<string, number[]>();
+  rows.forEach((r, i) => {
+    const k = keyOf(r);
+    const l = lines.get(k);
+    if (l) l.push(i);
+    else lines.set(k, [i]);
+  });
+  const keep = new Uint8Array(rows.length);
+  for (const idx of lines.values()) {
+    const share = Math.max(2, Math.floor((max * idx.length) / rows.length));
+    if (idx.length <= share) {
+      for (const i of idx) keep[i] = 1;
+      continue;
+    }
+    for (let j = 0; j < share; j++) keep[idx[Math.round((j * (idx.length - 1)) / (share - 1))]!] = 1;
+    for (const i of idx) if (rows[i]!["knee"] === true) keep[i] = 1;
+  }
+  return rows.filter((_, i) => keep[i] === 1);
 }
 
 /** A ticket's accuracies as a hover label says them: the selection accuracy first, test beside it. */
@@ -78,7 +145,7 @@ function spreadText(s: ConfigRow["sparsity"], n: number): string {
 
 /** The smallest remaining-weights percentage a log axis shows: a decade below the sparsest point. */
 function remainingFloor(values: number[]): number {
-  const min = Math.min(100, ...values.filter((v) => v > 0));
+  const min = values.reduce((m, v) => (v > 0 ? Math.min(m, v) : m), 100); // not Math.min(...): 100,000 values
   return 10 ** Math.floor(Math.log10(min) - 1e-9);
 }
 
@@ -327,7 +394,8 @@ export function knobChartSpec(d: Pick<ReportData, "selection">, a: Analysis): To
   const panel = (knob: string, field: "sparsity" | "accuracy") => {
     const values = rows.filter((r) => r.knob === knob);
     const vs = values.map((r) => r.value);
-    const logX = Math.min(...vs) > 0 && Math.max(...vs) / Math.min(...vs) >= 10;
+    const least = vs.reduce((m, v) => Math.min(m, v), Infinity), most = vs.reduce((m, v) => Math.max(m, v), -Infinity);
+    const logX = least > 0 && most / least >= 10;
     const x = { field: "value", type: "quantitative", title: knob, scale: logX ? { type: "log" } : { zero: false } };
     const title = field === "sparsity" ? "sparsity (%)" : `${d.selection} accuracy (%)`;
     const y = {

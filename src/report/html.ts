@@ -18,18 +18,27 @@ import {
   computeTable,
   configFrontTable,
   hypervolumeTable,
+  leftOutNote,
+  shownRows,
   type TableCells,
 } from "./tables.ts";
 
 const esc = (s: string) =>
   s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 
-function table(head: string[], rows: (string | number)[][], opts: { id?: string; sortable?: boolean } = {}): string {
+/** An HTML table of at most {@link TABLE_ROWS} rows; `total`: how many rows `rows` was chosen from. */
+function table(
+  head: string[],
+  rows: (string | number)[][],
+  opts: { id?: string; sortable?: boolean; total?: number } = {},
+): string {
+  const shown = shownRows(rows), total = opts.total ?? rows.length;
   const th = head.map((h, i) => `<th${opts.sortable ? ` data-col="${i}"` : ""}>${esc(h)}</th>`).join("");
-  const tr = rows.map((r) => `<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join("")}</tr>`).join("\n");
+  const tr = shown.map((r) => `<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join("")}</tr>`).join("\n");
   return `<table${opts.id ? ` id="${opts.id}"` : ""}${
     opts.sortable ? ' class="sortable"' : ""
-  }><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>`;
+  }><thead><tr>${th}</tr></thead><tbody>\n${tr}\n</tbody></table>` +
+    (total > shown.length ? `\n<p class="muted">${esc(leftOutNote(shown.length, total))}</p>` : "");
 }
 
 const cells = (t: TableCells) => table(t.head, t.rows);
@@ -165,8 +174,8 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
     `<h2>All trials</h2><p class="muted">Click a column header to sort.</p>`,
     table(
       TRIAL_COLUMNS,
-      d.trials.map(trialRow),
-      { id: "trials", sortable: true },
+      shownRows(d.trials).map(trialRow),
+      { id: "trials", sortable: true, total: d.trials.length },
     ),
     `<h2>Failures</h2>`,
     failures.length

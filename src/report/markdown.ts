@@ -7,6 +7,8 @@ import {
   configFrontTable,
   fmtPct,
   hypervolumeTable,
+  leftOutNote,
+  shownRows,
   type TableCells,
 } from "./tables.ts";
 import { type DenseReference, fmtCut, referenceOf, type ReportData, type TrialRow } from "./data.ts";
@@ -139,12 +141,15 @@ export function analysisTables(a: Analysis): string {
 
 const cap = (s: string) => s[0]!.toUpperCase() + s.slice(1);
 
-function table(head: string[], rows: string[][]): string {
+/** A Markdown table of at most {@link TABLE_ROWS} rows; `total`: how many rows `rows` was chosen from. */
+function table(head: string[], rows: string[][], total = rows.length): string {
   const esc = (s: string) => s.replaceAll("|", "\\|").replaceAll("\n", " ");
+  const shown = shownRows(rows);
   return [
     `| ${head.join(" | ")} |`,
     `| ${head.map(() => "---").join(" | ")} |`,
-    ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`),
+    ...shown.map((r) => `| ${r.map(esc).join(" | ")} |`),
+    ...(total > shown.length ? ["", leftOutNote(shown.length, total)] : []),
   ].join("\n");
 }
 
@@ -288,7 +293,7 @@ export function renderMarkdown(d: ReportData, a: Analysis): string {
     ...computeSection(d),
     "## All trials",
     "",
-    table(TRIAL_COLUMNS, rows.map(trialRow)),
+    table(TRIAL_COLUMNS, shownRows(rows).map(trialRow), rows.length),
     "",
     ...(stopped.length ? [stoppedSection(d, stopped), ""] : []),
     "## Failures",

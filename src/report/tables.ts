@@ -8,6 +8,25 @@ export const fmtPct = (
   v: number | undefined | null,
 ): string => (v === undefined || v === null ? "" : (100 * v).toFixed(2));
 
+/**
+ * The most rows one table of the HTML or Markdown report shows: the tables of a 100,000-trial sweep would make a
+ * page that does not open. trials.csv has every trial, fronts.json and pareto.json every front and ticket.
+ */
+export const TABLE_ROWS = 1000;
+
+/** At most `max` of `rows`, evenly spaced in their order, the first and the last kept. */
+export function shownRows<T>(rows: readonly T[], max = TABLE_ROWS): T[] {
+  if (rows.length <= max) return [...rows];
+  return Array.from({ length: max }, (_, j) => rows[Math.round((j * (rows.length - 1)) / (max - 1))]!);
+}
+
+/** The line under a table that shows `shown` of its `total` rows. */
+export function leftOutNote(shown: number, total: number): string {
+  const n = (x: number) => x.toLocaleString("en-US");
+  return `${n(shown)} of ${n(total)} rows shown, evenly spaced: trials.csv has every trial, fronts.json and ` +
+    "pareto.json every front and ticket.";
+}
+
 /** A table's header and rows as text cells; each renderer (Markdown, HTML) only formats them. */
 export interface TableCells {
   head: string[];
@@ -132,7 +151,7 @@ export function configFrontTable(
  * yet); a comparison puts its sweeps side by side.
  */
 export function computeTable(curves: readonly ComputeCurve[], rows = 12): TableCells | null {
-  const max = Math.max(0, ...curves.flatMap((c) => c.steps.map((s) => s.trial_epochs)));
+  const max = curves.reduce((m, c) => c.steps.reduce((n, s) => Math.max(n, s.trial_epochs), m), 0);
   if (!curves.length || max <= 0) return null;
   const budgets: number[] = [];
   for (let i = 1; i <= rows; i++) {

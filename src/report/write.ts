@@ -19,7 +19,77 @@ export async function writeReportFiles(
   await Deno.mkdir(dir, { recursive: true });
   await atomicWrite(`${dir}/report.html`, await renderHtml(d, a));
   await atomicWrite(`${dir}/report.md`, renderMarkdown(d, a));
-  await atomicWrite(`${dir}/pareto.json`, JSON.stringify(paretoJson(d), null, 2) + "\n");
-  await atomicWrite(`${dir}/fronts.json`, JSON.stringify(frontsJson(d, a), null, 2) + "\n");
+  await writeJson(`${dir}/pareto.json`, paretoJson(d));
+  await writeJson(`${dir}/fronts.json`, frontsJson(d, a));
   await atomicWrite(`${dir}/trials.csv`, trialsCsv(d));
+}
+
+/**
+ * Writes `JSON.stringify(value, null, 2)` and a newline to `path` atomically (a temporary file renamed into place),
+ * in pieces of about a megabyte: the `pareto.json` of a 100,000-trial sweep is ~90 MB as one string.
+ */
+export async function writeJson(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    const enc = new TextEncoder();
+    let buf: string[] = [], size = 0;
+    const flush = async () => {
+      const data = enc.encode(buf.join(""));
+      buf = [];
+      size = 0;
+      for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
+    };
+    for (const chunk of prettyJsonChunks(value, "")) {
+      buf.push(chunk);
+      size += chunk.length;
+      if (size >= 1 << 20) await flush();
+    }
+    buf.push("\n");
+    await flush();
+  } finally {
+    f.close();
+  }
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * `JSON.stringify(value, null, 2)` in pieces, byte for byte: a large array is given element by element, and the
+ * plain objects and arrays around one key by key (each piece indented as where it stands).
+ */
+export function* prettyJsonChunks(value: unknown, indent: string): Generator<string> {
+  const whole = (v: unknown) => JSON.stringify(v, null, 2).replaceAll("\n", `\n${indent}`);
+  const inner = indent + "  ";
+  if (Array.isArray(value)) {
+    if (value.length === 0) return yield "[]";
+    yield "[";
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      const skip = v === undefined || typeof v === "function" || typeof v === "symbol";
+      yield (i ? "," : "") + "\n" + inner;
+      if (skip) yield "null";
+      else yield* prettyJsonChunks(v, inner);
+    }
+    return yield `\n${indent}]`;
+  }
+  const plain = value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype &&
+    !("toJSON" in value);
+  if (!plain || !hasLargeArray(value, 3)) return yield whole(value);
+  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) =>
+    v !== undefined && typeof v !== "function" && typeof v !== "symbol"
+  );
+  if (entries.length === 0) return yield "{}";
+  yield "{";
+  for (const [i, [k, v]] of entries.entries()) {
+    yield `${i ? "," : ""}\n${inner}${JSON.stringify(k)}: `;
+    yield* prettyJsonChunks(v, inner);
+  }
+  yield `\n${indent}}`;
+}
+
+/** Whether a plain value holds an array of over 1,000 elements within `depth` levels. */
+function hasLargeArray(v: unknown, depth: number): boolean {
+  if (Array.isArray(v)) return v.length > 1000 || (depth > 0 && v.some((x) => hasLargeArray(x, depth - 1)));
+  if (v === null || typeof v !== "object" || depth <= 0) return false;
+  return Object.values(v).some((x) => hasLargeArray(x, depth - 1));
 }
