@@ -79,7 +79,7 @@ Deno.test("early stop - rungs.jsonl: replayed in order on resume, torn and forei
     await Deno.writeTextFile(`${dir}/${RUNGS_FILE}`, '{"v":1,"trial_id":"c","gr', { append: true });
     const again = await RungLog.open(dir, (id) => id !== "zz");
     assert.deepEqual(again.lines.map((l) => l.trial_id), ["a", "b"]);
-    assert.deepEqual(again.setAside.map((x) => [x.line, x.reason.split(" ")[0]]), [[3, "trial"], [4, "not"]]);
+    assert.deepEqual(again.setAside.map((x) => [x.line, x.reason.split(" ")[0]]), [[3, "trial"], [4, "torn"]]);
     assert.match(await Deno.readTextFile(`${dir}/${RUNGS_REJECTED_FILE}`), /"line":4/);
     assert.equal((await Deno.readTextFile(`${dir}/${RUNGS_FILE}`)).trim().split("\n").length, 2);
     // the board rebuilt from the file judges the next report as the first board did: c is beaten by a

@@ -9,7 +9,7 @@
 
 import { z } from "zod";
 import { MAX_CUTS } from "../spec/schema.ts";
-import { appendLine, readLogText, setLinesAside } from "./record.ts";
+import { appendLine, type BadLine, parseLogLines, readLogText, setLinesAside } from "./record.ts";
 
 /** A ticket's point at a rung. */
 export interface Point {
@@ -105,7 +105,7 @@ export const rungPointOf = (l: RungLine): RungPoint => ({
 export class RungLog {
   readonly path: string;
   readonly lines: RungLine[] = [];
-  readonly setAside: { line: number; reason: string; raw: string }[] = [];
+  readonly setAside: BadLine[] = [];
   #writes: Promise<void> = Promise.resolve();
 
   private constructor(readonly dir: string) {
@@ -115,26 +115,14 @@ export class RungLog {
   static async open(dir: string, planned: (id: string) => boolean): Promise<RungLog> {
     const log = new RungLog(dir);
     const text = await readLogText(log.path);
-    let good = "";
-    const rows = text.split("\n");
-    rows.forEach((line, i) => {
-      if (!line.trim()) return;
-      const aside = (reason: string) => log.setAside.push({ line: i + 1, reason, raw: line });
-      let raw: unknown;
-      try {
-        raw = JSON.parse(line);
-      } catch (e) {
-        return aside(`not JSON (${(e as Error).message})${i === rows.length - 1 ? ", torn by a crash" : ""}`);
-      }
-      const parsed = RungLineSchema.safeParse(raw);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        return aside(`not a rung report (${issue.path.join(".") || "(root)"}: ${issue.message})`);
-      }
-      if (!planned(parsed.data.trial_id)) return aside(`trial ${parsed.data.trial_id} is not in the plan`);
-      log.lines.push(parsed.data);
-      good += line + "\n";
-    });
+    const { items, good, setAside } = parseLogLines(
+      text,
+      RungLineSchema,
+      "a rung report",
+      (l) => planned(l.trial_id) ? undefined : `trial ${l.trial_id} is not in the plan`,
+    );
+    log.lines.push(...items);
+    log.setAside.push(...setAside);
     if (good !== text) await setLinesAside(log.path, good, `${dir}/${RUNGS_REJECTED_FILE}`, log.setAside);
     return log;
   }

@@ -261,6 +261,59 @@ export async function appendLine(path: string, text: string, sync = false): Prom
   }
 }
 
+/** A line of a run directory's JSONL log that is not valid: its 1-based number, why, and its text. */
+export interface BadLine {
+  line: number;
+  reason: string;
+  raw: string;
+}
+
+/**
+ * Parses a JSONL log (`proposals.jsonl`, `rungs.jsonl`): each line must be JSON, pass `schema`, and pass `check`
+ * (a reason when it is not one of this sweep's); the rest are set aside, a last line that is not JSON being the
+ * end of a write torn by a crash. Returns the good items and their text, in order.
+ */
+export function parseLogLines<T>(
+  text: string,
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: Issue[] } } },
+  what: string,
+  check: (item: T) => string | undefined,
+): { items: T[]; good: string; setAside: BadLine[] } {
+  const items: T[] = [], setAside: BadLine[] = [];
+  let good = "";
+  const lines = text.split("\n");
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    const aside = (reason: string) => setAside.push({ line: i + 1, reason, raw: line });
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch (e) {
+      return aside(
+        i === lines.length - 1
+          ? `torn (not JSON: ${(e as Error).message}), the end of a write cut by a crash`
+          : `not JSON (${(e as Error).message})`,
+      );
+    }
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return aside(`not ${what} (${issue.path.join(".") || "(root)"}: ${issue.message})`);
+    }
+    const wrong = check(parsed.data);
+    if (wrong) return aside(wrong);
+    items.push(parsed.data);
+    good += line + "\n";
+  });
+  return { items, good, setAside };
+}
+
+/** A schema issue, as zod reports it. */
+interface Issue {
+  path: (string | number)[];
+  message: string;
+}
+
 /**
  * The text of a run directory's JSONL log, "" when it does not exist yet; a directory or an unreadable file in its
  * place is one clear line.

@@ -4,7 +4,7 @@
 // them from results.jsonl and proposals.jsonl proposes what the crashed one would have proposed.
 import { z } from "zod";
 import type { RecordedResult } from "./record.ts";
-import { appendLine, readLogText, setLinesAside } from "./record.ts";
+import { appendLine, parseLogLines, readLogText, setLinesAside } from "./record.ts";
 import { canonicalJson } from "../util/hash.ts";
 import { Rng } from "../util/rng.ts";
 import { nonDominated, type Point2 } from "../pareto/front.ts";
@@ -475,37 +475,16 @@ export class ProposalLog {
     const log = new ProposalLog(dir);
     const text = await readLogText(log.path);
     const seen = new Set<string>();
-    let good = "", trials = 0;
-    const lines = text.split("\n");
-    lines.forEach((line, i) => {
-      if (!line.trim()) return;
-      const aside = (reason: string) => log.setAside.push({ line: i + 1, reason, raw: line });
-      let raw: unknown;
-      try {
-        raw = JSON.parse(line);
-      } catch (e) {
-        return aside(
-          i === lines.length - 1
-            ? `torn (not JSON: ${(e as Error).message}), the end of a write cut by a crash`
-            : `not JSON (${(e as Error).message})`,
-        );
-      }
-      const parsed = ProposalSchema.safeParse(raw);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        return aside(`not a proposal (${issue.path.join(".") || "(root)"}: ${issue.message})`);
-      }
-      const p = parsed.data as Proposal;
-      const wrong = proposalMismatch(p, spec, sweepId, seen);
-      if (wrong) return aside(wrong);
-      if (trials + p.trials.length > trialBudget(spec)) {
-        return aside(`over the budget of ${trialBudget(spec)} trials`);
-      }
+    let trials = 0;
+    const { items, good, setAside } = parseLogLines(text, ProposalSchema, "a proposal", (p) => {
+      const wrong = proposalMismatch(p as Proposal, spec, sweepId, seen);
+      if (wrong) return wrong;
+      if (trials + p.trials.length > trialBudget(spec)) return `over the budget of ${trialBudget(spec)} trials`;
       trials += p.trials.length;
       for (const t of p.trials) seen.add(t.id);
-      log.#proposals.push(p);
-      good += line + "\n";
     });
+    log.#proposals.push(...(items as Proposal[]));
+    log.setAside.push(...setAside);
     if (!opts.readOnly && good !== text) {
       await setLinesAside(log.path, good, `${dir}/${PROPOSALS_REJECTED_FILE}`, log.setAside);
     }
