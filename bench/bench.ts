@@ -1,5 +1,5 @@
 // `deno task bench [--quick]`: speed as ratios measured in one run (never as timed test asserts).
-import { loadavg } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createBlasEngine } from "../src/engine/blas.ts";
@@ -184,7 +184,8 @@ const engines: { name: string; make: () => Promise<Engine> }[] = [
 ];
 
 console.log(
-  `ticketsweep bench on ${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores, ` +
+  `ticketsweep bench on ${Deno.build.os}/${Deno.build.arch}, ${cpus()[0]?.model ?? "unknown CPU"}, ` +
+    `${navigator.hardwareConcurrency} cores, ` +
     `Deno ${Deno.version.deno}, ${new Date().toISOString().slice(0, 16)}Z, ${load()}; every number below is from ` +
     "this run.",
 );
