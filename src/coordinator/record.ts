@@ -4,6 +4,7 @@ import { decodeBase64 } from "../util/base64.ts";
 import { ticketManifest, writeTicket } from "../ticket/format.ts";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { TicketsweepError } from "../util/errors.ts";
+import { deflateRawSync, inflateRawSync } from "node:zlib";
 
 /** One line of `results.jsonl`: the result as received, with the ticket's bits moved out to `tickets/`. */
 export type RecordedResult = ResultMessage;
@@ -71,13 +72,46 @@ export function setAsideNotice(s: SetAsideLine, readOnly = false): string {
 }
 
 /**
+ * The lines a {@link ResultLog} recorded, in recording order, kept deflated in blocks of 512 lines: a result line is
+ * ~500 bytes and ~750 parsed, a deflated one a tenth of that, so a 100,000-trial sweep keeps ~6 MB, not ~75.
+ */
+class LineJournal {
+  #blocks: Uint8Array[] = [];
+  #open: string[] = [];
+
+  push(line: string): void {
+    this.#open.push(line);
+    if (this.#open.length >= 512) {
+      this.#blocks.push(deflateRawSync(new TextEncoder().encode(this.#open.join("\n"))));
+      this.#open = [];
+    }
+  }
+
+  *lines(): Generator<string> {
+    const dec = new TextDecoder();
+    for (const b of this.#blocks) yield* dec.decode(inflateRawSync(b)).split("\n");
+    yield* this.#open;
+  }
+
+  /** Keeps the lines `keep` says yes to, in order. */
+  filter(keep: (line: string) => boolean): void {
+    const kept = [...this.lines()].filter(keep);
+    this.#blocks = [];
+    this.#open = [];
+    for (const l of kept) this.push(l);
+  }
+}
+
+/**
  * The append-only record of outcomes of a sweep: `results.jsonl`, one JSON object per line, at most one
- * line per trial id (recording is idempotent). Tickets go to `tickets/<trial>/`.
+ * line per trial id (recording is idempotent). Tickets go to `tickets/<trial>/`. In memory it keeps the recorded
+ * trial ids and the lines deflated ({@link LineJournal}); {@link all} parses them when asked.
  */
 export class ResultLog {
   readonly path: string;
   readonly #dir: string;
-  readonly #byId = new Map<string, RecordedResult>();
+  readonly #ids = new Set<string>();
+  readonly #journal = new LineJournal();
   #file?: Deno.FsFile;
   #setAside: SetAsideLine[] = [];
 
@@ -122,7 +156,8 @@ export class ResultLog {
       const first = firstLine.get(r.trial_id);
       if (first !== undefined) return aside(`a second outcome of trial ${r.trial_id} (line ${first} is kept)`, false);
       firstLine.set(r.trial_id, n);
-      log.#byId.set(r.trial_id, r);
+      log.#ids.add(r.trial_id);
+      log.#journal.push(JSON.stringify(r)); // as validated (defaults filled in), as all() returned it before
       good += line + "\n";
     });
     if (!opts.readOnly && good !== text) {
@@ -137,15 +172,16 @@ export class ResultLog {
   }
 
   has(trialId: string): boolean {
-    return this.#byId.has(trialId);
+    return this.#ids.has(trialId);
   }
 
   get size(): number {
-    return this.#byId.size;
+    return this.#ids.size;
   }
 
+  /** Every recorded outcome, in recording order, parsed afresh from the kept lines (a new copy each call). */
   all(): RecordedResult[] {
-    return [...this.#byId.values()];
+    return [...this.#journal.lines()].map((l) => JSON.parse(l) as RecordedResult);
   }
 
   /**
@@ -153,7 +189,7 @@ export class ResultLog {
    * @returns whether it was new.
    */
   async record(r: ResultMessage, trial: Trial): Promise<boolean> {
-    if (this.#byId.has(r.trial_id)) return false;
+    if (this.#ids.has(r.trial_id)) return false;
     let line: RecordedResult = r;
     if (r.metrics?.ticket) {
       const { bits_b64, ...ticket } = r.metrics.ticket;
@@ -163,8 +199,10 @@ export class ResultLog {
       line = { ...r, metrics: { ...r.metrics, ticket: { ...ticket, bits_b64: "" } } };
       if (cuts) line.metrics!.cuts = { ...cuts, levels: { ...cuts.levels, b64: "" } };
     }
-    await this.#append(JSON.stringify(line) + "\n");
-    this.#byId.set(r.trial_id, line);
+    const text = JSON.stringify(line);
+    await this.#append(text + "\n");
+    this.#ids.add(r.trial_id);
+    this.#journal.push(text);
     return true;
   }
 
@@ -204,7 +242,8 @@ export class ResultLog {
       else good += line + "\n";
     });
     await setLinesAside(this.path, good, `${this.#dir}/${REJECTED_FILE}`, aside);
-    for (const id of ids) this.#byId.delete(id);
+    for (const id of ids) this.#ids.delete(id);
+    this.#journal.filter((l) => !ids.has((JSON.parse(l) as { trial_id: string }).trial_id));
     return aside.length;
   }
 
@@ -232,8 +271,10 @@ export class ResultLog {
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    const missing = [...this.#byId.values()].filter((r) => !inFile.has(r.trial_id));
-    if (missing.length) await appendLine(this.path, missing.map((r) => JSON.stringify(r) + "\n").join(""));
+    const missing = [...this.#journal.lines()].filter((l) =>
+      !inFile.has((JSON.parse(l) as { trial_id: string }).trial_id)
+    );
+    if (missing.length) await appendLine(this.path, missing.map((l) => l + "\n").join(""));
     return missing.length;
   }
 }

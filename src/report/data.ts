@@ -189,20 +189,24 @@ export function buildReportData(
     backends: [...new Set(results.flatMap((r) => (r.metrics ? [`${r.metrics.backend} (${r.metrics.device})`] : [])))],
     dense,
     references: dense ? [{ sweep: name, ...dense, groups: fronts.map((f) => f.group) }] : [],
-    // a planned trial resolves its configuration when asked: once each here, not once a setting
-    settings: [
-      sweepSettings(
-        name,
-        sweepId,
-        trials.map((t) =>
-          t instanceof PlannedTrial
-            ? { id: t.id, sweepId: t.sweepId, params: t.params, seed: t.seed, config: t.config }
-            : t
-        ),
-      ),
-    ],
+    settings: [sweepSettings(name, sweepId, settingsTrials(trials))],
     workers: workerEnvs(results),
   };
+}
+
+/**
+ * The trials as {@link sweepSettings} reads them, without resolving 100,000 configurations: a planned trial's
+ * configuration differs from its method's first trial's only in its swept parameters, which the settings take from
+ * `params`, so each planned trial carries its method's first configuration.
+ */
+function settingsTrials(trials: Trial[]): Trial[] {
+  const first = new Map<string, Trial["config"]>();
+  return trials.map((t) => {
+    if (!(t instanceof PlannedTrial)) return t;
+    let config = first.get(t.group);
+    if (!config) first.set(t.group, config = t.config);
+    return { id: t.id, sweepId: t.sweepId, params: t.params, seed: t.seed, config };
+  });
 }
 
 /** Validation when every done trial has a validation accuracy (and at least one is done), else test. */
