@@ -1,6 +1,7 @@
 // `deno task bench [--quick]`: speed as ratios measured in one run (never as timed test asserts).
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
+import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
 import { createBlasEngine } from "../src/engine/blas.ts";
 import type { Engine } from "../src/engine/engine.ts";
@@ -19,28 +20,37 @@ import { Rng } from "../src/util/rng.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import { selectEngine } from "../src/engine/select.ts";
 import { loadKernels } from "../src/engine/native.ts";
-import { dispatchBench, type DispatchResult } from "./dispatch.ts";
+import type { DispatchResult } from "./dispatch.ts";
 import { searchBench } from "./search.ts";
 import { loadMnist } from "../src/train/data/mnist.ts";
 import { findTorchPython, runTorch, type TorchPython, writeMnistNpy } from "./torch_reference.ts";
 import { ticketsweepTrials, torchTrials } from "./trial_throughput.ts";
 
-/** The dispatch benchmark's table (issue: 64 connections, 10,000 trials, no-op trainer). */
+/** The dispatch benchmark's table (issue 15: 64 connections, 10,000 and 100,000 trials, no-op trainer). */
 async function printDispatch(trials: number, connections: number): Promise<void> {
   console.log(
     `\n## Dispatch: ${trials} trials, ${connections} worker connections, no-op trainer, nats-server on loopback\n`,
   );
-  const r = await dispatchBench(trials, connections);
+  const load0 = loadavg()[0]!;
+  // in a process of its own: its peak RSS is the coordinator's (and the bench's bookkeeping), not this one's
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("dispatch.ts", import.meta.url).pathname, String(trials), String(connections)],
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`bench/dispatch.ts ${trials} ${connections} failed`);
+  const r = JSON.parse(new TextDecoder().decode(out.stdout)) as DispatchResult;
   console.log(
-    "| recorded | lost | duplicated | publish s | last record s | trials/s recorded | queue latency p50/p90/p99 ms | service latency p50/p90/p99 ms | coordinator peak RSS MB |",
+    "| recorded | lost | duplicated | publish s | last record s | trials/s recorded | queue latency p50/p90/p99 ms | service latency p50/p90/p99 ms | coordinator peak RSS MB: at the last record / with the reports | reports s | load average (1 min) before / after |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   const l = (x: DispatchResult["queueLatencyMs"]) => `${x.p50}/${x.p90}/${x.p99}`;
   console.log(
     `| ${r.recorded} | ${r.lost} | ${r.duplicates} | ${r.publishS.toFixed(2)} | ${r.dispatchS.toFixed(2)} | ${
       r.perS.toFixed(0)
     } | ` +
-      `${l(r.queueLatencyMs)} | ${l(r.serviceLatencyMs)} | ${r.peakRssMb.toFixed(0)} |`,
+      `${l(r.queueLatencyMs)} | ${l(r.serviceLatencyMs)} | ${r.dispatchPeakRssMb.toFixed(0)} / ${
+        r.peakRssMb.toFixed(0)
+      } | ${r.reportS.toFixed(1)} | ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} |`,
   );
   console.log(
     "\nqueue latency: from the first publish to the record (all trials are queued at once); service latency: " +
@@ -54,6 +64,8 @@ const { values } = parseArgs({
     quick: { type: "boolean" },
     dispatch: { type: "boolean" },
     search: { type: "boolean" },
+    // --dispatch --trials N: one dispatch run of N trials (default: 10,000, then 100,000)
+    trials: { type: "string" },
     // only the sections measured against PyTorch (the engines, every method, whole trials, Conv-4)
     torch: { type: "boolean" },
   },
@@ -64,12 +76,23 @@ const BATCH = 128;
 /** The seeded 8000-digit MNIST training split (as the quickstart's and the PyTorch reference's), normalised. */
 const mnistTrain = (await loadMnist(8000, 2000, 0)).train;
 
-/**
- * Steps/s of one method's training step at batch 128 on one engine: LeNet-300-100 on batches drawn from the MNIST
- * training split, reshuffled every epoch, as the PyTorch reference draws them; other architectures on one random
- * batch.
- */
+/** Steps/s of {@link trainStepsTimed}. */
 function trainSteps(engine: Engine, method: MethodName, budgetS: number, arch = "mlp", shape = [28, 28, 1]): number {
+  return trainStepsTimed(engine, method, budgetS, arch, shape).sps;
+}
+
+/**
+ * Steps per second of wall time and of the process's CPU time (less sensitive to other processes' load) of one
+ * method's training step at batch 128 on one engine: LeNet-300-100 on batches drawn from the MNIST training split,
+ * reshuffled every epoch, as the PyTorch reference draws them; other architectures on one random batch.
+ */
+function trainStepsTimed(
+  engine: Engine,
+  method: MethodName,
+  budgetS: number,
+  arch = "mlp",
+  shape = [28, 28, 1],
+): { sps: number; cpuSps: number } {
   const cfg = resolveTrialConfig(
     parseSpec(
       `name: bench\nmodel: {architecture: ${arch}, init: signed_constant}\nmethod: {name: ${method}, lambda: 1.0e-6}`,
@@ -110,12 +133,13 @@ function trainSteps(engine: Engine, method: MethodName, budgetS: number, arch = 
   };
   for (let i = 0; i < (arch === "mlp" ? 3 : 1); i++) step();
   let n = 0;
-  const t0 = performance.now();
+  const t0 = performance.now(), cpu0 = cpuUsage();
   while (performance.now() - t0 < budgetS * 1000 || n < 2) {
     step();
     n++;
   }
-  return n / ((performance.now() - t0) / 1000);
+  const cpu = cpuUsage(cpu0);
+  return { sps: n / ((performance.now() - t0) / 1000), cpuSps: n / ((cpu.user + cpu.system) / 1e6) };
 }
 
 /** GFLOP/s of a 512×784×300 product (the first layer's shape) through an engine. */
@@ -146,6 +170,8 @@ addEventListener("unload", () => Deno.removeSync(dataDir, { recursive: true }));
 /** The reference's steps/s and minor page faults per step (thousands: the cold allocator regime), or null. */
 interface TorchSteps {
   sps: number;
+  /** Steps per second of the process's CPU time. */
+  cpuSps: number;
   faults: number;
 }
 
@@ -161,7 +187,7 @@ async function torchSteps(
   if (opts.warm) args.push("--warm");
   if (opts.arch) args.push("--arch", opts.arch);
   const [r] = await runTorch(py, args);
-  return { sps: Number(r!.steps_per_s), faults: Number(r!.page_faults_per_step) };
+  return { sps: Number(r!.steps_per_s), cpuSps: Number(r!.steps_per_cpu_s), faults: Number(r!.page_faults_per_step) };
 }
 
 const engines: { name: string; make: () => Promise<Engine> }[] = [
@@ -196,7 +222,7 @@ console.log(
     : "PyTorch reference skipped: no python3 imports torch (Debian: `apt-get install python3-torch`).\n",
 );
 if (values.dispatch) {
-  await printDispatch(10_000, 64);
+  for (const n of values.trials ? [Number(values.trials)] : [10_000, 100_000]) await printDispatch(n, 64);
   Deno.exit(0);
 }
 if (values.search) {
@@ -248,28 +274,33 @@ console.log(`\nOpenBLAS sgemm 512×784×300, 1 thread: ${sgemm.toFixed(1)} GFLOP
   const { engine, reason } = await selectEngine("auto");
   console.log(`engine: ${engine.name} (${reason}); ${load()}\n`);
   console.log(
-    "| method | steps/s | PyTorch steps/s | ratio | PyTorch after a warm allocation | warm gap | PyTorch page faults/step |",
+    "| method | steps/s | PyTorch steps/s | ratio | ratio in CPU time | PyTorch after a warm allocation | warm gap | " +
+      "PyTorch page faults/step |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
   const budget = Math.min(seconds, 2), flagged: string[] = [];
   for (const method of METHODS) {
     // ours half before and half after PyTorch's two runs, so that both see the same minute's load
-    const sps = (trainSteps(engine, method, budget / 2) + trainSteps(engine, method, budget / 2)) / 2;
+    const [a, b] = [trainStepsTimed(engine, method, budget / 2), trainStepsTimed(engine, method, budget / 2)];
+    const sps = (a.sps + b.sps) / 2, cpuSps = (a.cpuSps + b.cpuSps) / 2;
     const plain = await torchSteps(method, 1, budget), warm = await torchSteps(method, 1, budget, { warm: true });
     if (!plain || !warm) {
-      console.log(`| ${method} | ${sps.toFixed(1)} | n/a | n/a | n/a | n/a | n/a |`);
+      console.log(`| ${method} | ${sps.toFixed(1)} | n/a | n/a | n/a | n/a | n/a | n/a |`);
       continue;
     }
     const gap = warm.sps / plain.sps - 1;
     if (Math.abs(gap) > 0.2) flagged.push(`${method} (${(100 * gap).toFixed(0)}%)`);
     console.log(
       `| ${method} | ${sps.toFixed(1)} | ${plain.sps.toFixed(1)} | ${(sps / plain.sps).toFixed(2)}× | ` +
+        `${(cpuSps / plain.cpuSps).toFixed(2)}× | ` +
         `${warm.sps.toFixed(1)} | ${gap >= 0 ? "+" : ""}${(100 * gap).toFixed(0)}% | ${plain.faults.toFixed(0)} |`,
     );
   }
   engine.close();
   console.log(
-    `\n${load()}. The ratio is to the plain script; "after a warm allocation" is the same script with a 25 MB ` +
+    `\n${load()}. The ratio is to the plain script, in wall time and in each process's CPU time (steps per CPU ` +
+      "second: what another process's load changes less; ours counts every thread of the Deno process); " +
+      '"after a warm allocation" is the same script with a 25 MB ' +
       "buffer allocated and freed before training (`--warm`): a process that never freed a large buffer gets " +
       "fresh pages from the kernel for every tensor of every step (hundreds of page faults a step, several times " +
       "slower), so the two agree only when the reference trains in a user's regime.",

@@ -215,12 +215,13 @@ def steps_per_s():
 
     for _ in range(20 if args.arch == "mlp" else 2):
         step()
-    n, t0, faults = 0, time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    n, t0, cpu0 = 0, time.perf_counter(), time.process_time()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     while time.perf_counter() - t0 < args.seconds or n < 2:
         step()
         n += 1
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-    return n / (time.perf_counter() - t0), faults / n
+    return n / (time.perf_counter() - t0), n / (time.process_time() - cpu0), faults / n
 
 
 def trial(lam):
@@ -253,8 +254,9 @@ def trial(lam):
 
 
 if args.mode == "steps":
-    sps, faults = steps_per_s()
-    print(json.dumps({"steps_per_s": sps, "page_faults_per_step": faults, "threads": args.threads,
+    sps, cpu_sps, faults = steps_per_s()
+    print(json.dumps({"steps_per_s": sps, "steps_per_cpu_s": cpu_sps, "page_faults_per_step": faults,
+                      "threads": args.threads,
                       "torch": torch.__version__, "warm": args.warm}))
 else:
     if args.method != "gates":
