@@ -8,7 +8,7 @@ import { ROOT, sweepInProcess } from "./_fixtures.ts";
 import { createJsEngine } from "../src/engine/js.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { ModelSchema, TrialConfigSchema } from "../src/spec/schema.ts";
-import { expandTrials } from "../src/spec/expand.ts";
+import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
 import { exportPortable } from "../src/ticket/export.ts";
 import { readTicket } from "../src/ticket/format.ts";
 import { unpackMasks } from "../src/ticket/bits.ts";
@@ -346,7 +346,11 @@ Deno.test("custom nets - the sweeps/ custom example parses, fits every worker li
   }));
   const issues = comparabilityIssues(settingsDiff([settings, sweepSettings("b", "b-1", wider)]));
   assert.deepEqual(issues.map((i) => [i.what, i.settings.map((s) => s.setting)]), [["network", ["model.layers"]]]);
-  // a spec without layers parses to no `layers` or `blocks` keys: its hashed form (and id) is what it was
+  // a spec without layers parses to no `layers` or `blocks` keys: its hashed form (and id) is what it was before
+  // custom networks existed (the ids below are those of commit 31d83bb)
   const plain = parseSpec("name: plain\n", "p.yaml");
   assert.ok(!("layers" in plain.model) && !("blocks" in plain.model));
+  for (const [f, id] of [["quickstart", "quickstart-bcbebf10"], ["mnist-fc-methods", "mnist-fc-methods-ec68bd68"]]) {
+    assert.equal(sweepIdOf(parseSpec(await Deno.readTextFile(`${ROOT}sweeps/${f}.yaml`), f)), id);
+  }
 });
