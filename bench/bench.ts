@@ -335,7 +335,7 @@ if (py) {
   );
   console.log("| --- | --- | --- | --- | --- | --- | --- |");
   const sum = { ts: 0, torch: 0 };
-  let accuracy = "";
+  let accuracy = "", where = "";
   for (let round = 1; round <= rounds; round++) {
     const a = await ticketsweepTrials(specPath, workers);
     const b = await torchTrials(py, dataDir, lambdas, epochs, lr, workers);
@@ -343,6 +343,10 @@ if (py) {
     sum.torch += b.wallS;
     accuracy = `mean test accuracy ${(100 * a.accuracy).toFixed(1)}% and sparsity ${(100 * a.sparsity).toFixed(1)}% ` +
       `(ticketsweep), ${(100 * b.accuracy).toFixed(1)}% and ${(100 * b.sparsity).toFixed(1)}% (PyTorch)`;
+    const split = (t: typeof a) =>
+      `${t.trainS.toFixed(1)} s (${(100 * t.trainS / (workers * t.wallS)).toFixed(0)}%) in training steps`;
+    where = `Of ${workers} × the wall seconds, ticketsweep spent ${split(a)}, PyTorch ${split(b)}; the rest went to ` +
+      "starting processes, loading data, evaluating tickets, coordination and the report";
     console.log(
       `| ${round} | ${a.wallS.toFixed(1)} | ${a.perHour.toFixed(0)} | ${b.wallS.toFixed(1)} | ${
         b.perHour.toFixed(0)
@@ -356,7 +360,7 @@ if (py) {
       `${(sum.torch / sum.ts).toFixed(2)}× | |`,
   );
   console.log(
-    `\n${accuracy} (last round). ticketsweep: \`deno task sweep ${
+    `\n${accuracy}. ${where} (last round). ticketsweep: \`deno task sweep ${
       values.quick ? specPath : "sweeps/quickstart.yaml"
     } --workers ${workers} --runs $(mktemp -d)\` (a private nats-server broker, ${workers} worker processes; ` +
       "the wall time includes starting them, the report, and the ticket ladder each trial evaluates). PyTorch: " +

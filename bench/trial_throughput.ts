@@ -12,18 +12,28 @@ export interface Throughput {
   /** Mean test accuracy and sparsity of the tickets (the two sides train the same trials). */
   accuracy: number;
   sparsity: number;
+  /** Σ over the trials of the seconds of their training steps. */
+  trainS: number;
+}
+
+interface Row {
+  accuracy: number;
+  sparsity: number;
+  train_s: number;
 }
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-function summary(rows: { accuracy: number; sparsity: number }[], wallS: number): Throughput {
-  const mean = (k: "accuracy" | "sparsity") => rows.reduce((s, r) => s + r[k], 0) / rows.length;
+function summary(rows: Row[], wallS: number): Throughput {
+  const sum = (k: keyof Row) => rows.reduce((s, r) => s + r[k], 0);
+  const mean = (k: keyof Row) => sum(k) / rows.length;
   return {
     trials: rows.length,
     wallS,
     perHour: rows.length * 3600 / wallS,
     accuracy: mean("accuracy"),
     sparsity: mean("sparsity"),
+    trainS: sum("train_s"),
   };
 }
 
@@ -43,13 +53,13 @@ export async function ticketsweepTrials(spec: string, workers: number): Promise<
     }).output();
     const wallS = (performance.now() - t0) / 1000;
     if (!out.success) throw new Error(`the sweep failed: ${new TextDecoder().decode(out.stderr).slice(-2000)}`);
-    const rows: { accuracy: number; sparsity: number }[] = [];
+    const rows: Row[] = [];
     for await (const e of Deno.readDir(runs)) {
       if (!e.isDirectory) continue;
       const text = await Deno.readTextFile(join(runs, e.name, "results.jsonl"));
       for (const line of text.trim().split("\n")) {
         const r = JSON.parse(line);
-        if (r.status !== "done") throw new Error(`a trial ended ${r.status}`);
+        if (r.status !== "done") throw new Error(`a trial ended ${r.status}: ${line.slice(0, 1000)}`);
         rows.push(r.metrics);
       }
     }
@@ -92,7 +102,7 @@ export async function torchTrials(
       ])
     ))).flat();
     const wallS = (performance.now() - t0) / 1000;
-    return summary(rows.map((r) => ({ accuracy: Number(r.accuracy), sparsity: Number(r.sparsity) })), wallS);
+    return summary(rows.map((r) => ({ ...r }) as unknown as Row), wallS);
   } finally {
     await Deno.remove(out, { recursive: true });
   }
