@@ -232,6 +232,7 @@ def trial(lam):
     xval, yval, xtr, ytr = xtr[:v], ytr[:v], xtr[v:], ytr[v:]
     params, opt, effective, penalty = make_method("gates", lam)
     data = batches(xtr, ytr)
+    t_train = time.perf_counter()
     for _ in range(args.epochs):
         for _ in range(len(ytr) // BS):
             xb, yb = next(data)
@@ -239,6 +240,7 @@ def trial(lam):
             opt.zero_grad()
             loss.backward()
             opt.step()
+    train_s = time.perf_counter() - t_train
     with torch.no_grad():
         masks = [mu > 0 for mu in params]
         ticket = [w * m for w, m in zip(ws, masks)]
@@ -250,7 +252,7 @@ def trial(lam):
     if args.out:
         np.savez_compressed(os.path.join(args.out, f"ticket_{lam:g}.npz"), *[np.packbits(m.numpy()) for m in masks])
     return {"lambda": lam, "accuracy": accuracy, "val_accuracy": val_accuracy, "soft_accuracy": soft, "sparsity": sparsity,
-            "wall_s": time.perf_counter() - t0}
+            "train_s": train_s, "wall_s": time.perf_counter() - t0}
 
 
 if args.mode == "steps":
