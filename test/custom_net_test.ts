@@ -128,15 +128,15 @@ Deno.test("custom nets - gradients of random valid stacks (conv, pools, norms, G
     const net = build(model, [6, 6, 2], 3);
     const b = 4, x = new Float32Array(b * 72), y = Uint8Array.from({ length: b }, (_, i) => i % 3);
     new Rng(9 + seed).fillNormal(x);
-    const weff = net.layers.map((p) => Float32Array.from(p.w));
-    const grads = net.layers.map((p) => new Float32Array(p.w.length));
+    const weff = net.maskedParams.map((p) => Float32Array.from(p.w));
+    const grads = net.maskedParams.map((p) => new Float32Array(p.w.length));
     net.useEffectiveWeights(weff);
     net.useGradients(grads);
     net.forward(x, b, true);
     net.crossEntropy(y, b, true);
     net.backward(b);
     const analytic: number[] = [], numeric: number[] = [];
-    net.layers.forEach((p, l) => {
+    net.maskedParams.forEach((p, l) => {
       const idx = spread(p.w.length, 6);
       analytic.push(...idx.map((i) => grads[l]![i]!));
       numeric.push(...finiteDiff(weff[l]!, idx, () => lossOf(net, x, y, b), 1e-3));
@@ -241,8 +241,8 @@ async function ticketLogits(ticket: string): Promise<Float32Array> {
   const { manifest, bits } = await readTicket(ticket);
   const { train, test } = await loadDataset(manifest.config.dataset);
   const net = buildNet(manifest.config.model, train.shape, train.classes, createJsEngine());
-  const masks = unpackMasks(bits, net.layers.map((l) => l.w.length));
-  net.useEffectiveWeights(net.layers.map((l, i) => l.w.map((v, j) => v * masks[i]![j]!)));
+  const masks = unpackMasks(bits, net.maskedParams.map((l) => l.w.length));
+  net.useEffectiveWeights(net.maskedParams.map((l, i) => l.w.map((v, j) => v * masks[i]![j]!)));
   net.calibrate(train);
   return net.forward(test.x, test.n, false).slice();
 }

@@ -29,7 +29,7 @@ function lossAndGradients(engine: Engine) {
     const x = new Float32Array(b * shape.reduce((p, q) => p * q, 1));
     rng.fillNormal(x);
     const y = Uint8Array.from({ length: b }, (_, i) => i % 4);
-    const grads = net.layers.map((p) => new Float32Array(p.w.length));
+    const grads = net.maskedParams.map((p) => new Float32Array(p.w.length));
     net.useGradients(grads);
     net.forward(x, b, true);
     const { loss } = net.crossEntropy(y, b, true);

@@ -9,7 +9,7 @@ import { createJsEngine } from "../src/engine/js.ts";
 import { ModelSchema, TrialTrainingSchema } from "../src/spec/schema.ts";
 import { BernoulliGates } from "../src/train/masks/gates.ts";
 import { ContinuousSparsification } from "../src/train/masks/continuous_sparsification.ts";
-import { expF32, logF32 } from "../src/train/masks/math.ts";
+import { expF32, logF32 } from "../src/train/float32.ts";
 import { HardConcreteGates } from "../src/train/masks/hard_concrete.ts";
 import { buildNet } from "../src/train/nets/build.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -32,8 +32,8 @@ Deno.test("kernels - the native fused gate kernels give the same numbers as the 
   const method = settingsOf(gatesMethod, { lambda: 3e-6 });
   const ts = new BernoulliGates(net, method, training, new Rng(5, 2));
   const cc = new BernoulliGates(net, method, training, new Rng(5, 2), { kernels });
-  const weffA = net.layers.map((l) => new Float32Array(l.w.length)), weffB = weffA.map((w) => w.slice());
-  const grads = net.layers.map((l) => new Float32Array(l.w.length));
+  const weffA = net.maskedParams.map((l) => new Float32Array(l.w.length)), weffB = weffA.map((w) => w.slice());
+  const grads = net.maskedParams.map((l) => new Float32Array(l.w.length));
   const g = new Rng(9);
   for (let step = 0; step < 4; step++) {
     ts.effectiveWeights(weffA);
@@ -76,8 +76,8 @@ Deno.test("kernels - native im2col/col2im give the same convolution outputs and 
     const engine = createJsEngine();
     if (withKernels) engine.kernels = kernels;
     const net = buildNet(ModelSchema.parse({ architecture: "conv2", init: "kaiming_normal" }), [9, 9, 3], 4, engine);
-    const weff = net.layers.map((l) => Float32Array.from(l.w)),
-      grads = net.layers.map((l) => new Float32Array(l.w.length));
+    const weff = net.maskedParams.map((l) => Float32Array.from(l.w)),
+      grads = net.maskedParams.map((l) => new Float32Array(l.w.length));
     net.useEffectiveWeights(weff);
     net.useGradients(grads);
     const x = new Float32Array(5 * 243);
@@ -109,8 +109,8 @@ Deno.test("kernels - native edge-popup top-k and SGD give the same masks and sco
   const cc = new EdgePopup(net, method, training, new Rng(5, 2), kernels);
   // ties at the threshold: copy some scores so that several share the k-th magnitude
   for (const e of [ts, cc]) e.scores[2]!.fill(0.05, 0, 40);
-  const weffA = net.layers.map((l) => new Float32Array(l.w.length)), weffB = weffA.map((w) => w.slice());
-  const grads = net.layers.map((l) => new Float32Array(l.w.length));
+  const weffA = net.maskedParams.map((l) => new Float32Array(l.w.length)), weffB = weffA.map((w) => w.slice());
+  const grads = net.maskedParams.map((l) => new Float32Array(l.w.length));
   const g = new Rng(9);
   for (let step = 0; step < 4; step++) {
     ts.beginEpoch(step, 4);
@@ -124,7 +124,7 @@ Deno.test("kernels - native edge-popup top-k and SGD give the same masks and sco
     cc.applyGradients(grads);
     ts.scores.forEach((s, l) => assert.deepEqual(s, cc.scores[l], `scores after step ${step}, layer ${l}`));
   }
-  net.layers.forEach((_, l) => assert.deepEqual(ts.binaryMask(l), cc.binaryMask(l)));
+  net.maskedParams.forEach((_, l) => assert.deepEqual(ts.binaryMask(l), cc.binaryMask(l)));
 });
 
 Deno.test("kernels - expF32 is e^x to float32 precision, and the native cs forward matches the TypeScript loop bit for bit", async () => {
@@ -155,12 +155,12 @@ Deno.test("kernels - expF32 is e^x to float32 precision, and the native cs forwa
   for (const epoch of [0, 4, 9]) {
     ts.beginEpoch(epoch, 10);
     cc.beginEpoch(epoch, 10);
-    const a = net.layers.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
+    const a = net.maskedParams.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
     ts.effectiveWeights(a);
     cc.effectiveWeights(b);
     a.forEach((x, l) => assert.deepEqual(bits(x), bits(b[l]!), `cs weff at beta ${ts.beta}, layer ${l}`));
     assert.equal(ts.penalty(), cc.penalty());
-    const grads = net.layers.map((layer) => new Float32Array(layer.w.length));
+    const grads = net.maskedParams.map((layer) => new Float32Array(layer.w.length));
     grads.forEach((x) => new Rng(epoch).fillNormal(x));
     ts.applyGradients(grads);
     cc.applyGradients(grads);
@@ -185,8 +185,8 @@ Deno.test("kernels - native hard-concrete, Adam and SGD steps give the same numb
     const method = settingsOf(hardConcreteMethod, { lambda: 1e-5 });
     const ts: HardConcreteGates = new HardConcreteGates(net, method, training, new Rng(5, 2));
     const cc: HardConcreteGates = new HardConcreteGates(net, method, training, new Rng(5, 2), { kernels });
-    const a = net.layers.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
-    const grads = net.layers.map((l) => new Float32Array(l.w.length));
+    const a = net.maskedParams.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
+    const grads = net.maskedParams.map((l) => new Float32Array(l.w.length));
     const g = new Rng(9);
     for (let step = 0; step < 3; step++) {
       ts.effectiveWeights(a);

@@ -47,12 +47,12 @@ function spreadMethod(name: string, granularity = "weight") {
   if (m instanceof HardConcreteGates) spread(m.logAlpha, -4, 4);
   if (m instanceof ContinuousSparsification) spread(m.s, -1, 1);
   if (m instanceof EdgePopup) spread(m.scores, -1, 1);
-  return { net, m, sizes: net.layers.map((l) => l.w.length) };
+  return { net, m, sizes: net.maskedParams.map((l) => l.w.length) };
 }
 
 /** The method's rule at cut `c`, written out here from the README, per weight of layer `l`. */
 function ruleMask(m: unknown, net: ReturnType<typeof spreadMethod>["net"], l: number, c: number): Uint8Array {
-  const n = net.layers[l]!.w.length;
+  const n = net.maskedParams[l]!.w.length;
   const out = new Uint8Array(n);
   if (m instanceof BernoulliGates) {
     const mu = m.mu[l]!, span = n / mu.length;

@@ -110,7 +110,7 @@ Deno.test("limits - the weight counts are the builder's for every architecture, 
           what,
         );
         assert.equal(cost.weights, net.params.reduce((n, p) => n + p.w.length, 0), what);
-        assert.equal(cost.maskedWeights, net.layers.reduce((n, p) => n + p.w.length, 0), what);
+        assert.equal(cost.maskedWeights, net.maskedParams.reduce((n, p) => n + p.w.length, 0), what);
         if (shape[2] === 3 && masked[0] === "*" && readme[architecture]) {
           assert.equal(cost.weights, readme[architecture]);
         }

@@ -85,7 +85,7 @@ function jitter(m: MaskMethod, scale: number): void {
 
 /** Random gradients for the effective weights, scaled. */
 function randomGrads(net: FrozenNet, rng: Rng, scale: number): Float32Array[] {
-  return net.layers.map((l) => {
+  return net.maskedParams.map((l) => {
     const g = new Float32Array(l.w.length);
     rng.fillNormal(g);
     for (let i = 0; i < g.length; i++) g[i] = g[i]! * scale;
@@ -133,7 +133,7 @@ for (const def of METHOD_DEFINITIONS) {
 
   Deno.test(`conformance ${name} - gradient of (loss + penalty) matches finite differences, every variant`, () => {
     const { net } = smallNet({ architecture: "mlp", widths: [5], init: "kaiming_normal", weight_seed: 3 }, [6, 1, 1]);
-    const weff = net.layers.map((l) => new Float32Array(l.w.length));
+    const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
     // a linear task loss Σ c·weff: d/d(weff) is c wherever it is taken, so straight-through estimators compare too
     const c = randomGrads(net, new Rng(5), 1);
     for (const v of variants(def)) {
@@ -183,9 +183,9 @@ for (const def of METHOD_DEFINITIONS) {
       const training = TrialTrainingSchema.parse({ ...def.training, optimizer });
       for (const v of variants(def)) {
         const what = `${name} ${optimizer} ${label(v)}`;
-        const frozen = net.layers.map((l) => Float32Array.from(l.w));
+        const frozen = net.maskedParams.map((l) => Float32Array.from(l.w));
         const ts = make(def, net, v, training), cc = make(def, net, v, training, kernels);
-        const a = net.layers.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
+        const a = net.maskedParams.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
         const g = new Rng(9);
         for (let step = 0; step < 3; step++) {
           ts.beginEpoch(step, 3);
@@ -199,8 +199,8 @@ for (const def of METHOD_DEFINITIONS) {
           ts.params.forEach((p, l) => sameBits(p, cc.params[l]!, `${what}: parameters, step ${step}, layer ${l}`));
         }
         assert.equal(ts.penalty(), cc.penalty(), what);
-        net.layers.forEach((l, i) => sameBits(l.w, frozen[i]!, `${what}: the frozen weights are never written`));
-        net.layers.forEach((_, l) => sameBits(ts.binaryMask(l), cc.binaryMask(l), `${what}: ticket, layer ${l}`));
+        net.maskedParams.forEach((l, i) => sameBits(l.w, frozen[i]!, `${what}: the frozen weights are never written`));
+        net.maskedParams.forEach((_, l) => sameBits(ts.binaryMask(l), cc.binaryMask(l), `${what}: ticket, layer ${l}`));
       }
     }
   });
@@ -211,7 +211,7 @@ for (const def of METHOD_DEFINITIONS) {
     for (const v of variants(def)) {
       const what = `${name} ${label(v)}`;
       const m = make(def, net, v, training);
-      const weff = net.layers.map((l) => new Float32Array(l.w.length));
+      const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
       const g = new Rng(3);
       for (let step = 0; step < 3; step++) {
         m.beginEpoch(step, 3);
@@ -219,10 +219,10 @@ for (const def of METHOD_DEFINITIONS) {
         m.applyGradients(randomGrads(net, g, 1));
       }
       jitter(m, 0.3); // spread the parameters, as a longer training would
-      const sizes = net.layers.map((l) => l.w.length);
+      const sizes = net.maskedParams.map((l) => l.w.length);
       if (def.ladder === null) {
         assert.ok(m.trainsWeights && m.cuts === undefined, `${what}: no ladder, and it trains the weights`);
-        net.layers.forEach((_, l) => assert.ok(m.binaryMask(l).every((x) => x === 1), `${what}: keeps all`));
+        net.maskedParams.forEach((_, l) => assert.ok(m.binaryMask(l).every((x) => x === 1), `${what}: keeps all`));
         continue;
       }
       assert.equal(m.trainsWeights, false, what);
@@ -231,7 +231,7 @@ for (const def of METHOD_DEFINITIONS) {
       // a fresh instance given the same parameters gives the same ticket: nothing else decides it
       const copy = make(def, net, v, training);
       copy.params.forEach((p, l) => p.set(m.params[l]!));
-      net.layers.forEach((_, l) => {
+      net.maskedParams.forEach((_, l) => {
         const own = m.binaryMask(l);
         assert.equal(own.length, sizes[l], what);
         sameBits(own, rule.mask(l, rule.own), `${what}: binaryMask is the cut at its own value`);
@@ -249,7 +249,7 @@ for (const def of METHOD_DEFINITIONS) {
       const ladder = buildLadder(rule, sizes, cuts); // throws unless every cut nests in the ones before
       assert.ok(ladder);
       const kept = (ms: Uint8Array[]) => ms.reduce((n, x) => n + x.reduce((a, b) => a + b, 0), 0);
-      const own = kept(net.layers.map((_, l) => m.binaryMask(l)));
+      const own = kept(net.maskedParams.map((_, l) => m.binaryMask(l)));
       assert.ok(ladder.cuts.every((c) => kept(c.masks) <= own), `${what}: every cut is at most as dense as the ticket`);
     }
   });

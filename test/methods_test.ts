@@ -13,7 +13,8 @@ import { ContinuousSparsification, csSchedule } from "../src/train/masks/continu
 import { EdgePopup } from "../src/train/masks/edge_popup.ts";
 import { BernoulliGates } from "../src/train/masks/gates.ts";
 import { HardConcreteGates } from "../src/train/masks/hard_concrete.ts";
-import { normCdf, normPdf, sigmoidF32 } from "../src/train/masks/math.ts";
+import { normCdf, normPdf } from "../src/train/masks/math.ts";
+import { sigmoidF32 } from "../src/train/float32.ts";
 import { createMethod } from "../src/train/masks/registry.ts";
 import type { MaskMethod } from "../src/train/masks/method.ts";
 import { keptCount, topKMask } from "../src/train/masks/top_k.ts";
@@ -31,8 +32,8 @@ const MLP = { architecture: "mlp", widths: [5], init: "kaiming_normal", weight_s
  */
 function checkMethodGradient(what: string, make: (net: Net) => { method: MaskMethod; theta: Float32Array[] }): void {
   const { net, x, y, b } = smallNet(MLP, [6, 1, 1]);
-  const weff = net.layers.map((l) => new Float32Array(l.w.length));
-  const dweff = net.layers.map((l) => new Float32Array(l.w.length));
+  const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
+  const dweff = net.maskedParams.map((l) => new Float32Array(l.w.length));
   net.useEffectiveWeights(weff);
   net.useGradients(dweff);
   const { method, theta } = make(net);
@@ -81,15 +82,15 @@ for (const granularity of ["weight", "neuron"] as const) {
 
 Deno.test("gates - the clamp: z is 0 below 0, 1 above 1, mu + sigma·eps between; penalty is lambda·ΣΦ(mu/sigma)", () => {
   const { net } = smallNet(MLP, [6, 1, 1]);
-  const eps = net.layers.map((l) => new Float32Array(l.w.length));
+  const eps = net.maskedParams.map((l) => new Float32Array(l.w.length));
   eps[0]![0] = -10;
   eps[0]![1] = 10;
   const gates = new BernoulliGates(net, settingsOf(gatesMethod, { lambda: 0.3 }), UNIT_SGD, new Rng(1), {
     noise: (l, e) => e.set(eps[l]!),
   });
-  const weff = net.layers.map((l) => new Float32Array(l.w.length));
+  const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
   gates.effectiveWeights(weff);
-  const w = net.layers[0]!.w, mu = gates.mu[0]!;
+  const w = net.maskedParams[0]!.w, mu = gates.mu[0]!;
   assert.equal(weff[0]![0], 0);
   assert.equal(weff[0]![1], w[1]);
   assert.ok(Math.abs(weff[0]![2]! - w[2]! * mu[2]!) < 1e-7);
@@ -115,7 +116,9 @@ for (const granularity of ["weight", "neuron"] as const) {
   Deno.test(`hard-concrete (${granularity}) - gradient matches finite differences (noise fixed)`, () => {
     checkMethodGradient(`hard-concrete ${granularity}`, (net) => {
       const rng = new Rng(4);
-      const us = net.layers.map((l) => Float32Array.from({ length: l.w.length }, () => 0.3 + 0.4 * rng.uniform()));
+      const us = net.maskedParams.map((l) =>
+        Float32Array.from({ length: l.w.length }, () => 0.3 + 0.4 * rng.uniform())
+      );
       const method = settingsOf(hardConcreteMethod, { lambda: 0.05, granularity });
       const hc = new HardConcreteGates(net, method, UNIT_SGD, new Rng(1), {
         noise: (l, u) => u.set(us[l]!.subarray(0, u.length)),
@@ -131,7 +134,7 @@ Deno.test("hard-concrete - the closed-form expected-L0 penalty matches a Monte-C
   const hc = new HardConcreteGates(net, m, UNIT_SGD, new Rng(2));
   const la = hc.logAlpha[0]!;
   for (let i = 0; i < la.length; i++) la[i] = -3 + (6 * i) / (la.length - 1);
-  const weff = net.layers.map((l) => new Float32Array(l.w.length));
+  const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
   const nonzero = new Float64Array(la.length);
   const N = 20000;
   for (let s = 0; s < N; s++) {
@@ -192,9 +195,9 @@ Deno.test("edge-popup - exactly the top-k fraction of each layer is kept, by |sc
   const { net } = smallNet({ ...MLP, widths: [37] }, [13, 1, 1]);
   for (const k of [0.05, 0.3, 0.5, 0.99]) {
     const ep = new EdgePopup(net, settingsOf(edgePopupMethod, { k }), UNIT_SGD, new Rng(5));
-    const weff = net.layers.map((l) => new Float32Array(l.w.length));
+    const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
     ep.effectiveWeights(weff);
-    net.layers.forEach((layer, l) => {
+    net.maskedParams.forEach((layer, l) => {
       const m = ep.binaryMask(l), s = ep.scores[l]!;
       const kept = m.reduce((a, v) => a + v, 0);
       assert.equal(kept, keptCount(m.length, k));
@@ -216,8 +219,8 @@ Deno.test("edge-popup - exactly the top-k fraction of each layer is kept, by |sc
 
 Deno.test("edge-popup - the gradient passes straight through to every score: sign(s)·dL/dWeff·W", () => {
   const { net, x, y, b } = smallNet(MLP, [6, 1, 1]);
-  const weff = net.layers.map((l) => new Float32Array(l.w.length));
-  const dweff = net.layers.map((l) => new Float32Array(l.w.length));
+  const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
+  const dweff = net.maskedParams.map((l) => new Float32Array(l.w.length));
   net.useEffectiveWeights(weff);
   net.useGradients(dweff);
   const ep = new EdgePopup(net, settingsOf(edgePopupMethod, { k: 0.5 }), UNIT_SGD, new Rng(5));
@@ -229,7 +232,7 @@ Deno.test("edge-popup - the gradient passes straight through to every score: sig
   net.backward(b);
   ep.applyGradients(dweff);
   let prunedWithGradient = 0;
-  net.layers.forEach((layer, l) => {
+  net.maskedParams.forEach((layer, l) => {
     const m = ep.binaryMask(l);
     for (let i = 0; i < layer.w.length; i++) {
       const expected = Math.sign(before[l]![i]!) * dweff[l]![i]! * layer.w[i]!;
@@ -301,8 +304,8 @@ training: {epochs: 1, batch_size: 64}
       const what = `${t.config.method.name}, ${k ? "native kernels" : "TypeScript loops"}`;
       const net = build();
       const method = createMethod(t.config, net, new Rng(t.config.seed, 2), k);
-      const weff = net.layers.map((l) => new Float32Array(l.w.length));
-      const dweff = net.layers.map((l) => new Float32Array(l.w.length));
+      const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
+      const dweff = net.maskedParams.map((l) => new Float32Array(l.w.length));
       net.useEffectiveWeights(weff);
       net.useGradients(dweff);
       method.beginEpoch(0, 1);

@@ -28,15 +28,15 @@ function checkNetGradients(
   cos = 0.999,
   rel = 0.03,
 ): void {
-  const weff = net.layers.map((p) => Float32Array.from(p.w));
-  const grads = net.layers.map((p) => new Float32Array(p.w.length));
+  const weff = net.maskedParams.map((p) => Float32Array.from(p.w));
+  const grads = net.maskedParams.map((p) => new Float32Array(p.w.length));
   net.useEffectiveWeights(weff);
   net.useGradients(grads);
   net.forward(x, b, true);
   net.crossEntropy(y, b, true);
   net.backward(b);
   const analytic: number[] = [], numeric: number[] = [];
-  net.layers.forEach((p, l) => {
+  net.maskedParams.forEach((p, l) => {
     const idx = spread(p.w.length, perLayer);
     analytic.push(...idx.map((i) => grads[l]![i]!));
     numeric.push(...finiteDiff(weff[l]!, idx, () => lossOf(net, x, y, b), 1e-3));
@@ -65,8 +65,8 @@ function count(architecture: string, shape: number[], extra: Record<string, unkn
   const net = buildNet(ModelSchema.parse({ architecture, ...extra }), shape, 10, createJsEngine());
   return {
     net,
-    masked: net.layers.map((l) => l.name),
-    weights: net.layers.reduce((s, l) => s + l.w.length, 0),
+    masked: net.maskedParams.map((l) => l.name),
+    weights: net.maskedParams.reduce((s, l) => s + l.w.length, 0),
     all: net.params.reduce((s, l) => s + l.w.length, 0),
   };
 }
@@ -113,7 +113,7 @@ Deno.test("nets - output shapes for each architecture and input size", () => {
 
 Deno.test("nets - model.masked selects the masked tensors; a pattern matching nothing names the layers", () => {
   const net = count("conv4", [32, 32, 3], { masked: ["conv*"] }).net;
-  assert.deepEqual(net.layers.map((l) => l.name), ["conv1", "conv2", "conv3", "conv4"]);
+  assert.deepEqual(net.maskedParams.map((l) => l.name), ["conv1", "conv2", "conv3", "conv4"]);
   assert.equal(net.params.length, 7);
   assert.throws(
     () => count("mlp", [28, 28, 1], { masked: ["conv*"] }),
@@ -149,7 +149,7 @@ Deno.test("nets - one strided residual block with batch norm and an option-A sho
 Deno.test("nets - a saturated softmax yields no subnormal gradients (they would slow every product down)", () => {
   // one linear layer, logits [0, -90, -95]: the wrong classes' probabilities are about 1e-39 and 1e-41
   const net = buildNet(ModelSchema.parse({ widths: [], init: "kaiming_normal" }), [4, 1, 1], 3, createJsEngine());
-  const w = net.layers[0]!.w; // [3, 4]
+  const w = net.maskedParams[0]!.w; // [3, 4]
   w.fill(0);
   w[4] = -90;
   w[8] = -95;

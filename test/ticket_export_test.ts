@@ -50,8 +50,8 @@ async function ticketsweepLogits(ticket: string): Promise<{ logits: Float32Array
   const { manifest, bits } = await readTicket(ticket);
   const { train, test } = await loadDataset(manifest.config.dataset);
   const net = buildNet(manifest.config.model, train.shape, train.classes, createJsEngine());
-  const masks = unpackMasks(bits, net.layers.map((l) => l.w.length));
-  net.useEffectiveWeights(net.layers.map((l, i) => l.w.map((v, j) => v * masks[i]![j]!)));
+  const masks = unpackMasks(bits, net.maskedParams.map((l) => l.w.length));
+  net.useEffectiveWeights(net.maskedParams.map((l, i) => l.w.map((v, j) => v * masks[i]![j]!)));
   net.calibrate(train);
   return { logits: net.forward(test.x, test.n, false).slice(), classes: test.classes };
 }

@@ -113,11 +113,13 @@ export async function exportPortable(
   const { train, test } = await loadDataset(cfg.dataset);
   const engine = createJsEngine();
   const net = buildNet(cfg.model, train.shape, train.classes, engine);
-  const same = net.layers.length === manifest.layers.length &&
-    net.layers.every((l, i) => l.name === layerInfo[i]!.name && l.shape.join("x") === layerInfo[i]!.shape.join("x"));
+  const same = net.maskedParams.length === manifest.layers.length &&
+    net.maskedParams.every((l, i) =>
+      l.name === layerInfo[i]!.name && l.shape.join("x") === layerInfo[i]!.shape.join("x")
+    );
   if (!same) {
     throw new TicketsweepError(
-      `${dir}: the rebuilt network's masked layers (${net.layers.map((l) => l.name).join(", ")}) differ from ` +
+      `${dir}: the rebuilt network's masked layers (${net.maskedParams.map((l) => l.name).join(", ")}) differ from ` +
         `the ticket's; run \`ticket verify\``,
     );
   }
@@ -133,7 +135,9 @@ export async function exportPortable(
   const kept = new Map(layerInfo.map((l, i) => [l.name, { kept: l.kept, mask: masks[i]! }]));
   const arrays: NamedArray[] = [];
   for (const p of net.params) arrays.push({ name: `weight/${p.name}`, shape: p.shape, data: p.w });
-  for (const p of net.layers) arrays.push({ name: `mask/${p.name}`, shape: p.shape, data: kept.get(p.name)!.mask });
+  for (const p of net.maskedParams) {
+    arrays.push({ name: `mask/${p.name}`, shape: p.shape, data: kept.get(p.name)!.mask });
+  }
   arrays.push({ name: "data/test_x", shape: [test.n, ...test.shape], data: test.x.subarray(0, test.n * test.dim) });
   arrays.push({ name: "data/test_y", shape: [test.n], data: test.y.subarray(0, test.n) });
   const calN = Math.min(CALIBRATION_SAMPLES, train.n);

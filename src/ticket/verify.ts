@@ -62,18 +62,20 @@ export async function verifyTicket(
   const cfg = manifest.config;
   const { train, test, validation } = await loadDataset(cfg.dataset);
   const net = buildNet(cfg.model, train.shape, train.classes, engine);
-  const layersMatch = net.layers.length === manifest.layers.length &&
-    net.layers.every((l, i) =>
+  const layersMatch = net.maskedParams.length === manifest.layers.length &&
+    net.maskedParams.every((l, i) =>
       l.name === manifest.layers[i]!.name && l.shape.join("x") === manifest.layers[i]!.shape.join("x")
     );
   add(
     "network",
     layersMatch,
     layersMatch
-      ? `${cfg.model.architecture} rebuilt from weight_seed ${cfg.model.weight_seed}: ${net.layers.length} masked layers`
-      : `the rebuilt network's masked layers (${net.layers.map((l) => l.name).join(", ")}) differ from the ticket's`,
+      ? `${cfg.model.architecture} rebuilt from weight_seed ${cfg.model.weight_seed}: ${net.maskedParams.length} masked layers`
+      : `the rebuilt network's masked layers (${
+        net.maskedParams.map((l) => l.name).join(", ")
+      }) differ from the ticket's`,
   );
-  const sizes = net.layers.map((l) => l.w.length);
+  const sizes = net.maskedParams.map((l) => l.w.length);
   const total = sizes.reduce((a, b) => a + b, 0);
   const sizeOk = total === manifest.mask.masked_weights && bits.length === Math.ceil(total / 8);
   add("mask size", sizeOk, `${total} masked weights, ${bits.length} bytes`);

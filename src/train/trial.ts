@@ -54,7 +54,7 @@ export class TrialStopped extends Error {
 /** Per-layer and overall sparsity of a binary ticket, over the masked layers only. */
 export function ticketSparsity(net: Net, masks: Uint8Array[]): { sparsity: number; layers: LayerSparsity[] } {
   let total = 0, kept = 0;
-  const layers = net.layers.map((layer, l) => {
+  const layers = net.maskedParams.map((layer, l) => {
     const m = masks[l]!;
     let k = 0;
     for (let i = 0; i < m.length; i++) k += m[i]!;
@@ -84,7 +84,7 @@ export function ticketAccuracies(
   test: Dataset,
   validation: Dataset | null,
 ): { accuracy: number; val_accuracy: number | null } {
-  const weff = net.layers.map((l) => new Float32Array(l.w.length));
+  const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
   maskedWeights(net, masks, weff);
   return weightsAccuracies(net, weff, train, test, validation);
 }
@@ -111,7 +111,7 @@ function weightsAccuracy(net: Net, weff: Float32Array[], train: Dataset, test: D
  * method's rule with its sparsity and test and validation accuracy, and the levels that rebuild every cut.
  */
 export function ticketLadder(net: Net, rule: CutRule, tickets: TicketsConfig, data: DataSplit): CutLadder | null {
-  const sizes = net.layers.map((l) => l.w.length);
+  const sizes = net.maskedParams.map((l) => l.w.length);
   const built = buildLadder(rule, sizes, cutValues(rule, sizes, tickets.cuts));
   if (!built) return null;
   return {
@@ -186,8 +186,8 @@ class TrialRun {
     readonly reject: (e: unknown) => void,
   ) {
     this.epochs = cfg.training.epochs;
-    this.weff = net.layers.map((l) => new Float32Array(l.w.length));
-    this.dweff = net.layers.map((l) => new Float32Array(l.w.length));
+    this.weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
+    this.dweff = net.maskedParams.map((l) => new Float32Array(l.w.length));
     net.useEffectiveWeights(this.weff);
     net.useGradients(this.dweff);
   }
@@ -236,11 +236,11 @@ class TrialRun {
       sparsity: ticketSparsity(net, masks).sparsity,
       val_accuracy: ticketAccuracies(net, masks, data.train, evalSet, null).accuracy,
     });
-    const own = point(net.layers.map((_, l) => method.binaryMask(l)));
+    const own = point(net.maskedParams.map((_, l) => method.binaryMask(l)));
     const rule = this.cfg.tickets && method.cuts;
     let ladder: RungReport["ladder"];
     if (rule) {
-      const sizes = net.layers.map((l) => l.w.length);
+      const sizes = net.maskedParams.map((l) => l.w.length);
       ladder = cutValues(rule, sizes, this.cfg.tickets!.cuts).map((c) => point(sizes.map((_, l) => rule.mask(l, c))));
     }
     net.useEffectiveWeights(this.weff);
@@ -270,7 +270,7 @@ class TrialRun {
     const { train, test, validation, source } = data;
     const trainS = this.busyMs / 1000;
     const common = {
-      masked_layers: net.layers.map((l) => l.name),
+      masked_layers: net.maskedParams.map((l) => l.name),
       loss_curve: this.curve,
       steps: this.step,
       steps_per_s: this.step / trainS,
@@ -282,7 +282,7 @@ class TrialRun {
     if (method.trainsWeights) {
       method.softWeights(weff);
       const { accuracy, val_accuracy } = weightsAccuracies(net, weff, train, test, validation);
-      const { layers } = ticketSparsity(net, net.layers.map((l) => new Uint8Array(l.w.length).fill(1)));
+      const { layers } = ticketSparsity(net, net.maskedParams.map((l) => new Uint8Array(l.w.length).fill(1)));
       return {
         ...common,
         accuracy,
@@ -294,7 +294,7 @@ class TrialRun {
         ticket: null,
       };
     }
-    const masks = net.layers.map((_, l) => method.binaryMask(l));
+    const masks = net.maskedParams.map((_, l) => method.binaryMask(l));
     const { accuracy, val_accuracy } = ticketAccuracies(net, masks, train, test, validation);
     let softAccuracy: number | null = null;
     if (method.softWeights(weff)) {

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { fn, type FusedKernels, registerKernels } from "../../engine/native.ts";
 import type { TrainingConfig } from "../../spec/schema.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { FLT_NORMAL_MIN, POW2F, sigmoidF32 } from "./math.ts";
+import { FLT_NORMAL_MIN, POW2F, sigmoidF32 } from "../float32.ts";
 import { type CutRule, defineMethod, type MaskMethod, optimizerFloats, SHARED_FIELDS } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
@@ -104,7 +104,7 @@ export class ContinuousSparsification implements MaskMethod {
     this.#method = method;
     this.#s0 = method.s0;
     this.#scale = f(1 / sigmoidF32(f(method.s0)));
-    const sizes = net.layers.map((l) => l.w.length);
+    const sizes = net.maskedParams.map((l) => l.w.length);
     const total = sizes.reduce((a, b) => a + b, 0);
     this.#coef = method.penalty === "mean" ? method.lambda / total : method.lambda;
     this.s = sizes.map((n) => new Float32Array(n).fill(method.s0));
@@ -138,7 +138,7 @@ export class ContinuousSparsification implements MaskMethod {
 
   effectiveWeights(weff: Float32Array[]): void {
     const beta = f(this.#beta), c = this.#scale;
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const s = this.s[l]!, sig = this.#sig[l]!, w = layer.w, out = weff[l]!;
       if (this.#kernels) return this.#kernels.forward(s, w, sig, out, beta, c);
       for (let i = 0; i < s.length; i++) {
@@ -154,7 +154,7 @@ export class ContinuousSparsification implements MaskMethod {
     const k = f(this.#scale * f(this.#beta)), coef = f(this.#coef);
     this.#opt.begin();
     const sgd = this.#opt.sgd;
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const sig = this.#sig[l]!, w = layer.w, g = dweff[l]!, grad = this.#g[l]!;
       if (this.#kernels && sgd) {
         const lr = this.#opt.lr;

@@ -15,7 +15,7 @@ export class DenseTraining implements MaskMethod {
   readonly #opt: ElementOptimizer;
 
   constructor(net: FrozenNet, training: TrainingConfig, kernels?: FusedKernels | null) {
-    this.weights = net.layers.map((p) => Float32Array.from(p.w));
+    this.weights = net.maskedParams.map((p) => Float32Array.from(p.w));
     this.#opt = createOptimizer(training, this.weights.map((w) => w.length), kernels);
   }
 

@@ -76,7 +76,7 @@ export class EdgePopup implements MaskMethod {
     this.#net = net;
     this.#k = method.k;
     this.cuts = { ...this.cuts, own: method.k };
-    this.scores = net.layers.map((p) => {
+    this.scores = net.maskedParams.map((p) => {
       const a = 1 / Math.sqrt(p.fanIn), s = new Float32Array(p.w.length);
       for (let i = 0; i < s.length; i++) s[i] = (2 * rng.uniform() - 1) * a;
       return s;
@@ -92,7 +92,7 @@ export class EdgePopup implements MaskMethod {
 
   /** The straight-through estimator's smooth forward: `|s|·W` (its gradient `sign(s)·g·W` is what the scores get). */
   relaxedWeights(weff: Float32Array[]): void {
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const s = this.scores[l]!, w = layer.w, out = weff[l]!;
       for (let i = 0; i < w.length; i++) out[i] = Math.abs(s[i]!) * w[i]!;
     });
@@ -103,7 +103,7 @@ export class EdgePopup implements MaskMethod {
   }
 
   effectiveWeights(weff: Float32Array[]): void {
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const m = this.#mask[l]!, w = layer.w, out = weff[l]!;
       if (this.#kernels) {
         this.#kernels.forward(this.scores[l]!, w, m, out, this.#scratch[l]!, keptCount(w.length, this.#k));
@@ -117,7 +117,7 @@ export class EdgePopup implements MaskMethod {
   applyGradients(dweff: Float32Array[]): void {
     this.#opt.begin();
     const sgd = this.#opt.sgd;
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const s = this.scores[l]!, w = layer.w, g = dweff[l]!, grad = this.#scratch[l]!;
       if (this.#kernels && sgd) {
         this.#kernels.sgd(s, g, w, sgd.mom[l]!, sgd.momentum, sgd.weightDecay, this.#opt.lr);

@@ -17,8 +17,8 @@ export class GateLayout {
   readonly total: number;
 
   constructor(net: FrozenNet, granularity: "weight" | "neuron") {
-    this.widths = net.layers.map((p) => (granularity === "weight" ? 1 : p.w.length / p.shape[0]!));
-    this.counts = net.layers.map((l, i) => l.w.length / this.widths[i]!);
+    this.widths = net.maskedParams.map((p) => (granularity === "weight" ? 1 : p.w.length / p.shape[0]!));
+    this.counts = net.maskedParams.map((l, i) => l.w.length / this.widths[i]!);
     this.total = this.counts.reduce((s, n) => s + n, 0);
   }
 

@@ -119,7 +119,7 @@ export class BernoulliGates implements MaskMethod {
 
   effectiveWeights(weff: Float32Array[]): void {
     const s = this.#sigma;
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const u = this.#u[l]!, mu = this.mu[l]!, w = layer.w, out = weff[l]!, width = this.#layout.widths[l]!;
       if (width === 1 && this.#kernels && !this.#noise) {
         this.#kernels.forward(mu, w, u, out, s, this.#rng.s);
@@ -152,7 +152,7 @@ export class BernoulliGates implements MaskMethod {
     const invS = 1 / s;
     opt.begin();
     const adam = opt.adam;
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const u = this.#u[l]!, mu = this.mu[l]!, w = layer.w, g = dweff[l]!;
       if (this.#fused && adam) {
         // fused: penalty gradient, clamp gate, and the Adam step in one pass
@@ -200,7 +200,7 @@ export class BernoulliGates implements MaskMethod {
   }
 
   softWeights(weff: Float32Array[]): boolean {
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const mu = this.mu[l]!, z = this.#z[l]!;
       for (let j = 0; j < mu.length; j++) z[j] = clampUnit(mu[j]!);
       this.#layout.weights(l, layer.w, z, weff[l]!);

@@ -4,7 +4,7 @@ import type { TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import { GateLayout } from "./gate_layout.ts";
-import { logF32, POW2F, sigmoidF32 } from "./math.ts";
+import { logF32, POW2F, sigmoidF32 } from "../float32.ts";
 import { type CutRule, defineMethod, type MaskMethod, optimizerFloats, SHARED_FIELDS } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
@@ -138,7 +138,7 @@ export class HardConcreteGates implements MaskMethod {
 
   effectiveWeights(weff: Float32Array[]): void {
     const beta = f(this.#beta), g = f(this.#gamma), stretch = f(this.#zeta - this.#gamma);
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const la = this.logAlpha[l]!, s = this.#s[l]!, z = this.#z[l]!;
       if (this.#kernels && !this.#noise && this.#layout.widths[l] === 1) {
         return this.#kernels.forward(s, z, la, layer.w, weff[l]!, beta, g, stretch, this.#rng.s);
@@ -161,7 +161,7 @@ export class HardConcreteGates implements MaskMethod {
     const beta = f(this.#beta), g = f(this.#gamma), stretch = f(this.#zeta - this.#gamma);
     const shift = f(this.#shift), coef = f(this.#coef);
     this.#opt.begin();
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const la = this.logAlpha[l]!, s = this.#s[l]!, dz = this.#z[l]!;
       if (this.#kernels && this.#layout.widths[l] === 1) {
         this.#kernels.grad(dz, dweff[l]!, layer.w, s, la, beta, g, stretch, shift, coef);
@@ -197,7 +197,7 @@ export class HardConcreteGates implements MaskMethod {
   }
 
   softWeights(weff: Float32Array[]): boolean {
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const la = this.logAlpha[l]!, z = this.#z[l]!;
       for (let j = 0; j < la.length; j++) z[j] = this.testGate(la[j]!);
       this.#layout.weights(l, layer.w, z, weff[l]!);

@@ -54,7 +54,7 @@ export interface CutRule {
 
 /** Writes `W ⊙ mask` for every masked layer. */
 export function maskedWeights(net: FrozenNet, masks: Uint8Array[], weff: Float32Array[]): void {
-  net.layers.forEach((layer, l) => {
+  net.maskedParams.forEach((layer, l) => {
     const w = layer.w, m = masks[l]!, out = weff[l]!;
     for (let i = 0; i < w.length; i++) out[i] = m[i] ? w[i]! : 0;
   });

@@ -4,7 +4,7 @@ import type { TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import { GateLayout } from "./gate_layout.ts";
-import { POW2F, sigmoidF32 } from "./math.ts";
+import { POW2F, sigmoidF32 } from "../float32.ts";
 import { type CutRule, defineMethod, type MaskMethod, optimizerFloats } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
@@ -76,7 +76,7 @@ export class Supermask implements MaskMethod {
   }
 
   effectiveWeights(weff: Float32Array[]): void {
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const s = this.s[l]!, p = this.#p[l]!, w = layer.w, out = weff[l]!;
       if (this.#kernels) return this.#kernels.forward(s, w, p, out, this.#rng.s);
       for (let i = 0; i < s.length; i++) p[i] = sigmoidF32(s[i]!);
@@ -91,7 +91,7 @@ export class Supermask implements MaskMethod {
 
   applyGradients(dweff: Float32Array[]): void {
     this.#opt.begin();
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const p = this.#p[l]!, w = layer.w, g = dweff[l]!, grad = this.#g[l]!;
       if (this.#kernels) this.#kernels.grad(grad, g, w, p);
       else for (let i = 0; i < p.length; i++) grad[i] = f(f(f(g[i]! * w[i]!) * p[i]!) * f(1 - p[i]!));
@@ -116,7 +116,7 @@ export class Supermask implements MaskMethod {
   };
 
   softWeights(weff: Float32Array[]): boolean {
-    this.#net.layers.forEach((layer, l) => {
+    this.#net.maskedParams.forEach((layer, l) => {
       const s = this.s[l]!, w = layer.w, out = weff[l]!;
       for (let i = 0; i < s.length; i++) out[i] = f(w[i]! * sigmoidF32(s[i]!));
     });

@@ -2,11 +2,11 @@ import type { Engine } from "../../engine/engine.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { type Module, type Param, sizeOf } from "./module.ts";
 import { isCalibratable } from "./layers/norm.ts";
-import { FLT_NORMAL_MIN } from "../masks/math.ts";
+import { FLT_NORMAL_MIN } from "../float32.ts";
 
 /** What mask methods see of a network: its masked weight tensors, in order. */
 export interface FrozenNet {
-  layers: Param[];
+  maskedParams: Param[];
 }
 
 const EVAL_CHUNK = 500;
@@ -14,11 +14,11 @@ const EVAL_CHUNK = 500;
 export const CALIBRATION_SAMPLES = 2048;
 
 /**
- * A network with frozen seeded weights, of which the tensors in `layers` are masked; ends in logits for a
+ * A network with frozen seeded weights, of which the tensors in `maskedParams` are masked; ends in logits for a
  * softmax cross-entropy. `params` are all weight tensors, masked or not.
  */
 export class Net implements FrozenNet {
-  readonly layers: Param[];
+  readonly maskedParams: Param[];
   readonly params: Param[];
   readonly inputShape: number[];
   readonly classes: number;
@@ -34,7 +34,7 @@ export class Net implements FrozenNet {
     }
     this.#body = body;
     this.params = body.params();
-    this.layers = this.params.filter((p) => p.masked);
+    this.maskedParams = this.params.filter((p) => p.masked);
     this.inputShape = inputShape;
     this.classes = classes;
     this.engine = engine;
@@ -46,14 +46,14 @@ export class Net implements FrozenNet {
     return sizeOf(this.inputShape);
   }
 
-  /** Points the masked tensors at effective weights (one array per entry of `layers`). */
+  /** Points the masked tensors at effective weights (one array per entry of `maskedParams`). */
   useEffectiveWeights(weff: Float32Array[]): void {
-    this.layers.forEach((p, l) => (p.weff = weff[l]!));
+    this.maskedParams.forEach((p, l) => (p.weff = weff[l]!));
   }
 
   /** Points the masked tensors' gradients at `grads` (d(loss)/d(weff)). */
   useGradients(grads: Float32Array[]): void {
-    this.layers.forEach((p, l) => (p.grad = grads[l]!));
+    this.maskedParams.forEach((p, l) => (p.grad = grads[l]!));
   }
 
   /** Logits (b×classes) for `b` samples. */
