@@ -6,6 +6,15 @@ import { hypervolume, HypervolumeTracker } from "../src/pareto/hypervolume.ts";
 import { expandTrials, resolveTrialConfig, sweepIdOf, trialEpochs, trialGroup } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { prettyJsonChunks, writeJson } from "../src/report/write.ts";
+import { WIRE_VERSION } from "../src/broker/messages.ts";
+import type { RecordedResult } from "../src/coordinator/record.ts";
+import { buildReportData } from "../src/report/data.ts";
+import { analyse } from "../src/report/analysis.ts";
+import { CHART_POINTS, computeChartSpec, configChartSpec, renderSvg } from "../src/report/charts.ts";
+import { renderHtml } from "../src/report/html.ts";
+import { renderMarkdown } from "../src/report/markdown.ts";
+import { trialsCsv } from "../src/report/export.ts";
+import { TABLE_ROWS } from "../src/report/tables.ts";
 import { Rng } from "../src/util/rng.ts";
 
 const MIXED = `name: mixed
@@ -149,4 +158,48 @@ Deno.test("scale - report JSON written in pieces is JSON.stringify(value, null, 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("scale - a 3,000-trial report: charts drawn from evenly spaced points and say so, tables of 1,000 rows", async () => {
+  const text = `name: wide\ndataset: {name: synthetic}\nparameters:\n  lambda: {min: 0, max: 1, count: 3000}\n`;
+  const trials = expandTrials(parseSpec(text));
+  const results: RecordedResult[] = trials.map((t, i) => ({
+    v: WIRE_VERSION,
+    sweep_id: t.sweepId,
+    trial_id: t.id,
+    status: "done",
+    attempt: 1,
+    metrics: {
+      accuracy: 0.99 - 0.5 * (t.params["lambda"] as number),
+      soft_accuracy: null,
+      sparsity: t.params["lambda"] as number,
+      layers: [],
+      masked_layers: [],
+      loss_curve: [],
+      steps: 0,
+      steps_per_s: 0,
+      train_s: 0,
+      wall_s: 0,
+      backend: "none",
+      device: "none",
+      data: "synthetic",
+      ticket: null,
+    },
+    worker: { id: `w${i % 4}`, host: "h", backend: "js", device: "none", deno: "2" },
+    finished_at: new Date(0).toISOString(),
+    claim: "c",
+  }));
+  const d = buildReportData("wide-1", "wide", trials, results, text);
+  const a = analyse(d);
+  const compute = computeChartSpec(d)! as { usermeta?: { thinned?: { drawn: number; total: number } } };
+  assert.equal(compute.usermeta?.thinned?.total, 3000);
+  assert.ok(compute.usermeta!.thinned!.drawn <= CHART_POINTS);
+  const svg = await renderSvg(configChartSpec(d, a));
+  assert.match(svg, /of 3,000 points drawn, evenly spaced/);
+  const html = await renderHtml(d, a);
+  const rows = html.slice(html.indexOf('<table id="trials"')).split("</table>")[0]!.match(/<tr>/g)!.length;
+  assert.equal(rows, TABLE_ROWS + 1); // the header and 1,000 trials
+  assert.match(html, /1,000 of 3,000 rows shown, evenly spaced: trials\.csv has every trial/);
+  assert.equal(trialsCsv(d).trim().split("\n").length, 3001);
+  assert.match(renderMarkdown(d, a), /1,000 of 3,000 rows shown/);
 });

@@ -12,7 +12,11 @@ const WIDTH = 560, HEIGHT = 340;
  * get an SVG `<title>`, so browsers show it on hover.
  */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const thinned = thinChartData(spec, CHART_POINTS);
+  const late = thinChartData(spec, CHART_POINTS);
+  const early = (spec as { usermeta?: { thinned?: { drawn: number; total: number } } }).usermeta?.thinned;
+  const thinned = late || early
+    ? { drawn: (late?.drawn ?? 0) + (early?.drawn ?? 0), total: (late?.total ?? 0) + (early?.total ?? 0) }
+    : null;
   if (thinned) {
     const note = `${fmtInt(thinned.drawn)} of ${fmtInt(thinned.total)} points drawn, evenly spaced (every trial is ` +
       "in trials.csv)";
@@ -20,7 +24,7 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
     (spec as { title?: unknown }).title = typeof title === "string"
       ? `${title}; ${note}`
       : title && typeof title === "object" && "text" in title
-      ? { ...title, subtitle: note }
+      ? { ...title, subtitle: "subtitle" in title && title.subtitle ? `${title.subtitle} ${note}.` : note }
       : note;
   }
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none" });
@@ -67,8 +71,15 @@ export function thinChartData(spec: unknown, max: number): { drawn: number; tota
   return thinned ? { drawn, total } : null;
 }
 
-function thinRows(rows: Record<string, unknown>[], max: number): Record<string, unknown>[] {
-  const keyOf = (r: Record<string, unknown>) => String(r["line"] ?? r["group"] ?? r["sweep"] ?? "");
+function thinRows<T>(
+  rows: readonly T[],
+  max: number,
+  keyOf: (r: T) => string = (r) => {
+    const o = r as Record<string, unknown>;
+    return String(o["line"] ?? o["group"] ?? o["sweep"] ?? "");
+  },
+  kept: (r: T) => boolean = (r) => (r as Record<string, unknown>)["knee"] === true,
+): T[] {
   const lines = new Map<string, number[]>();
   rows.forEach((r, i) => {
     const k = keyOf(r);
@@ -84,9 +95,29 @@ function thinRows(rows: Record<string, unknown>[], max: number): Record<string, 
       continue;
     }
     for (let j = 0; j < share; j++) keep[idx[Math.round((j * (idx.length - 1)) / (share - 1))]!] = 1;
-    for (const i of idx) if (rows[i]!["knee"] === true) keep[i] = 1;
+    for (const i of idx) if (kept(rows[i]!)) keep[i] = 1;
   }
   return rows.filter((_, i) => keep[i] === 1);
+}
+
+/**
+ * Thins a chart's source rows before they are labelled (100,000 labels are ~50 MB), as {@link thinChartData} would
+ * thin the labelled ones, and counts what was left out for the chart's note (`usermeta.thinned`).
+ */
+class SourceThinner {
+  drawn = 0;
+  total = 0;
+  thin<T>(rows: readonly T[], keyOf: (r: T) => string, kept: (r: T) => boolean = () => false): T[] {
+    if (rows.length <= CHART_POINTS) return [...rows];
+    const out = thinRows(rows, CHART_POINTS - 16, keyOf, kept); // room for the kept rows: not thinned twice
+    this.drawn += out.length;
+    this.total += rows.length;
+    return out;
+  }
+  /** The `usermeta` of a chart whose sources were thinned; nothing otherwise. */
+  meta(): { usermeta?: { thinned: { drawn: number; total: number } } } {
+    return this.total ? { usermeta: { thinned: { drawn: this.drawn, total: this.total } } } : {};
+  }
 }
 
 /** A ticket's accuracies as a hover label says them: the selection accuracy first, test beside it. */
@@ -160,8 +191,10 @@ export function configChartSpec(d: ReportData, a: Analysis, axis: "sparsity" | "
   const knees = new Set(a.fronts.map((f) => f.knee_point));
   const front = new Set(a.fronts.flatMap((f) => f.front));
   const log = axis === "remaining";
-  const rows = a.fronts.flatMap((f) => f.configs)
-    .filter((p) => !log || p.sparsity.mean < 1)
+  const thinner = new SourceThinner();
+  const source = a.fronts.flatMap((f) => f.configs).filter((p) => !log || p.sparsity.mean < 1);
+  if (source.length > CHART_POINTS) source.sort((p, q) => p.sparsity.mean - q.sparsity.mean); // ends kept
+  const rows = thinner.thin(source, (p) => p.group, (p) => knees.has(p))
     .map((p) => {
       const n = p.seeds.length, s = p.sparsity, acc = p.accuracy;
       return {
@@ -245,6 +278,7 @@ export function configChartSpec(d: ReportData, a: Analysis, axis: "sparsity" | "
   ];
   const few = a.fronts.some((f) => f.front.some((p) => p.seeds.length < 3));
   return {
+    ...thinner.meta(),
     width: WIDTH,
     height: HEIGHT,
     title: {
@@ -266,7 +300,9 @@ export function configChartSpec(d: ReportData, a: Analysis, axis: "sparsity" | "
  */
 export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
   const done = d.tickets.filter((t) => t.sparsity !== undefined && a.fronts.some((f) => f.group === t.group));
-  const trials = done.map((t) => ({
+  const thinner = new SourceThinner();
+  const drawn = done.length > CHART_POINTS ? [...done].sort((p, q) => p.sparsity! - q.sparsity!) : done;
+  const trials = thinner.thin(drawn, (t) => t.group).map((t) => ({
     group: t.group,
     seed: t.seed,
     sparsity: pct(t.sparsity!),
@@ -277,7 +313,7 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
     })`,
   }));
   // each seed's own front of each group
-  const lines = a.fronts.flatMap((f) => {
+  const allLines = a.fronts.flatMap((f) => {
     const mine = done.filter((t) => t.group === f.group);
     return [...new Set(mine.map((t) => t.seed))].flatMap((seed) => {
       const own = mine.filter((t) => t.seed === seed);
@@ -292,6 +328,7 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
         }));
     });
   });
+  const lines = thinner.thin(allLines, (l) => l.line);
   const x = SPARSITY_X;
   const y = {
     field: "accuracy",
@@ -345,6 +382,7 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
   }
   layer.push(...denseLayers(d, x, 100));
   return {
+    ...thinner.meta(),
     width: WIDTH,
     height: HEIGHT,
     title: `Per-seed fronts: every seed's tickets, one thin line per seed's own front (${denseWords(d)}` +
@@ -364,11 +402,13 @@ export function knobOf(params: Record<string, unknown>): "lambda" | "k" | null {
  * parameter, a line per setting of the other parameters. Null when no group sweeps its knob over two values or more.
  */
 export function knobChartSpec(d: Pick<ReportData, "selection">, a: Analysis): TopLevelSpec | null {
+  const thinner = new SourceThinner();
   const rows = a.fronts.flatMap((f) => {
     const own = f.configs.filter((p) => p.position === 0);
     const knob = own.length ? knobOf(own[0]!.params) : null;
     if (!knob || new Set(own.map((p) => p.params[knob])).size < 2) return [];
-    return own.map((p) => {
+    if (own.length > CHART_POINTS) own.sort((p, q) => (p.params[knob] as number) - (q.params[knob] as number));
+    return thinner.thin(own, () => "").map((p) => {
       const others = Object.keys(p.params).filter((k) => k !== knob && k !== "method").sort()
         .map((k) => `${k}=${p.params[k]}`).join(" ");
       const n = p.seeds.length;
@@ -423,6 +463,7 @@ export function knobChartSpec(d: Pick<ReportData, "selection">, a: Analysis): To
   };
   const knobs = [...new Set(rows.map((r) => r.knob))];
   return {
+    ...thinner.meta(),
     title: {
       text: "Knob curves: the sparsity parameter against sparsity and accuracy",
       subtitle: "Trials' own tickets, mean over seeds; error bars: 95% bootstrap interval over seeds (none below 3).",
@@ -465,8 +506,9 @@ export function stoppedPoints(d: ReportData) {
 export function computeChartSpec(d: Pick<ReportData, "compute">): TopLevelSpec | null {
   const curves = (d.compute ?? []).filter((c) => c.steps.some((s) => s.trial_epochs > 0));
   if (!curves.length) return null;
+  const thinner = new SourceThinner();
   const values = curves.flatMap((c) =>
-    c.steps.map((s, i) => ({
+    thinner.thin(c.steps.map((s, i) => ({ s, i })), () => "").map(({ s, i }) => ({
       sweep: c.sweep,
       order: i,
       trial_epochs: Number(s.trial_epochs.toFixed(4)),
@@ -486,6 +528,7 @@ export function computeChartSpec(d: Pick<ReportData, "compute">): TopLevelSpec |
   };
   const color = { field: "sweep", type: "nominal", title: "sweep" };
   return {
+    ...thinner.meta(),
     width: WIDTH,
     height: 260,
     title: `Hypervolume against compute (${
