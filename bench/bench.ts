@@ -328,11 +328,20 @@ if (py) {
   // --quick: the same 8 trials at 2 epochs, one round
   const workers = navigator.hardwareConcurrency, epochs = values.quick ? 2 : 10, rounds = values.quick ? 1 : 2;
   let specPath = new URL("../sweeps/quickstart.yaml", import.meta.url).pathname;
+  const quickstart = await Deno.readTextFile(specPath);
   if (values.quick) {
-    const text = (await Deno.readTextFile(specPath)).replace(/epochs: 10\n/, `epochs: ${epochs}\n`);
     specPath = join(dataDir, "quickstart.yaml");
-    await Deno.writeTextFile(specPath, text.replace(/^name: quickstart$/m, "name: quickstart-bench-quick"));
+    await Deno.writeTextFile(
+      specPath,
+      quickstart.replace(/epochs: 10\n/, `epochs: ${epochs}\n`).replace(/^name: quickstart$/m, "name: qs-bench-quick"),
+    );
   }
+  // the same trials evaluating their own ticket only, as the PyTorch script does (no ladder of cuts)
+  const ownOnly = join(dataDir, "quickstart-own-ticket.yaml");
+  await Deno.writeTextFile(
+    ownOnly,
+    (await Deno.readTextFile(specPath)).replace(/^name: .*$/m, "name: qs-bench-own-ticket") + "tickets: {cuts: 0}\n",
+  );
   const trials = expandTrials(await loadSpec(specPath));
   const lambdas = trials.map((t) => Number(t.config.method.lambda));
   const lr = trials[0]!.config.training.lr;
@@ -341,39 +350,46 @@ if (py) {
       `data load, training, evaluation, ticket), one process per core (${workers})\n`,
   );
   console.log(
-    "| round | ticketsweep wall s | trials/hour | PyTorch wall s | trials/hour | ratio | load average (1 min) |",
+    "| round | ticketsweep wall s | trials/hour | ticketsweep, own ticket only: wall s | trials/hour | " +
+      "PyTorch wall s | trials/hour | ratio | ratio, own ticket only | load average (1 min) |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- |");
-  const sum = { ts: 0, torch: 0 };
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  const sum = { ts: 0, own: 0, torch: 0 };
   let accuracy = "", where = "";
   for (let round = 1; round <= rounds; round++) {
     const a = await ticketsweepTrials(specPath, workers);
+    const o = await ticketsweepTrials(ownOnly, workers);
     const b = await torchTrials(py, dataDir, lambdas, epochs, lr, workers);
     sum.ts += a.wallS;
+    sum.own += o.wallS;
     sum.torch += b.wallS;
     accuracy = `mean test accuracy ${(100 * a.accuracy).toFixed(1)}% and sparsity ${(100 * a.sparsity).toFixed(1)}% ` +
       `(ticketsweep), ${(100 * b.accuracy).toFixed(1)}% and ${(100 * b.sparsity).toFixed(1)}% (PyTorch)`;
     const split = (t: typeof a) =>
       `${t.trainS.toFixed(1)} s (${(100 * t.trainS / (workers * t.wallS)).toFixed(0)}%) in training steps`;
-    where = `Of ${workers} × the wall seconds, ticketsweep spent ${split(a)}, PyTorch ${split(b)}; the rest went to ` +
-      "starting processes, loading data, evaluating tickets, coordination and the report";
+    where = `Of ${workers} × the wall seconds, ticketsweep spent ${split(a)} (own ticket only: ${split(o)}), ` +
+      `PyTorch ${split(b)}; the rest went to starting processes, loading data, evaluating tickets, coordination ` +
+      "and the report";
     console.log(
-      `| ${round} | ${a.wallS.toFixed(1)} | ${a.perHour.toFixed(0)} | ${b.wallS.toFixed(1)} | ${
-        b.perHour.toFixed(0)
+      `| ${round} | ${a.wallS.toFixed(1)} | ${a.perHour.toFixed(0)} | ${o.wallS.toFixed(1)} | ${
+        o.perHour.toFixed(0)
       } | ` +
-        `${(b.wallS / a.wallS).toFixed(2)}× | ${loadavg()[0]!.toFixed(2)} |`,
+        `${b.wallS.toFixed(1)} | ${b.perHour.toFixed(0)} | ${(b.wallS / a.wallS).toFixed(2)}× | ` +
+        `${(b.wallS / o.wallS).toFixed(2)}× | ${loadavg()[0]!.toFixed(2)} |`,
     );
   }
   const perHour = (s: number) => (trials.length * rounds * 3600 / s).toFixed(0);
   console.log(
-    `| all | ${sum.ts.toFixed(1)} | ${perHour(sum.ts)} | ${sum.torch.toFixed(1)} | ${perHour(sum.torch)} | ` +
-      `${(sum.torch / sum.ts).toFixed(2)}× | |`,
+    `| all | ${sum.ts.toFixed(1)} | ${perHour(sum.ts)} | ${sum.own.toFixed(1)} | ${perHour(sum.own)} | ` +
+      `${sum.torch.toFixed(1)} | ${perHour(sum.torch)} | ${(sum.torch / sum.ts).toFixed(2)}× | ` +
+      `${(sum.torch / sum.own).toFixed(2)}× | |`,
   );
   console.log(
     `\n${accuracy}. ${where} (last round). ticketsweep: \`deno task sweep ${
       values.quick ? specPath : "sweeps/quickstart.yaml"
     } --workers ${workers} --runs $(mktemp -d)\` (a private nats-server broker, ${workers} worker processes; ` +
-      "the wall time includes starting them, the report, and the ticket ladder each trial evaluates). PyTorch: " +
+      "the wall time includes starting them and the report; each trial also evaluates its ladder of cuts " +
+      "(`tickets.cuts: auto`), which `tickets: {cuts: 0}` leaves out). PyTorch: " +
       `${workers} processes at once, each running its share of the lambdas in turn: \`` +
       Array.from(
         { length: workers },
