@@ -208,7 +208,9 @@ export class ResultLog {
 
   /**
    * Appends whole lines: the first append ends a torn last line first (see {@link appendLine}) and opens the
-   * file once for appending; later ones are one write each (a sweep records thousands of results a second).
+   * file once for appending; later ones are one write each (a sweep records thousands of results a second),
+   * synchronous: a line of a result is a few hundred bytes to the page cache, and an asynchronous write's trip
+   * through the thread pool cost more than the write itself, once per result, in the recording chain.
    */
   async #append(text: string): Promise<void> {
     if (!this.#file) {
@@ -217,7 +219,7 @@ export class ResultLog {
       return;
     }
     const data = new TextEncoder().encode(text);
-    for (let off = 0; off < data.length;) off += await this.#file.write(data.subarray(off));
+    for (let off = 0; off < data.length;) off += this.#file.writeSync(data.subarray(off));
   }
 
   /**
