@@ -236,6 +236,24 @@ Deno.test("custom nets - a bad stack is refused at its line and column, one clea
   );
 });
 
+Deno.test("custom nets - an empty stack and names of Object's prototype (toString, constructor) are spec problems, not crashes", () => {
+  assert.deepEqual(problems("  layers: []\n"), ["6:11 model.layers: expected at least one layer"]);
+  const layers = "(layers: relu, gelu, flatten, batch_norm, layer_norm, global_avg_pool, linear, conv2d, max_pool, " +
+    "avg_pool, residual)";
+  assert.deepEqual(problems("  layers: [toString: 5, flatten, linear: classes]\n"), [
+    `6:22 model.layers.0.toString: unknown layer 'toString' ${layers}`,
+  ]);
+  assert.deepEqual(problems("  layers: [constructor, flatten, linear: classes]\n"), [
+    `6:12 model.layers.0: unknown layer 'constructor' ${layers}`,
+  ]);
+  assert.deepEqual(
+    problems("  blocks: {a: [relu]}\n  layers: [residual: {block: toString}, flatten, linear: classes]\n"),
+    [
+      "7:30 model.layers.0.residual.block: no block 'toString' in model.blocks (blocks: a)",
+    ],
+  );
+});
+
 /** ticketsweep's own test logits for a ticket (js engine, calibrated as trials evaluate). */
 async function ticketLogits(ticket: string): Promise<Float32Array> {
   const { manifest, bits } = await readTicket(ticket);

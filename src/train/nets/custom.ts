@@ -123,7 +123,9 @@ export const LayerSchema: z.ZodType<Layer, z.ZodTypeDef, unknown> = z.unknown().
   if (typeof raw === "string") {
     if ((PLAIN_LAYERS as readonly string[]).includes(raw)) return raw as PlainLayer;
     if (raw === "max_pool" || raw === "avg_pool") return { [raw]: { size: 2, stride: 2 } } as Layer;
-    if (raw in SETTINGS) return fail(`${raw} needs settings: \`${raw}: …\` (its ${SHORT[raw as SettingsKind]})`);
+    if (Object.hasOwn(SETTINGS, raw)) {
+      return fail(`${raw} needs settings: \`${raw}: …\` (its ${SHORT[raw as SettingsKind]})`);
+    }
     return fail(unknownKind(raw));
   }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return fail(`${EXAMPLE}; found ${describe(raw)}`);
@@ -139,7 +141,7 @@ export const LayerSchema: z.ZodType<Layer, z.ZodTypeDef, unknown> = z.unknown().
     }
     return fail(`${kind} has no settings: write it as \`- ${kind}\`, found ${describe(value)}`, [kind]);
   }
-  if (!(kind in SETTINGS)) return fail(unknownKind(kind), [kind]);
+  if (!Object.hasOwn(SETTINGS, kind)) return fail(unknownKind(kind), [kind]); // not `in`: toString is no layer
   const k = kind as SettingsKind;
   const short = value === null || typeof value !== "object" || Array.isArray(value);
   const settings = value === null && (k === "max_pool" || k === "avg_pool")
@@ -267,7 +269,7 @@ export function resolveCustom(model: CustomModel): { nodes: Node[]; issues: NetI
       n.residual++;
       const name = prefix + (r.name ?? `res${n.residual}`);
       const sub = (block: string, field: string, sub: string): Node[] | null => {
-        const target = blocks[block];
+        const target = Object.hasOwn(blocks, block) ? blocks[block] : undefined; // toString is no block
         if (target === undefined) {
           const names = Object.keys(blocks);
           const hint = block.length > 2 ? didYouMean(block, names) : undefined;
@@ -306,9 +308,10 @@ function wellFormed(model: CustomModel): boolean {
   const ok = (l: unknown) =>
     typeof l === "string"
       ? (PLAIN_LAYERS as readonly string[]).includes(l)
-      : l !== null && typeof l === "object" && Object.keys(l).length === 1 && Object.keys(l)[0]! in SETTINGS;
+      : l !== null && typeof l === "object" && Object.keys(l).length === 1 &&
+        Object.hasOwn(SETTINGS, Object.keys(l)[0]!);
   const lists = [model.layers ?? [], ...Object.values(model.blocks ?? {})];
-  return lists.every((list) => Array.isArray(list) && list.every(ok));
+  return lists.every((list) => Array.isArray(list) && list.every(ok)) && model.layers?.length !== 0; // [] is reported
 }
 
 /**
