@@ -53,8 +53,9 @@ async function printDispatch(trials: number, connections: number): Promise<void>
       } | ${r.reportS.toFixed(1)} | ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} |`,
   );
   console.log(
-    "\nqueue latency: from the first publish to the record (all trials are queued at once); service latency: " +
-      "from a worker pulling the trial to the coordinator recording its result.",
+    "\nqueue latency: from the first publish to the record (the coordinator keeps at most 4,096 trials published " +
+      "and not yet recorded, and publishes the rest as results come in; publish s: until the last is published); " +
+      "service latency: from a worker pulling the trial to the coordinator recording its result.",
   );
 }
 
@@ -102,8 +103,8 @@ function trainStepsTimed(
   );
   const net = buildNet(cfg.model, shape, 10, engine);
   const m = createMethod(cfg, net, new Rng(0), engine.kernels);
-  const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
-  const dweff = net.maskedParams.map((l) => new Float32Array(l.w.length));
+  const weff = net.layers.map((l) => new Float32Array(l.w.length));
+  const dweff = net.layers.map((l) => new Float32Array(l.w.length));
   net.useEffectiveWeights(weff);
   net.useGradients(dweff);
   const x = new Float32Array(BATCH * net.inputSize), rng = new Rng(1);

@@ -15,6 +15,10 @@ import { renderHtml } from "../src/report/html.ts";
 import { renderMarkdown } from "../src/report/markdown.ts";
 import { trialsCsv } from "../src/report/export.ts";
 import { TABLE_ROWS } from "../src/report/tables.ts";
+import { MemoryTransport } from "../src/broker/memory.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import type { TrialMetrics } from "../src/train/result.ts";
+import { runWorker } from "../src/worker/worker.ts";
 import { Rng } from "../src/util/rng.ts";
 
 const MIXED = `name: mixed
@@ -203,3 +207,70 @@ Deno.test("scale - a 3,000-trial report: charts drawn from evenly spaced points 
   assert.equal(trialsCsv(d).trim().split("\n").length, 3001);
   assert.match(renderMarkdown(d, a), /1,000 of 3,000 rows shown/);
 });
+
+Deno.test("scale - a plan is published as results come in: never more than publishAhead out, each trial recorded once", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  let published = 0, recorded = 0, most = 0;
+  const publishTrial = transport.publishTrial.bind(transport);
+  transport.publishTrial = (t, n) => {
+    most = Math.max(most, ++published - recorded);
+    return publishTrial(t, n);
+  };
+  const ac = new AbortController();
+  const worker = runWorker({
+    transport,
+    backend: "js",
+    signal: ac.signal,
+    runTrial: (t) => Promise.resolve(noopMetrics(Number(t.params["lambda"]))),
+  });
+  try {
+    const text = `name: ahead\ndataset: {name: synthetic}\nparameters:\n  lambda: {min: 0, max: 1, count: 120}\n`;
+    const logs: string[] = [];
+    const outcome = await runSweep({
+      spec: parseSpec(text),
+      specText: text,
+      specFile: "ahead.yaml",
+      runsDir: runs,
+      transport,
+      publishAhead: 16,
+      log: (l) => {
+        logs.push(l);
+        if (l.startsWith("[")) recorded++;
+      },
+    });
+    assert.ok(outcome.complete, logs.slice(-5).join("\n"));
+    assert.equal(published, 120);
+    assert.ok(most <= 16 && most >= 8, `at most ${most} published and not recorded`);
+    assert.ok(logs.some((l) => l === `published 120 trials of ${outcome.sweepId}`), logs.join("\n"));
+    const ids = (await Deno.readTextFile(`${outcome.runDir}/results.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l).trial_id
+    );
+    assert.equal(new Set(ids).size, 120);
+    assert.equal(ids.length, 120);
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
+function noopMetrics(lambda: number): TrialMetrics {
+  return {
+    accuracy: 0.99 - 0.5 * lambda,
+    soft_accuracy: null,
+    sparsity: lambda,
+    layers: [],
+    masked_layers: [],
+    loss_curve: [],
+    steps: 0,
+    steps_per_s: 0,
+    train_s: 0,
+    wall_s: 0,
+    backend: "none",
+    device: "none",
+    data: "synthetic",
+    ticket: null,
+  };
+}

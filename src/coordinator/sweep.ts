@@ -38,6 +38,8 @@ export interface SweepOptions {
    * ones are kept. Its failed line moves to `results.rejected.jsonl` and its claim changes (see {@link claimOf}).
    */
   retryFailed?: boolean;
+  /** How many trials are kept published and not yet recorded (default {@link PUBLISH_AHEAD}). */
+  publishAhead?: number;
 }
 
 /** How a sweep ended. */
@@ -242,6 +244,8 @@ async function trackSweepLocked(
   const done = new Promise<void>((r) => (resolveDone = r));
   if (!proposals && finished()) resolveDone();
   let chain = Promise.resolve();
+  /** Bounded publishing: the publisher waits for recorded results once {@link PUBLISH_AHEAD} trials are out. */
+  let wakePublisher = () => {};
   /**
    * Adaptive search: proposes points until `search.parallel` trials are in flight, the budget is spent or the
    * hypervolume stopped improving. Runs in the recording chain (after a result is recorded), so proposals are
@@ -321,6 +325,7 @@ async function trackSweepLocked(
         r = { ...r, error: clip(`${r.error}; last error: ${lastError.get(r.trial_id)}`, 4096) };
       }
       if (await results.record(r, trial)) {
+        wakePublisher();
         progress.onResult(r, trialGroup(trial));
         log(formatResult(r, trial, results.size, total));
       }
@@ -335,19 +340,40 @@ async function trackSweepLocked(
   };
   const sub = await transport.consumeResults(sweepId, record);
   await chain;
+  /** Planned trials not published yet: the reconciliation does not take them for lost. */
+  const unpublished = new Set<string>();
+  let publishing: Promise<void> = Promise.resolve();
   if (!cancelAt) {
     const pending = [...trials.values()].filter((t) => !results.has(t.id));
-    // pipelined: up to 256 publishes awaiting their acknowledgement at once
-    let published = 0;
-    for (; published < pending.length && !o.signal?.aborted; published += 256) {
+    for (const t of pending) unpublished.add(t.id);
+    // at most PUBLISH_AHEAD published and not yet recorded, pipelined: up to 256 publishes awaiting their
+    // acknowledgement at once; the first window now, the rest as results are recorded
+    let next = 0;
+    const limit = o.publishAhead ?? PUBLISH_AHEAD;
+    const base = results.size, ahead = () => next - (results.size - base);
+    const publishSome = async () => {
+      const batch = pending.slice(next, next + Math.min(256, limit - ahead()));
+      next += batch.length;
       await Promise.all(
-        pending.slice(published, published + 256).map((t) =>
+        batch.filter((t) => !results.has(t.id)).map((t) =>
           transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop, rounds.get(t.id)))
         ),
       );
+      for (const t of batch) unpublished.delete(t.id);
+    };
+    const publishedAll = () => log(`published ${next} trial${next === 1 ? "" : "s"} of ${sweepId}`);
+    while (next < pending.length && ahead() < limit && !o.signal?.aborted) await publishSome();
+    if (next >= pending.length) {
+      if (next) publishedAll();
+    } else {
+      publishing = (async () => {
+        while (next < pending.length && !o.signal?.aborted && !cancelAt) {
+          if (ahead() < limit) await publishSome();
+          else await new Promise<void>((r) => (wakePublisher = r));
+        }
+        if (next >= pending.length) publishedAll();
+      })();
     }
-    published = Math.min(published, pending.length);
-    if (published) log(`published ${published} trial${published === 1 ? "" : "s"} of ${sweepId}`);
     if (proposals) {
       await inChain(topUp);
       if (finished()) resolveDone();
@@ -361,13 +387,16 @@ async function trackSweepLocked(
     sweepId,
     transport,
     everyMs: o.reconcileMs ?? 10_000,
-    missing: () => (cancelAt ? [] : [...trials.values()].filter((t) => !results.has(t.id))),
+    missing: () => (cancelAt ? [] : [...trials.values()].filter((t) => !results.has(t.id) && !unpublished.has(t.id))),
     republish: (t, n) =>
       transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop, rounds.get(t.id)), n),
     log,
   });
-  await Promise.race([done, aborted, cancelled]);
+  // a publish that fails stops the sweep with its error, as it did when everything was published up front
+  await Promise.race([done, aborted, cancelled, publishing.then(() => new Promise<void>(() => {}))]);
   reconciler.stop();
+  wakePublisher(); // it sees the abort or the cancel and stops
+  await publishing.catch((e) => log(`could not publish the remaining trials: ${(e as Error).message}`));
   if (cancelAt && [...trials.keys()].some((id) => !results.has(id))) {
     // every trial still without an outcome gets one: cancelled
     const reason = `cancelled (deno task sweep cancel, ${cancelAt})`;
@@ -414,6 +443,12 @@ async function trackSweepLocked(
     cancelled: cancelAt !== null,
   };
 }
+
+/**
+ * How many trials a coordinator keeps published and not yet recorded: the rest of a large plan is published as
+ * results come in, so starting a 100,000-trial sweep publishes 4,096 and the trial stream never holds the whole plan.
+ */
+export const PUBLISH_AHEAD = 4096;
 
 /**
  * Keeps every trial reachable: every `everyMs` it asks the broker where the sweep's unfinished work is, and
