@@ -103,8 +103,8 @@ function trainStepsTimed(
   );
   const net = buildNet(cfg.model, shape, 10, engine);
   const m = createMethod(cfg, net, new Rng(0), engine.kernels);
-  const weff = net.layers.map((l) => new Float32Array(l.w.length));
-  const dweff = net.layers.map((l) => new Float32Array(l.w.length));
+  const weff = net.maskedParams.map((l) => new Float32Array(l.w.length));
+  const dweff = net.maskedParams.map((l) => new Float32Array(l.w.length));
   net.useEffectiveWeights(weff);
   net.useGradients(dweff);
   const x = new Float32Array(BATCH * net.inputSize), rng = new Rng(1);
