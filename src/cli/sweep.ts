@@ -47,7 +47,7 @@ runs/SWEEP_ID/broker.json when the sweep runs on a private broker.
 Options:
   --workers N     local worker processes (default: one per core, ${navigator.hardwareConcurrency} here)
   --ack-wait S    seconds a trial may go without a heartbeat before it is redelivered (default 30)
-  --backend B     override the spec's engine for local workers: ${BACKENDS.join("|")}
+  --backend B     override the spec's backend for local workers: ${BACKENDS.join("|")}
   --pack K|auto   local workers train up to K compatible trials together (default auto; see README)
   --runs DIR      where run directories go (default runs)
   --resume DIR    continue a sweep from its run directory

@@ -21,7 +21,7 @@ Pulls trials from a ticketsweep broker and runs them, one at a time (or K packed
 
 Options:
 ${NATS_FLAGS_HELP}
-  --backend B         engine: ${BACKENDS.join("|")} (default: auto, or the trial's spec)
+  --backend B         backend (which engine): ${BACKENDS.join("|")} (default: auto, or the trial's spec)
   --threads N         OpenBLAS threads for the blas engine (default 1: run one worker per core)
   --device N          the GPU to use on a multi-GPU machine, from 0 (or TICKETSWEEP_DEVICE): sets
                       CUDA_VISIBLE_DEVICES=N for the tensorflow engine; the webgpu engine takes adapter N of

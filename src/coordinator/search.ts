@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { RecordedResult } from "./record.ts";
 import { appendLine, parseLogLines, readLogText, setLinesAside } from "./record.ts";
 import { canonicalJson } from "../util/hash.ts";
-import { Rng } from "../util/rng.ts";
+import { Rng, RNG_STREAMS } from "../util/rng.ts";
 import { nonDominated, type Point2 } from "../pareto/front.ts";
 import { hypervolume } from "../pareto/hypervolume.ts";
 import {
@@ -124,7 +124,7 @@ function toUnit(d: Dim, v: ParamValue): number {
  */
 export function initialDesign(spec: SweepSpec): ParamSet[] {
   const n = Math.min(spec.search.initial ?? ADAPTIVE_DEFAULTS.initial, pointBudget(spec));
-  const rng = new Rng(spec.search.seed, 7);
+  const rng = new Rng(spec.search.seed, RNG_STREAMS.initialDesign);
   const sets: ParamSet[] = Array.from({ length: n }, () => ({}));
   const axis = sparsityAxis(spec);
   for (const d of dimsOf(spec)) {
@@ -301,7 +301,7 @@ export function proposeNext(
     const p = make(params, "initial", null, `initial design point ${i + 1}`);
     if (p) return p;
   }
-  const rng = new Rng(spec.search.seed, 1000 + n);
+  const rng = new Rng(spec.search.seed, RNG_STREAMS.proposal + n);
   const done = results.filter((r) => r.status === "done" && r.metrics).sort((a, b) =>
     a.trial_id < b.trial_id ? -1 : a.trial_id > b.trial_id ? 1 : 0
   );

@@ -1,7 +1,7 @@
 import { bootstrapMeanDiff, bySeed, hypervolume, type Interval, type SeededPoint } from "./hypervolume.ts";
 import type { Point2 } from "./front.ts";
 import { accuracyAtSparsity, frontOf } from "./interpolate.ts";
-import { Rng } from "../util/rng.ts";
+import { Rng, RNG_STREAMS } from "../util/rng.ts";
 
 /** The fewest seeds per side for a verdict against the seed-to-seed spread. */
 export const MIN_SEEDS = 3;
@@ -103,7 +103,7 @@ export function compareFronts(
   opts: { step?: number; resamples?: number; seed?: number } = {},
 ): FrontComparison {
   const { step = 0.05, resamples = 500, seed = 0 } = opts;
-  const rng = new Rng(seed, 22);
+  const rng = new Rng(seed, RNG_STREAMS.compareBootstrap);
   const seedsA = bySeed(a), seedsB = bySeed(b);
   const judged = seedsA.length >= MIN_SEEDS && seedsB.length >= MIN_SEEDS;
   const hvA = seedsA.map((p) => hypervolume(p)), hvB = seedsB.map((p) => hypervolume(p));

@@ -1,5 +1,5 @@
 import { nonDominated, type Point2 } from "./front.ts";
-import { Rng } from "../util/rng.ts";
+import { Rng, RNG_STREAMS } from "../util/rng.ts";
 
 /**
  * The fixed reference point of every hypervolume ticketsweep reports: sparsity 0, accuracy 0. The
@@ -152,6 +152,6 @@ export function bootstrapHypervolume(
       seeds: perSeed.length,
     };
   }
-  const { lo, hi } = bootstrapMeanDiff(perSeed, [], new Rng(seed, 21), resamples, level);
+  const { lo, hi } = bootstrapMeanDiff(perSeed, [], new Rng(seed, RNG_STREAMS.hypervolumeBootstrap), resamples, level);
   return { value, mean: mean(perSeed), lo, hi, seeds: perSeed.length };
 }

@@ -1,4 +1,4 @@
-import { Rng } from "../util/rng.ts";
+import { Rng, RNG_STREAMS } from "../util/rng.ts";
 import { stableId } from "../util/hash.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import {
@@ -328,7 +328,7 @@ export function expandTrials(spec: SweepSpec): PlannedTrial[] {
       for (const set of ms) sets.push(set); // not push(...ms): a large grid overflows the argument list
     }
   } else {
-    const rng = new Rng(spec.search.seed, 1);
+    const rng = new Rng(spec.search.seed, RNG_STREAMS.randomSearch);
     for (let i = 0; i < spec.search.samples!; i++) {
       const m = methods[rng.int(methods.length)]!;
       const s: ParamSet = methodSwept ? { method: m } : {};
