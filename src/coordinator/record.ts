@@ -401,6 +401,9 @@ export async function setLinesAside(
 /** Where `--retry-failed` keeps each retried trial's round (`{"<trial id>": 1, ...}`). */
 export const RETRY_FILE = "retries.json";
 
+/** The most `--retry-failed` rounds a trial may have (far above any real use). */
+export const MAX_RETRY_ROUND = 10_000;
+
 /**
  * The retry round of each trial that `--retry-failed` ran again (absent: 0, never retried). A trial's claim,
  * hence its publish key, depends on its round, so a retried trial is neither swallowed by the trial stream's
@@ -417,9 +420,15 @@ export async function readRetryRounds(runDir: string): Promise<Map<string, numbe
     throw new TicketsweepError(`${path}: not JSON (${(e as Error).message}); restore it or delete it`);
   }
   const entries = raw && typeof raw === "object" && !Array.isArray(raw) ? Object.entries(raw) : null;
-  if (!entries || entries.some(([, n]) => !Number.isInteger(n) || (n as number) < 1)) {
+  // bounded: a superseded result is checked against every earlier round's claim (one HMAC each)
+  if (
+    !entries || entries.some(([, n]) => !Number.isInteger(n) || (n as number) < 1 || (n as number) > MAX_RETRY_ROUND)
+  ) {
     throw new TicketsweepError(
-      `${path}: expected {"<trial id>": round, ...} with rounds >= 1; restore it or delete it`,
+      `${path}: expected {"<trial id>": round, ...} with rounds from 1 to ${
+        MAX_RETRY_ROUND.toLocaleString("en-US")
+      }; ` +
+        "restore it or delete it",
     );
   }
   return new Map(entries as [string, number][]);
