@@ -350,6 +350,9 @@ async function trackSweepLocked(
     // acknowledgement at once; the first window now, the rest as results are recorded
     let next = 0;
     const limit = o.publishAhead ?? PUBLISH_AHEAD;
+    // publishes wait until a batch's worth has been recorded: one at a time, each awaiting its acknowledgement,
+    // publishing would be one broker round trip per trial
+    const batchSize = Math.max(1, Math.min(256, limit >> 2));
     const base = results.size, ahead = () => next - (results.size - base);
     const publishSome = async () => {
       const batch = pending.slice(next, next + Math.min(256, limit - ahead()));
@@ -368,7 +371,7 @@ async function trackSweepLocked(
     } else {
       publishing = (async () => {
         while (next < pending.length && !o.signal?.aborted && !cancelAt) {
-          if (ahead() < limit) await publishSome();
+          if (limit - ahead() >= batchSize) await publishSome();
           else await new Promise<void>((r) => (wakePublisher = r));
         }
         if (next >= pending.length) publishedAll();
