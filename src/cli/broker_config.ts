@@ -56,6 +56,7 @@ export async function brokerConfigMain(args: string[]): Promise<number> {
   if (typeof values.out !== "string") throw new TicketsweepError(`--out DIR is required\n\n${BROKER_CONFIG_USAGE}`);
   const out = values.out;
   const port = intFlag("port", values.port, 4222);
+  checkPort("port", port, port);
   const cert = values["tls-cert"] as string | undefined, key = values["tls-key"] as string | undefined;
   if ((cert === undefined) !== (key === undefined)) throw new TicketsweepError("--tls-cert and --tls-key go together");
   const tls = cert && key ? { tls: { cert, key, ca: values["tls-ca"] as string | undefined } } : {};
@@ -113,6 +114,10 @@ async function clusterMain(
   tls: { tls?: { cert: string; key: string; ca?: string } },
 ): Promise<number> {
   const n = intFlag("cluster", values.cluster, 3);
+  if (n > MAX_CLUSTER) {
+    // every node routes to every other: a typo of 100000 would write 10^10 route lines
+    throw new TicketsweepError(`--cluster takes at most ${MAX_CLUSTER} nodes: current value is ${n}`);
+  }
   if (n < 3) {
     throw new TicketsweepError(
       `--cluster needs 3 nodes or more (a JetStream cluster keeps working while a majority of its nodes is up): ` +
@@ -142,6 +147,16 @@ async function clusterMain(
       storeDir: `${storeBase}/node-${i + 1}`,
     };
   });
+  const shared = Math.max(...seen.values()); // nodes on the busiest host: ports port ... port + shared - 1
+  checkPort("port", port + shared - 1, port);
+  checkPort("route-port", routePort + shared - 1, routePort);
+  if (port < routePort + shared && routePort < port + shared) {
+    throw new TicketsweepError(
+      `--port ${port} and --route-port ${routePort} overlap: a host's ${shared} node${shared === 1 ? "" : "s"} ` +
+        `listen${shared === 1 ? "s" : ""} for clients on ${port}-${port + shared - 1} and for the other nodes on ` +
+        `${routePort}-${routePort + shared - 1}; choose ports apart`,
+    );
+  }
   const cfg = clusterBrokerConfig({
     listen: typeof values.host === "string" ? values.host : "0.0.0.0",
     nodes,
@@ -166,6 +181,19 @@ ${nodes.map((node, i) => `  on ${node.host.padEnd(width)}  nats-server -c ${conf
 coordinator:        set -a; . ${out}/coordinator.env; set +a; deno task sweep sweeps/quickstart.yaml
 each worker:        set -a; . ./worker.env; set +a; deno task worker   (copy worker.env to the machine)`);
   return 0;
+}
+
+/** Most nodes `--cluster` writes (each routes to every other one). */
+const MAX_CLUSTER = 32;
+
+/** A TCP port (`last`: the highest a flag's nodes use, `given` the flag's value) in 1-65535, or an error. */
+function checkPort(flag: string, last: number, given: number): void {
+  if (given < 1 || last > 65_535) {
+    throw new TicketsweepError(
+      `--${flag} must be a TCP port from 1 to 65535${last !== given ? ` (its nodes use ${given}-${last})` : ""}: ` +
+        `current value is ${given}`,
+    );
+  }
 }
 
 if (import.meta.main) {
