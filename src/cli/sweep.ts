@@ -402,6 +402,12 @@ async function cancelMain(args: string[], values: Record<string, string | boolea
     throw new TicketsweepError(`cancel takes one sweep name, id or run directory\n\n${SWEEP_USAGE}`);
   }
   const arg = args[0]!.replace(/\/+$/, "");
+  if (!/^[A-Za-z0-9_-]+$/.test(arg.split("/").at(-1)!)) {
+    // a sweep's name and id are letters, digits, - and _ (the broker's keys refuse the rest: '', '*', '>', ' ')
+    throw new TicketsweepError(
+      `cancel: '${arg}' is not a sweep name, id or run directory (their names are letters, digits, - and _)`,
+    );
+  }
   const runsDir = typeof values.runs === "string" ? values.runs : "runs";
   // a sweep's name (the spec's `name:`) stands for its id when one run directory has it
   let sweepId = arg.includes("/") ? arg.split("/").at(-1)! : await sweepIdOfName(arg, runsDir) ?? arg;
