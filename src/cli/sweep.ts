@@ -81,6 +81,12 @@ export async function sweepMain(args: string[]): Promise<number> {
   }, SWEEP_USAGE);
   if (positionals[0] === "cancel") return await cancelMain(positionals.slice(1), values);
   const ackWaitMs = 1000 * intFlag("ack-wait", values["ack-wait"], 30);
+  if (ackWaitMs < 1000 || ackWaitMs > 86_400_000) {
+    // the broker keeps it in nanoseconds: 10^11 s overflows and JetStream answers "invalid JSON"
+    throw new TicketsweepError(
+      `--ack-wait must be from 1 to 86400 seconds: current value is ${values["ack-wait"]}`,
+    );
+  }
   const resume = typeof values.resume === "string" ? values.resume.replace(/\/+$/, "") : undefined;
   if (!resume && positionals.length !== 1) throw new TicketsweepError(`give one spec file\n\n${SWEEP_USAGE}`);
   const backend = values.backend as Backend | undefined;
