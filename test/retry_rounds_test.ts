@@ -19,3 +19,28 @@ Deno.test("retries.json - a round beyond the bound (1e300, 2^53) is refused, not
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("retries.json - deleted, its rounds come back from the superseded lines of results.rejected.jsonl", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const aside = (id: string, round: number) =>
+      JSON.stringify({
+        v: 1,
+        file: "results.jsonl",
+        line: 1,
+        reason: `superseded: retried with --retry-failed (round ${round})`,
+        raw: JSON.stringify({ v: 1, trial_id: id, status: "failed" }),
+        set_aside_at: "2026-12-01T00:00:00.000Z",
+      }) + "\n";
+    await Deno.writeTextFile(
+      `${dir}/results.rejected.jsonl`,
+      aside("a76bf72c0b3e", 1) + aside("a76bf72c0b3e", 2) + aside("c671819c395f", 1) + '{"v":1,"file":"res',
+    );
+    // no retries.json: round 1 again would reuse round 1's claims, and its failed results on the broker answer it
+    assert.deepEqual([...await readRetryRounds(dir)], [["a76bf72c0b3e", 2], ["c671819c395f", 1]]);
+    await Deno.writeTextFile(`${dir}/retries.json`, `{"a76bf72c0b3e": 3}`);
+    assert.deepEqual([...await readRetryRounds(dir)], [["a76bf72c0b3e", 3], ["c671819c395f", 1]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -412,12 +412,30 @@ export const MAX_RETRY_ROUND = 10_000;
 export async function readRetryRounds(runDir: string): Promise<Map<string, number>> {
   const path = `${runDir}/${RETRY_FILE}`;
   const text = await readLogText(path);
-  if (!text.trim()) return new Map();
+  const rounds = text.trim() ? parseRetryRounds(path, text) : new Map<string, number>();
+  // a deleted or lost file must not bring back an earlier round's claims (that round's results, replayed from the
+  // broker, would be recorded as the retry's): each superseded line set aside names its round
+  for (const line of (await readLogText(`${runDir}/${REJECTED_FILE}`)).split("\n")) {
+    if (!line.includes("superseded: retried with --retry-failed")) continue;
+    try {
+      const aside = JSON.parse(line);
+      const round = Number(/^superseded: retried with --retry-failed \(round (\d+)\)$/.exec(aside.reason)?.[1]);
+      const id = JSON.parse(aside.raw).trial_id;
+      if (typeof id === "string" && round <= MAX_RETRY_ROUND && round > (rounds.get(id) ?? 0)) rounds.set(id, round);
+    } catch {
+      continue; // a torn line of the rejected file says nothing
+    }
+  }
+  return rounds;
+}
+
+function parseRetryRounds(path: string, text: string): Map<string, number> {
+  const advice = "restore it or delete it (the rounds are then read from results.rejected.jsonl)";
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new TicketsweepError(`${path}: not JSON (${(e as Error).message}); restore it or delete it`);
+    throw new TicketsweepError(`${path}: not JSON (${(e as Error).message}); ${advice}`);
   }
   const entries = raw && typeof raw === "object" && !Array.isArray(raw) ? Object.entries(raw) : null;
   // bounded: a superseded result is checked against every earlier round's claim (one HMAC each)
@@ -427,8 +445,7 @@ export async function readRetryRounds(runDir: string): Promise<Map<string, numbe
     throw new TicketsweepError(
       `${path}: expected {"<trial id>": round, ...} with rounds from 1 to ${
         MAX_RETRY_ROUND.toLocaleString("en-US")
-      }; ` +
-        "restore it or delete it",
+      }; ${advice}`,
     );
   }
   return new Map(entries as [string, number][]);
