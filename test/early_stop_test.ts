@@ -13,6 +13,9 @@ import { earlyStopOf, rungEpochs } from "../src/spec/schema.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { ControlMessageSchema, ResultMessageSchema } from "../src/broker/messages.ts";
 import { createJsEngine } from "../src/engine/js.ts";
+import { MemoryTransport } from "../src/broker/memory.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { runWorker } from "../src/worker/worker.ts";
 import { type RungReport, runTrial } from "../src/train/trial.ts";
 import { fakeMetrics, madeResult, tinySpecText } from "./_fixtures.ts";
 import { cluster, recorded, startCoordinator } from "./_cluster.ts";
@@ -108,6 +111,57 @@ Deno.test("early stop - a rung report carries the trial's ladder at that epoch, 
   // reporting does not disturb training: the trial ends as it does without the hook
   const plain = await runTrial(t!.config, createJsEngine());
   assert.equal(m.ticket!.sha256, plain.ticket!.sha256);
+});
+
+Deno.test("early stop - a rung report without the trial's claim (forged by any client) is not judged", async () => {
+  const runsDir = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+  try {
+    const text = tinySpecText("forge", 2, "early_stop: {rungs: [0.5], margin: 0.01}\ntickets: {cuts: 0}\n", 40);
+    const spec = parseSpec(text);
+    const [first, second] = expandTrials(spec);
+    const lines: string[] = [];
+    const outcome = await runSweep({
+      spec,
+      specText: text,
+      specFile: "s.yaml",
+      runsDir,
+      transport,
+      log: (l) => {
+        lines.push(l);
+        if (!/published \d+ trials/.test(l)) return;
+        // before the first trial reaches its rung: the second "reports" a perfect ticket there
+        transport.publishProgress({
+          v: 1,
+          sweep_id: sweepIdOf(spec),
+          trial_id: second!.id,
+          worker: "mallory",
+          host: "x",
+          step: 1,
+          total_steps: 1,
+          loss: null,
+          attempt: 1,
+          rung: { epoch: 20, sparsity: 1, val_accuracy: 1, claim: "0".repeat(32) },
+        });
+      },
+    });
+    assert.ok(outcome.complete, lines.join("\n"));
+    assert.match(lines.join("\n"), new RegExp(`ignored a rung report for trial ${second!.id} from x/mallory`));
+    const rows = await recorded(outcome.runDir);
+    assert.equal(rows.find((r) => r.trial_id === first!.id)?.status, "done", JSON.stringify(rows));
+    const kept = (await Deno.readTextFile(`${outcome.runDir}/${RUNGS_FILE}`)).trim().split("\n");
+    assert.ok(
+      kept.every((l) => JSON.parse(l).val_accuracy !== 1 || JSON.parse(l).sparsity !== 1),
+      "the forged report was kept for a resume",
+    );
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runsDir, { recursive: true });
+  }
 });
 
 Deno.test("early stop - no decision across rungs, method groups, or against the trial's own earlier report", () => {

@@ -161,6 +161,8 @@ export const ProgressMessageSchema = z.object({
     epoch: z.number().int().positive(),
     sparsity: z.number().min(0).max(1),
     val_accuracy: z.number().min(0).max(1),
+    /** The trial's claim (as in its result): a report without it is not judged. */
+    claim: z.string().min(1).max(128),
     /** The trial's ladder at the rung (spec `tickets.cuts`): each cut's sparsity and validation accuracy. */
     ladder: z.array(
       z.object({

@@ -139,7 +139,7 @@ async function trackSweepLocked(
     return false;
   };
   const earlyStop = earlyStopOf(spec);
-  let forged = 0;
+  let forged = 0, forgedRungs = 0;
   // an adaptive sweep's total is its budget: it may stop earlier (patience), never later
   const total = proposals ? trialBudget(spec) : trials.size;
   let searchDone = false, searchExhausted = false;
@@ -174,7 +174,11 @@ async function trackSweepLocked(
       failed: snap.failed,
       eta_s: snap.etaS,
       coordinator: Deno.hostname(),
-      rejected: { ...transport.rejected(), ...(forged ? { "result without claim": forged } : {}) },
+      rejected: {
+        ...transport.rejected(),
+        ...(forged ? { "result without claim": forged } : {}),
+        ...(forgedRungs ? { "rung report without claim": forgedRungs } : {}),
+      },
       updated_at: new Date().toISOString(),
     }).catch((e) => log(`could not publish the sweep state: ${(e as Error).message}`));
   };
@@ -200,11 +204,22 @@ async function trackSweepLocked(
     log(`set aside line ${s.line} of ${rungLog!.path} (${s.reason}): moved to ${RUNGS_REJECTED_FILE}`);
   }
   for (const l of rungLog?.lines ?? []) board!.report(l.group, l.rung, rungPointOf(l));
+  /** The (trial, rung) pairs in rungs.jsonl: a repeated report (a redelivered attempt) is judged, not kept again. */
+  const rungKept = new Set((rungLog?.lines ?? []).map((l) => `${l.trial_id}#${l.rung}`));
   const stopSent = new Set<string>();
   /** Early stopping: judges a rung report, and tells the trial's worker to stop it when it is dominated. */
   const onRung = (p: ProgressMessage) => {
     const trial = trials.get(p.trial_id);
     if (!board || !earlyStop || !p.rung || !trial || results.has(p.trial_id) || cancelAt) return;
+    if (p.rung.claim !== claimNow(p.trial_id)) {
+      // progress travels without the broker checking who sent it: only the worker given the trial knows its claim
+      if (forgedRungs++ === 0) {
+        log(
+          `ignored a rung report for trial ${p.trial_id} from ${p.host}/${p.worker}: it does not carry the trial's claim`,
+        );
+      }
+      return;
+    }
     const rung = rungEpochs(earlyStop.rungs, trial.config.training.epochs).find((r) => r.epoch === p.rung!.epoch);
     if (!rung) return;
     const line: RungLine = {
@@ -219,7 +234,11 @@ async function trackSweepLocked(
     };
     const point = rungPointOf(line);
     const decision = board.report(line.group, line.rung, point);
-    rungLog!.append(line).catch((e) => log(`could not append to ${rungLog!.path}: ${(e as Error).message}`));
+    const key = `${line.trial_id}#${line.rung}`;
+    if (!rungKept.has(key)) {
+      rungKept.add(key);
+      rungLog!.append(line).catch((e) => log(`could not append to ${rungLog!.path}: ${(e as Error).message}`));
+    }
     if (!decision.stop || stopSent.has(p.trial_id)) return;
     stopSent.add(p.trial_id);
     const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -352,10 +371,10 @@ async function trackSweepLocked(
     const limit = o.publishAhead ?? PUBLISH_AHEAD;
     // publishes wait until a batch's worth has been recorded: one at a time, each awaiting its acknowledgement,
     // publishing would be one broker round trip per trial
-    const batchSize = Math.max(1, Math.min(256, limit >> 2));
+    const batchSize = Math.max(1, Math.min(64, limit >> 2));
     const base = results.size, ahead = () => next - (results.size - base);
     const publishSome = async () => {
-      const batch = pending.slice(next, next + Math.min(256, limit - ahead()));
+      const batch = pending.slice(next, next + Math.min(64, limit - ahead()));
       next += batch.length;
       await Promise.all(
         batch.filter((t) => !results.has(t.id)).map((t) =>

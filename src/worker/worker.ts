@@ -410,7 +410,8 @@ async function prepare(d: TrialDelivery, ctx: DeliveryContext): Promise<keyof Wo
       ? {
         rungs: t.rungs,
         onRung: (point) => {
-          opts.transport.publishProgress(progress({ step: lastStep, total_steps: lastTotal, loss: null, rung: point }));
+          const rung = { ...point, claim: t.claim };
+          opts.transport.publishProgress(progress({ step: lastStep, total_steps: lastTotal, loss: null, rung }));
         },
         stopEarly: () => stopRequested.has(stopKey),
       }
