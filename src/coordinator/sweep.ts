@@ -371,10 +371,10 @@ async function trackSweepLocked(
     const limit = o.publishAhead ?? PUBLISH_AHEAD;
     // publishes wait until a batch's worth has been recorded: one at a time, each awaiting its acknowledgement,
     // publishing would be one broker round trip per trial
-    const batchSize = Math.max(1, Math.min(64, limit >> 2));
+    const batchSize = Math.max(1, Math.min(256, limit >> 2));
     const base = results.size, ahead = () => next - (results.size - base);
     const publishSome = async () => {
-      const batch = pending.slice(next, next + Math.min(64, limit - ahead()));
+      const batch = pending.slice(next, next + Math.min(256, limit - ahead()));
       next += batch.length;
       await Promise.all(
         batch.filter((t) => !results.has(t.id)).map((t) =>
