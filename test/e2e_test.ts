@@ -68,3 +68,43 @@ Deno.test("e2e - a bad spec exits 1 with every problem located", async () => {
   assert.match(text, /bad\.yaml:5:11 training\.epochs/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("e2e - a SIGKILLed coordinator's private broker and workers are stopped by the next run, which completes each trial once", async () => {
+  const dir = await Deno.makeTempDir();
+  const running = async (runDir: string) => {
+    const ps = await new Deno.Command("ps", { args: ["-eo", "pid,args"], stdout: "piped" }).output();
+    return new TextDecoder().decode(ps.stdout).split("\n").filter((l) => l.includes(`${runDir}/nats/`)).length;
+  };
+  try {
+    await Deno.writeTextFile(`${dir}/s.yaml`, tinySpecText("e2e-orphans", 2, "backend: js\n", 2000));
+    const args = ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}src/cli/sweep.ts`, `${dir}/s.yaml`];
+    const first = new Deno.Command(Deno.execPath(), {
+      args: [...args, "--runs", `${dir}/runs`, "--workers", "1"],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let text = "";
+    const reader = (async () => {
+      for await (const c of first.stdout.pipeThrough(new TextDecoderStream())) text += c;
+    })();
+    for (let i = 0; i < 600 && !/published 2 trials/.test(text); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(text, /published 2 trials/, text);
+    await new Promise((r) => setTimeout(r, 1500)); // the worker is training the first (about 5 s a trial)
+    const [runDir] = [...Deno.readDirSync(`${dir}/runs`)].map((e) => `${dir}/runs/${e.name}`);
+    first.kill("SIGKILL");
+    await first.status;
+    await reader;
+    assert.equal(await running(runDir!), 1, "the killed coordinator's broker is still running"); // the orphan
+    const again = await sweepCli([`${dir}/s.yaml`, "--runs", `${dir}/runs`, "--workers", "2"]);
+    assert.equal(again.code, 0, again.text);
+    assert.match(again.text, /stopped the private broker and local workers a killed coordinator .* left running/);
+    const results = await readResults(runDir!);
+    assert.equal(results.length, 2, JSON.stringify(results));
+    assert.equal(new Set(results.map((r) => r.trial_id)).size, 2);
+    assert.equal(await running(runDir!), 0, "a broker is left running on the store");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -21,7 +21,7 @@ import {
   parseCli,
   quietGpuProbe,
 } from "./common.ts";
-import { readBrokerFile, removeBrokerFile, writeBrokerFile } from "../coordinator/broker_file.ts";
+import { readBrokerFile, removeBrokerFile, stopOrphans, writeBrokerFile } from "../coordinator/broker_file.ts";
 import { acquireRunLock, inspectRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 import { dryRun } from "./dry_run.ts";
@@ -146,6 +146,14 @@ export async function sweepMain(args: string[]): Promise<number> {
           logLine(`started ${workersFlag} local worker process${workersFlag === 1 ? "" : "es"}`);
         }
       } else if (await natsServerBinary()) {
+        // a coordinator killed before it could clean up left its broker on this store, and its workers, running
+        const orphans = await stopOrphans(runDir);
+        if (orphans.length) {
+          logLine(
+            `stopped the private broker and local workers a killed coordinator of this run directory had left ` +
+              `running (pids ${orphans.join(", ")})`,
+          );
+        }
         const server = await startLocalServer(`${runDir}/nats`);
         cleanups.push(async () => {
           await closeTransport();
@@ -163,6 +171,13 @@ export async function sweepMain(args: string[]): Promise<number> {
         const n = workersFlag ?? navigator.hardwareConcurrency;
         const w = await spawnLocalWorkers(n, { url: server.url, token: server.token }, `${runDir}/logs`, workerArgs);
         cleanups.unshift(() => w.stop());
+        // their pids, so that a coordinator resuming after this one is killed can stop them
+        await writeBrokerFile(runDir, {
+          url: server.url,
+          token: server.token,
+          host: Deno.hostname(),
+          pids: [server.process.pid, ...w.pids],
+        });
         logLine(
           `private nats-server on ${server.url} (store ${runDir}/nats, random token); ${n} local worker process${
             n === 1 ? "" : "es"

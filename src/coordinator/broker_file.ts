@@ -5,6 +5,9 @@
 export interface BrokerFile {
   url: string;
   token: string;
+  /** The machine the broker and the local workers run on, and their process ids (broker first). */
+  host?: string;
+  pids?: number[];
 }
 
 export async function writeBrokerFile(runDir: string, b: BrokerFile): Promise<void> {
@@ -22,4 +25,45 @@ export async function readBrokerFile(runDir: string): Promise<BrokerFile | null>
 
 export async function removeBrokerFile(runDir: string): Promise<void> {
   await Deno.remove(`${runDir}/broker.json`).catch(() => {});
+}
+
+/** A process's command line (Linux /proc), or null when it is gone or unreadable. */
+async function commandLine(pid: number): Promise<string | null> {
+  try {
+    return (await Deno.readTextFile(`/proc/${pid}/cmdline`)).replaceAll("\0", " ");
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Stops what a coordinator killed without cleaning up (SIGKILL, a crash) left running for this run directory:
+ * its private broker (a second nats-server on the same store would corrupt it) and its local workers (still
+ * training for the old broker). Only processes on this machine whose command line still names this run
+ * directory's store or the old broker's URL are signalled (a recycled pid is left alone): SIGTERM, then SIGKILL
+ * after 5 s. Returns the pids it stopped.
+ */
+export async function stopOrphans(runDir: string): Promise<number[]> {
+  const b = await readBrokerFile(runDir);
+  if (!b?.pids?.length || b.host !== Deno.hostname()) return [];
+  const ours = async (pid: number) => {
+    const cmd = await commandLine(pid);
+    return cmd !== null && (cmd.includes(`${runDir}/nats/`) || cmd.includes(` ${b.url} `) || cmd.endsWith(` ${b.url}`));
+  };
+  const alive: number[] = [];
+  for (const pid of b.pids) if (pid !== Deno.pid && await ours(pid)) alive.push(pid);
+  const signal = (sig: Deno.Signal) => {
+    for (const pid of alive) {
+      try {
+        Deno.kill(pid, sig);
+      } catch { /* gone */ }
+    }
+  };
+  signal("SIGTERM");
+  for (const deadline = Date.now() + 5000; Date.now() < deadline;) {
+    if ((await Promise.all(alive.map(ours))).every((x) => !x)) return alive;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  signal("SIGKILL");
+  return alive;
 }

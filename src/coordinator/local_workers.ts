@@ -1,6 +1,8 @@
 /** Worker processes this coordinator started on its own machine. */
 export interface LocalWorkers {
   count: number;
+  /** Their process ids. */
+  pids: number[];
   /** Sends a signal to worker `i` (0-based), e.g. SIGKILL in fault-injection tests. */
   kill(i: number, signal: Deno.Signal): void;
   stop(): Promise<void>;
@@ -51,6 +53,7 @@ export async function spawnLocalWorkers(
   }
   return {
     count,
+    pids: procs.map((p) => p.pid),
     kill(i, signal) {
       procs[i]!.kill(signal);
     },
