@@ -1,7 +1,7 @@
 /*
  * Shared inline helpers of ticketsweep's native kernels (native/kernels.c and each mask method's own kernels,
  * e.g. src/train/masks/gates.c): the xoshiro128** generator and ziggurat tail of src/util/rng.ts, and the
- * float32 exp, sigmoid and log of src/train/masks/math.ts, operation for operation, so that every kernel draws
+ * float32 exp, sigmoid and log of src/train/float32.ts, operation for operation, so that every kernel draws
  * and rounds as its TypeScript loop does.
  */
 #ifndef TICKETSWEEP_KERNELS_H
@@ -49,15 +49,26 @@ static inline double ziggurat_tail(int32_t hz, int iz, uint32_t *s, const double
   }
 }
 
-/* float32 constants written as the double literals src/train/masks/math.ts rounds with Math.fround */
+/* float32 constants written as the double literals src/train/float32.ts rounds with Math.fround */
 #define F(x) ((float)(x))
 
+/* 2^k as a float for integer k in [-126, 127], built from its bits (no table: a table lookup is a gather that keeps
+ * the loops using it slow). */
+static inline float pow2i_f32(int32_t k) {
+  const uint32_t b = (uint32_t)(k + 127) << 23;
+  float f;
+  memcpy(&f, &b, sizeof f);
+  return f;
+}
+
 /*
- * e^x in float32 arithmetic as expF32 in src/train/masks/math.ts, operation for operation (x clamped to
- * [-103, 88], a degree-7 Taylor polynomial on |r| <= ln2/2, times 2^k from the same table, pow2f[k + 149]).
- * The clamp and floor are written with 0/1 factors and a truncation so that loops using it vectorise.
+ * e^x in float32 arithmetic as expF32 in src/train/float32.ts, operation for operation (x clamped to [-103, 88],
+ * a degree-7 Taylor polynomial on |r| <= ln2/2, times 2^k). The clamp and floor are written with 0/1 factors and a
+ * truncation so that loops using it vectorise. 2^k with k down to -149 is subnormal: p * 2^k is taken in two
+ * products, p * 2^max(k, -100) (exact: a normal result) and then * 2^(k - that) (the one rounding), which gives
+ * the single correctly rounded p * 2^k of the TypeScript table lookup bit for bit.
  */
-static inline float exp_f32(float x, const float *pow2f) {
+static inline float exp_f32(float x) {
   const float lo = (float)(x > -103.0f), hi = (float)(x < 88.0f);
   const float xc = lo * hi * x + (1.0f - lo) * -103.0f + (1.0f - hi) * 88.0f;
   const float t = xc * F(1.4426950408889634) + 0.5f, tr = (float)(int32_t)t;
@@ -65,12 +76,13 @@ static inline float exp_f32(float x, const float *pow2f) {
   const float r = (xc - k * F(0.693359375)) - k * F(-2.12194440e-4);
   const float p = 1.0f + r * (1.0f + r * (F(0.5) + r * (F(0.16666666666666666) + r * (F(0.041666666666666664) +
       r * (F(0.008333333333333333) + r * (F(0.001388888888888889) + r * F(0.0001984126984126984)))))));
-  return p * pow2f[(int32_t)k + 149];
+  const int32_t ki = (int32_t)k, k1 = ki > -100 ? ki : -100;
+  return (p * pow2i_f32(k1)) * pow2i_f32(ki - k1);
 }
 
-static inline float sigmoid_f32(float x, const float *pow2f) { return 1.0f / (1.0f + exp_f32(-x, pow2f)); }
+static inline float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
 
-/* ln x in float32 arithmetic for positive normal x, as logF32 in src/train/masks/math.ts. */
+/* ln x in float32 arithmetic for positive normal x, as logF32 in src/train/float32.ts. */
 static inline float log_f32(float x) {
   uint32_t b;
   memcpy(&b, &x, sizeof b);

@@ -9,9 +9,9 @@
  * ContinuousSparsification.effectiveWeights: q = sigmoid(beta * s) (kept for the backward pass), weff = w * c * q.
  */
 void ts_cs_forward(const float *restrict s, const float *restrict w, float *restrict sig, float *restrict weff,
-                   int32_t n, float beta, float c, const float *restrict pow2f) {
+                   int32_t n, float beta, float c) {
   for (int32_t i = 0; i < n; i++) {
-    const float q = sigmoid_f32(beta * s[i], pow2f);
+    const float q = sigmoid_f32(beta * s[i]);
     sig[i] = q;
     const float v = w[i] * c * q;
     weff[i] = v * (float)(fabsf(v) >= FLT_NORMAL_MIN);

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { fn, type FusedKernels, registerKernels } from "../../engine/native.ts";
 import type { TrainingConfig } from "../../spec/schema.ts";
 import type { FrozenNet } from "../nets/net.ts";
-import { FLT_NORMAL_MIN, POW2F, sigmoidF32 } from "../float32.ts";
+import { FLT_NORMAL_MIN, sigmoidF32 } from "../float32.ts";
 import { type CutRule, defineMethod, type MaskMethod, optimizerFloats, SHARED_FIELDS } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
@@ -45,9 +45,9 @@ export interface CsKernels {
 const NATIVE = registerKernels<CsKernels>({
   name: "cs",
   source: new URL("./continuous_sparsification.c", import.meta.url),
-  symbols: { ts_cs_forward: fn("bbbb i ff b"), ts_cs_sgd: fn("bbbbb i fffff"), ts_cs_grad: fn("bbbb i ff") },
+  symbols: { ts_cs_forward: fn("bbbb i ff"), ts_cs_sgd: fn("bbbbb i fffff"), ts_cs_grad: fn("bbbb i ff") },
   bind: (f) => ({
-    forward: (sc, w, sig, weff, beta, c) => f.ts_cs_forward!(sc, w, sig, weff, sc.length, beta, c, POW2F),
+    forward: (sc, w, sig, weff, beta, c) => f.ts_cs_forward!(sc, w, sig, weff, sc.length, beta, c),
     grad: (grad, g, w, sig, coef, k) => f.ts_cs_grad!(grad, g, w, sig, grad.length, coef, k),
     sgd: (sc, g, w, sig, mom, coef, k, lr, momentum, wd) =>
       f.ts_cs_sgd!(sc, g, w, sig, mom, sc.length, coef, k, lr, momentum, wd),

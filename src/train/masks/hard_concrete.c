@@ -6,22 +6,27 @@
 
 /*
  * Hard-concrete gates per weight in float32, as HardConcreteGates.effectiveWeights: uniform noise u (drawn as
- * the TypeScript loop draws it, stored as float in s), s = sigmoid((ln(u / (1 - u)) + log_alpha) / beta),
- * z = clamp(s * stretch + gamma, 0, 1) with stretch = zeta - gamma, weff = w * z. The draws are serial; the rest
+ * the TypeScript loop draws it; s holds the raw words until they are converted),
+ * s = sigmoid((ln(u / (1 - u)) + log_alpha) / beta), z = clamp(s * stretch + gamma, 0, 1) with stretch = zeta - gamma, weff = w * z. The draws are serial; the rest
  * vectorises.
  */
 void ts_hc_forward(float *restrict s, float *restrict z, const float *restrict la, const float *restrict w,
-                   float *restrict weff, int32_t n, float beta, float gamma, float stretch, uint32_t *state,
-                   const float *restrict pow2f) {
+                   float *restrict weff, int32_t n, float beta, float gamma, float stretch, uint32_t *state) {
   uint32_t st[4] = {state[0], state[1], state[2], state[3]};
-  for (int32_t j = 0; j < n; j++) s[j] = (float)uniform(st);
+  for (int32_t j = 0; j < n; j++) {
+    const uint32_t r = next_u32(st);
+    memcpy(&s[j], &r, sizeof r); /* the raw word: the conversion vectorises in the next loop */
+  }
   for (int k = 0; k < 4; k++) state[k] = st[k];
   const float umin = F(1e-6), umax = F(1.0 - 1e-6);
   for (int32_t j = 0; j < n; j++) {
-    const float u0 = s[j], lo = (float)(u0 > umin);
+    uint32_t r;
+    memcpy(&r, &s[j], sizeof r);
+    /* (float)(r / 2^32 in double), as uniform(): rounding r to float and then scaling by 2^-32 (exact) is the same */
+    const float u0 = (float)r * F(2.3283064365386963e-10), lo = (float)(u0 > umin);
     const float u1 = lo * u0 + (1.0f - lo) * umin, hi = (float)(u1 < umax);
     const float u = hi * u1 + (1.0f - hi) * umax;
-    const float sj = sigmoid_f32((log_f32(u / (1.0f - u)) + la[j]) / beta, pow2f);
+    const float sj = sigmoid_f32((log_f32(u / (1.0f - u)) + la[j]) / beta);
     s[j] = sj;
     const float v = sj * stretch + gamma;
     const float c0 = (v + fabsf(v)) * 0.5f, below = (float)(c0 < 1.0f);
@@ -36,11 +41,10 @@ void ts_hc_forward(float *restrict s, float *restrict z, const float *restrict l
  * coef * q * (1 - q), q = sigmoid(log_alpha - shift).
  */
 void ts_hc_grad(float *restrict dz, const float *restrict g, const float *restrict w, const float *restrict s,
-                const float *restrict la, int32_t n, float beta, float gamma, float stretch, float shift, float coef,
-                const float *restrict pow2f) {
+                const float *restrict la, int32_t n, float beta, float gamma, float stretch, float shift, float coef) {
   for (int32_t j = 0; j < n; j++) {
     const float d = g[j] * w[j], sj = s[j], v = sj * stretch + gamma;
-    const float q = sigmoid_f32(la[j] - shift, pow2f);
+    const float q = sigmoid_f32(la[j] - shift);
     const float pen = coef * q * (1.0f - q);
     const float open = (float)((v > 0.0f) & (v < 1.0f));
     dz[j] = open * (d * stretch * sj * (1.0f - sj) / beta) + 0.0f + pen;

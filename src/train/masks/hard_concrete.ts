@@ -4,7 +4,7 @@ import type { TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import { GateLayout } from "./gate_layout.ts";
-import { logF32, POW2F, sigmoidF32 } from "../float32.ts";
+import { logF32, sigmoidF32 } from "../float32.ts";
 import { type CutRule, defineMethod, type MaskMethod, optimizerFloats, SHARED_FIELDS } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
@@ -60,12 +60,12 @@ export interface HardConcreteKernels {
 const NATIVE = registerKernels<HardConcreteKernels>({
   name: "hard-concrete",
   source: new URL("./hard_concrete.c", import.meta.url),
-  symbols: { ts_hc_forward: fn("bbbbb i fff bb"), ts_hc_grad: fn("bbbbb i fffff b") },
+  symbols: { ts_hc_forward: fn("bbbbb i fff b"), ts_hc_grad: fn("bbbbb i fffff") },
   bind: (f) => ({
     forward: (s, z, la, w, weff, beta, gamma, stretch, st) =>
-      f.ts_hc_forward!(s, z, la, w, weff, la.length, beta, gamma, stretch, st, POW2F),
+      f.ts_hc_forward!(s, z, la, w, weff, la.length, beta, gamma, stretch, st),
     grad: (dz, g, w, s, la, beta, gamma, stretch, shift, coef) =>
-      f.ts_hc_grad!(dz, g, w, s, la, la.length, beta, gamma, stretch, shift, coef, POW2F),
+      f.ts_hc_grad!(dz, g, w, s, la, la.length, beta, gamma, stretch, shift, coef),
   }),
 });
 

@@ -7,14 +7,27 @@
 
 /*
  * The sampled mask and effective weights: p = sigmoid(s) (kept for the backward pass), m = u < p with u drawn
- * per weight in order (state advanced), weff = m ? w : 0.
+ * per weight in order (state advanced), weff = m ? w : 0. The draws are serial (each advances the state), so they
+ * are written first, as raw words, into weff; the comparison u / 2^32 < p, i.e. u < p * 2^32 (exact in double),
+ * and the select then vectorise without a branch (a Bernoulli draw near p = 0.5 mispredicts every other time).
  */
 void ts_supermask_forward(const float *restrict s, const float *restrict w, float *restrict p, float *restrict weff,
-                          int32_t n, uint32_t *state, const float *restrict pow2f) {
-  for (int32_t i = 0; i < n; i++) p[i] = sigmoid_f32(s[i], pow2f);
+                          int32_t n, uint32_t *state) {
   uint32_t st[4] = {state[0], state[1], state[2], state[3]};
-  for (int32_t i = 0; i < n; i++) weff[i] = uniform(st) < (double)p[i] ? w[i] : 0.0f;
+  for (int32_t i = 0; i < n; i++) {
+    const uint32_t u = next_u32(st);
+    memcpy(&weff[i], &u, sizeof u);
+  }
   for (int k = 0; k < 4; k++) state[k] = st[k];
+  for (int32_t i = 0; i < n; i++) {
+    const float q = sigmoid_f32(s[i]);
+    p[i] = q;
+    uint32_t u, wb;
+    memcpy(&u, &weff[i], sizeof u);
+    memcpy(&wb, &w[i], sizeof wb);
+    const uint32_t keep = -(uint32_t)((double)u < (double)q * 4294967296.0), out = wb & keep;
+    memcpy(&weff[i], &out, sizeof out);
+  }
 }
 
 /* The straight-through gradient on the scores: d(loss)/d(mask) = g * w, through the sigmoid's slope p * (1 - p). */

@@ -4,7 +4,7 @@ import type { TrainingConfig } from "../../spec/schema.ts";
 import type { Rng } from "../../util/rng.ts";
 import type { FrozenNet } from "../nets/net.ts";
 import { GateLayout } from "./gate_layout.ts";
-import { POW2F, sigmoidF32 } from "../float32.ts";
+import { sigmoidF32 } from "../float32.ts";
 import { type CutRule, defineMethod, type MaskMethod, optimizerFloats } from "./method.ts";
 import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
@@ -28,9 +28,9 @@ export interface SupermaskKernels {
 const NATIVE = registerKernels<SupermaskKernels>({
   name: "supermask",
   source: new URL("./supermask.c", import.meta.url),
-  symbols: { ts_supermask_forward: fn("bbbb i bb"), ts_supermask_grad: fn("bbbb i") },
+  symbols: { ts_supermask_forward: fn("bbbb i b"), ts_supermask_grad: fn("bbbb i") },
   bind: (k) => ({
-    forward: (s, w, p, weff, st) => k.ts_supermask_forward!(s, w, p, weff, s.length, st, POW2F),
+    forward: (s, w, p, weff, st) => k.ts_supermask_forward!(s, w, p, weff, s.length, st),
     grad: (grad, g, w, p) => k.ts_supermask_grad!(grad, g, w, p, grad.length),
   }),
 });
