@@ -1,6 +1,7 @@
 // `sweep` arguments the broker cannot take: one line, never the KV or JetStream client's stack trace.
 import assert from "node:assert/strict";
-import { sweepMain } from "../src/cli/sweep.ts";
+import { sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
+import { intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
 
 Deno.test("cancel - an empty, wildcard or spaced name is refused before any broker is asked", async () => {
   for (const arg of ["", "*", ">", "a b", "runs/*", "a.b"]) {
@@ -16,7 +17,65 @@ Deno.test("sweep - --ack-wait 0 or 10^11 s (nanoseconds past int64 on the broker
   for (const v of ["0", "99999999999"]) {
     await assert.rejects(
       () => sweepMain(["no-such-spec.yaml", "--ack-wait", v]),
-      new RegExp(`--ack-wait must be from 1 to 86400 seconds: current value is ${v}`),
+      new RegExp(`--ack-wait must be a whole number from 1 to 86400 seconds: current value is '${v}'$`),
     );
   }
+});
+
+Deno.test("sweep - --workers takes 0 to 256 local workers: 100000 or 1e9 is one line, before anything starts", async () => {
+  for (const v of ["257", "100000", "1e9"]) {
+    await assert.rejects(
+      () => sweepMain(["no-such-spec.yaml", "--workers", v]),
+      new RegExp(`--workers must be a whole number from 0 to 256 local worker processes: current value is '${v}'$`),
+    );
+  }
+});
+
+Deno.test("sweep - number flags take decimal digits only: 2abc, 0x10, 1e400, 1.5, -1, ' 2' and '' are refused", async () => {
+  for (
+    const [flag, v] of [
+      ["workers", "2abc"],
+      ["workers", "0x10"],
+      ["workers", ""],
+      ["ack-wait", "1e400"],
+      [
+        "ack-wait",
+        "1.5",
+      ],
+      ["reconcile", "-1"],
+      ["reconcile", " 2"],
+      ["pack", "0b11"],
+    ]
+  ) {
+    await assert.rejects(
+      () => sweepMain(["no-such-spec.yaml", `--${flag}=${v}`]),
+      new RegExp(`--${flag} must be a whole number .*: current value is '${v}'$`),
+      `--${flag} ${v}`,
+    );
+  }
+  assert.equal(intFlag("workers", "12", 1), 12);
+  // a bad value's control bytes are escaped, not sent to the terminal
+  assert.throws(() => intFlag("threads", "2\x1b[2J", 1), /current value is '2\\x1b\[2J'$/);
+});
+
+Deno.test("sweep - a spec file with --resume is refused in one line: the run directory keeps its own spec", async () => {
+  await assert.rejects(
+    () => sweepMain(["other.yaml", "--resume", "runs/s-1234/"]),
+    /--resume runs\/s-1234 continues the sweep of that run directory's own spec: give either a spec file or --resume DIR, not both \(to run other\.yaml, leave out --resume\)$/,
+  );
+});
+
+Deno.test("sweep - a password or token in a broker URL is never printed", () => {
+  const nats = natsFromFlags({ nats: "nats://alice:s3cret@10.0.0.5:4222,nats://10.0.0.6:4222" });
+  const join = workerJoinCommand(nats);
+  assert.match(
+    join,
+    /^deno task worker --nats nats:\/\/10\.0\.0\.5:4222,nats:\/\/10\.0\.0\.6:4222 --user USER --password/,
+  );
+  const tokenJoin = workerJoinCommand(natsFromFlags({ nats: "tok3n@10.0.0.7:4222" }));
+  assert.match(tokenJoin, /^deno task worker --nats 10\.0\.0\.7:4222 --token TOKEN \(the token/);
+  assert.equal(
+    shown(`broker ${nats.servers}: cannot connect to alice:pw2@h:1`),
+    "broker nats://alice:***@10.0.0.5:4222,nats://10.0.0.6:4222: cannot connect to alice:***@h:1",
+  );
 });

@@ -34,6 +34,7 @@ import {
   WorkerPresenceSchema,
 } from "./messages.ts";
 import type { QueueInfo, RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
+import { redactCredentials } from "../util/redact.ts";
 
 export const TRIAL_STREAM = "TICKETSWEEP_TRIALS";
 export const RESULT_STREAM = "TICKETSWEEP_RESULTS";
@@ -131,7 +132,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
     });
   } catch (e) {
     throw new BrokerError(
-      `cannot connect to NATS at ${opts.servers}: ${(e as Error).message}. ` +
+      `cannot connect to NATS at ${redactCredentials(String(opts.servers))}: ${(e as Error).message}. ` +
         "Check the URL, that nats-server runs with JetStream (-js), and the token or user/password.",
       { cause: e },
     );
@@ -149,7 +150,10 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
         continue;
       }
       nc.close();
-      throw new BrokerError(`NATS at ${opts.servers} has no JetStream: start nats-server with -js`, { cause: e });
+      throw new BrokerError(
+        `NATS at ${redactCredentials(String(opts.servers))} has no JetStream: start nats-server with -js`,
+        { cause: e },
+      );
     }
   }
   return new NatsTransport(nc, jsm, opts);

@@ -1,5 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { TicketsweepError } from "../util/errors.ts";
+import { printable, terminalSafe } from "../util/clip.ts";
+import { redactCredentials } from "../util/redact.ts";
 
 /** A command's flags and positional arguments; an unknown flag is a usage error naming it. */
 export function parseCli<T extends ParseArgsConfig["options"]>(
@@ -31,7 +33,7 @@ export async function runMain(main: () => Promise<number | void>): Promise<void>
     Deno.exit(code ?? 0);
   } catch (e) {
     if (e instanceof TicketsweepError) {
-      console.error(`error: ${e.message}`);
+      console.error(`error: ${shown(e.message)}`);
       Deno.exit(1);
     }
     const denied = permissionDenied(e);
@@ -81,17 +83,39 @@ export function quietGpuProbe(): void {
   } catch { /* the message stays */ }
 }
 
-/** A timestamped log line to stderr. */
-export function logLine(line: string): void {
-  console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+/**
+ * A text as a command prints it: the passwords and tokens of broker URLs hidden (`nats://user:***@host`) and the
+ * bytes of a bad file escaped (`\x1b`), whatever line carries them.
+ */
+export function shown(text: string): string {
+  return terminalSafe(redactCredentials(text));
 }
 
-/** Parses a positive integer flag. */
-export function intFlag(name: string, v: string | boolean | undefined, def: number): number {
+/** A timestamped log line to stderr ({@link shown}: no URL password, no raw control bytes). */
+export function logLine(line: string): void {
+  console.error(`[${new Date().toISOString().slice(11, 19)}] ${shown(line)}`);
+}
+
+/** The bounds of an {@link intFlag}: from `min` (default 0) to `max`, in `unit` (said in the message). */
+export interface IntRange {
+  min?: number;
+  max?: number;
+  unit?: string;
+}
+
+/**
+ * Parses a whole-number flag: decimal digits only (`2abc`, `0x10`, `1e9`, `1.0`, `-1`, `1e400` and an empty value
+ * are refused), within `range` when given; anything else is one line naming the flag and what it takes.
+ */
+export function intFlag(name: string, v: string | boolean | undefined, def: number, range: IntRange = {}): number {
   if (v === undefined || typeof v === "boolean") return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new TicketsweepError(`--${name} must be a non-negative integer: current value is '${v}'`);
+  const { min = 0, max = Number.MAX_SAFE_INTEGER, unit } = range;
+  const n = /^[0-9]{1,16}$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max)) {
+    const what = max === Number.MAX_SAFE_INTEGER && min === 0
+      ? "a whole number (digits only)"
+      : `a whole number from ${min} to ${max}${unit ? ` ${unit}` : ""}`;
+    throw new TicketsweepError(`--${name} must be ${what}: current value is '${printable(v, 40)}'`);
   }
   return n;
 }

@@ -7,7 +7,7 @@ import { configFrontTables, settingsSection } from "../report/markdown.ts";
 import { sweepLabels } from "../report/data.ts";
 import { comparabilityWarning } from "../report/settings.ts";
 import { TicketsweepError } from "../util/errors.ts";
-import { logLine, parseCli } from "./common.ts";
+import { logLine, parseCli, shown } from "./common.ts";
 
 export const REPORT_USAGE = `Usage: deno task report runs/A [runs/B ...] [--out DIR] [--at-accuracy X,Y,...]
 
@@ -53,7 +53,7 @@ async function loadRun(dir: string): Promise<ReportData> {
   }
   try {
     const log = await ResultLog.open(dir, { planned: manifest.trials.map((t) => t.id), readOnly: !lock });
-    for (const s of log.setAside) console.error(`${dir}/${setAsideNotice(s, !lock)}`);
+    for (const s of log.setAside) console.error(shown(`${dir}/${setAsideNotice(s, !lock)}`));
     return reportDataOf(manifest, log.all());
   } finally {
     await lock?.release();

@@ -5,7 +5,7 @@ import { readManifest } from "../coordinator/run_dir.ts";
 import { inspectRunLock, type LockState } from "../coordinator/run_lock.ts";
 import { gatherStatus, renderStatus } from "../coordinator/status.ts";
 import { TicketsweepError } from "../util/errors.ts";
-import { logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli } from "./common.ts";
+import { logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli, shown as printed } from "./common.ts";
 
 export const STATUS_USAGE = `Usage: deno task status [SWEEP_ID | runs/SWEEP_ID] [options]
 
@@ -63,7 +63,7 @@ export async function statusMain(args: string[]): Promise<number> {
       log = await ResultLog.open(d, { planned: m.trials.map((t) => t.id), readOnly: true });
     } catch (e) {
       if (!(e instanceof TicketsweepError)) throw e;
-      console.log(e.message); // one line: not a run directory, or what is wrong with its sweep.json or results
+      console.log(printed(e.message)); // one line: not a run directory, or what is wrong with its sweep.json or results
       continue;
     }
     shown++;
@@ -89,7 +89,7 @@ export async function statusMain(args: string[]): Promise<number> {
       `${m.sweep_id} (${m.name}): ${state}; ${m.trials.length} trials: ${m.trials.length - all.length} without an ` +
         `outcome, ${done} done, ${failed} failed (from ${d}; for live workers pass --nats)`,
     );
-    for (const s of log.setAside) console.log(`  ${d}/${setAsideNotice(s, true)}`);
+    for (const s of log.setAside) console.log(printed(`  ${d}/${setAsideNotice(s, true)}`));
     if (failed > 0 && lock.kind !== "live") {
       console.log(`  run the ${failed} failed trials again: deno task sweep --resume ${d} --retry-failed`);
     }

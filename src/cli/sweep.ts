@@ -25,6 +25,10 @@ import { readBrokerFile, removeBrokerFile, stopOrphans, writeBrokerFile } from "
 import { acquireRunLock, inspectRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 import { dryRun } from "./dry_run.ts";
+import { withoutCredentials } from "../util/redact.ts";
+
+/** The most local worker processes `--workers` starts (each a process of its own). */
+export const MAX_LOCAL_WORKERS = 256;
 
 export const SWEEP_USAGE = `Usage: deno task sweep SPEC.yaml [options]
        deno task sweep --resume runs/SWEEP_ID [options]
@@ -45,12 +49,13 @@ name:) works when one sweep has it (or only one of those runs). It finds the bro
 runs/SWEEP_ID/broker.json when the sweep runs on a private broker.
 
 Options:
-  --workers N     local worker processes (default: one per core, ${navigator.hardwareConcurrency} here)
+  --workers N     local worker processes, 0 to ${MAX_LOCAL_WORKERS} (default: one per core, ${navigator.hardwareConcurrency} here)
   --ack-wait S    seconds a trial may go without a heartbeat before it is redelivered (default 30)
   --backend B     override the spec's backend for local workers: ${BACKENDS.join("|")}
   --pack K|auto   local workers train up to K compatible trials together (default auto; see README)
   --runs DIR      where run directories go (default runs)
-  --resume DIR    continue a sweep from its run directory
+  --resume DIR    continue a sweep from its run directory, with the spec it keeps (spec.yaml): give no
+                  spec file with it
   --fresh         delete the spec's run directory first and start over (the sweep's queued trials and
                   stored results on the broker are removed too)
   --dry-run       print the trials the spec expands to, their compute estimate and the problems found
@@ -80,14 +85,22 @@ export async function sweepMain(args: string[]): Promise<number> {
     help: { type: "boolean", short: "h" },
   }, SWEEP_USAGE);
   if (positionals[0] === "cancel") return await cancelMain(positionals.slice(1), values);
-  const ackWaitMs = 1000 * intFlag("ack-wait", values["ack-wait"], 30);
-  if (ackWaitMs < 1000 || ackWaitMs > 86_400_000) {
-    // the broker keeps it in nanoseconds: 10^11 s overflows and JetStream answers "invalid JSON"
+  // the broker keeps it in nanoseconds: 10^11 s overflows and JetStream answers "invalid JSON"
+  const ackWaitMs = 1000 * intFlag("ack-wait", values["ack-wait"], 30, { min: 1, max: 86_400, unit: "seconds" });
+  // each local worker is a process of its own (~100 MB): more than this is a typo, or a job for remote workers
+  const workersFlag = values.workers === undefined
+    ? undefined
+    : intFlag("workers", values.workers, 1, { max: MAX_LOCAL_WORKERS, unit: "local worker processes" });
+  const reconcileMs = 1000 * Math.max(1, intFlag("reconcile", values.reconcile, 10, { max: 86_400, unit: "seconds" }));
+  const pack = packFlag(values.pack);
+  const resume = typeof values.resume === "string" ? values.resume.replace(/\/+$/, "") : undefined;
+  if (resume !== undefined && positionals.length) {
+    // the run directory holds its own spec (spec.yaml): a second one would be ignored, or mistaken for it
     throw new TicketsweepError(
-      `--ack-wait must be from 1 to 86400 seconds: current value is ${values["ack-wait"]}`,
+      `--resume ${resume} continues the sweep of that run directory's own spec: give either a spec file or ` +
+        `--resume DIR, not both (to run ${positionals[0]}, leave out --resume)`,
     );
   }
-  const resume = typeof values.resume === "string" ? values.resume.replace(/\/+$/, "") : undefined;
   if (!resume && positionals.length !== 1) throw new TicketsweepError(`give one spec file\n\n${SWEEP_USAGE}`);
   const backend = values.backend as Backend | undefined;
   if (backend !== undefined && !BACKENDS.includes(backend)) {
@@ -118,8 +131,6 @@ export async function sweepMain(args: string[]): Promise<number> {
   async function sweepLocked(runDir: string, lock: RunLock): Promise<number> {
     if (values.fresh && !resume) await emptyRunDir(runDir);
     const nats = natsFromFlags(values);
-    const workersFlag = values.workers === undefined ? undefined : intFlag("workers", values.workers, 1);
-    const pack = packFlag(values.pack);
     const workerArgs = [...(backend ? ["--backend", backend] : []), "--pack", String(pack)];
     let transport: Transport | undefined;
     let closing: Promise<void> | undefined;
@@ -217,7 +228,6 @@ export async function sweepMain(args: string[]): Promise<number> {
         tty,
         width: () => (tty ? Deno.consoleSize().columns : 120),
       });
-      const reconcileMs = 1000 * Math.max(1, intFlag("reconcile", values.reconcile, 10));
       const retryFailed = values["retry-failed"] === true;
       const common = { transport, log: logLine, signal: ac.signal, display, reconcileMs, lock, retryFailed };
       const outcome: SweepOutcome = resume ? await resumeSweep(resume, common) : await runSweep({
@@ -251,18 +261,23 @@ export async function sweepMain(args: string[]): Promise<number> {
  * (placeholders, never the secrets: the worker role's own password is in worker.env from broker-config).
  */
 export function workerJoinCommand(nats: ReturnType<typeof natsFromFlags>): string {
-  const flags = [`--nats ${nats.servers}`];
-  if (nats.token) flags.push("--token TOKEN");
-  if (nats.user) flags.push("--user USER --password PASSWORD");
+  // a user, password or token in the URL itself: not printed, the placeholders stand for them
+  const servers = withoutCredentials(nats.servers ?? "");
+  const inUrl = servers !== nats.servers ? (nats.servers!.match(/[^\s/@,]+@/)?.[0] ?? "") : "";
+  const user = nats.user ?? (inUrl.includes(":") ? inUrl : undefined);
+  const token = nats.token ?? (inUrl && !inUrl.includes(":") ? inUrl : undefined);
+  const flags = [`--nats ${servers}`];
+  if (token) flags.push("--token TOKEN");
+  if (user) flags.push("--user USER --password PASSWORD");
   if (nats.creds) flags.push("--creds FILE.creds");
   if (nats.tls?.caFile) flags.push("--tls-ca CA.pem");
   if (nats.tls?.certFile) flags.push("--tls-cert CERT.pem --tls-key KEY.pem");
   const cmd = `deno task worker ${flags.join(" ")}`;
-  if (nats.user) {
+  if (user) {
     return `${cmd} (the worker user's, not the coordinator's: set -a; . ./worker.env; set +a; deno task worker ` +
       "reads them from the environment)";
   }
-  return nats.token ? `${cmd} (the token this coordinator was given)` : cmd;
+  return token ? `${cmd} (the token this coordinator was given)` : cmd;
 }
 
 /** Deletes everything in a run directory but its lock (held by this coordinator), for `--fresh`. */
