@@ -271,6 +271,19 @@ Deno.test("operator - --dry-run lists the trials, the compute estimate and the p
     assert.match(text, /problems: none found/);
     assert.doesNotMatch(text, /private nats-server|published/);
     await assert.rejects(() => Deno.stat(`${dir}/runs`), Deno.errors.NotFound, "a dry run writes nothing");
+    // a damaged run directory: the problems a run would find, the bad bytes escaped, nothing changed; exit 1
+    const runDir = `${dir}/runs/${spec.sweepId}`;
+    await Deno.mkdir(runDir, { recursive: true });
+    await Deno.writeTextFile(`${runDir}/results.jsonl`, '\x00\x1b[2J\n{"trial_id": "cut');
+    await Deno.writeTextFile(`${runDir}/broker.json`, '{"url": 1}');
+    const damaged = await cli("sweep", [spec.path, "--runs", `${dir}/runs`, "--dry-run"]);
+    assert.equal(damaged.code, 1, damaged.text);
+    assert.match(damaged.text, /results\.jsonl line 1: not JSON \(.*"\\x00\\x1b\[2J".*a run sets it aside/);
+    assert.match(damaged.text, /results\.jsonl line 2: torn .*a run sets it aside in results\.rejected\.jsonl/);
+    assert.match(damaged.text, /broker\.json: not a broker file \(url: Expected string, received number\)/);
+    assert.doesNotMatch(damaged.text, /\x1b/, "no raw control byte reaches the terminal");
+    assert.deepEqual([...Deno.readDirSync(runDir)].map((e) => e.name).sort(), ["broker.json", "results.jsonl"]);
+    assert.equal(await Deno.readTextFile(`${runDir}/results.jsonl`), '\x00\x1b[2J\n{"trial_id": "cut');
     // a spec with problems: all of them, exit 1
     await Deno.writeTextFile(`${dir}/bad.yaml`, "name: x\nmethod: bayes\ntraining:\n  epochs: -2\n");
     const bad = await cli("sweep", [`${dir}/bad.yaml`, "--dry-run"]);

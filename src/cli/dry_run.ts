@@ -1,4 +1,8 @@
-import { ResultLog } from "../coordinator/record.ts";
+import { readRetryRounds, type RecordedResult, REJECTED_FILE, ResultLog } from "../coordinator/record.ts";
+import { inspectBrokerFile } from "../coordinator/broker_file.ts";
+import { readManifest } from "../coordinator/run_dir.ts";
+import { inspectRunLock, LOCK_FILE, lockHeldMessage } from "../coordinator/run_lock.ts";
+import { TicketsweepError } from "../util/errors.ts";
 import { describeParams, expandTrials, sweepIdOf, trialCount } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
 import { checkTrialLimits, formatBytes, freeMemory, resolveLimits, trialCost } from "../worker/limits.ts";
@@ -19,10 +23,16 @@ const bytes = (b: number) => (b < 1e6 ? `${Math.ceil(b / 1e3)} kB` : formatBytes
 /**
  * `deno task sweep SPEC --dry-run`: what the spec expands to (its trials), what they cost (training steps,
  * trial-epochs, weights, an estimate of the multiply-adds and each trial's peak memory), and the problems found
- * (trials this machine's workers would refuse, what the run directory already holds), without starting anything.
- * @returns the exit code: 0, or 1 when a trial would be refused on this machine.
+ * (trials this machine's workers would refuse; what a run would find wrong in the run directory: lines of
+ * results.jsonl it sets aside, files it cannot read), without starting or changing anything.
+ * @returns the exit code: 0, or 1 when a problem was found.
  */
-export async function dryRun(spec: SweepSpec, runDir: string, out: (line: string) => void): Promise<number> {
+export async function dryRun(
+  spec: SweepSpec,
+  runDir: string,
+  out: (line: string) => void,
+  resumed = false,
+): Promise<number> {
   const sweepId = sweepIdOf(spec);
   const { trials: n, detail } = trialCount(spec);
   out(`${sweepId} (${spec.name}): ${count(n)} trial${n === 1 ? "" : "s"} (${detail}); run directory ${runDir}`);
@@ -64,9 +74,21 @@ export async function dryRun(spec: SweepSpec, runDir: string, out: (line: string
       }) would be ${why} (a worker with more memory or higher --max-* limits may take them)`,
     );
   }
-  const recorded = await ResultLog.open(runDir, { planned: trials.map((t) => t.id), readOnly: true })
-    .then((l) => l.all())
-    .catch(() => []);
+  problems.push(...await runDirProblems(runDir, resumed));
+  let recorded: RecordedResult[] = [];
+  try {
+    const log = await ResultLog.open(runDir, { planned: trials.map((t) => t.id), readOnly: true });
+    recorded = log.all();
+    for (const s of log.setAside) {
+      problems.push(
+        `${runDir}/results.jsonl line ${s.line}: ${s.reason}; a run sets it aside in ${REJECTED_FILE}` +
+          (s.runsAgain ? " and runs its trial again" : ""),
+      );
+    }
+  } catch (e) {
+    if (!(e instanceof TicketsweepError)) throw e;
+    problems.push(e.message);
+  }
   if (recorded.length) {
     const failed = recorded.filter((r) => r.status === "failed").length;
     out(
@@ -77,5 +99,33 @@ export async function dryRun(spec: SweepSpec, runDir: string, out: (line: string
   }
   out(problems.length ? `problems:\n${problems.map((p) => `  ${p}`).join("\n")}` : "problems: none found");
   out("dry run: nothing was started or written");
-  return refused.size ? 1 : 0;
+  return problems.length ? 1 : 0;
+}
+
+/**
+ * What a run would find wrong in an existing run directory, read only: a plan (sweep.json) it cannot read, a retry
+ * record it would refuse, a broker file it cannot use, a coordinator that holds the directory now.
+ */
+async function runDirProblems(runDir: string, resumed: boolean): Promise<string[]> {
+  const problems: string[] = [];
+  const found = async (f: () => Promise<unknown>) => {
+    try {
+      await f();
+    } catch (e) {
+      if (!(e instanceof TicketsweepError)) throw e;
+      problems.push(e.message);
+    }
+  };
+  // a run of the spec writes a new plan over an unreadable one; with --resume it is read before this
+  const plan = await Deno.stat(`${runDir}/sweep.json`).then(() => true, () => false);
+  if (plan && !resumed) await found(() => readManifest(runDir));
+  await found(() => readRetryRounds(runDir));
+  const broker = await inspectBrokerFile(runDir);
+  if ("problem" in broker && broker.problem) problems.push(broker.problem);
+  await found(async () => {
+    const lock = await inspectRunLock(runDir);
+    if (lock.kind === "live") problems.push(lockHeldMessage(runDir, lock.info, lock.futureMs));
+    if (lock.kind === "corrupt") problems.push(`${runDir}/${LOCK_FILE}: unreadable (${lock.why}); a run takes it over`);
+  });
+  return problems;
 }

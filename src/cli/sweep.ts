@@ -20,8 +20,15 @@ import {
   packFlag,
   parseCli,
   quietGpuProbe,
+  shown,
 } from "./common.ts";
-import { readBrokerFile, removeBrokerFile, stopOrphans, writeBrokerFile } from "../coordinator/broker_file.ts";
+import {
+  inspectBrokerFile,
+  readBrokerFile,
+  removeBrokerFile,
+  stopOrphans,
+  writeBrokerFile,
+} from "../coordinator/broker_file.ts";
 import { acquireRunLock, inspectRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 import { dryRun } from "./dry_run.ts";
@@ -59,7 +66,8 @@ Options:
   --fresh         delete the spec's run directory first and start over (the sweep's queued trials and
                   stored results on the broker are removed too)
   --dry-run       print the trials the spec expands to, their compute estimate and the problems found
-                  (trials this machine would refuse), then exit: nothing starts, nothing is written
+                  (trials this machine would refuse; what a run would find wrong in the run directory), then
+                  exit (1 when a problem was found): nothing starts, nothing is written
   --retry-failed  run the failed trials again (errors, refused, gave up, cancelled), keeping the finished
                   ones; their failed outcomes move to results.rejected.jsonl
   --reconcile S   seconds between checks that every trial without an outcome is queued, running or
@@ -114,7 +122,10 @@ export async function sweepMain(args: string[]): Promise<number> {
   using signals = trapSignals(ac, cleanups);
   const spec = specFile ? await loadSpec(specFile) : undefined;
   const runDir = resume ?? `${runsDir}/${sweepIdOf(spec!)}`;
-  if (values["dry-run"]) return await dryRun(spec ?? (await readManifest(runDir)).spec, runDir, console.log);
+  if (values["dry-run"]) {
+    const planned = spec ?? (await readManifest(runDir)).spec;
+    return await dryRun(planned, runDir, (line) => console.log(shown(line)), resume !== undefined);
+  }
   signals.runDir = runDir;
   // a directory a live coordinator holds: refused before deleting it (--fresh) or starting a broker in it
   // a bad run directory is reported before anything starts
@@ -158,6 +169,8 @@ export async function sweepMain(args: string[]): Promise<number> {
         }
       } else if (await natsServerBinary()) {
         // a coordinator killed before it could clean up left its broker on this store, and its workers, running
+        const brokerFile = await inspectBrokerFile(runDir);
+        if ("problem" in brokerFile && brokerFile.problem) logLine(brokerFile.problem);
         const orphans = await stopOrphans(runDir);
         if (orphans.length) {
           logLine(

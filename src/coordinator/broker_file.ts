@@ -1,14 +1,17 @@
+import { z } from "zod";
+
 /**
  * `runs/<sweep>/broker.json`: how to reach the private broker a sweep started (URL and its random token),
  * readable by the owner only, so that `status` and `cancel` from another terminal find it.
  */
-export interface BrokerFile {
-  url: string;
-  token: string;
+export const BrokerFileSchema = z.object({
+  url: z.string(),
+  token: z.string(),
   /** The machine the broker and the local workers run on, and their process ids (broker first). */
-  host?: string;
-  pids?: number[];
-}
+  host: z.string().optional(),
+  pids: z.array(z.number().int().positive()).optional(),
+});
+export type BrokerFile = z.infer<typeof BrokerFileSchema>;
 
 export async function writeBrokerFile(runDir: string, b: BrokerFile): Promise<void> {
   await Deno.mkdir(runDir, { recursive: true });
@@ -16,11 +19,34 @@ export async function writeBrokerFile(runDir: string, b: BrokerFile): Promise<vo
 }
 
 export async function readBrokerFile(runDir: string): Promise<BrokerFile | null> {
+  const b = await inspectBrokerFile(runDir);
+  return "file" in b ? b.file : null;
+}
+
+/**
+ * The broker file of a run directory: `{file}`, `{}` when there is none, or `{problem}`: one line on why it is
+ * not one (a sweep then cannot stop what a killed coordinator left running there; it writes a new file).
+ */
+export async function inspectBrokerFile(runDir: string): Promise<{ file: BrokerFile } | { problem?: string }> {
+  const path = `${runDir}/broker.json`;
+  let text: string;
   try {
-    return JSON.parse(await Deno.readTextFile(`${runDir}/broker.json`)) as BrokerFile;
-  } catch {
-    return null;
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound ? {} : { problem: `${path}: cannot read it (${(e as Error).message})` };
   }
+  const after = "a sweep cannot stop the broker and local workers it names (if a killed coordinator left them " +
+    "running, stop them) and writes a new one";
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { problem: `${path}: not JSON (${(e as Error).message}); ${after}` };
+  }
+  const parsed = BrokerFileSchema.safeParse(raw);
+  if (parsed.success) return { file: parsed.data };
+  const i = parsed.error.issues[0]!;
+  return { problem: `${path}: not a broker file (${i.path.join(".") || "(root)"}: ${i.message}); ${after}` };
 }
 
 export async function removeBrokerFile(runDir: string): Promise<void> {
