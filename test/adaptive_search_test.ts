@@ -4,6 +4,9 @@ import assert from "node:assert/strict";
 import type { RecordedResult } from "../src/coordinator/record.ts";
 import { readManifest } from "../src/coordinator/run_dir.ts";
 import { initialDesign, type Proposal, ProposalLog, proposeNext, searchProgress } from "../src/coordinator/search.ts";
+import { resumeSweep } from "../src/coordinator/sweep.ts";
+import { MemoryTransport } from "../src/broker/memory.ts";
+import { runWorker } from "../src/worker/worker.ts";
 import { resolveTrialConfig, sweepIdOf, trialIdOf } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { SpecError } from "../src/util/errors.ts";
@@ -170,7 +173,7 @@ Deno.test("adaptive search - stops at the budget, or after `patience` recorded t
   assert.equal(searchProgress(spec, [], many(12)).stop, "budget");
 });
 
-Deno.test("adaptive search - in-memory sweep: within budget, every proposal recorded once and before its result, resume reads the plan", async () => {
+Deno.test("adaptive search - in-memory sweep: within budget, every proposal recorded once and before its result, resume reads the plan, an emptied proposals.jsonl is rebuilt", async () => {
   const runsDir = await Deno.makeTempDir();
   try {
     const text = adaptiveText("mem", "budget: 9, parallel: 2, initial: 3, seed: 1");
@@ -200,6 +203,26 @@ Deno.test("adaptive search - in-memory sweep: within budget, every proposal reco
     const log = await ProposalLog.open(outcome.runDir, spec, sweepIdOf(spec));
     assert.equal(log.proposals.length, proposals.length);
     assert.match(log.setAside[0]!.reason, /torn/);
+    // proposals.jsonl emptied (0 bytes) after its trials ran: the proposals are rebuilt from results.jsonl, and a
+    // resume runs nothing again (it used to set every result aside as not in the plan and re-run the sweep)
+    await Deno.writeTextFile(`${outcome.runDir}/proposals.jsonl`, "");
+    const strip = (ps: readonly Proposal[]) => ps.map(({ basis: _b, ...p }) => p);
+    const rebuilt = await ProposalLog.open(outcome.runDir, spec, sweepIdOf(spec), { readOnly: true });
+    assert.equal(rebuilt.rebuilt, proposals.length);
+    assert.deepEqual(strip(rebuilt.proposals), strip(proposals));
+    assert.equal(await Deno.readTextFile(`${outcome.runDir}/proposals.jsonl`), "", "read-only: the file as it was");
+    const transport = new MemoryTransport();
+    const ac = new AbortController();
+    const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+    const again = await resumeSweep(outcome.runDir, { transport, log: () => {} }).finally(async () => {
+      ac.abort();
+      await worker;
+      await transport.close();
+    });
+    assert.ok(again.complete);
+    assert.deepEqual(strip(await jsonl<Proposal>(`${outcome.runDir}/proposals.jsonl`)), strip(proposals));
+    assert.deepEqual((await recorded(outcome.runDir)).map((r) => r.trial_id).sort(), [...proposed].sort());
+    assert.equal(await Deno.stat(`${outcome.runDir}/results.rejected.jsonl`).catch(() => null), null);
   } finally {
     await Deno.remove(runsDir, { recursive: true });
   }

@@ -4,7 +4,7 @@
 // them from results.jsonl and proposals.jsonl proposes what the crashed one would have proposed.
 import { z } from "zod";
 import type { RecordedResult } from "./record.ts";
-import { appendLine, parseLogLines, readLogText, setLinesAside } from "./record.ts";
+import { appendLine, parseLogLines, readLogText, ResultLog, setLinesAside } from "./record.ts";
 import { canonicalJson } from "../util/hash.ts";
 import { Rng, RNG_STREAMS } from "../util/rng.ts";
 import { nonDominated, type Point2 } from "../pareto/front.ts";
@@ -453,6 +453,8 @@ export class ProposalLog {
   readonly #dir: string;
   readonly #proposals: Proposal[] = [];
   readonly setAside: SetAsideProposal[] = [];
+  /** Proposals rebuilt from results.jsonl because the file had lost them ({@link replayLostProposals}). */
+  rebuilt = 0;
 
   private constructor(dir: string) {
     this.#dir = dir;
@@ -488,6 +490,17 @@ export class ProposalLog {
     if (!opts.readOnly && good !== text) {
       await setLinesAside(log.path, good, `${dir}/${PROPOSALS_REJECTED_FILE}`, log.setAside);
     }
+    // results of trials the file does not hold (it was emptied or cut short after they ran): without their
+    // proposals they would be set aside as not in the plan and run again
+    const recorded = (await ResultLog.open(dir, { readOnly: true })).all().filter((r) => r.sweep_id === sweepId);
+    const planned = new Set(log.trials().map((t) => t.id));
+    if (recorded.some((r) => !planned.has(r.trial_id))) {
+      for (const p of replayLostProposals(spec, sweepId, recorded, log.#proposals)) {
+        if (!opts.readOnly) await log.append(p);
+        else log.#proposals.push(p);
+        log.rebuilt++;
+      }
+    }
     return log;
   }
 
@@ -506,6 +519,37 @@ export class ProposalLog {
     await Deno.mkdir(this.#dir, { recursive: true });
     await appendLine(this.path, JSON.stringify(p) + "\n", true);
     this.#proposals.push(p);
+  }
+}
+
+/**
+ * The proposals after `proposals` that `recorded` (results.jsonl, in its order) shows were made, for a
+ * proposals.jsonl that lost its last lines or all of them. The search is replayed: the next proposal is what
+ * {@link proposeNext} gives from the first b recorded results, for the smallest b (from the previous proposal's
+ * basis up) at which every trial it proposes has a recorded outcome; trial ids are hashes of the parameters, so a
+ * match is the proposal that was made (with a basis no larger than the original's). It stops at the first
+ * proposal no b matches (one whose trials were in flight when the lines were lost): the search proposes anew from
+ * there, and the outcomes of any later trials stay outside the plan.
+ */
+export function replayLostProposals(
+  spec: SweepSpec,
+  sweepId: string,
+  recorded: readonly RecordedResult[],
+  proposals: readonly Proposal[],
+): Proposal[] {
+  const ids = new Set(recorded.map((r) => r.trial_id));
+  const made = [...proposals];
+  let basis = proposals.at(-1)?.basis ?? 0;
+  for (;;) {
+    let found: Proposal | undefined;
+    for (let b = basis; b <= recorded.length && !found; b++) {
+      const p = proposeNext(spec, sweepId, recorded.slice(0, b), made);
+      if (!p) return made.slice(proposals.length);
+      if (p.trials.every((t) => ids.has(t.id))) found = { ...p, basis: b };
+    }
+    if (!found) return made.slice(proposals.length);
+    made.push(found);
+    basis = found.basis;
   }
 }
 
