@@ -130,37 +130,56 @@ export class ResultLog {
   static async open(dir: string, opts: OpenOptions = {}): Promise<ResultLog> {
     const log = new ResultLog(dir);
     const planned = opts.planned ? new Set(opts.planned) : undefined;
-    const text = await readLogText(log.path);
-    const lines = text.split("\n");
     const firstLine = new Map<string, number>();
-    let good = "";
-    lines.forEach((line, i) => {
-      if (!line.trim()) return;
-      const n = i + 1;
-      const aside = (reason: string, runsAgain = true) => log.#setAside.push({ line: n, reason, raw: line, runsAgain });
+    // read line by line (a 100,000-trial sweep's file is ~50 MB); the file is rewritten, with its good lines only,
+    // when a line is set aside, blank, or the last one without its newline
+    let n = 0, rewrite = false;
+    for await (const text of lines(log.path)) {
+      n++;
+      const line = text.endsWith("\n") ? text.slice(0, -1) : text;
+      if (!line.trim()) {
+        rewrite ||= line !== "" || text.endsWith("\n");
+        continue;
+      }
+      if (!text.endsWith("\n")) rewrite = true;
+      const aside = (reason: string, runsAgain = true) => {
+        log.#setAside.push({ line: n, reason, raw: line, runsAgain });
+        rewrite = true;
+      };
       let raw: unknown;
       try {
         raw = JSON.parse(line);
       } catch (e) {
-        const last = i === lines.length - 1;
-        return aside(
-          last
-            ? `torn (not JSON: ${(e as Error).message}), the end of a write cut by a crash`
-            : `not JSON (${(e as Error).message})`,
+        aside(
+          text.endsWith("\n")
+            ? `not JSON (${(e as Error).message})`
+            : `torn (not JSON: ${(e as Error).message}), the end of a write cut by a crash`,
         );
+        continue;
       }
       const parsed = resultOf(raw);
-      if ("reason" in parsed) return aside(parsed.reason);
+      if ("reason" in parsed) {
+        aside(parsed.reason);
+        continue;
+      }
       const r = parsed.result;
-      if (planned && !planned.has(r.trial_id)) return aside(`not a trial of this sweep's plan (trial ${r.trial_id})`);
+      if (planned && !planned.has(r.trial_id)) {
+        aside(`not a trial of this sweep's plan (trial ${r.trial_id})`);
+        continue;
+      }
       const first = firstLine.get(r.trial_id);
-      if (first !== undefined) return aside(`a second outcome of trial ${r.trial_id} (line ${first} is kept)`, false);
+      if (first !== undefined) {
+        aside(`a second outcome of trial ${r.trial_id} (line ${first} is kept)`, false);
+        continue;
+      }
       firstLine.set(r.trial_id, n);
       log.#ids.add(r.trial_id);
       log.#journal.push(JSON.stringify(r)); // as validated (defaults filled in), as all() returned it before
-      good += line + "\n";
-    });
-    if (!opts.readOnly && good !== text) {
+    }
+    if (!opts.readOnly && rewrite) {
+      const kept = new Set(firstLine.values());
+      let good = "", i = 0;
+      for await (const text of lines(log.path)) if (kept.has(++i)) good += text.endsWith("\n") ? text : text + "\n";
       await setLinesAside(log.path, good, `${dir}/${REJECTED_FILE}`, log.#setAside);
     }
     return log;
@@ -181,7 +200,15 @@ export class ResultLog {
 
   /** Every recorded outcome, in recording order, parsed afresh from the kept lines (a new copy each call). */
   all(): RecordedResult[] {
-    return [...this.#journal.lines()].map((l) => JSON.parse(l) as RecordedResult);
+    return [...this.each()];
+  }
+
+  /**
+   * Every recorded outcome, in recording order, parsed one at a time as it is reached: the report of a large sweep
+   * reads them once without holding every parsed result at once (100,000 of them are ~75 MB).
+   */
+  *each(): Generator<RecordedResult> {
+    for (const l of this.#journal.lines()) yield JSON.parse(l) as RecordedResult;
   }
 
   /**
@@ -264,7 +291,8 @@ export class ResultLog {
     this.close(); // the path may name another file by now (replaced): append through the path
     const inFile = new Set<string>();
     try {
-      for (const line of (await Deno.readTextFile(this.path)).split("\n")) {
+      // line by line: the results.jsonl of a 100,000-trial sweep is ~50 MB, its parsed lines more
+      for await (const line of lines(this.path)) {
         try {
           const id = (JSON.parse(line) as { trial_id?: unknown }).trial_id;
           if (typeof id === "string") inFile.add(id);
@@ -273,11 +301,52 @@ export class ResultLog {
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    const missing = [...this.#journal.lines()].filter((l) =>
-      !inFile.has((JSON.parse(l) as { trial_id: string }).trial_id)
-    );
+    const missing: string[] = [];
+    for (const l of this.#journal.lines()) {
+      if (!inFile.has((JSON.parse(l) as { trial_id: string }).trial_id)) missing.push(l);
+    }
     if (missing.length) await appendLine(this.path, missing.map((l) => l + "\n").join(""));
     return missing.length;
+  }
+}
+
+/**
+ * The lines of a text file, each with its newline (the last one without, when the file does not end with one), read
+ * a megabyte at a time; none when the file does not exist. A directory or an unreadable file is one clear line
+ * (see {@link readLogText}).
+ */
+async function* lines(path: string): AsyncGenerator<string> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path);
+    if ((await f.stat()).isDirectory) {
+      f.close();
+      throw new Deno.errors.IsADirectory(path);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw logReadError(path, e);
+  }
+  try {
+    const dec = new TextDecoder();
+    const buf = new Uint8Array(1 << 20);
+    let rest = "";
+    for (;;) {
+      let n: number | null;
+      try {
+        n = await f.read(buf);
+      } catch (e) {
+        throw logReadError(path, e);
+      }
+      if (n === null) break;
+      const parts = (rest + dec.decode(buf.subarray(0, n), { stream: true })).split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) yield p + "\n";
+    }
+    rest += dec.decode();
+    if (rest) yield rest;
+  } finally {
+    f.close();
   }
 }
 
@@ -365,14 +434,17 @@ export async function readLogText(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.IsADirectory) {
-      throw new TicketsweepError(`${path} is a directory, not a file: move it away`);
-    }
-    if (!(e instanceof Deno.errors.NotFound)) {
-      throw new TicketsweepError(`${path}: cannot read it (${(e as Error).message}); fix its permissions`);
-    }
+    if (!(e instanceof Deno.errors.NotFound)) throw logReadError(path, e);
     return "";
   }
+}
+
+/** The one line for a run directory's log that cannot be read. */
+function logReadError(path: string, e: unknown): TicketsweepError {
+  if (e instanceof Deno.errors.IsADirectory) {
+    return new TicketsweepError(`${path} is a directory, not a file: move it away`);
+  }
+  return new TicketsweepError(`${path}: cannot read it (${(e as Error).message}); fix its permissions`);
 }
 
 /**

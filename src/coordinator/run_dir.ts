@@ -181,8 +181,8 @@ function planMismatch(m: SweepManifest, spec: SweepSpec): string | undefined {
   return undefined;
 }
 
-/** The report data of a run directory's plan and recorded results. */
-export function reportDataOf(m: SweepManifest, results: RecordedResult[]): ReportData {
+/** The report data of a run directory's plan and recorded results (read once, in recording order). */
+export function reportDataOf(m: SweepManifest, results: Iterable<RecordedResult>): ReportData {
   return buildReportData(m.sweep_id, m.name, m.trials, results, m.spec_text);
 }
 
@@ -212,7 +212,7 @@ export async function reportedOutcomes(dir: string): Promise<number | null> {
 export async function writeReports(
   dir: string,
   m: SweepManifest,
-  results: RecordedResult[],
+  results: Iterable<RecordedResult>,
   log?: (line: string) => void,
 ): Promise<ReportData & { written: boolean }> {
   const data = reportDataOf(m, results);

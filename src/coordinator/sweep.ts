@@ -455,7 +455,7 @@ async function trackSweepLocked(
         "(truncated or replaced by another process?): written again from memory",
     );
   }
-  const data = await writeReports(runDir, { ...manifest, trials: [...trials.values()] }, results.all(), log);
+  const data = await writeReports(runDir, { ...manifest, trials: [...trials.values()] }, results.each(), log);
   return {
     sweepId: manifest.sweep_id,
     runDir,

@@ -103,25 +103,28 @@ export function configPoints<T>(
   opts: { seed?: number; resamples?: number; level?: number } = {},
 ): ConfigPoints<T> {
   const { seed = 0, resamples = 1000, level = 0.95 } = opts;
-  const byConfig = new Map<string, Map<number, Map<number, SeedSample<T>>>>();
+  // configuration → its positions (ascending) → the first sample of each seed there; arrays, not maps: a sweep of
+  // 100,000 configurations of one seed each would hold 200,000 maps
+  const byConfig = new Map<string, { position: number; samples: SeedSample<T>[] }[]>();
   for (const s of samples) {
-    const positions = byConfig.get(s.config) ?? new Map<number, Map<number, SeedSample<T>>>();
-    byConfig.set(s.config, positions);
-    const seeds = positions.get(s.position) ?? new Map<number, SeedSample<T>>();
-    positions.set(s.position, seeds);
-    if (!seeds.has(s.seed)) seeds.set(s.seed, s);
+    let positions = byConfig.get(s.config);
+    if (!positions) byConfig.set(s.config, positions = []);
+    let i = positions.length;
+    while (i > 0 && positions[i - 1]!.position > s.position) i--;
+    let at = positions[i - 1];
+    if (at?.position !== s.position) positions.splice(i, 0, at = { position: s.position, samples: [] });
+    if (!at.samples.some((x) => x.seed === s.seed)) at.samples.push(s);
   }
   const points: ConfigPoint<T>[] = [];
   let partial = 0;
   for (const [config, positions] of byConfig) {
-    const all = [...new Set([...positions.values()].flatMap((m) => [...m.keys()]))].sort((a, b) => a - b);
-    for (const position of [...positions.keys()].sort((a, b) => a - b)) {
-      const at = positions.get(position)!;
-      if (at.size < all.length) {
+    const all = [...new Set(positions.flatMap((p) => p.samples.map((x) => x.seed)))].sort((a, b) => a - b);
+    for (const { position, samples: at } of positions) {
+      if (at.length < all.length) {
         partial++;
         continue;
       }
-      const members = all.map((s) => at.get(s)!);
+      const members = all.map((seed) => at.find((x) => x.seed === seed)!);
       const [sparsity, accuracy, test] = spreadsOf(
         [members.map((m) => m.sparsity), members.map((m) => m.accuracy), members.map((m) => m.test)],
         new Rng(seed, hash32(`${config}#${position}`)),

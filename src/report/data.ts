@@ -4,6 +4,7 @@ import { nonDominated } from "../pareto/front.ts";
 import { HypervolumeTracker } from "../pareto/hypervolume.ts";
 import { describeParams, type ParamSet, PlannedTrial, type Trial, trialEpochs, trialGroup } from "../spec/expand.ts";
 import { type SweepSettings, sweepSettings } from "./settings.ts";
+import { JsonRows } from "./json_rows.ts";
 
 /** One row of the all-trials table. */
 export interface TrialRow {
@@ -125,28 +126,45 @@ export interface ReportData {
   workers: WorkerEnv[];
 }
 
-/** Builds the report's data from the planned trials and the recorded results. */
+/**
+ * Builds the report's data from the planned trials and the recorded results (in recording order). The results are
+ * read once, one at a time, and only what a row shows is kept of each: a 100,000-trial sweep's results are not
+ * all held parsed at once (pass a {@link ResultLog}'s `each()`).
+ */
 export function buildReportData(
   sweepId: string,
   name: string,
   trials: Trial[],
-  results: RecordedResult[],
+  results: Iterable<RecordedResult>,
   specText: string,
 ): ReportData {
-  const byId = new Map(results.map((r) => [r.trial_id, r]));
-  const rows: TrialRow[] = trials.map((t) => {
-    const r = byId.get(t.id);
-    const base = {
-      trial_id: t.id,
-      group: trialGroup(t),
-      params: t.params,
-      seed: t.seed,
-      label: describeParams(t.params, t.seed),
-    };
-    if (!r) return { ...base, status: "pending" as const };
+  const byTrial = new Map(trials.map((t) => [t.id, t]));
+  const rowOf = (t: Trial): Pick<TrialRow, "trial_id" | "group" | "params" | "seed" | "label"> => ({
+    trial_id: t.id,
+    group: trialGroup(t),
+    params: t.params,
+    seed: t.seed,
+    label: describeParams(t.params, t.seed),
+  });
+  const recorded = new Map<string, TrialRow>();
+  // the compute curve on both accuracies: which one the fronts use is known once every result is read
+  const curve = { validation: new ComputeCurveBuilder("validation"), test: new ComputeCurveBuilder("test") };
+  let masked: string[] | undefined;
+  const backends = new Set<string>();
+  const workers = new WorkerEnvs();
+  for (const r of results) {
+    const t = byTrial.get(r.trial_id);
+    curve.validation.add(t, r);
+    curve.test.add(t, r);
+    workers.add(r);
     const m = r.metrics;
-    return {
-      ...base,
+    if (m) {
+      masked ??= m.masked_layers;
+      backends.add(`${m.backend} (${m.device})`);
+    }
+    if (!t) continue; // a later outcome of a trial replaces an earlier one, as a map of the results did
+    recorded.set(r.trial_id, {
+      ...rowOf(t),
       status: r.status,
       attempt: r.attempt,
       worker: `${r.worker.host}/${r.worker.id}`,
@@ -166,12 +184,14 @@ export function buildReportData(
         }
         : {}),
       ...(r.error !== undefined ? { error: r.error } : {}),
-    };
-  });
+    });
+  }
+  const rows: TrialRow[] = trials.map((t) => recorded.get(t.id) ?? { ...rowOf(t), status: "pending" as const });
+  recorded.clear();
+  byTrial.clear();
   const selection = selectionOf(rows);
   const tickets = ticketRows(rows, selection);
   const fronts = computeFronts(tickets);
-  const masked = results.find((r) => r.metrics)?.metrics?.masked_layers ?? [];
   const dense = denseReference(rows);
   return {
     sweep_id: sweepId,
@@ -183,14 +203,14 @@ export function buildReportData(
     selection_note: selectionNote(selection),
     fronts,
     counts: countsOf(rows),
-    compute: [computeCurve(name, trials, results, selection)],
+    compute: [curve[selection].curve(name)],
     spec_text: specText,
-    masked_layers: masked,
-    backends: [...new Set(results.flatMap((r) => (r.metrics ? [`${r.metrics.backend} (${r.metrics.device})`] : [])))],
+    masked_layers: masked ?? [],
+    backends: [...backends],
     dense,
     references: dense ? [{ sweep: name, ...dense, groups: fronts.map((f) => f.group) }] : [],
     settings: [sweepSettings(name, sweepId, settingsTrials(trials))],
-    workers: workerEnvs(results),
+    workers: workers.list(),
   };
 }
 
@@ -286,29 +306,46 @@ export function computeFronts(tickets: TrialRow[]): Front[] {
 export function computeCurve(
   sweep: string,
   trials: Trial[],
-  resultsInOrder: RecordedResult[],
+  resultsInOrder: Iterable<RecordedResult>,
   selection: Selection,
 ): ComputeCurve {
   const byId = new Map(trials.map((t) => [t.id, t]));
-  const hv = new HypervolumeTracker();
-  const steps: ComputeCurve["steps"] = [];
-  let epochs = 0;
-  for (const r of resultsInOrder) {
-    const t = byId.get(r.trial_id);
+  const b = new ComputeCurveBuilder(selection);
+  for (const r of resultsInOrder) b.add(byId.get(r.trial_id), r);
+  return b.curve(sweep);
+}
+
+/** A {@link ComputeCurve} built one recorded outcome at a time. */
+class ComputeCurveBuilder {
+  readonly #selection: Selection;
+  readonly #hv = new HypervolumeTracker();
+  readonly #steps: ComputeCurve["steps"] = [];
+  #epochs = 0;
+
+  constructor(selection: Selection) {
+    this.#selection = selection;
+  }
+
+  /** The next outcome in recording order; one of a trial not in the plan (`t` undefined) is skipped. */
+  add(t: Trial | undefined, r: RecordedResult): void {
     const m = r.metrics;
-    if (!t) continue;
-    if (r.status === "stopped" && m?.stopped) epochs += m.stopped.epochs;
+    if (!t) return;
+    if (r.status === "stopped" && m?.stopped) this.#epochs += m.stopped.epochs;
     else if (r.status === "done" && m) {
-      epochs += trialEpochs(t);
+      this.#epochs += trialEpochs(t);
       if (!isDenseGroup(trialGroup(t))) {
-        const y = (acc: number, val: number | null | undefined) => selection === "validation" ? (val ?? acc) : acc;
-        hv.add({ x: m.sparsity, y: y(m.accuracy, m.val_accuracy) });
-        for (const c of m.cuts?.points ?? []) hv.add({ x: c.sparsity, y: y(c.accuracy, c.val_accuracy) });
+        const y = (acc: number, val: number | null | undefined) =>
+          this.#selection === "validation" ? (val ?? acc) : acc;
+        this.#hv.add({ x: m.sparsity, y: y(m.accuracy, m.val_accuracy) });
+        for (const c of m.cuts?.points ?? []) this.#hv.add({ x: c.sparsity, y: y(c.accuracy, c.val_accuracy) });
       }
     }
-    steps.push({ trials: steps.length + 1, trial_epochs: epochs, hypervolume: hv.value });
+    this.#steps.push({ trials: this.#steps.length + 1, trial_epochs: this.#epochs, hypervolume: this.#hv.value });
   }
-  return { sweep, selection, steps };
+
+  curve(sweep: string): ComputeCurve {
+    return { sweep, selection: this.#selection, steps: this.#steps };
+  }
 }
 
 function countsOf(rows: TrialRow[]): ReportData["counts"] {
@@ -329,11 +366,13 @@ function denseReference(rows: TrialRow[]): ReportData["dense"] {
     : null;
 }
 
-function workerEnvs(results: RecordedResult[]): WorkerEnv[] {
-  const by = new Map<string, WorkerEnv>();
-  for (const r of results) {
+/** The workers that produced results, counted one result at a time. */
+class WorkerEnvs {
+  readonly #by = new Map<string, WorkerEnv>();
+
+  add(r: RecordedResult): void {
     const key = `${r.worker.host}/${r.worker.id}`;
-    const e = by.get(key) ??
+    const e = this.#by.get(key) ??
       {
         worker: r.worker.id,
         host: r.worker.host,
@@ -343,9 +382,12 @@ function workerEnvs(results: RecordedResult[]): WorkerEnv[] {
         trials: 0,
       };
     e.trials++;
-    by.set(key, e);
+    this.#by.set(key, e);
   }
-  return [...by.values()].sort((a, b) => a.host.localeCompare(b.host) || a.worker.localeCompare(b.worker));
+
+  list(): WorkerEnv[] {
+    return [...this.#by.values()].sort((a, b) => a.host.localeCompare(b.host) || a.worker.localeCompare(b.worker));
+  }
 }
 
 /** The dense reference of a front's sweep, or null when its sweep has none. */
@@ -424,11 +466,12 @@ export function paretoJson(d: ReportData): unknown {
     fronts: d.fronts.map((f) => ({ group: f.group, points: f.points.map(point) })),
     dense_reference: d.dense,
     dense_references: d.references,
-    tickets: d.tickets.map((r) => ({ ...point(r), group: r.group, dominated: r.dominated })),
-    trials: d.trials.filter((r) => r.status === "done").map((r) => ({
-      ...point(r),
-      group: r.group,
-      dominated: r.dominated,
-    })),
+    // made one at a time as they are written (writeJson): a 100,000-trial sweep's would be ~200,000 objects at once
+    tickets: new JsonRows(function* () {
+      for (const r of d.tickets) yield { ...point(r), group: r.group, dominated: r.dominated };
+    }),
+    trials: new JsonRows(function* () {
+      for (const r of d.trials) if (r.status === "done") yield { ...point(r), group: r.group, dominated: r.dominated };
+    }),
   };
 }

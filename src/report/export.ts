@@ -13,7 +13,14 @@ function csvField(v: unknown): string {
  * parameter name (empty where a trial's method does not take it).
  */
 export function trialsCsv(d: ReportData): string {
-  const params = [...new Set(d.trials.flatMap((t) => Object.keys(t.params)))].sort();
+  return [...trialsCsvLines(d)].join("");
+}
+
+/** {@link trialsCsv} a line at a time (each with its newline), for writing a large sweep's without one string. */
+export function* trialsCsvLines(d: ReportData): Generator<string> {
+  const names = new Set<string>();
+  for (const t of d.trials) for (const k of Object.keys(t.params)) names.add(k);
+  const params = [...names].sort();
   const head = [
     "trial_id",
     "group",
@@ -52,7 +59,8 @@ export function trialsCsv(d: ReportData): string {
     t.attempt,
     t.error,
   ];
-  return [head, ...d.trials.map(row)].map((r) => r.map(csvField).join(",")).join("\n") + "\n";
+  yield head.map(csvField).join(",") + "\n";
+  for (const t of d.trials) yield row(t).map(csvField).join(",") + "\n";
 }
 
 /** A configuration point in `fronts.json`. */

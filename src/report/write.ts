@@ -2,7 +2,8 @@ import { atomicWrite } from "../util/atomic_write.ts";
 import { analyse } from "./analysis.ts";
 import type { ReportData } from "./data.ts";
 import { paretoJson } from "./data.ts";
-import { frontsJson, trialsCsv } from "./export.ts";
+import { JsonRows } from "./json_rows.ts";
+import { frontsJson, trialsCsvLines } from "./export.ts";
 import { renderHtml } from "./html.ts";
 import { renderMarkdown } from "./markdown.ts";
 
@@ -21,14 +22,29 @@ export async function writeReportFiles(
   await atomicWrite(`${dir}/report.md`, renderMarkdown(d, a));
   await writeJson(`${dir}/pareto.json`, paretoJson(d));
   await writeJson(`${dir}/fronts.json`, frontsJson(d, a));
-  await atomicWrite(`${dir}/trials.csv`, trialsCsv(d));
+  await writeChunks(`${dir}/trials.csv`, trialsCsvLines(d));
 }
 
 /**
  * Writes `JSON.stringify(value, null, 2)` and a newline to `path` atomically (a temporary file renamed into place),
- * in pieces of about a megabyte: the `pareto.json` of a 100,000-trial sweep is ~90 MB as one string.
+ * in pieces of about a megabyte: the `pareto.json` of a 100,000-trial sweep is ~90 MB as one string. A
+ * {@link JsonRows} in `value` is written element by element as it makes them.
  */
 export async function writeJson(path: string, value: unknown): Promise<void> {
+  await writeChunks(
+    path,
+    (function* () {
+      yield* prettyJsonChunks(value, "");
+      yield "\n";
+    })(),
+  );
+}
+
+/**
+ * Writes the concatenation of `chunks` to `path` atomically (a temporary file renamed into place), a megabyte at a
+ * time: a large report file is never one string in memory.
+ */
+export async function writeChunks(path: string, chunks: Iterable<string>): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
   const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
@@ -40,12 +56,11 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
       size = 0;
       for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
     };
-    for (const chunk of prettyJsonChunks(value, "")) {
+    for (const chunk of chunks) {
       buf.push(chunk);
       size += chunk.length;
       if (size >= 1 << 20) await flush();
     }
-    buf.push("\n");
     await flush();
   } finally {
     f.close();
@@ -60,17 +75,15 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
 export function* prettyJsonChunks(value: unknown, indent: string): Generator<string> {
   const whole = (v: unknown) => JSON.stringify(v, null, 2).replaceAll("\n", `\n${indent}`);
   const inner = indent + "  ";
-  if (Array.isArray(value)) {
-    if (value.length === 0) return yield "[]";
-    yield "[";
-    for (let i = 0; i < value.length; i++) {
-      const v = value[i];
+  if (Array.isArray(value) || value instanceof JsonRows) {
+    let i = 0;
+    for (const v of value as Iterable<unknown>) { // an array's holes are undefined, written null as stringify does
       const skip = v === undefined || typeof v === "function" || typeof v === "symbol";
-      yield (i ? "," : "") + "\n" + inner;
+      yield (i++ ? "," : "[") + "\n" + inner;
       if (skip) yield "null";
       else yield* prettyJsonChunks(v, inner);
     }
-    return yield `\n${indent}]`;
+    return yield i ? `\n${indent}]` : "[]";
   }
   const plain = value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype &&
     !("toJSON" in value);
@@ -89,6 +102,7 @@ export function* prettyJsonChunks(value: unknown, indent: string): Generator<str
 
 /** Whether a plain value holds an array of over 1,000 elements within `depth` levels. */
 function hasLargeArray(v: unknown, depth: number): boolean {
+  if (v instanceof JsonRows) return true;
   if (Array.isArray(v)) return v.length > 1000 || (depth > 0 && v.some((x) => hasLargeArray(x, depth - 1)));
   if (v === null || typeof v !== "object" || depth <= 0) return false;
   return Object.values(v).some((x) => hasLargeArray(x, depth - 1));
