@@ -56,15 +56,7 @@ void ts_col2im(float *dcols, float *dx, int32_t n0, int32_t nb, int32_t H, int32
  */
 void ts_adam_step(float *restrict p, const float *restrict g0, float *restrict m1, float *restrict m2, int32_t n,
                   float lr, float wd, float c1, float c2) {
-  for (int32_t i = 0; i < n; i++) {
-    const float pi = p[i];
-    const float g = g0[i] + wd * pi;
-    const float m = F(0.9) * m1[i] + F(0.1) * g;
-    const float v = F(0.999) * m2[i] + F(0.001) * g * g;
-    m1[i] = m;
-    m2[i] = v;
-    p[i] = pi - lr * (m / c1) / (sqrtf(v / c2) + F(1e-8));
-  }
+  for (int32_t i = 0; i < n; i++) adam_f32(p, g0[i], m1, m2, i, lr, wd, c1, c2);
 }
 
 /* One SGD step in float32 with momentum (PyTorch's form) and L2 weight decay, as createOptimizer's `update`. */

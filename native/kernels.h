@@ -98,6 +98,22 @@ static inline float log_f32(float x) {
   return e * F(0.693359375) + (e * F(-2.12194440e-4) + (2.0f * sv) * series);
 }
 
+/*
+ * One element's Adam step in float32 (beta1 0.9, beta2 0.999, eps 1e-8, L2 weight decay added to the gradient), as
+ * createOptimizer's `update` in src/train/masks/optimizer.ts: c1, c2 are this step's bias corrections. Shared by
+ * ts_adam_step and the methods' kernels that fuse their gradient with the step.
+ */
+static inline void adam_f32(float *restrict p, float g0, float *restrict m1, float *restrict m2, int32_t i, float lr,
+                            float wd, float c1, float c2) {
+  const float pi = p[i];
+  const float g = g0 + wd * pi;
+  const float m = F(0.9) * m1[i] + F(0.1) * g;
+  const float v = F(0.999) * m2[i] + F(0.001) * g * g;
+  m1[i] = m;
+  m2[i] = v;
+  p[i] = pi - lr * (m / c1) / (sqrtf(v / c2) + F(1e-8));
+}
+
 /* The smallest normal float: effective weights below it are flushed to 0 (subnormals slow every product). */
 #define FLT_NORMAL_MIN 1.17549435e-38f
 

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { createJsEngine } from "../src/engine/js.ts";
 import { ModelSchema, TrialTrainingSchema } from "../src/spec/schema.ts";
 import { buildNet } from "../src/train/nets/build.ts";
@@ -67,4 +68,19 @@ export function spread(n: number, count: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < n && out.length < count; i += step) out.push(i);
   return out;
+}
+
+/**
+ * Asserts two arrays hold the same bits (signed zeros and NaN payloads too), naming the first element that differs;
+ * never a whole-array diff (a failing deepEqual on a million-element array takes gigabytes to print).
+ */
+export function sameBits(a: Float32Array | Uint8Array, b: Float32Array | Uint8Array, what: string): void {
+  const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
+    y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  assert.equal(x.length, y.length, `${what}: lengths`);
+  const i = x.findIndex((v, j) => v !== y[j]);
+  if (i >= 0) {
+    const at = Math.floor(i / a.BYTES_PER_ELEMENT);
+    assert.fail(`${what}: element ${at} differs (${a[at]} vs ${b[at]})`);
+  }
 }

@@ -14,6 +14,7 @@ import { HardConcreteGates } from "../src/train/masks/hard_concrete.ts";
 import { buildNet } from "../src/train/nets/build.ts";
 import { Rng } from "../src/util/rng.ts";
 import { ROOT } from "./_fixtures.ts";
+import { sameBits } from "./_nets.ts";
 
 Deno.test("kernels - the native fused gate kernels give the same numbers as the TypeScript loops", async () => {
   const { kernels, reason } = await loadKernels();
@@ -38,15 +39,14 @@ Deno.test("kernels - the native fused gate kernels give the same numbers as the 
   for (let step = 0; step < 4; step++) {
     ts.effectiveWeights(weffA);
     cc.effectiveWeights(weffB);
-    const bits = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength); // signed zeros too
-    weffA.forEach((a, l) => assert.deepEqual(bits(a), bits(weffB[l]!), `effective weights, step ${step}, layer ${l}`));
+    weffA.forEach((a, l) => sameBits(a, weffB[l]!, `effective weights, step ${step}, layer ${l}`));
     grads.forEach((x) => {
       g.fillNormal(x);
       for (let i = 0; i < x.length; i++) x[i]! *= 1e-3;
     });
     ts.applyGradients(grads);
     cc.applyGradients(grads);
-    ts.mu.forEach((m, l) => assert.deepEqual(bits(m), bits(cc.mu[l]!), `mu after step ${step}, layer ${l}`));
+    ts.mu.forEach((m, l) => sameBits(m, cc.mu[l]!, `mu after step ${step}, layer ${l}`));
   }
 });
 
@@ -88,8 +88,8 @@ Deno.test("kernels - native im2col/col2im give the same convolution outputs and 
     return { logits, grads };
   };
   const a = run(false), b = run(true);
-  assert.deepEqual(a.logits, b.logits);
-  a.grads.forEach((g, l) => assert.deepEqual(g, b.grads[l]));
+  sameBits(a.logits, b.logits, "logits");
+  a.grads.forEach((g, l) => sameBits(g, b.grads[l]!, `gradients, layer ${l}`));
 });
 
 Deno.test("kernels - native edge-popup top-k and SGD give the same masks and scores as the TypeScript loops", async () => {
@@ -117,14 +117,13 @@ Deno.test("kernels - native edge-popup top-k and SGD give the same masks and sco
     cc.beginEpoch(step, 4);
     ts.effectiveWeights(weffA);
     cc.effectiveWeights(weffB);
-    const bits = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength); // signed zeros too
-    weffA.forEach((a, l) => assert.deepEqual(bits(a), bits(weffB[l]!), `effective weights, step ${step}, layer ${l}`));
+    weffA.forEach((a, l) => sameBits(a, weffB[l]!, `effective weights, step ${step}, layer ${l}`));
     grads.forEach((x) => g.fillNormal(x));
     ts.applyGradients(grads);
     cc.applyGradients(grads);
-    ts.scores.forEach((s, l) => assert.deepEqual(s, cc.scores[l], `scores after step ${step}, layer ${l}`));
+    ts.scores.forEach((s, l) => sameBits(s, cc.scores[l]!, `scores after step ${step}, layer ${l}`));
   }
-  net.maskedParams.forEach((_, l) => assert.deepEqual(ts.binaryMask(l), cc.binaryMask(l)));
+  net.maskedParams.forEach((_, l) => sameBits(ts.binaryMask(l), cc.binaryMask(l), `ticket, layer ${l}`));
 });
 
 Deno.test("kernels - expF32 is e^x to float32 precision, and the native cs forward matches the TypeScript loop bit for bit", async () => {
@@ -151,20 +150,19 @@ Deno.test("kernels - expF32 is e^x to float32 precision, and the native cs forwa
   const cc = new ContinuousSparsification(net, method, training, kernels);
   // scores spread over the whole range the temperature reaches: sigmoid saturates, weights go subnormal and to 0
   [ts, cc].forEach((m) => m.s.forEach((s) => new Rng(4).fillNormal(s)));
-  const bits = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   for (const epoch of [0, 4, 9]) {
     ts.beginEpoch(epoch, 10);
     cc.beginEpoch(epoch, 10);
     const a = net.maskedParams.map((l) => new Float32Array(l.w.length)), b = a.map((x) => x.slice());
     ts.effectiveWeights(a);
     cc.effectiveWeights(b);
-    a.forEach((x, l) => assert.deepEqual(bits(x), bits(b[l]!), `cs weff at beta ${ts.beta}, layer ${l}`));
+    a.forEach((x, l) => sameBits(x, b[l]!, `cs weff at beta ${ts.beta}, layer ${l}`));
     assert.equal(ts.penalty(), cc.penalty());
     const grads = net.maskedParams.map((layer) => new Float32Array(layer.w.length));
     grads.forEach((x) => new Rng(epoch).fillNormal(x));
     ts.applyGradients(grads);
     cc.applyGradients(grads);
-    ts.s.forEach((x, l) => assert.deepEqual(bits(x), bits(cc.s[l]!), `cs scores after a step at beta ${ts.beta}`));
+    ts.s.forEach((x, l) => sameBits(x, cc.s[l]!, `cs scores after a step at beta ${ts.beta}`));
   }
   assert.ok(ts.beta > 100, "the last epoch trains at the final temperature");
 });
@@ -173,7 +171,6 @@ Deno.test("kernels - native hard-concrete, Adam and SGD steps give the same numb
   const { kernels } = await loadKernels();
   assert.ok(kernels);
   const net = buildNet(ModelSchema.parse({ init: "signed_constant" }), [28, 28, 1], 10, createJsEngine());
-  const bits = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
   for (const optimizer of ["adam", "sgd"] as const) {
     const training = TrialTrainingSchema.parse({
       optimizer,
@@ -191,14 +188,14 @@ Deno.test("kernels - native hard-concrete, Adam and SGD steps give the same numb
     for (let step = 0; step < 3; step++) {
       ts.effectiveWeights(a);
       cc.effectiveWeights(b);
-      a.forEach((x, l) => assert.deepEqual(bits(x), bits(b[l]!), `${optimizer}: weff, step ${step}, layer ${l}`));
+      a.forEach((x, l) => sameBits(x, b[l]!, `${optimizer}: weff, step ${step}, layer ${l}`));
       grads.forEach((x) => {
         g.fillNormal(x);
         for (let i = 0; i < x.length; i++) x[i]! *= 1e-2;
       });
       ts.applyGradients(grads);
       cc.applyGradients(grads);
-      ts.logAlpha.forEach((x, l) => assert.deepEqual(bits(x), bits(cc.logAlpha[l]!), `${optimizer}: step ${step}`));
+      ts.logAlpha.forEach((x, l) => sameBits(x, cc.logAlpha[l]!, `${optimizer}: step ${step}`));
     }
     assert.equal(ts.penalty(), cc.penalty());
   }

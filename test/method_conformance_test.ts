@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { assertClose, finiteDiff, smallNet, UNIT_SGD } from "./_nets.ts";
+import { assertClose, finiteDiff, sameBits, smallNet, UNIT_SGD } from "./_nets.ts";
 import { createBlasEngine } from "../src/engine/blas.ts";
 import { createJsEngine } from "../src/engine/js.ts";
 import { type FusedKernels, loadKernels, registeredKernelNames } from "../src/engine/native.ts";
@@ -52,16 +52,6 @@ function variants(def: MethodDefinition): Record<string, unknown>[] {
 
 const label = (v: Record<string, unknown>) => JSON.stringify(v);
 /** Asserts two float32 (or byte) arrays hold the same bits (signed zeros too), naming the first difference. */
-function sameBits(a: Float32Array | Uint8Array, b: Float32Array | Uint8Array, what: string): void {
-  const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
-    y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  assert.equal(x.length, y.length, `${what}: lengths`);
-  const i = x.findIndex((v, j) => v !== y[j]);
-  if (i >= 0) {
-    const at = Math.floor(i / a.BYTES_PER_ELEMENT);
-    assert.fail(`${what}: element ${at} differs (${a[at]} vs ${b[at]})`);
-  }
-}
 
 function make(
   def: MethodDefinition,

@@ -40,13 +40,25 @@ void ts_hc_forward(float *restrict s, float *restrict z, const float *restrict l
  * HardConcreteGates.applyGradients: g * w through the clamp and the sigmoid, plus the expected-L0 penalty's
  * coef * q * (1 - q), q = sigmoid(log_alpha - shift).
  */
+static inline float hc_grad(float g, float w, float sj, float la, float beta, float gamma, float stretch, float shift,
+                            float coef) {
+  const float d = g * w, v = sj * stretch + gamma;
+  const float q = sigmoid_f32(la - shift);
+  const float pen = coef * q * (1.0f - q);
+  const float open = (float)((v > 0.0f) & (v < 1.0f));
+  return open * (d * stretch * sj * (1.0f - sj) / beta) + 0.0f + pen;
+}
+
 void ts_hc_grad(float *restrict dz, const float *restrict g, const float *restrict w, const float *restrict s,
                 const float *restrict la, int32_t n, float beta, float gamma, float stretch, float shift, float coef) {
+  for (int32_t j = 0; j < n; j++) dz[j] = hc_grad(g[j], w[j], s[j], la[j], beta, gamma, stretch, shift, coef);
+}
+
+/* The same gradient and an Adam step on log_alpha (as ts_adam_step) in one pass. */
+void ts_hc_adam(float *restrict la, const float *restrict g, const float *restrict w, const float *restrict s,
+                float *restrict m1, float *restrict m2, int32_t n, float beta, float gamma, float stretch, float shift,
+                float coef, float lr, float wd, float c1, float c2) {
   for (int32_t j = 0; j < n; j++) {
-    const float d = g[j] * w[j], sj = s[j], v = sj * stretch + gamma;
-    const float q = sigmoid_f32(la[j] - shift);
-    const float pen = coef * q * (1.0f - q);
-    const float open = (float)((v > 0.0f) & (v < 1.0f));
-    dz[j] = open * (d * stretch * sj * (1.0f - sj) / beta) + 0.0f + pen;
+    adam_f32(la, hc_grad(g[j], w[j], s[j], la[j], beta, gamma, stretch, shift, coef), m1, m2, j, lr, wd, c1, c2);
   }
 }

@@ -6,7 +6,7 @@ import type { FrozenNet } from "../nets/net.ts";
 import { GateLayout } from "./gate_layout.ts";
 import { logF32, sigmoidF32 } from "../float32.ts";
 import { type CutRule, defineMethod, type MaskMethod, optimizerFloats, SHARED_FIELDS } from "./method.ts";
-import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
+import { type AdamStep, adamStepOf, createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
 const f = Math.fround;
 /** The uniform noise is kept inside [1e-6, 1 − 1e-6] (float32) so that its logit stays finite. */
@@ -55,17 +55,36 @@ export interface HardConcreteKernels {
     shift: number,
     coef: number,
   ): void;
+  /** The same gradient and an Adam step on log_alpha in one pass (as the optimiser's step, same bits). */
+  adam(
+    logAlpha: Float32Array,
+    g: Float32Array,
+    w: Float32Array,
+    s: Float32Array,
+    beta: number,
+    gamma: number,
+    stretch: number,
+    shift: number,
+    coef: number,
+    step: AdamStep,
+  ): void;
 }
 
 const NATIVE = registerKernels<HardConcreteKernels>({
   name: "hard-concrete",
   source: new URL("./hard_concrete.c", import.meta.url),
-  symbols: { ts_hc_forward: fn("bbbbb i fff b"), ts_hc_grad: fn("bbbbb i fffff") },
+  symbols: {
+    ts_hc_forward: fn("bbbbb i fff b"),
+    ts_hc_grad: fn("bbbbb i fffff"),
+    ts_hc_adam: fn("bbbbbb i fffff ffff"),
+  },
   bind: (f) => ({
     forward: (s, z, la, w, weff, beta, gamma, stretch, st) =>
       f.ts_hc_forward!(s, z, la, w, weff, la.length, beta, gamma, stretch, st),
     grad: (dz, g, w, s, la, beta, gamma, stretch, shift, coef) =>
       f.ts_hc_grad!(dz, g, w, s, la, la.length, beta, gamma, stretch, shift, coef),
+    adam: (la, g, w, s, beta, gamma, stretch, shift, coef, a) =>
+      f.ts_hc_adam!(la, g, w, s, a.m1, a.m2, la.length, beta, gamma, stretch, shift, coef, a.lr, a.wd, a.c1, a.c2),
   }),
 });
 
@@ -164,6 +183,8 @@ export class HardConcreteGates implements MaskMethod {
     this.#net.maskedParams.forEach((layer, l) => {
       const la = this.logAlpha[l]!, s = this.#s[l]!, dz = this.#z[l]!;
       if (this.#kernels && this.#layout.widths[l] === 1) {
+        const adam = adamStepOf(this.#opt, l);
+        if (adam) return this.#kernels.adam(la, dweff[l]!, layer.w, s, beta, g, stretch, shift, coef, adam);
         this.#kernels.grad(dz, dweff[l]!, layer.w, s, la, beta, g, stretch, shift, coef);
         this.#opt.step(l, la, dz);
         return;

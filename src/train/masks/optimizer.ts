@@ -6,7 +6,13 @@ const f = Math.fround;
 /** Per-parameter optimiser state and the update rule, over `sizes.length` buffers ("slots"). */
 export interface ElementOptimizer {
   /** Adam's state and bias corrections, exposed so hot loops can inline the update (undefined for SGD). */
-  readonly adam?: { m1: Float32Array[]; m2: Float32Array[]; c1: () => number; c2: () => number };
+  readonly adam?: {
+    m1: Float32Array[];
+    m2: Float32Array[];
+    c1: () => number;
+    c2: () => number;
+    weightDecay: number;
+  };
   /** SGD's momentum buffers and constants, for the same purpose (undefined for Adam). */
   readonly sgd?: { mom: Float32Array[]; momentum: number; weightDecay: number };
   /** The learning rate of the current epoch (after the schedule). */
@@ -17,6 +23,24 @@ export interface ElementOptimizer {
   begin(): void;
   /** Updates every element of buffer `slot` in place from the gradients `g`. */
   step(slot: number, p: Float32Array, g: Float32Array): void;
+}
+
+/** One buffer's Adam step as a fused kernel takes it: the buffer's moments and this step's constants. */
+export interface AdamStep {
+  m1: Float32Array;
+  m2: Float32Array;
+  lr: number;
+  wd: number;
+  /** This step's bias corrections (after {@link ElementOptimizer.begin}). */
+  c1: number;
+  c2: number;
+}
+
+/** Buffer `slot`'s Adam step for a kernel that fuses a gradient with it, or null when the optimiser is not Adam. */
+export function adamStepOf(opt: ElementOptimizer, slot: number): AdamStep | null {
+  const a = opt.adam;
+  if (!a) return null;
+  return { m1: a.m1[slot]!, m2: a.m2[slot]!, lr: opt.lr, wd: a.weightDecay, c1: a.c1(), c2: a.c2() };
 }
 
 /**
@@ -80,7 +104,7 @@ export function createOptimizer(
     return f(p - f(f(lrF * f(m / c1F)) / f(f(Math.sqrt(f(v / c2F))) + EPS)));
   };
   return {
-    adam: { m1, m2, c1: () => c1, c2: () => c2 },
+    adam: { m1, m2, c1: () => c1, c2: () => c2, weightDecay: wd },
     get lr() {
       return lr;
     },

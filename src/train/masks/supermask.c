@@ -31,7 +31,15 @@ void ts_supermask_forward(const float *restrict s, const float *restrict w, floa
 }
 
 /* The straight-through gradient on the scores: d(loss)/d(mask) = g * w, through the sigmoid's slope p * (1 - p). */
+static inline float supermask_grad(float g, float w, float p) { return g * w * p * (1.0f - p); }
+
 void ts_supermask_grad(float *restrict grad, const float *restrict g, const float *restrict w,
                        const float *restrict p, int32_t n) {
-  for (int32_t i = 0; i < n; i++) grad[i] = g[i] * w[i] * p[i] * (1.0f - p[i]);
+  for (int32_t i = 0; i < n; i++) grad[i] = supermask_grad(g[i], w[i], p[i]);
+}
+
+/* The same gradient and an Adam step on the scores (as ts_adam_step) in one pass. */
+void ts_supermask_adam(float *restrict s, const float *restrict g, const float *restrict w, const float *restrict p,
+                       float *restrict m1, float *restrict m2, int32_t n, float lr, float wd, float c1, float c2) {
+  for (int32_t i = 0; i < n; i++) adam_f32(s, supermask_grad(g[i], w[i], p[i]), m1, m2, i, lr, wd, c1, c2);
 }

@@ -6,7 +6,7 @@ import type { FrozenNet } from "../nets/net.ts";
 import { GateLayout } from "./gate_layout.ts";
 import { sigmoidF32 } from "../float32.ts";
 import { type CutRule, defineMethod, type MaskMethod, optimizerFloats } from "./method.ts";
-import { createOptimizer, type ElementOptimizer } from "./optimizer.ts";
+import { type AdamStep, adamStepOf, createOptimizer, type ElementOptimizer } from "./optimizer.ts";
 
 const f = Math.fround;
 
@@ -23,15 +23,22 @@ export interface SupermaskKernels {
   forward(s: Float32Array, w: Float32Array, p: Float32Array, weff: Float32Array, rng: Uint32Array): void;
   /** The straight-through gradient on the scores, `g·w·p·(1 − p)`. */
   grad(grad: Float32Array, g: Float32Array, w: Float32Array, p: Float32Array): void;
+  /** The same gradient and an Adam step on the scores in one pass (as the optimiser's step, same bits). */
+  adam(s: Float32Array, g: Float32Array, w: Float32Array, p: Float32Array, step: AdamStep): void;
 }
 
 const NATIVE = registerKernels<SupermaskKernels>({
   name: "supermask",
   source: new URL("./supermask.c", import.meta.url),
-  symbols: { ts_supermask_forward: fn("bbbb i b"), ts_supermask_grad: fn("bbbb i") },
+  symbols: {
+    ts_supermask_forward: fn("bbbb i b"),
+    ts_supermask_grad: fn("bbbb i"),
+    ts_supermask_adam: fn("bbbbbb i ffff"),
+  },
   bind: (k) => ({
     forward: (s, w, p, weff, st) => k.ts_supermask_forward!(s, w, p, weff, s.length, st),
     grad: (grad, g, w, p) => k.ts_supermask_grad!(grad, g, w, p, grad.length),
+    adam: (s, g, w, p, a) => k.ts_supermask_adam!(s, g, w, p, a.m1, a.m2, s.length, a.lr, a.wd, a.c1, a.c2),
   }),
 });
 
@@ -93,6 +100,8 @@ export class Supermask implements MaskMethod {
     this.#opt.begin();
     this.#net.maskedParams.forEach((layer, l) => {
       const p = this.#p[l]!, w = layer.w, g = dweff[l]!, grad = this.#g[l]!;
+      const adam = this.#kernels && adamStepOf(this.#opt, l);
+      if (adam) return this.#kernels!.adam(this.s[l]!, g, w, p, adam);
       if (this.#kernels) this.#kernels.grad(grad, g, w, p);
       else for (let i = 0; i < p.length; i++) grad[i] = f(f(f(g[i]! * w[i]!) * p[i]!) * f(1 - p[i]!));
       this.#opt.step(l, this.s[l]!, grad);
