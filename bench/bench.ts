@@ -40,9 +40,10 @@ async function printDispatch(trials: number, connections: number): Promise<void>
   if (!out.success) throw new Error(`bench/dispatch.ts ${trials} ${connections} failed`);
   const r = JSON.parse(new TextDecoder().decode(out.stdout)) as DispatchResult;
   console.log(
-    "| recorded | lost | duplicated | publish s | last record s | trials/s recorded | queue latency p50/p90/p99 ms | service latency p50/p90/p99 ms | coordinator peak RSS MB: at the last record / with the reports | reports s | load average (1 min) before / after |",
+    "| recorded | lost | duplicated | publish s | last record s | trials/s recorded | queue latency p50/p90/p99 ms | service latency p50/p90/p99 ms | coordinator peak RSS MB: at the last record / with the reports | reports s | CPU ms per trial: coordinator / workers / nats-server | load average (1 min) before / after |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  const perTrial = (s: number | null) => (s === null ? "?" : (1000 * s / r.recorded).toFixed(2));
   const l = (x: DispatchResult["queueLatencyMs"]) => `${x.p50}/${x.p90}/${x.p99}`;
   console.log(
     `| ${r.recorded} | ${r.lost} | ${r.duplicates} | ${r.publishS.toFixed(2)} | ${r.dispatchS.toFixed(2)} | ${
@@ -50,12 +51,16 @@ async function printDispatch(trials: number, connections: number): Promise<void>
     } | ` +
       `${l(r.queueLatencyMs)} | ${l(r.serviceLatencyMs)} | ${r.dispatchPeakRssMb.toFixed(0)} / ${
         r.peakRssMb.toFixed(0)
-      } | ${r.reportS.toFixed(1)} | ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} |`,
+      } | ${r.reportS.toFixed(1)} | ${perTrial(r.cpuS.coordinator)} / ${perTrial(r.cpuS.workers)} / ${
+        perTrial(r.cpuS.broker)
+      } | ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} |`,
   );
   console.log(
     "\nqueue latency: from the first publish to the record (the coordinator keeps at most 4,096 trials published " +
       "and not yet recorded, and publishes the rest as results come in; publish s: until the last is published); " +
-      "service latency: from a worker pulling the trial to the coordinator recording its result.",
+      "service latency: from a worker pulling the trial to the coordinator recording its result. CPU ms per " +
+      "trial: user + system time of each process from the first publish to the last record, over the trials; " +
+      "their sum over the cores free bounds the trials/s.",
   );
 }
 
@@ -85,15 +90,25 @@ function trainSteps(engine: Engine, method: MethodName, budgetS: number, arch = 
 /**
  * Steps per second of wall time and of the process's CPU time (less sensitive to other processes' load) of one
  * method's training step at batch 128 on one engine: LeNet-300-100 on batches drawn from the MNIST training split,
- * reshuffled every epoch, as the PyTorch reference draws them; other architectures on one random batch.
+ * reshuffled every epoch, as the PyTorch reference draws them; other architectures on one random batch. `gemmShare`:
+ * the fraction of the step's wall time spent in the engine's matrix products.
  */
 function trainStepsTimed(
-  engine: Engine,
+  base: Engine,
   method: MethodName,
   budgetS: number,
   arch = "mlp",
   shape = [28, 28, 1],
-): { sps: number; cpuSps: number } {
+): { sps: number; cpuSps: number; gemmShare: number } {
+  let gemmMs = 0;
+  const engine: Engine = {
+    ...base,
+    gemm(...args) {
+      const t = performance.now();
+      base.gemm(...args);
+      gemmMs += performance.now() - t;
+    },
+  };
   const cfg = resolveTrialConfig(
     parseSpec(
       `name: bench\nmodel: {architecture: ${arch}, init: signed_constant}\nmethod: {name: ${method}, lambda: 1.0e-6}`,
@@ -134,13 +149,14 @@ function trainStepsTimed(
   };
   for (let i = 0; i < (arch === "mlp" ? 3 : 1); i++) step();
   let n = 0;
+  gemmMs = 0;
   const t0 = performance.now(), cpu0 = cpuUsage();
   while (performance.now() - t0 < budgetS * 1000 || n < 2) {
     step();
     n++;
   }
-  const cpu = cpuUsage(cpu0);
-  return { sps: n / ((performance.now() - t0) / 1000), cpuSps: n / ((cpu.user + cpu.system) / 1e6) };
+  const cpu = cpuUsage(cpu0), ms = performance.now() - t0;
+  return { sps: n / (ms / 1000), cpuSps: n / ((cpu.user + cpu.system) / 1e6), gemmShare: gemmMs / ms };
 }
 
 /** GFLOP/s of a 512×784×300 product (the first layer's shape) through an engine. */
@@ -275,35 +291,40 @@ console.log(`\nOpenBLAS sgemm 512×784×300, 1 thread: ${sgemm.toFixed(1)} GFLOP
   const { engine, reason } = await selectEngine("auto");
   console.log(`engine: ${engine.name} (${reason}); ${load()}\n`);
   console.log(
-    "| method | steps/s | PyTorch steps/s | ratio | ratio in CPU time | PyTorch after a warm allocation | warm gap | " +
-      "PyTorch page faults/step |",
+    "| method | steps/s | PyTorch steps/s | ratio | ratio in CPU time | matrix products, % of our step | " +
+      "ratio if all else took no time | PyTorch after a warm allocation | warm gap | PyTorch page faults/step |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   const budget = Math.min(seconds, 2), flagged: string[] = [];
   for (const method of METHODS) {
     // two rounds of ours, PyTorch's plain script and PyTorch's with the warm allocation, interleaved so that all
     // three see the same minute's load; each the better of its two (the one less disturbed by other processes)
-    const ours: { sps: number; cpuSps: number }[] = [], torch: (TorchSteps | null)[] = [];
+    const ours: { sps: number; cpuSps: number; gemmShare: number }[] = [], torch: (TorchSteps | null)[] = [];
     const warmed: (TorchSteps | null)[] = [];
     for (let round = 0; round < 2; round++) {
       ours.push(trainStepsTimed(engine, method, budget / 2));
       torch.push(await torchSteps(method, 1, budget));
       warmed.push(await torchSteps(method, 1, budget, { warm: true }));
     }
-    const sps = Math.max(...ours.map((o) => o.sps)), cpuSps = Math.max(...ours.map((o) => o.cpuSps));
+    const fastest = ours.reduce((x, y) => (y.sps > x.sps ? y : x));
+    const sps = fastest.sps, cpuSps = Math.max(...ours.map((o) => o.cpuSps)), share = fastest.gemmShare;
     const best = (runs: (TorchSteps | null)[]) =>
       runs.includes(null) ? null : (runs as TorchSteps[]).reduce((x, y) => (y.sps > x.sps ? y : x));
     const plain = best(torch), warm = best(warmed);
     if (!plain || !warm) {
-      console.log(`| ${method} | ${sps.toFixed(1)} | n/a | n/a | n/a | n/a | n/a | n/a |`);
+      console.log(
+        `| ${method} | ${sps.toFixed(1)} | n/a | n/a | n/a | ${(100 * share).toFixed(0)}% | n/a | n/a | n/a | n/a |`,
+      );
       continue;
     }
     const gap = warm.sps / plain.sps - 1;
     if (Math.abs(gap) > 0.2) flagged.push(`${method} (${(100 * gap).toFixed(0)}%)`);
     console.log(
       `| ${method} | ${sps.toFixed(1)} | ${plain.sps.toFixed(1)} | ${(sps / plain.sps).toFixed(2)}× | ` +
-        `${(cpuSps / Math.max(...torch.map((t) => t!.cpuSps))).toFixed(2)}× | ` +
-        `${warm.sps.toFixed(1)} | ${gap >= 0 ? "+" : ""}${(100 * gap).toFixed(0)}% | ${plain.faults.toFixed(0)} |`,
+        `${(cpuSps / Math.max(...torch.map((t) => t!.cpuSps))).toFixed(2)}× | ${(100 * share).toFixed(0)}% | ` +
+        `${(sps / share / plain.sps).toFixed(2)}× | ${warm.sps.toFixed(1)} | ${gap >= 0 ? "+" : ""}${
+          (100 * gap).toFixed(0)
+        }% | ${plain.faults.toFixed(0)} |`,
     );
   }
   engine.close();
@@ -311,6 +332,8 @@ console.log(`\nOpenBLAS sgemm 512×784×300, 1 thread: ${sgemm.toFixed(1)} GFLOP
     `\n${load()}. Each number is the better of two runs, interleaved. The ratio is to the plain script, in wall ` +
       "time and in each process's CPU time (steps per CPU " +
       "second: what another process's load changes less; ours counts every thread of the Deno process); " +
+      "matrix products: the share of our step's wall time inside OpenBLAS's sgemm calls (the same calls PyTorch " +
+      "makes, at the library's speed); the ratio if all else took no time is our bound with these products; " +
       '"after a warm allocation" is the same script with a 25 MB ' +
       "buffer allocated and freed before training (`--warm`): a process that never freed a large buffer gets " +
       "fresh pages from the kernel for every tensor of every step (hundreds of page faults a step, several times " +
