@@ -99,6 +99,11 @@ Deno.test("operator - status lists idle workers, shows the running step at once,
     assert.equal(denied.code, 1, denied.text);
     assert.match(denied.text, /error: the broker refused this: these credentials may not publish to \$JS\.API\./);
     assertNoTrace(denied.text);
+    // a password in the URL is not printed back
+    const inUrl = await cli("status", ["--nats", url.replace("://", "://coordinator:wr0ng-pw@")]);
+    assert.equal(inUrl.code, 1, inUrl.text);
+    assert.match(inUrl.text, /error: cannot connect to NATS at nats:\/\/coordinator:\*\*\*@127\.0\.0\.1:\d+: /);
+    assert.doesNotMatch(inUrl.text, /wr0ng-pw/);
 
     await coord.setup();
     worker = workerProcess([...asWorker, "--backend", "js", "--pack", "1", "--id", "op-idle-worker"]);
@@ -131,20 +136,27 @@ Deno.test("operator - status lists idle workers, shows the running step at once,
       return s.sweeps.some((sw) => sw.workers.some((w) => w.trial_id && w.total_steps > 0));
     }, 20_000);
     assert.ok(Date.now() - startedAt < 3000, `the step showed ${Date.now() - startedAt} ms after the trial started`);
+    // cancelling with worker credentials: refused in one line (the sweep goes on to complete)
+    const cancel = await cli("sweep", ["cancel", sweepIdOf(spec), ...asWorker]);
+    assert.equal(cancel.code, 1, cancel.text);
+    assert.match(cancel.text, /the broker refused this|may not|permission/i);
+    assertNoTrace(cancel.text);
     const outcome = await sweep;
     assert.ok(outcome.complete);
 
+    // cancelling a finished sweep changes nothing (status below still says complete)
+    const late = await cli("sweep", ["cancel", sweepIdOf(spec), ...asCoord]);
+    assert.equal(late.code, 0, late.text);
+    assert.match(
+      late.text,
+      new RegExp(`^${sweepIdOf(spec)} has already finished: nothing to cancel, nothing changed$`, "m"),
+    );
     // the worker role: sweeps shown, the worker list refused in one line, exit 0
     const asW = await cli("status", asWorker);
     assert.equal(asW.code, 0, asW.text);
     assert.match(asW.text, new RegExp(`${sweepIdOf(spec)} \\(op-status\\): complete`));
     assert.match(asW.text, /workers not shown: these credentials may not read the worker list/);
     assertNoTrace(asW.text);
-    // cancelling with worker credentials: refused in one line
-    const cancel = await cli("sweep", ["cancel", sweepIdOf(spec), ...asWorker]);
-    assert.equal(cancel.code, 1, cancel.text);
-    assert.match(cancel.text, /the broker refused this|may not|permission/i);
-    assertNoTrace(cancel.text);
   } finally {
     worker?.kill();
     await worker?.done;

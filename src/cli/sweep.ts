@@ -51,7 +51,8 @@ Where the trials run:
                   worker processes; without it: in-process, over the in-memory transport
 
 cancel removes the sweep's queued trials, stops its running ones within seconds (workers drop them), and
-records every unfinished trial as failed: cancelled; the sweep's status becomes cancelled. NAME (the spec's
+records every unfinished trial as failed: cancelled; the sweep's status becomes cancelled (a finished sweep is
+left as it is). NAME (the spec's
 name:) works when one sweep has it (or only one of those runs). It finds the broker from --nats, or from
 runs/SWEEP_ID/broker.json when the sweep runs on a private broker.
 
@@ -487,6 +488,14 @@ async function cancelMain(args: string[], values: Record<string, string | boolea
           }; give the id`,
         );
       }
+    }
+    const state = await transport.getSweepState(sweepId);
+    if (state?.status === "complete" || state?.status === "cancelled") {
+      console.log(
+        `${sweepId} has already ${state.status === "complete" ? "finished" : "been cancelled"}: nothing to cancel, ` +
+          "nothing changed",
+      );
+      return 0;
     }
     const purged = await transport.cancelSweep(sweepId);
     console.log(
