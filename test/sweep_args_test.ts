@@ -1,6 +1,6 @@
 // `sweep` arguments the broker cannot take: one line, never the KV or JetStream client's stack trace.
 import assert from "node:assert/strict";
-import { sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
+import { outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
 import { intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
 
 Deno.test("cancel - an empty, wildcard or spaced name is refused before any broker is asked", async () => {
@@ -78,4 +78,12 @@ Deno.test("sweep - a password or token in a broker URL is never printed", () => 
     shown(`broker ${nats.servers}: cannot connect to alice:pw2@h:1`),
     "broker nats://alice:***@10.0.0.5:4222,nats://10.0.0.6:4222: cannot connect to alice:***@h:1",
   );
+});
+
+Deno.test("sweep - the last line counts trials stopped early", () => {
+  assert.equal(
+    outcomeCounts({ done: 20, stopped: 4, failed: 1, pending: 0 }),
+    "25 recorded: 20 done, 4 stopped early, 1 failed, 0 pending",
+  );
+  assert.equal(outcomeCounts({ done: 3, stopped: 0, failed: 1, pending: 2 }), "3 done, 1 failed, 2 pending");
 });

@@ -254,9 +254,10 @@ export async function sweepMain(args: string[]): Promise<number> {
       // an interrupted sweep with nothing done has no front to show
       if (outcome.data.counts.done > 0) console.log(`\n${frontTables(outcome.data)}\n`);
       console.log(
-        `${outcome.data.counts.done} done, ${outcome.data.counts.failed} failed, ${outcome.data.counts.pending} pending ` +
-          `in ${outcome.wallS.toFixed(1)} s. Report: ${outcome.runDir}/report.html (also report.md, fronts.json, ` +
-          `trials.csv; results in results.jsonl)`,
+        `${outcomeCounts(outcome.data.counts)} in ${
+          outcome.wallS.toFixed(1)
+        } s. Report: ${outcome.runDir}/report.html ` +
+          "(also report.md, fronts.json, trials.csv; results in results.jsonl)",
       );
       if (outcome.cancelled) console.log(`sweep ${outcome.sweepId} was cancelled`);
       else if (!outcome.complete) {
@@ -268,6 +269,15 @@ export async function sweepMain(args: string[]): Promise<number> {
       for (const c of cleanups) await c().catch((e) => logLine(`cleanup: ${(e as Error).message}`));
     }
   }
+}
+
+/** The sweep's last line's counts: `3 done, 1 failed, 0 pending`; with early stops `24 recorded: 20 done, 4 stopped early, ...`. */
+export function outcomeCounts(c: { done: number; failed: number; stopped?: number; pending: number }): string {
+  const stopped = c.stopped ?? 0;
+  const head = stopped ? `${c.done + stopped + c.failed} recorded: ` : "";
+  return `${head}${c.done} done, ${
+    stopped ? `${stopped} stopped early, ` : ""
+  }${c.failed} failed, ${c.pending} pending`;
 }
 
 /**
