@@ -26,6 +26,22 @@ export interface DispatchResult {
   reportS: number;
   /** Resident memory of this process right before the sweep started (broker connection open). */
   startRssMb: number;
+  /**
+   * CPU seconds (user + system) each process spent from the first publish to the last record: the coordinator
+   * (this process), the workers' process and nats-server; null where /proc does not tell (not Linux).
+   */
+  cpuS: { coordinator: number | null; workers: number | null; broker: number | null };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat; null where it cannot be read. */
+export function cpuSeconds(pid: number | "self"): number | null {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from the 3rd (state) on
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ: 100 on Linux)
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -74,6 +90,10 @@ parameters:
     stdout: "null",
     stderr: "piped",
   }).spawn();
+  const pids = { coordinator: "self" as const, workers: child.pid, broker: server.process.pid };
+  const cpu = () => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const cpuStart = cpu();
+  let cpuEnd = cpuStart;
   const t0 = performance.now();
   firstPublish = Date.now();
   const outcome = await runSweep({
@@ -89,6 +109,7 @@ parameters:
         if (++recordedCount === planned) {
           lastRecordAt = performance.now();
           dispatchPeak = peakRss(peak);
+          cpuEnd = cpu();
         }
       }
       if (line.startsWith("published")) publishedAt = Date.now();
@@ -125,6 +146,12 @@ parameters:
     dispatchPeakRssMb: dispatchPeak || endPeak,
     reportS,
     startRssMb,
+    cpuS: Object.fromEntries(
+      Object.keys(pids).map((k) => {
+        const a = cpuStart[k], b = cpuEnd[k];
+        return [k, a === null || b === null || b === undefined || a === undefined ? null : b - a];
+      }),
+    ) as DispatchResult["cpuS"],
   };
 }
 

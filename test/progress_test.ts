@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
-import { duration, ProgressDisplay, renderLine, renderTty, SweepProgress } from "../src/coordinator/progress.ts";
+import {
+  duration,
+  ProgressDisplay,
+  renderLine,
+  renderTty,
+  RunningFront,
+  SweepProgress,
+} from "../src/coordinator/progress.ts";
 import type { ProgressMessage, ResultMessage } from "../src/broker/messages.ts";
+import { nonDominated } from "../src/pareto/front.ts";
+import { Rng } from "../src/util/rng.ts";
 
 const progress = (trial: string, worker: string, step: number): ProgressMessage => ({
   v: 1,
@@ -90,4 +99,17 @@ Deno.test("progress - plain mode prints timestamped lines on change, throttled, 
     /^\[00:00:11\] s-1: 1\/3 finished: 1 done, 0 failed, 0 running; front 1 point; 11s elapsed, ETA 22s\n$/,
   );
   assert.match(renderLine(p.snapshot(11000), new Date(11000)), /^\[00:00:11\] /);
+});
+
+Deno.test("progress - the running front counts what nonDominated counts, points added one at a time", () => {
+  const rng = new Rng(7);
+  for (let round = 0; round < 50; round++) {
+    // few distinct values: ties in x, in y and exact duplicates are common
+    const points = Array.from({ length: 1 + rng.int(40) }, () => ({ x: rng.int(6) / 5, y: rng.int(6) / 5 }));
+    const front = new RunningFront();
+    points.forEach((p, i) => {
+      front.add(p.x, p.y);
+      assert.equal(front.size, nonDominated(points.slice(0, i + 1)).filter(Boolean).length, JSON.stringify(points));
+    });
+  }
 });

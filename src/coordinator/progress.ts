@@ -1,5 +1,4 @@
 import type { ProgressMessage, ResultMessage } from "../broker/messages.ts";
-import { nonDominated } from "../pareto/front.ts";
 
 /** What one worker is doing, as its progress messages tell. */
 export interface WorkerActivity {
@@ -39,7 +38,8 @@ export class SweepProgress {
   #finishedHere = 0;
   readonly #started: number;
   readonly #workers = new Map<string, WorkerActivity>();
-  readonly #points = new Map<string, { x: number; y: number }[]>();
+  /** Each group's non-dominated points so far, kept as they come: not every point, not sorted again per snapshot. */
+  readonly #fronts = new Map<string, RunningFront>();
 
   constructor(sweepId: string, total: number, now = Date.now()) {
     this.sweepId = sweepId;
@@ -80,10 +80,10 @@ export class SweepProgress {
       // the points the report's front is made of: the trial's own ticket and every cut, on validation accuracy
       // when the run has a validation split (test accuracy otherwise)
       const m = r.metrics!;
-      const pts = this.#points.get(group) ?? [];
-      pts.push({ x: m.sparsity, y: m.val_accuracy ?? m.accuracy });
-      for (const c of m.cuts?.points ?? []) pts.push({ x: c.sparsity, y: c.val_accuracy ?? c.accuracy });
-      this.#points.set(group, pts);
+      let front = this.#fronts.get(group);
+      if (!front) this.#fronts.set(group, front = new RunningFront());
+      front.add(m.sparsity, m.val_accuracy ?? m.accuracy);
+      for (const c of m.cuts?.points ?? []) front.add(c.sparsity, c.val_accuracy ?? c.accuracy);
     } else if (r.status === "stopped") this.#done++; // has its outcome; its partial point is on no front
     else this.#failed++;
     for (const [k, w] of this.#workers) if (w.trial === r.trial_id) this.#workers.delete(k);
@@ -93,9 +93,7 @@ export class SweepProgress {
     const elapsedS = (now - this.#started) / 1000;
     const remaining = this.total - this.#done - this.#failed;
     let frontSize = 0;
-    for (const [group, pts] of this.#points) {
-      if (group !== "dense") frontSize += nonDominated(pts).filter(Boolean).length;
-    }
+    for (const [group, front] of this.#fronts) if (group !== "dense") frontSize += front.size;
     return {
       sweepId: this.sweepId,
       total: this.total,
@@ -107,6 +105,47 @@ export class SweepProgress {
       elapsedS,
       etaS: this.#finishedHere > 0 ? (elapsedS / this.#finishedHere) * remaining : null,
     };
+  }
+}
+
+/**
+ * The non-dominated points (both coordinates maximised) of the points added so far, as `nonDominated` (pareto/front.ts) counts
+ * them (exact duplicates of a front point all on the front): by x ascending, y descending, each with its copies.
+ */
+export class RunningFront {
+  readonly #xs: number[] = [];
+  readonly #ys: number[] = [];
+  readonly #copies: number[] = [];
+  #size = 0;
+
+  /** How many of the points added are non-dominated. */
+  get size(): number {
+    return this.#size;
+  }
+
+  add(x: number, y: number): void {
+    const xs = this.#xs, ys = this.#ys;
+    let lo = 0, hi = xs.length; // the first front point at x or right of it: the highest of those
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (xs[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    const j = lo;
+    if (j < xs.length && xs[j] === x && ys[j] === y) {
+      this.#copies[j]!++;
+      this.#size++;
+      return;
+    }
+    if (j < xs.length && ys[j]! >= y) return; // dominated
+    const end = j < xs.length && xs[j] === x ? j + 1 : j; // a lower point at the same x leaves the front
+    let k = j; // the points left of x and not above y leave the front
+    while (k > 0 && ys[k - 1]! <= y) k--;
+    for (let i = k; i < end; i++) this.#size -= this.#copies[i]!;
+    xs.splice(k, end - k, x);
+    ys.splice(k, end - k, y);
+    this.#copies.splice(k, end - k, 1);
+    this.#size++;
   }
 }
 
