@@ -254,6 +254,14 @@ Deno.test("custom nets - an empty stack and names of Object's prototype (toStrin
   );
 });
 
+Deno.test("custom nets - a block named __proto__ is one clear line, wherever it is named", () => {
+  const proto = "__proto__ cannot name a block (JavaScript objects reserve it): rename the block, e.g. proto_block";
+  const uses = "  layers: [residual: __proto__, flatten, linear: classes]\n";
+  assert.deepEqual(problems(`  blocks: {__proto__: [relu]}\n${uses}`), [`6:23 model.blocks.__proto__: ${proto}`]);
+  assert.deepEqual(problems("  blocks: {__proto__: {a: 1}, b: [relu]}\n"), [`6:23 model.blocks.__proto__: ${proto}`]);
+  assert.deepEqual(problems(uses), [`6:22 model.layers.0.residual.block: ${proto}`]);
+});
+
 /** ticketsweep's own test logits for a ticket (js engine, calibrated as trials evaluate). */
 async function ticketLogits(ticket: string): Promise<Float32Array> {
   const { manifest, bits } = await readTicket(ticket);

@@ -172,7 +172,15 @@ export const LayerSchema: z.ZodType<Layer, z.ZodTypeDef, unknown> = z.unknown().
 /** `model.layers`: the network, input to logits. */
 export const LayersSchema = z.array(LayerSchema).min(1, "expected at least one layer");
 /** `model.blocks`: named layer lists that residual layers refer to. */
-export const BlocksSchema = z.record(z.string(), z.array(LayerSchema).min(1, "expected at least one layer"));
+/** Parsed into a plain object, a block named __proto__ would become the object's prototype: no block at all. */
+const PROTO_BLOCK = "__proto__ cannot name a block (JavaScript objects reserve it): rename the block, e.g. proto_block";
+
+export const BlocksSchema = z.unknown().superRefine((v, ctx) => {
+  // before the record: it would drop the key and check its value, two lines about one name
+  if (v !== null && typeof v === "object" && Object.hasOwn(v, "__proto__")) {
+    ctx.addIssue({ code: "custom", path: ["__proto__"], message: PROTO_BLOCK });
+  }
+}).pipe(z.record(z.string(), z.array(LayerSchema).min(1, "expected at least one layer")));
 
 type Path = (string | number)[];
 
@@ -270,6 +278,13 @@ export function resolveCustom(model: CustomModel): { nodes: Node[]; issues: NetI
       const name = prefix + (r.name ?? `res${n.residual}`);
       const sub = (block: string, field: string, sub: string): Node[] | null => {
         const target = Object.hasOwn(blocks, block) ? blocks[block] : undefined; // toString is no block
+        if (block === "__proto__") {
+          // a `blocks: {__proto__: ...}` is reported there: one line
+          if (!Object.hasOwn(blocks, "__proto__")) {
+            issues.push({ path: [...path, "residual", field], message: PROTO_BLOCK });
+          }
+          return null;
+        }
         if (target === undefined) {
           const names = Object.keys(blocks);
           const hint = block.length > 2 ? didYouMean(block, names) : undefined;
