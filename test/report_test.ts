@@ -63,6 +63,10 @@ Deno.test("interpolation - accuracy at sparsity and sparsity at accuracy along k
   assert.equal(kneeIndex([{ x: 0.1, y: 0.9 }, { x: 0.8, y: 0.88 }, { x: 0.95, y: 0.3 }]), 1);
   assert.deepEqual(parseAccuracyLevels("0.9,95"), [0.9, 0.95]);
   assert.throws(() => parseAccuracyLevels("0.9,x"), /'x' is not an accuracy/);
+  for (const v of ["0x5f", "1e1", "Infinity", "", " ", "9.5.1"]) {
+    assert.throws(() => parseAccuracyLevels(v), /--at-accuracy: '.*' is not an accuracy \(expected 0\.95 or 95\)/, v);
+  }
+  assert.deepEqual(parseAccuracyLevels(".5, 50."), [0.5, 0.5]);
 });
 
 Deno.test("comparison - a clearly better front wins beyond the seed spread; two draws of one front tie", () => {

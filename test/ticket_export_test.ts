@@ -145,3 +145,14 @@ Deno.test("ticket export - conv2, resnet20 (batch norm recalibrated) and vit tic
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ticket export - --cut takes decimal digits only: 0x2, 1e1, 2.0, '' and 0 are one line", async () => {
+  const { ticketMain } = await import("../src/cli/ticket.ts");
+  for (const v of ["0x2", "1e1", "2.0", "", "0"]) {
+    await assert.rejects(
+      () => ticketMain(["export", "no-such-ticket", `--cut=${v}`, "--out", "unused"]),
+      new RegExp(`--cut ${v.replace(".", "\\.")}: expected a cut number, 1 to N$`),
+      v,
+    );
+  }
+});

@@ -7,6 +7,7 @@ import { configFrontTables, settingsSection } from "../report/markdown.ts";
 import { sweepLabels } from "../report/data.ts";
 import { comparabilityWarning } from "../report/settings.ts";
 import { TicketsweepError } from "../util/errors.ts";
+import { printable } from "../util/clip.ts";
 import { logLine, parseCli, shown } from "./common.ts";
 
 export const REPORT_USAGE = `Usage: deno task report runs/A [runs/B ...] [--out DIR] [--at-accuracy X,Y,...]
@@ -31,9 +32,10 @@ Options:
 /** Parses `--at-accuracy 0.9,95,...` into fractions. */
 export function parseAccuracyLevels(text: string): number[] {
   return text.split(",").map((part) => {
-    const v = Number(part.trim());
-    if (!part.trim() || !Number.isFinite(v) || v <= 0 || v > 100) {
-      throw new TicketsweepError(`--at-accuracy: '${part}' is not an accuracy (expected 0.95 or 95)`);
+    // decimal only: Number() would also take 0x5f, 1e1 and Infinity
+    const v = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)$/.test(part.trim()) ? Number(part.trim()) : NaN;
+    if (!(v > 0 && v <= 100)) {
+      throw new TicketsweepError(`--at-accuracy: '${printable(part, 40)}' is not an accuracy (expected 0.95 or 95)`);
     }
     return v > 1 ? v / 100 : v;
   });

@@ -4,6 +4,7 @@ import { EXPORT_FORMATS, type ExportFormat, exportPortable, exportTicket } from 
 import { readTicket } from "../ticket/format.ts";
 import { verifyTicket } from "../ticket/verify.ts";
 import { TicketsweepError } from "../util/errors.ts";
+import { printable } from "../util/clip.ts";
 import { parseCli } from "./common.ts";
 
 export const TICKET_USAGE = `Usage:
@@ -42,9 +43,10 @@ export async function ticketMain(args: string[]): Promise<number> {
   }, TICKET_USAGE);
   const [command, dir] = positionals;
   if (!command || !dir) throw new TicketsweepError(`give a command and a ticket folder\n\n${TICKET_USAGE}`);
-  const cut = typeof values.cut === "string" ? Number(values.cut) : undefined;
-  if (cut !== undefined && !(Number.isInteger(cut) && cut >= 1)) {
-    throw new TicketsweepError(`--cut ${values.cut}: expected a cut number, 1 to N`);
+  const cut = typeof values.cut === "string" && /^[0-9]{1,9}$/.test(values.cut) ? Number(values.cut) : undefined;
+  if (values.cut !== undefined && !(cut !== undefined && cut >= 1)) {
+    // decimal digits only: Number() would also take 0x2, 1e1 and ''
+    throw new TicketsweepError(`--cut ${printable(String(values.cut), 40)}: expected a cut number, 1 to N`);
   }
   if (command === "export") {
     if (typeof values.out !== "string") throw new TicketsweepError(`export needs --out DIR\n\n${TICKET_USAGE}`);
