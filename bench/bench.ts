@@ -26,6 +26,15 @@ import { loadMnist } from "../src/train/data/mnist.ts";
 import { findTorchPython, runTorch, type TorchPython, writeMnistNpy } from "./torch_reference.ts";
 import { ticketsweepTrials, torchTrials } from "./trial_throughput.ts";
 
+/**
+ * The V8 flags `deno task sweep` runs the coordinator with (deno.json): old space grows 30% over what the last full
+ * collection kept, not up to 4x (V8's default on a machine with gigabytes), so garbage is collected before the
+ * resident memory of a long sweep doubles; read from deno.json so the bench measures the coordinator as it runs.
+ */
+const COORDINATOR_V8_FLAGS = (JSON.parse(
+  await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+).tasks.sweep as string).split(" ").filter((a) => a.startsWith("--v8-flags="));
+
 /** The dispatch benchmark's table (issue 15: 64 connections, 10,000 and 100,000 trials, no-op trainer). */
 async function printDispatch(trials: number, connections: number): Promise<void> {
   console.log(
@@ -34,7 +43,15 @@ async function printDispatch(trials: number, connections: number): Promise<void>
   const load0 = loadavg()[0]!;
   // in a process of its own: its peak RSS is the coordinator's (and the bench's bookkeeping), not this one's
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("dispatch.ts", import.meta.url).pathname, String(trials), String(connections)],
+    // the coordinator's V8 flags, as `deno task sweep` gives them (deno.json)
+    args: [
+      "run",
+      "-A",
+      ...COORDINATOR_V8_FLAGS,
+      new URL("dispatch.ts", import.meta.url).pathname,
+      String(trials),
+      String(connections),
+    ],
     stderr: "inherit",
   }).output();
   if (!out.success) throw new Error(`bench/dispatch.ts ${trials} ${connections} failed`);
