@@ -238,22 +238,7 @@ export function configChartSpec(d: ReportData, a: Analysis, axis: "sparsity" | "
   const bars = onFront.filter((r) => r.a_lo !== null);
   const barLabel = (r: typeof rows[number]) => `${r.label}; error bars: 95% interval over seeds`;
   const layer: unknown[] = [
-    {
-      data: { values: rows },
-      mark: { type: "point", filled: true, size: 45 },
-      encoding: {
-        x,
-        y,
-        color,
-        opacity: {
-          field: "front",
-          type: "ordinal",
-          scale: { domain: ["front", "dominated"], range: [0.95, 0.22] },
-          title: "configuration",
-        },
-        description: { field: "label" },
-      },
-    },
+    frontPointLayer(rows, 45, { x, y, color }, "configuration"),
     {
       data: { values: onFront },
       mark: { type: "line", strokeWidth: 2 },
@@ -290,6 +275,32 @@ export function configChartSpec(d: ReportData, a: Analysis, axis: "sparsity" | "
     },
     layer,
   } as TopLevelSpec;
+}
+
+/**
+ * The points of a front chart: filled, coloured by group, faded where dominated (`front: "dominated"`), the opacity
+ * legend titled `legend`; each point's `label` is its description.
+ */
+function frontPointLayer(
+  values: unknown[],
+  size: number,
+  at: { x: unknown; y: unknown; color: unknown },
+  legend: string,
+) {
+  return {
+    data: { values },
+    mark: { type: "point", filled: true, size },
+    encoding: {
+      ...at,
+      opacity: {
+        field: "front",
+        type: "ordinal",
+        scale: { domain: ["front", "dominated"], range: [0.95, 0.22] },
+        title: legend,
+      },
+      description: { field: "label" },
+    },
+  };
 }
 
 /**
@@ -338,22 +349,7 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
   };
   const color = { field: "group", type: "nominal", title: "method / sweep" };
   const layer: unknown[] = [
-    {
-      data: { values: trials },
-      mark: { type: "point", filled: true, size: 40 },
-      encoding: {
-        x,
-        y,
-        color,
-        opacity: {
-          field: "front",
-          type: "ordinal",
-          scale: { domain: ["front", "dominated"], range: [0.95, 0.22] },
-          title: "ticket",
-        },
-        description: { field: "label" },
-      },
-    },
+    frontPointLayer(trials, 40, { x, y, color }, "ticket"),
     {
       data: { values: lines },
       mark: { type: "line", strokeWidth: 1, opacity: 0.7 },
