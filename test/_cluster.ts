@@ -1,5 +1,6 @@
 // Helpers for tests with a real nats-server, a coordinator process and worker processes.
-import { type LocalServer, startLocalServer } from "../src/broker/local_server.ts";
+import { brokerConfig } from "../src/broker/config.ts";
+import { freePort, type LocalServer, startLocalServer } from "../src/broker/local_server.ts";
 import { type LocalWorkers, spawnLocalWorkers } from "../src/coordinator/local_workers.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
@@ -63,6 +64,19 @@ export async function until(what: string, cond: () => Promise<boolean> | boolean
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * A nats-server in a temp dir on the configuration `deno task broker-config` generates: users "coordinator" and
+ * "worker" (or worker, worker2, ... for several passwords) with these passwords.
+ */
+export async function rolesBroker(coordinatorPassword: string, workerPassword: string | string[]) {
+  const dir = await Deno.makeTempDir();
+  const port = freePort();
+  const cfg = brokerConfig({ host: "127.0.0.1", port, storeDir: `${dir}/js`, coordinatorPassword, workerPassword });
+  await Deno.writeTextFile(`${dir}/nats-server.conf`, cfg.conf);
+  const server = await startLocalServer(`${dir}/js`, { port, token: "", configFile: `${dir}/nats-server.conf` });
+  return { dir, port, server, cfg };
 }
 
 /** A test cluster: a broker and worker processes in a temp dir; `close` tears everything down. */

@@ -1,31 +1,16 @@
 // The generated least-privilege broker configuration, with a real nats-server.
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { brokerConfig } from "../src/broker/config.ts";
-import { freePort, startLocalServer } from "../src/broker/local_server.ts";
 import { connectNats, RESULT_STREAM, TRIAL_STREAM } from "../src/broker/nats.ts";
 import { runSweep } from "../src/coordinator/sweep.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { sweepIdOf } from "../src/spec/expand.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import { forgedResult, tinySpecText } from "./_fixtures.ts";
-import { rawConnect, recorded, until } from "./_cluster.ts";
+import { rawConnect, recorded, rolesBroker, until } from "./_cluster.ts";
 
 /** A nats-server on the configuration `deno task broker-config` generates (password "coord-secret"). */
-async function generatedBroker(workerPassword: string | string[]) {
-  const dir = await Deno.makeTempDir();
-  const port = freePort();
-  const cfg = brokerConfig({
-    host: "127.0.0.1",
-    port,
-    storeDir: `${dir}/js`,
-    coordinatorPassword: "coord-secret",
-    workerPassword,
-  });
-  await Deno.writeTextFile(`${dir}/nats-server.conf`, cfg.conf);
-  const server = await startLocalServer(`${dir}/js`, { port, token: "", configFile: `${dir}/nats-server.conf` });
-  return { dir, port, server, cfg };
-}
+const generatedBroker = (workerPassword: string | string[]) => rolesBroker("coord-secret", workerPassword);
 
 Deno.test("auth - the generated config refuses anonymous clients; a worker cannot delete streams, publish trials or forge results", async () => {
   const { dir, port, server } = await generatedBroker("worker-secret");

@@ -1,6 +1,5 @@
 // The operator's daily commands, tried as a new user would: real nats-server on a free loopback port, real processes.
 import assert from "node:assert/strict";
-import { brokerConfig } from "../src/broker/config.ts";
 import { freePort, startLocalServer } from "../src/broker/local_server.ts";
 import { connectNats } from "../src/broker/nats.ts";
 import { runSweep } from "../src/coordinator/sweep.ts";
@@ -8,26 +7,10 @@ import { gatherStatus } from "../src/coordinator/status.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { sweepIdOf } from "../src/spec/expand.ts";
 import { ROOT, tinySpecText } from "./_fixtures.ts";
-import { cluster, recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
+import { cluster, recorded, rolesBroker, startCoordinator, until, writeSpec } from "./_cluster.ts";
 import { REJECTED_FILE, ResultLog } from "../src/coordinator/record.ts";
 import { SpecError, type SpecIssue } from "../src/util/errors.ts";
 import { quietGpuProbe } from "../src/cli/common.ts";
-
-/** A nats-server on the configuration `deno task broker-config` generates: coordinator "c-secret", worker "w-secret". */
-async function rolesBroker() {
-  const dir = await Deno.makeTempDir();
-  const port = freePort();
-  const cfg = brokerConfig({
-    host: "127.0.0.1",
-    port,
-    storeDir: `${dir}/js`,
-    coordinatorPassword: "c-secret",
-    workerPassword: "w-secret",
-  });
-  await Deno.writeTextFile(`${dir}/nats-server.conf`, cfg.conf);
-  const server = await startLocalServer(`${dir}/js`, { port, token: "", configFile: `${dir}/nats-server.conf` });
-  return { dir, server };
-}
 
 /** Runs a CLI (`src/cli/NAME.ts`) as a process: exit code and stdout + stderr. */
 export async function cli(
@@ -52,8 +35,13 @@ export function workerProcess(args: string[], env: Record<string, string> = {}) 
 
 /** A process of one of this repository's scripts; its output is kept for the test to read. */
 export function scriptProcess(script: string, args: string[], env: Record<string, string> = {}) {
-  const p = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}${script}`, ...args],
+  return pipedProcess(Deno.execPath(), ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}${script}`, ...args], env);
+}
+
+/** A process whose stdout and stderr are kept for the test to read (`text()`). */
+function pipedProcess(command: string, args: string[], env: Record<string, string> = {}) {
+  const p = new Deno.Command(command, {
+    args,
     env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
@@ -65,6 +53,7 @@ export function scriptProcess(script: string, args: string[], env: Record<string
   };
   const pumped = Promise.all([pump(p.stdout), pump(p.stderr)]);
   return {
+    pid: p.pid,
     text: () => text,
     kill: (sig: Deno.Signal = "SIGTERM") => {
       try {
@@ -86,7 +75,7 @@ function assertNoTrace(text: string) {
 }
 
 Deno.test("operator - status lists idle workers, shows the running step at once, works under the worker role; a permission error is one line", async () => {
-  const { dir, server } = await rolesBroker();
+  const { dir, server } = await rolesBroker("c-secret", "w-secret");
   const url = server.url;
   const asCoord = ["--nats", url, "--user", "coordinator", "--password", "c-secret"];
   const asWorker = ["--nats", url, "--user", "worker", "--password", "w-secret"];
@@ -239,25 +228,16 @@ Deno.test("operator - Ctrl-C in a terminal (SIGINT to the process group) stops q
     const spec = await writeSpec(dir, "op-int", 2, 20_000, "backend: js\n");
     // as a user runs it (deno task passes the terminal's SIGINT on to the coordinator, which gets it too), in a
     // process group of its own (setsid), as a shell's foreground job is
-    const p = new Deno.Command("setsid", {
-      args: [Deno.execPath(), "task", "--config", `${ROOT}deno.json`, "sweep", spec.path, "--runs", `${dir}/runs`]
-        .concat(["--workers", "1"]),
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let text = "";
-    const pump = async (r: ReadableStream<Uint8Array>) => {
-      for await (const c of r.pipeThrough(new TextDecoderStream())) text += c;
-    };
-    const pumped = Promise.all([pump(p.stdout), pump(p.stderr)]);
-    await until("the trials published", () => /published 2 trials/.test(text), 60_000);
+    const p = pipedProcess("setsid", [
+      ...[Deno.execPath(), "task", "--config", `${ROOT}deno.json`, "sweep", spec.path, "--runs", `${dir}/runs`],
+      ...["--workers", "1"],
+    ]);
+    await until("the trials published", () => /published 2 trials/.test(p.text()), 60_000);
     await new Promise((r) => setTimeout(r, 1500)); // a trial is running
     Deno.kill(-p.pid, "SIGINT"); // the whole group: coordinator, and whatever shares its group
-    const st = await p.status;
-    await pumped;
-    assert.equal(st.code, 130, text);
+    const code = await p.done;
+    const text = p.text();
+    assert.equal(code, 130, text);
     assert.doesNotMatch(text, /could not publish the sweep state|cleanup:|nats: disconnect/, text);
     assert.doesNotMatch(text, /Front:/, "no empty front tables");
     assert.match(text, new RegExp(`continue it with: deno task sweep --resume ${dir}/runs/${spec.sweepId}`));
@@ -293,7 +273,7 @@ Deno.test("operator - --dry-run lists the trials, the compute estimate and the p
     assert.match(damaged.text, /results\.jsonl line 1: not JSON \(.*"\\x00\\x1b\[2J".*a run sets it aside/);
     assert.match(damaged.text, /results\.jsonl line 2: torn .*a run sets it aside in results\.rejected\.jsonl/);
     assert.match(damaged.text, /broker\.json: not a broker file \(url: Expected string, received number\)/);
-    assert.doesNotMatch(damaged.text, /\x1b/, "no raw control byte reaches the terminal");
+    assert.ok(!damaged.text.includes("\x1b"), "no raw control byte reaches the terminal");
     assert.deepEqual([...Deno.readDirSync(runDir)].map((e) => e.name).sort(), ["broker.json", "results.jsonl"]);
     assert.equal(await Deno.readTextFile(`${runDir}/results.jsonl`), '\x00\x1b[2J\n{"trial_id": "cut');
     // a spec with problems: all of them, exit 1
