@@ -21,7 +21,7 @@ import { runWorker } from "../src/worker/worker.ts";
 import { selectEngine } from "../src/engine/select.ts";
 import { loadKernels } from "../src/engine/native.ts";
 import type { DispatchResult } from "./dispatch.ts";
-import { searchBench } from "./search.ts";
+import { searchBench, strategiesOf } from "./search.ts";
 import { loadMnist } from "../src/train/data/mnist.ts";
 import { findTorchPython, runTorch, type TorchPython, writeMnistNpy } from "./torch_reference.ts";
 import { ticketsweepTrials, torchTrials } from "./trial_throughput.ts";
@@ -87,6 +87,9 @@ const { values } = parseArgs({
     quick: { type: "boolean" },
     dispatch: { type: "boolean" },
     search: { type: "boolean" },
+    // --search --replicates N (default 3; --quick: 1) --strategies grid,random,adaptive (default: all)
+    replicates: { type: "string" },
+    strategies: { type: "string" },
     // --dispatch --trials N: one dispatch run of N trials (default: 10,000, then 100,000)
     trials: { type: "string" },
     // only the sections measured against PyTorch (the engines, every method, whole trials, Conv-4)
@@ -261,7 +264,19 @@ if (values.dispatch) {
 }
 if (values.search) {
   // --quick: one replicate instead of 3
-  await searchBench(3, values.quick ? 1 : 3);
+  const reps = values.replicates === undefined ? (values.quick ? 1 : 3) : Number(values.replicates);
+  if (!Number.isInteger(reps) || reps < 1 || reps > 100) {
+    console.error(`--replicates: expected a whole number of replicates from 1 to 100, found '${values.replicates}'`);
+    Deno.exit(2);
+  }
+  let only;
+  try {
+    only = strategiesOf(values.strategies);
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(2);
+  }
+  await searchBench(3, reps, only);
   Deno.exit(0);
 }
 

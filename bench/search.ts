@@ -223,15 +223,29 @@ function score(strategy: Strategy, r: number, epochs: number, results: RecordedR
 const f4 = (x: number) => x.toFixed(4);
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 
-/** Runs the three strategies over the replicates and prints the tables. */
-export async function searchBench(epochs = 3, replicates = 3): Promise<void> {
+/** The strategies a `--strategies a,b` list names, or one line saying which name is not one. */
+export function strategiesOf(list: string | undefined): Strategy[] {
+  if (list === undefined) return [...STRATEGIES];
+  const names = list.split(",").map((x) => x.trim()).filter(Boolean);
+  const bad = names.find((x) => !(STRATEGIES as readonly string[]).includes(x));
+  if (bad !== undefined || names.length === 0) {
+    throw new Error(`--strategies: expected a comma-separated list of ${STRATEGIES.join(", ")}, found '${list}'`);
+  }
+  return STRATEGIES.filter((x) => names.includes(x));
+}
+
+/**
+ * Runs the strategies (all, or `only`) over replicates 0..replicates-1 and prints the tables. B needs grid and
+ * random: without them the trial-epochs to 99% of B are not printed.
+ */
+export async function searchBench(epochs = 3, replicates = 3, only: readonly Strategy[] = STRATEGIES): Promise<void> {
   const runsDir = await Deno.makeTempDir({ prefix: "ticketsweep-bench-search-" });
   const runs: Run[] = [];
   const py = await optunaPython();
   if (!py) console.log("  optuna-*: skipped (no python3 with Optuna; Debian: apt install python3-optuna)");
   try {
     for (let r = 0; r < replicates; r++) {
-      for (const s of STRATEGIES) {
+      for (const s of only) {
         if (s.startsWith("optuna-") && !py) continue;
         const run = await runOne(s, r, epochs, runsDir, py);
         runs.push(run);
@@ -248,9 +262,12 @@ export async function searchBench(epochs = 3, replicates = 3): Promise<void> {
   const B = new Map<number, number>();
   for (let r = 0; r < replicates; r++) {
     const base = runs.filter((x) => x.r === r && (x.strategy === "grid" || x.strategy === "random"));
-    B.set(r, Math.max(...base.map((x) => x.finalVal)));
+    B.set(r, base.length === 2 ? Math.max(...base.map((x) => x.finalVal)) : NaN);
   }
-  const reach = (run: Run) => run.steps.find(([, hv]) => hv >= 0.99 * B.get(run.r)!)?.[0];
+  const reach = (run: Run) =>
+    Number.isNaN(B.get(run.r)!)
+      ? "no B (grid and random not run)"
+      : run.steps.find(([, hv]) => hv >= 0.99 * B.get(run.r)!)?.[0];
   const cols = Array.from({ length: 6 }, (_, i) => `HV@${4 * (i + 1)}`);
   console.log(
     `\n## Search: grid 6×4 vs random vs adaptive, 24 trials × ${epochs} epochs, LeNet-300-100 MNIST gates, ` +
@@ -263,7 +280,7 @@ export async function searchBench(epochs = 3, replicates = 3): Promise<void> {
   for (const run of runs) {
     console.log(
       `| ${run.strategy} | ${run.r} | ${run.trialEpochs} | ${run.curve.map(f4).join(" | ")} | ${f4(run.finalTest)} | ` +
-        `${reach(run) ?? "not reached"} | ${f4(B.get(run.r)!)} |`,
+        `${reach(run) ?? "not reached"} | ${Number.isNaN(B.get(run.r)!) ? "?" : f4(B.get(run.r)!)} |`,
     );
   }
   console.log("\nMean over replicates:\n");
