@@ -4,6 +4,8 @@ import { runSweep, type SweepOutcome } from "../src/coordinator/sweep.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import type { SweepSpec } from "../src/spec/schema.ts";
 import { type ResultMessage, WIRE_VERSION } from "../src/broker/messages.ts";
+import { writeManifest } from "../src/coordinator/run_dir.ts";
+import { sweepIdOf, type Trial } from "../src/spec/expand.ts";
 
 /** A small, fast sweep on the synthetic task: `n` lambdas, one seed, about a second a trial. */
 export function tinySpecText(name: string, n = 8, extra = "", epochs = 3): string {
@@ -71,6 +73,34 @@ export async function runInProcess(text: string, runsDir: string): Promise<{ out
 /** {@link runInProcess}'s run directory. */
 export async function sweepInProcess(text: string, runsDir: string): Promise<string> {
   return (await runInProcess(text, runsDir)).outcome.runDir;
+}
+
+/**
+ * A run directory `root/SWEEP_ID` of a spec with hand-made outcomes: its sweep.json (version 1, these `trials`,
+ * created at `createdAt`) and results.jsonl (`results`, one a line). Returns its path.
+ */
+export async function handMadeRunDir(
+  root: string,
+  text: string,
+  trials: Trial[],
+  results: unknown[],
+  createdAt = "2025-01-01T00:00:00Z",
+): Promise<string> {
+  const spec = parseSpec(text);
+  const sweepId = sweepIdOf(spec), dir = `${root}/${sweepId}`;
+  await writeManifest(dir, {
+    format: "ticketsweep-sweep",
+    version: 1,
+    sweep_id: sweepId,
+    name: spec.name,
+    spec_file: "s.yaml",
+    spec_text: text,
+    spec,
+    trials,
+    created_at: createdAt,
+  });
+  await Deno.writeTextFile(`${dir}/results.jsonl`, results.map((r) => JSON.stringify(r) + "\n").join(""));
+  return dir;
 }
 
 /** A failed result for a trial, from a client that was never given it (a wrong claim). */

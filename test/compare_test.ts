@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { ResultMessageSchema, WIRE_VERSION } from "../src/broker/messages.ts";
 import type { RecordedResult } from "../src/coordinator/record.ts";
-import { writeManifest } from "../src/coordinator/run_dir.ts";
 import { reportMain } from "../src/cli/report.ts";
 import { compareFronts } from "../src/pareto/compare.ts";
 import type { SeededPoint } from "../src/pareto/hypervolume.ts";
@@ -11,7 +10,7 @@ import { buildReportData, combineReports, type ReportData } from "../src/report/
 import { comparisonSentence, frontTables, renderMarkdown } from "../src/report/markdown.ts";
 import { comparabilityWarning, settingsDiff } from "../src/report/settings.ts";
 import { expandTrials, parseSpec, sweepIdOf, type Trial } from "../src/spec/mod.ts";
-import { fakeMetrics } from "./_fixtures.ts";
+import { fakeMetrics, handMadeRunDir } from "./_fixtures.ts";
 
 /** A spec of gates (2 lambdas) and a dense reference on synthetic data; `extra` adds or overrides top-level lines. */
 const specText = (name: string, opts: { train?: number; epochs?: number; seeds?: string; dense?: boolean } = {}) =>
@@ -59,23 +58,10 @@ function reportOf(text: string, shift: number, dense?: number): ReportData {
   return buildReportData(sweepIdOf(spec), spec.name, trials, results, text);
 }
 
-/** A run directory (sweep.json, spec.yaml, results.jsonl) of a spec with hand-made results. */
-async function runDir(root: string, text: string, shift: number): Promise<string> {
-  const spec = parseSpec(text), { trials, results } = hand(text, shift);
-  const sweepId = sweepIdOf(spec), dir = `${root}/${sweepId}`;
-  await writeManifest(dir, {
-    format: "ticketsweep-sweep",
-    version: 1,
-    sweep_id: sweepId,
-    name: spec.name,
-    spec_file: "s.yaml",
-    spec_text: text,
-    spec,
-    trials,
-    created_at: "2025-01-01T00:00:00Z",
-  });
-  await Deno.writeTextFile(`${dir}/results.jsonl`, results.map((r) => JSON.stringify(r) + "\n").join(""));
-  return dir;
+/** A run directory (sweep.json, results.jsonl) of a spec with hand-made results. */
+function runDir(root: string, text: string, shift: number): Promise<string> {
+  const { trials, results } = hand(text, shift);
+  return handMadeRunDir(root, text, trials, results);
 }
 
 /** Runs `deno task report` in-process and returns what it printed. */

@@ -4,9 +4,8 @@
 // below 3 seeds in the Markdown, the HTML and the CLI summary.
 import assert from "node:assert/strict";
 import { loadPage } from "./_chromium.ts";
-import { fakeMetrics, ROOT } from "./_fixtures.ts";
+import { fakeMetrics, handMadeRunDir, ROOT } from "./_fixtures.ts";
 import type { RecordedResult } from "../src/coordinator/record.ts";
-import { writeManifest } from "../src/coordinator/run_dir.ts";
 import { reportMain } from "../src/cli/report.ts";
 import { configFront, configPoints, type SeedSample } from "../src/pareto/seeds.ts";
 import { analyse, KNEE_DEFINITION } from "../src/report/analysis.ts";
@@ -364,19 +363,7 @@ Deno.test("seeds - below 3 seeds the Markdown, the HTML and the CLI summary say 
   // the CLI summary of a run directory with these results
   const root = await Deno.makeTempDir();
   try {
-    const spec = parseSpec(text), sweepId = sweepIdOf(spec), dir = `${root}/${sweepId}`;
-    await writeManifest(dir, {
-      format: "ticketsweep-sweep",
-      version: 1,
-      sweep_id: sweepId,
-      name: spec.name,
-      spec_file: "s.yaml",
-      spec_text: text,
-      spec,
-      trials,
-      created_at: "2026-01-01T00:00:00Z",
-    });
-    await Deno.writeTextFile(`${dir}/results.jsonl`, trials.map((t) => JSON.stringify(resultOf(t)) + "\n").join(""));
+    const dir = await handMadeRunDir(root, text, trials, trials.map(resultOf), "2026-01-01T00:00:00Z");
     const lines: string[] = [];
     const log = console.log, err = console.error;
     console.log = (...x: unknown[]) => lines.push(x.join(" "));
