@@ -5,27 +5,29 @@
 #include "kernels.h"
 
 /*
- * Gate noise and effective weights in one pass: eps ~ N(0, 1) (ziggurat), u = mu + sigma * eps (kept for the
- * backward pass), weff = w * clamp(u, 0, 1).
+ * Gate noise and effective weights: eps ~ N(0, 1) (ziggurat), u = mu + sigma * eps (kept for the backward pass),
+ * weff = w * clamp(u, 0, 1). The draws are serial (each advances the state, and the rare tail draws more), so they
+ * go first, eps into u; the rest then vectorises.
  */
-void ts_gates_forward(const float *mu, const float *w, float *u, float *weff, int32_t n, double sigma, uint32_t *state,
-                      const double *kn, const double *wn, const double *fn) {
+void ts_gates_forward(const float *restrict mu, const float *restrict w, float *restrict u, float *restrict weff,
+                      int32_t n, double sigma, uint32_t *state, const double *kn, const double *wn, const double *fn) {
   uint32_t s[4] = {state[0], state[1], state[2], state[3]}; /* in registers, not reloaded through the pointer */
   for (int32_t i = 0; i < n; i++) {
     const int32_t r = (int32_t)next_u32(s);
     const int iz = r & 127;
     const int32_t hz = r & ~127;
-    float eps;
-    if (fabs((double)hz) < kn[iz]) eps = (float)((double)hz * wn[iz]);
-    else eps = (float)ziggurat_tail(hz, iz, s, kn, wn, fn);
-    const double v = (double)mu[i] + sigma * (double)eps;
+    if (fabs((double)hz) < kn[iz]) u[i] = (float)((double)hz * wn[iz]);
+    else u[i] = (float)ziggurat_tail(hz, iz, s, kn, wn, fn);
+  }
+  for (int k = 0; k < 4; k++) state[k] = s[k];
+  for (int32_t i = 0; i < n; i++) {
+    const double v = (double)mu[i] + sigma * (double)u[i];
     u[i] = (float)v;
     /* branch-free clamp (the gate is outside [0, 1] about half the time, unpredictably): (v + |v|)/2 is exactly
        max(v, 0), then minsd */
     const double c0 = (v + fabs(v)) * 0.5, c = c0 < 1.0 ? c0 : 1.0;
     weff[i] = (float)((double)w[i] * c);
   }
-  for (int k = 0; k < 4; k++) state[k] = s[k];
 }
 
 /*
