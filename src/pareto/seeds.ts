@@ -117,8 +117,11 @@ export function configPoints<T>(
   }
   const points: ConfigPoint<T>[] = [];
   let partial = 0;
+  const seedLists = new Map<string, number[]>(); // configurations of the same seeds share one list
   for (const [config, positions] of byConfig) {
-    const all = [...new Set(positions.flatMap((p) => p.samples.map((x) => x.seed)))].sort((a, b) => a - b);
+    let all = [...new Set(positions.flatMap((p) => p.samples.map((x) => x.seed)))].sort((a, b) => a - b);
+    const key = all.join(",");
+    all = seedLists.get(key) ?? (seedLists.set(key, all), all);
     for (const { position, samples: at } of positions) {
       if (at.length < all.length) {
         partial++;

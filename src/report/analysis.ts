@@ -150,12 +150,10 @@ export function configRows(d: ReportData, opts: { seed?: number; resamples?: num
     })),
     opts,
   );
-  const rows: ConfigRow[] = points.map((p) => ({
-    ...p,
-    group: p.members[0]!.group,
-    params: p.members[0]!.params,
-    label: configLabel(p),
-  }));
+  // each point becomes its row in place: a copy would hold every configuration twice for a moment
+  const rows: ConfigRow[] = points.map((p) =>
+    Object.assign(p, { group: p.members[0]!.group, params: p.members[0]!.params, label: configLabel(p) })
+  );
   return { rows, partial };
 }
 

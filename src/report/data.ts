@@ -152,6 +152,7 @@ export function buildReportData(
   let masked: string[] | undefined;
   const backends = new Set<string>();
   const workers = new WorkerEnvs();
+  const workerNames = new Map<string, string>(); // one string per worker, not one per row
   for (const r of results) {
     const t = byTrial.get(r.trial_id);
     curve.validation.add(t, r);
@@ -167,7 +168,7 @@ export function buildReportData(
       ...rowOf(t),
       status: r.status,
       attempt: r.attempt,
-      worker: `${r.worker.host}/${r.worker.id}`,
+      worker: workerName(workerNames, r),
       ...(m
         ? {
           accuracy: m.accuracy,
@@ -177,8 +178,8 @@ export function buildReportData(
           steps_per_s: m.steps_per_s,
           train_s: m.train_s,
           backend: m.backend,
-          layers: m.layers,
-          loss_curve: m.loss_curve,
+          layers: m.layers.length ? m.layers : NONE,
+          loss_curve: m.loss_curve.length ? m.loss_curve : NONE,
           ...(m.cuts ? { cuts: m.cuts } : {}),
           ...(m.stopped ? { stopped: { epochs: m.stopped.epochs, planned_epochs: m.stopped.planned_epochs } } : {}),
         }
@@ -212,6 +213,18 @@ export function buildReportData(
     settings: [sweepSettings(name, sweepId, settingsTrials(trials))],
     workers: workers.list(),
   };
+}
+
+/** The empty list every row without layers or a loss curve shares (frozen: a row's list is never changed). */
+const NONE: never[] = Object.freeze([]) as unknown as never[];
+
+/** A row's worker, `host/id`, as one string per worker. */
+function workerName(names: Map<string, string>, r: RecordedResult): string {
+  const name = `${r.worker.host}/${r.worker.id}`;
+  const known = names.get(name);
+  if (known !== undefined) return known;
+  names.set(name, name);
+  return name;
 }
 
 /**
