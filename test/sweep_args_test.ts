@@ -36,12 +36,9 @@ Deno.test("sweep - number flags take decimal digits only: 2abc, 0x10, 1e400, 1.5
     const [flag, v] of [
       ["workers", "2abc"],
       ["workers", "0x10"],
-      ["workers", ""],
+      ["workers", "1 "],
       ["ack-wait", "1e400"],
-      [
-        "ack-wait",
-        "1.5",
-      ],
+      ["ack-wait", "1.5"],
       ["reconcile", "-1"],
       ["reconcile", " 2"],
       ["pack", "0b11"],
@@ -54,6 +51,17 @@ Deno.test("sweep - number flags take decimal digits only: 2abc, 0x10, 1e400, 1.5
     );
   }
   assert.equal(intFlag("workers", "12", 1), 12);
+  assert.throws(
+    () => intFlag("workers", "", 1),
+    /--workers must be a whole number \(digits only\): current value is ''$/,
+  );
+  // an empty value of any flag is one line (--runs "" would put run directories at /)
+  for (const flag of ["workers", "runs", "nats", "resume"]) {
+    await assert.rejects(
+      () => sweepMain(["s.yaml", `--${flag}=`]),
+      new RegExp(`--${flag} is empty: give it a value, or leave the flag out$`),
+    );
+  }
   // a bad value's control bytes are escaped, not sent to the terminal
   assert.throws(() => intFlag("threads", "2\x1b[2J", 1), /current value is '2\\x1b\[2J'$/);
 });

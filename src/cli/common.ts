@@ -13,6 +13,12 @@ export function parseCli<T extends ParseArgsConfig["options"]>(
     const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
     const values = parsed.values as Record<string, string | boolean | undefined>;
     const positionals = parsed.positionals;
+    for (const [name, v] of Object.entries(values)) {
+      // `--runs ""` would put run directories at the root of the file system, `--nats ""` silently mean none
+      if (typeof v === "string" && !v.trim()) {
+        throw new TicketsweepError(`--${name} is empty: give it a value, or leave the flag out`);
+      }
+    }
     if (values.help) {
       console.log(usage);
       Deno.exit(0);
