@@ -28,6 +28,101 @@ static inline uint32_t next_u32(uint32_t *s) {
 static inline double uniform(uint32_t *s) { return (double)next_u32(s) / 4294967296.0; }
 static inline double uniform_open(uint32_t *s) { return ((double)next_u32(s) + 0.5) / 4294967296.0; }
 
+/* y = M x over GF(2) for a 128x128 bit matrix M given by its columns: the XOR of the columns whose bit is set in x. */
+static inline void gf2_apply(const uint32_t (*cols)[4], const uint32_t *x, uint32_t *y) {
+  uint32_t r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+  for (int j = 0; j < 128; j++) {
+    const uint32_t m = -((x[j >> 5] >> (j & 31)) & 1u);
+    r0 ^= cols[j][0] & m;
+    r1 ^= cols[j][1] & m;
+    r2 ^= cols[j][2] & m;
+    r3 ^= cols[j][3] & m;
+  }
+  y[0] = r0;
+  y[1] = r1;
+  y[2] = r2;
+  y[3] = r3;
+}
+
+/* The matrix of k steps of xoshiro128** (its state transition is linear over GF(2)), by repeated squaring. */
+static void jump_matrix(int32_t k, uint32_t (*out)[4]) {
+  uint32_t base[128][4], tmp[128][4];
+  for (int j = 0; j < 128; j++) {
+    memset(base[j], 0, sizeof base[j]);
+    base[j][j >> 5] = 1u << (j & 31);
+    (void)next_u32(base[j]); /* column j of one step: the image of the j-th unit vector */
+    memset(out[j], 0, sizeof out[j]);
+    out[j][j >> 5] = 1u << (j & 31); /* the identity */
+  }
+  for (; k > 0; k >>= 1) {
+    if (k & 1) {
+      for (int j = 0; j < 128; j++) gf2_apply(base, out[j], tmp[j]);
+      memcpy(out, tmp, sizeof tmp);
+    }
+    if (k > 1) {
+      for (int j = 0; j < 128; j++) gf2_apply(base, base[j], tmp[j]);
+      memcpy(base, tmp, sizeof tmp);
+    }
+  }
+}
+
+enum { DRAW_LANES = 16 };
+typedef uint32_t draw_lanes __attribute__((vector_size(DRAW_LANES * 4)));
+static inline draw_lanes rotl_lanes(draw_lanes x, int k) { return (x << k) | (x >> (32 - k)); }
+
+/*
+ * The next n words of the generator into out[0..n), state advanced by n: the same words as n calls of next_u32,
+ * made by 16 walks side by side in vector lanes (one serial walk is bound by its chain of dependent operations).
+ * Walk c starts where the serial walk is after c·k draws (k = n / 16): k steps are a 128x128 bit matrix, built once
+ * per k and kept (a worker calls from one thread; the layers of a network have few distinct sizes), and each walk's
+ * start is that matrix applied to the previous one's. Short buffers are drawn serially.
+ */
+static void draw_words(uint32_t *state, uint32_t *out, int32_t n) {
+  static struct {
+    int32_t k;
+    uint32_t cols[128][4];
+  } cache[4];
+  static int next_slot;
+  const int32_t k = n / DRAW_LANES;
+  if (k < 256) {
+    uint32_t st[4] = {state[0], state[1], state[2], state[3]};
+    for (int32_t i = 0; i < n; i++) out[i] = next_u32(st);
+    memcpy(state, st, sizeof st);
+    return;
+  }
+  int slot = -1;
+  for (int c = 0; c < 4; c++) if (cache[c].k == k) slot = c;
+  if (slot < 0) {
+    slot = next_slot;
+    next_slot = (next_slot + 1) % 4;
+    jump_matrix(k, cache[slot].cols);
+    cache[slot].k = k;
+  }
+  draw_lanes s0, s1, s2, s3;
+  uint32_t at[4] = {state[0], state[1], state[2], state[3]}, nx[4];
+  for (int c = 0; c < DRAW_LANES; c++) {
+    s0[c] = at[0];
+    s1[c] = at[1];
+    s2[c] = at[2];
+    s3[c] = at[3];
+    gf2_apply((const uint32_t (*)[4])cache[slot].cols, at, nx);
+    memcpy(at, nx, sizeof nx);
+  }
+  for (int32_t i = 0; i < k; i++) { /* next_u32, lane by lane */
+    const draw_lanes r = rotl_lanes(s1 * 5u, 7) * 9u, t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = rotl_lanes(s3, 11);
+    for (int c = 0; c < DRAW_LANES; c++) out[(int64_t)c * k + i] = r[c];
+  }
+  uint32_t last[4] = {s0[DRAW_LANES - 1], s1[DRAW_LANES - 1], s2[DRAW_LANES - 1], s3[DRAW_LANES - 1]};
+  for (int32_t i = DRAW_LANES * k; i < n; i++) out[i] = next_u32(last);
+  memcpy(state, last, sizeof last);
+}
+
 /* The ziggurat's slow path, as Rng.#zigguratTail. */
 static inline double ziggurat_tail(int32_t hz, int iz, uint32_t *s, const double *kn, const double *wn, const double *fn) {
   const double r = 3.442619855899;

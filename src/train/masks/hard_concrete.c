@@ -6,18 +6,13 @@
 
 /*
  * Hard-concrete gates per weight in float32, as HardConcreteGates.effectiveWeights: uniform noise u (drawn as
- * the TypeScript loop draws it; s holds the raw words until they are converted),
- * s = sigmoid((ln(u / (1 - u)) + log_alpha) / beta), z = clamp(s * stretch + gamma, 0, 1) with stretch = zeta - gamma, weff = w * z. The draws are serial; the rest
- * vectorises.
+ * the TypeScript loop draws it: the raw words first, into s, by draw_words; then converted),
+ * s = sigmoid((ln(u / (1 - u)) + log_alpha) / beta), z = clamp(s * stretch + gamma, 0, 1) with
+ * stretch = zeta - gamma, weff = w * z, in a loop that vectorises.
  */
 void ts_hc_forward(float *restrict s, float *restrict z, const float *restrict la, const float *restrict w,
                    float *restrict weff, int32_t n, float beta, float gamma, float stretch, uint32_t *state) {
-  uint32_t st[4] = {state[0], state[1], state[2], state[3]};
-  for (int32_t j = 0; j < n; j++) {
-    const uint32_t r = next_u32(st);
-    memcpy(&s[j], &r, sizeof r); /* the raw word: the conversion vectorises in the next loop */
-  }
-  for (int k = 0; k < 4; k++) state[k] = st[k];
+  draw_words(state, (uint32_t *)(void *)s, n); /* the raw words: the conversion vectorises in the next loop */
   const float umin = F(1e-6), umax = F(1.0 - 1e-6);
   for (int32_t j = 0; j < n; j++) {
     uint32_t r;

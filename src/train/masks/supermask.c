@@ -7,18 +7,13 @@
 
 /*
  * The sampled mask and effective weights: p = sigmoid(s) (kept for the backward pass), m = u < p with u drawn
- * per weight in order (state advanced), weff = m ? w : 0. The draws are serial (each advances the state), so they
- * are written first, as raw words, into weff; the comparison u / 2^32 < p, i.e. u < p * 2^32 (exact in double),
+ * per weight in order (state advanced), weff = m ? w : 0. The draws are written first, as raw words, into weff
+ * (draw_words); the comparison u / 2^32 < p, i.e. u < p * 2^32 (exact in double),
  * and the select then vectorise without a branch (a Bernoulli draw near p = 0.5 mispredicts every other time).
  */
 void ts_supermask_forward(const float *restrict s, const float *restrict w, float *restrict p, float *restrict weff,
                           int32_t n, uint32_t *state) {
-  uint32_t st[4] = {state[0], state[1], state[2], state[3]};
-  for (int32_t i = 0; i < n; i++) {
-    const uint32_t u = next_u32(st);
-    memcpy(&weff[i], &u, sizeof u);
-  }
-  for (int k = 0; k < 4; k++) state[k] = st[k];
+  draw_words(state, (uint32_t *)(void *)weff, n);
   for (int32_t i = 0; i < n; i++) {
     const float q = sigmoid_f32(s[i]);
     p[i] = q;
