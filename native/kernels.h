@@ -45,7 +45,7 @@ static inline void gf2_apply(const uint32_t (*cols)[4], const uint32_t *x, uint3
 }
 
 /* The matrix of k steps of xoshiro128** (its state transition is linear over GF(2)), by repeated squaring. */
-static void jump_matrix(int32_t k, uint32_t (*out)[4]) {
+static inline void jump_matrix(int32_t k, uint32_t (*out)[4]) {
   uint32_t base[128][4], tmp[128][4];
   for (int j = 0; j < 128; j++) {
     memset(base[j], 0, sizeof base[j]);
@@ -68,7 +68,7 @@ static void jump_matrix(int32_t k, uint32_t (*out)[4]) {
 
 enum { DRAW_LANES = 16 };
 typedef uint32_t draw_lanes __attribute__((vector_size(DRAW_LANES * 4)));
-static inline draw_lanes rotl_lanes(draw_lanes x, int k) { return (x << k) | (x >> (32 - k)); }
+#define ROTL_LANES(x, k) (((x) << (k)) | ((x) >> (32 - (k))))
 
 /*
  * The next n words of the generator into out[0..n), state advanced by n: the same words as n calls of next_u32,
@@ -77,7 +77,7 @@ static inline draw_lanes rotl_lanes(draw_lanes x, int k) { return (x << k) | (x 
  * per k and kept (a worker calls from one thread; the layers of a network have few distinct sizes), and each walk's
  * start is that matrix applied to the previous one's. Short buffers are drawn serially.
  */
-static void draw_words(uint32_t *state, uint32_t *out, int32_t n) {
+static inline void draw_words(uint32_t *state, uint32_t *out, int32_t n) {
   static struct {
     int32_t k;
     uint32_t cols[128][4];
@@ -109,13 +109,13 @@ static void draw_words(uint32_t *state, uint32_t *out, int32_t n) {
     memcpy(at, nx, sizeof nx);
   }
   for (int32_t i = 0; i < k; i++) { /* next_u32, lane by lane */
-    const draw_lanes r = rotl_lanes(s1 * 5u, 7) * 9u, t = s1 << 9;
+    const draw_lanes r = ROTL_LANES(s1 * 5u, 7) * 9u, t = s1 << 9;
     s2 ^= s0;
     s3 ^= s1;
     s1 ^= s2;
     s0 ^= s3;
     s2 ^= t;
-    s3 = rotl_lanes(s3, 11);
+    s3 = ROTL_LANES(s3, 11);
     for (int c = 0; c < DRAW_LANES; c++) out[(int64_t)c * k + i] = r[c];
   }
   uint32_t last[4] = {s0[DRAW_LANES - 1], s1[DRAW_LANES - 1], s2[DRAW_LANES - 1], s3[DRAW_LANES - 1]};
