@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
 import { intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
+import { maskedUrls } from "../src/util/redact.ts";
 
 Deno.test("cancel - an empty, wildcard or spaced name is refused before any broker is asked", async () => {
   for (const arg of ["", "*", ">", "a b", "runs/*", "a.b"]) {
@@ -86,6 +87,20 @@ Deno.test("sweep - a password or token in a broker URL is never printed", () => 
     shown(`broker ${nats.servers}: cannot connect to alice:pw2@h:1`),
     "broker nats://alice:***@10.0.0.5:4222,nats://10.0.0.6:4222: cannot connect to alice:***@h:1",
   );
+});
+
+Deno.test("sweep - a token without a scheme, a password with ' or @, or a refused URL's password is not printed", async () => {
+  // the log line and connect error print the URL list; a bad URL's refusal echoes it
+  assert.equal(shown(`broker ${maskedUrls("tok3n@10.0.0.7:4222")}`), "broker ***@10.0.0.7:4222");
+  assert.equal(shown("at nats://u:it'shunter2@h:1: refused"), "at nats://u:***@h:1: refused");
+  assert.equal(maskedUrls("nats://u:p@ss@h,tok@h2:1"), "nats://u:***@h,***@h2:1");
+  for (const url of ["http://u:hunter2@h", "nats://u:hun/ter2@h", "nats://u:hun ter2@h", "nats://u:hun,ter2@h"]) {
+    await assert.rejects(() => sweepMain(["s.yaml", "--nats", url]), (e: Error) => {
+      assert.match(e.message, /^--nats \(or NATS_URL\): .* is not a broker URL; .*percent-encode/);
+      assert.doesNotMatch(shown(e.message), /hun|ter2/, url);
+      return true;
+    });
+  }
 });
 
 Deno.test("sweep - the last line counts trials stopped early", () => {

@@ -34,7 +34,7 @@ import {
   WorkerPresenceSchema,
 } from "./messages.ts";
 import type { QueueInfo, RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
-import { redactCredentials } from "../util/redact.ts";
+import { maskedUrls } from "../util/redact.ts";
 
 export const TRIAL_STREAM = "TICKETSWEEP_TRIALS";
 export const RESULT_STREAM = "TICKETSWEEP_RESULTS";
@@ -132,7 +132,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
     });
   } catch (e) {
     throw new BrokerError(
-      `cannot connect to NATS at ${redactCredentials(String(opts.servers))}: ${(e as Error).message}. ` +
+      `cannot connect to NATS at ${maskedUrls(serverList(opts.servers).join(","))}: ${(e as Error).message}. ` +
         "Check the URL, that nats-server runs with JetStream (-js), and the token or user/password.",
       { cause: e },
     );
@@ -151,7 +151,7 @@ export async function connectNats(opts: NatsOptions): Promise<NatsTransport> {
       }
       nc.close();
       throw new BrokerError(
-        `NATS at ${redactCredentials(String(opts.servers))} has no JetStream: start nats-server with -js`,
+        `NATS at ${maskedUrls(serverList(opts.servers).join(","))} has no JetStream: start nats-server with -js`,
         { cause: e },
       );
     }

@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { TicketsweepError } from "../util/errors.ts";
 import { printable, terminalSafe } from "../util/clip.ts";
-import { redactCredentials } from "../util/redact.ts";
+import { maskedUrls, redactCredentials } from "../util/redact.ts";
 
 /** A command's flags and positional arguments; an unknown flag is a usage error naming it. */
 export function parseCli<T extends ParseArgsConfig["options"]>(
@@ -160,10 +160,18 @@ export const NATS_FLAGS_HELP =
  */
 export function natsUrls(value: string): string[] {
   const urls = value.split(",").map((u) => u.trim());
-  for (const u of urls) {
+  // credentials in the value: a refused URL is shown without them (a comma in a password splits it anywhere)
+  const secret = value.includes("@");
+  for (const [i, u] of urls.entries()) {
     if (!/^((nats|tls|ws|wss):\/\/)?([^\s/@]+@)?(\[[0-9a-fA-F:.]+\]|[^\s/:@\[\]]+)(:\d+)?\/?$/.test(u)) {
+      const which = !secret
+        ? `'${printable(u)}'`
+        : u.includes("@")
+        ? `'${printable(maskedUrls(u))}'`
+        : `URL ${i + 1} of ${urls.length}`;
       throw new TicketsweepError(
-        `--nats (or NATS_URL): '${u}' is not a broker URL; give nats://HOST:PORT, or several separated by commas`,
+        `--nats (or NATS_URL): ${which} is not a broker URL; give nats://HOST:PORT, or several separated by commas` +
+          (secret ? " (percent-encode an @, /, comma or space in a password: %40, %2F, %2C, %20)" : ""),
       );
     }
   }

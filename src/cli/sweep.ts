@@ -32,7 +32,7 @@ import {
 import { acquireRunLock, inspectRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 import { dryRun } from "./dry_run.ts";
-import { withoutCredentials } from "../util/redact.ts";
+import { maskedUrls, withoutCredentials } from "../util/redact.ts";
 
 /** The most local worker processes `--workers` starts (each a process of its own). */
 export const MAX_LOCAL_WORKERS = 256;
@@ -102,6 +102,8 @@ export async function sweepMain(args: string[]): Promise<number> {
     : intFlag("workers", values.workers, 1, { max: MAX_LOCAL_WORKERS, unit: "local worker processes" });
   const reconcileMs = 1000 * Math.max(1, intFlag("reconcile", values.reconcile, 10, { max: 86_400, unit: "seconds" }));
   const pack = packFlag(values.pack);
+  // a bad URL is refused before the spec is read, with --dry-run too
+  const nats = natsFromFlags(values);
   const resume = typeof values.resume === "string" ? values.resume.replace(/\/+$/, "") : undefined;
   if (resume !== undefined && positionals.length) {
     // the run directory holds its own spec (spec.yaml): a second one would be ignored, or mistaken for it
@@ -142,7 +144,6 @@ export async function sweepMain(args: string[]): Promise<number> {
 
   async function sweepLocked(runDir: string, lock: RunLock): Promise<number> {
     if (values.fresh && !resume) await emptyRunDir(runDir);
-    const nats = natsFromFlags(values);
     const workerArgs = [...(backend ? ["--backend", backend] : []), "--pack", String(pack)];
     let transport: Transport | undefined;
     let closing: Promise<void> | undefined;
@@ -157,7 +158,7 @@ export async function sweepMain(args: string[]): Promise<number> {
           log: logLine,
           ackWaitMs,
         });
-        logLine(`broker ${nats.servers}: publishing trials; workers join with ${workerJoinCommand(nats)}`);
+        logLine(`broker ${maskedUrls(nats.servers)}: publishing trials; workers join with ${workerJoinCommand(nats)}`);
         if (workersFlag) {
           const w = await spawnLocalWorkers(
             workersFlag,

@@ -3,6 +3,7 @@ import { type Backend, BACKENDS } from "../spec/schema.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
 import { DEFAULT_LIMITS } from "../worker/limits.ts";
+import { maskedUrls } from "../util/redact.ts";
 import {
   intFlag,
   logLine,
@@ -82,7 +83,7 @@ export async function workerMain(args: string[]): Promise<number> {
   const transport = values.wait ? await connectPatiently(connect, nats.servers, ac.signal) : await connect();
   if (!transport) return 0; // stopped while waiting for the broker
   const id = typeof values.id === "string" ? values.id : `${Deno.hostname()}-${Deno.pid}`;
-  logLine(`worker ${id} connected to ${nats.servers}`);
+  logLine(`worker ${id} connected to ${maskedUrls(nats.servers)}`);
   const idle = intFlag("idle-exit", values["idle-exit"], -1);
   const maxTrials = intFlag("max-trials", values["max-trials"], -1);
   const summary = await runWorker({
@@ -125,7 +126,9 @@ async function connectPatiently(
       return await connect();
     } catch (e) {
       if (/authori[sz]ation|authentication|permission/i.test(String((e as Error).message))) throw e;
-      logLine(`broker ${url} not reachable yet (attempt ${attempt}); retrying in ${wait / 1000} s (--wait)`);
+      logLine(
+        `broker ${maskedUrls(url)} not reachable yet (attempt ${attempt}); retrying in ${wait / 1000} s (--wait)`,
+      );
     }
     await new Promise<void>((r) => {
       const t = setTimeout(r, wait);
