@@ -1,6 +1,6 @@
 // `deno task bench --search`: grid vs random vs adaptive search on LeNet-300-100 MNIST gates (issue 12, "How it is
 // measured"). Each strategy gets a 24-trial budget (3 epochs a trial; adaptive-epochs: 72 trial-epochs) and runs
-// over 3 replicates r = 0, 1, 2: the
+// over replicates r = 0, 1, 2 (`--replicates N`: 0..N-1; `--strategies a,b`: only those): the
 // frozen network's weight_seed is r for every strategy (the grid cannot vary otherwise), and random and adaptive
 // also take search.seed r. Everything runs in this process (in-memory transport, one worker), one trial at a time.
 import { MemoryTransport } from "../src/broker/memory.ts";
