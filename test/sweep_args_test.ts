@@ -1,6 +1,6 @@
 // `sweep` arguments the broker cannot take: one line, never the KV or JetStream client's stack trace.
 import assert from "node:assert/strict";
-import { outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
+import { localWorkerAuth, outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
 import { intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
 import { maskedUrls } from "../src/util/redact.ts";
 
@@ -101,6 +101,30 @@ Deno.test("sweep - a token without a scheme, a password with ' or @, or a refuse
       return true;
     });
   }
+});
+
+Deno.test("sweep - --workers with --nats gives local workers the coordinator's user, password, creds and TLS files", () => {
+  // they failed with Authorization Violation and the sweep waited forever
+  const auth = localWorkerAuth(natsFromFlags({
+    nats: "nats://h:4222",
+    user: "coord",
+    password: "pw",
+    creds: "c.creds",
+    "tls-ca": "ca.pem",
+    "tls-cert": "c.pem",
+    "tls-key": "k.pem",
+  }));
+  assert.deepEqual(auth.args, [
+    "--creds",
+    "c.creds",
+    "--tls-ca",
+    "ca.pem",
+    "--tls-cert",
+    "c.pem",
+    "--tls-key",
+    "k.pem",
+  ]);
+  assert.deepEqual(auth.env, { NATS_USER: "coord", NATS_PASSWORD: "pw" }); // not on a command line ps shows
 });
 
 Deno.test("sweep - the last line counts trials stopped early", () => {

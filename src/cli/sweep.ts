@@ -160,11 +160,13 @@ export async function sweepMain(args: string[]): Promise<number> {
         });
         logLine(`broker ${maskedUrls(nats.servers)}: publishing trials; workers join with ${workerJoinCommand(nats)}`);
         if (workersFlag) {
+          const auth = localWorkerAuth(nats);
+          for (const [k, v] of Object.entries(auth.env)) Deno.env.set(k, v); // the workers inherit them
           const w = await spawnLocalWorkers(
             workersFlag,
             { url: nats.servers, token: nats.token },
             `${runDir}/logs`,
-            workerArgs,
+            [...workerArgs, ...auth.args],
           );
           cleanups.push(() => w.stop());
           logLine(`started ${workersFlag} local worker process${workersFlag === 1 ? "" : "es"}`);
@@ -279,6 +281,23 @@ export function outcomeCounts(c: { done: number; failed: number; stopped?: numbe
   return `${head}${c.done} done, ${
     stopped ? `${stopped} stopped early, ` : ""
   }${c.failed} failed, ${c.pending} pending`;
+}
+
+/**
+ * What `--workers N` local workers need of the coordinator's credentials besides the URL and token: the user
+ * and password in their environment (a command line shows in ps), the creds and TLS files as flags.
+ */
+export function localWorkerAuth(
+  nats: ReturnType<typeof natsFromFlags>,
+): { args: string[]; env: Record<string, string> } {
+  const args: string[] = [];
+  if (nats.creds) args.push("--creds", nats.creds);
+  if (nats.tls?.caFile) args.push("--tls-ca", nats.tls.caFile);
+  if (nats.tls?.certFile) args.push("--tls-cert", nats.tls.certFile, "--tls-key", nats.tls.keyFile!);
+  const env: Record<string, string> = {};
+  if (nats.user !== undefined) env.NATS_USER = nats.user;
+  if (nats.pass !== undefined) env.NATS_PASSWORD = nats.pass;
+  return { args, env };
 }
 
 /**
