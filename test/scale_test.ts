@@ -5,10 +5,10 @@ import { readManifest, type SweepManifest, writeManifest } from "../src/coordina
 import { hypervolume, HypervolumeTracker } from "../src/pareto/hypervolume.ts";
 import { expandTrials, resolveTrialConfig, sweepIdOf, trialEpochs, trialGroup } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
-import { prettyJsonChunks, writeJson } from "../src/report/write.ts";
+import { prettyJsonChunks, writeJson, writeReportFiles } from "../src/report/write.ts";
 import { WIRE_VERSION } from "../src/broker/messages.ts";
 import type { RecordedResult } from "../src/coordinator/record.ts";
-import { buildReportData } from "../src/report/data.ts";
+import { buildReportData, paretoJson } from "../src/report/data.ts";
 import { analyse } from "../src/report/analysis.ts";
 import { CHART_POINTS, computeChartSpec, configChartSpec, renderSvg } from "../src/report/charts.ts";
 import { renderHtml } from "../src/report/html.ts";
@@ -274,3 +274,41 @@ function noopMetrics(lambda: number): TrialMetrics {
     ticket: null,
   };
 }
+
+Deno.test("scale - the report reads the results once, one at a time; pareto.json and trials.csv written as made", async () => {
+  const text = `name: once\ndataset: {name: synthetic}\nparameters:\n  lambda: {min: 0, max: 1, count: 40}\n`;
+  const trials = expandTrials(parseSpec(text));
+  const results: RecordedResult[] = trials.slice(0, 30).map((t, i) => ({
+    v: WIRE_VERSION,
+    sweep_id: t.sweepId,
+    trial_id: t.id,
+    status: i % 7 === 3 ? "failed" : "done",
+    attempt: 1,
+    ...(i % 7 === 3
+      ? { error: "boom", failure: "error" as const }
+      : { metrics: noopMetrics(Number(t.params["lambda"])) }),
+    worker: { id: `w${i % 3}`, host: "h", backend: "js", device: "none", deno: "2" },
+    finished_at: new Date(0).toISOString(),
+    claim: "c",
+  }));
+  let reads = 0;
+  const once = (function* () {
+    reads++;
+    yield* results;
+  })(); // a generator: a second pass over it would see nothing
+  const d = buildReportData("once-1", "once", trials, once, text);
+  assert.equal(reads, 1);
+  assert.deepEqual(d, buildReportData("once-1", "once", trials, results, text));
+  assert.equal(d.counts.done + d.counts.failed, 30);
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeReportFiles(dir, d);
+    const pareto = await Deno.readTextFile(`${dir}/pareto.json`);
+    assert.equal(pareto, JSON.stringify(paretoJson(d), null, 2) + "\n"); // streamed rows = the whole array's text
+    assert.equal(JSON.parse(pareto).trials.length, d.counts.done);
+    assert.equal(await Deno.readTextFile(`${dir}/trials.csv`), trialsCsv(d));
+    assert.equal(trialsCsv(d).trim().split("\n").length, 1 + trials.length);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
