@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { localWorkerAuth, outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
 import { intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
 import { maskedUrls } from "../src/util/redact.ts";
+import { TicketsweepError } from "../src/util/errors.ts";
 
 Deno.test("cancel - an empty, wildcard or spaced name is refused before any broker is asked", async () => {
   for (const arg of ["", "*", ">", "a b", "runs/*", "a.b"]) {
@@ -125,6 +126,37 @@ Deno.test("sweep - --workers with --nats gives local workers the coordinator's u
     "k.pem",
   ]);
   assert.deepEqual(auth.env, { NATS_USER: "coord", NATS_PASSWORD: "pw" }); // not on a command line ps shows
+});
+
+Deno.test("sweep - a run directory (or --runs) that is a file is one line, with --dry-run a problem (exit 1)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/runs`, "a file");
+    for (const runs of [`${dir}/runs`, `${dir}/runs/`, `${dir}/runs/sub`]) {
+      // it was mkdir's AlreadyExists stack trace
+      await assert.rejects(
+        () => sweepMain(["sweeps/quickstart.yaml", "--runs", runs, "--workers", "0"]),
+        TicketsweepError,
+        `${dir}/runs`,
+      );
+      const lines: string[] = [];
+      const log = console.log;
+      console.log = (l: string) => lines.push(l);
+      try {
+        assert.equal(await sweepMain(["sweeps/quickstart.yaml", "--runs", runs, "--dry-run"]), 1);
+      } finally {
+        console.log = log;
+      }
+      const problems = lines.join("\n").split("problems:\n")[1]!;
+      assert.match(
+        problems,
+        /^ {2}\S*runs(\/sub: a directory on this path is a file| is a file, not a directory): .*--runs DIR\n/,
+      );
+      assert.doesNotMatch(problems, /Not a directory \(os error/, "one line, not one per file");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("sweep - the last line counts trials stopped early", () => {

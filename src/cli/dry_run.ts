@@ -74,20 +74,24 @@ export async function dryRun(
       }) would be ${why} (a worker with more memory or higher --max-* limits may take them)`,
     );
   }
-  problems.push(...await runDirProblems(runDir, resumed));
+  const notDir = await notADirectory(runDir);
+  if (notDir) problems.push(notDir);
+  else problems.push(...await runDirProblems(runDir, resumed));
   let recorded: RecordedResult[] = [];
-  try {
-    const log = await ResultLog.open(runDir, { planned: trials.map((t) => t.id), readOnly: true });
-    recorded = log.all();
-    for (const s of log.setAside) {
-      problems.push(
-        `${runDir}/results.jsonl line ${s.line}: ${s.reason}; a run sets it aside in ${REJECTED_FILE}` +
-          (s.runsAgain ? " and runs its trial again" : ""),
-      );
+  if (!notDir) {
+    try {
+      const log = await ResultLog.open(runDir, { planned: trials.map((t) => t.id), readOnly: true });
+      recorded = log.all();
+      for (const s of log.setAside) {
+        problems.push(
+          `${runDir}/results.jsonl line ${s.line}: ${s.reason}; a run sets it aside in ${REJECTED_FILE}` +
+            (s.runsAgain ? " and runs its trial again" : ""),
+        );
+      }
+    } catch (e) {
+      if (!(e instanceof TicketsweepError)) throw e;
+      problems.push(e.message);
     }
-  } catch (e) {
-    if (!(e instanceof TicketsweepError)) throw e;
-    problems.push(e.message);
   }
   if (recorded.length) {
     const failed = recorded.filter((r) => r.status === "failed").length;
@@ -100,6 +104,23 @@ export async function dryRun(
   out(problems.length ? `problems:\n${problems.map((p) => `  ${p}`).join("\n")}` : "problems: none found");
   out("dry run: nothing was started or written");
   return problems.length ? 1 : 0;
+}
+
+/**
+ * One line when the run directory, or the directory it is in (`--runs`), is a file: a run could not create
+ * it. Undefined otherwise.
+ */
+export async function notADirectory(runDir: string): Promise<string | undefined> {
+  const parent = runDir.includes("/") ? runDir.slice(0, runDir.lastIndexOf("/")) || "/" : ".";
+  const fix = "move it away, or give another --runs DIR";
+  for (const p of [parent, runDir]) {
+    try {
+      if (!(await Deno.stat(p)).isDirectory) return `${p} is a file, not a directory: ${fix}`;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotADirectory) return `${p}: a directory on this path is a file: ${fix}`;
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -31,7 +31,7 @@ import {
 } from "../coordinator/broker_file.ts";
 import { acquireRunLock, inspectRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
-import { dryRun } from "./dry_run.ts";
+import { dryRun, notADirectory } from "./dry_run.ts";
 import { maskedUrls, withoutCredentials } from "../util/redact.ts";
 
 /** The most local worker processes `--workers` starts (each a process of its own). */
@@ -117,7 +117,7 @@ export async function sweepMain(args: string[]): Promise<number> {
   if (backend !== undefined && !BACKENDS.includes(backend)) {
     throw new TicketsweepError(`--backend must be one of ${BACKENDS.join(", ")}: current value is '${backend}'`);
   }
-  const runsDir = typeof values.runs === "string" ? values.runs : "runs";
+  const runsDir = typeof values.runs === "string" ? values.runs.replace(/(.)\/+$/, "$1") : "runs";
   const specFile = positionals[0];
   // before the spec is read and expanded: a SIGINT/SIGTERM during synchronous work still stops the process
   const cleanups: (() => Promise<void>)[] = [];
@@ -129,6 +129,8 @@ export async function sweepMain(args: string[]): Promise<number> {
     const planned = spec ?? (await readManifest(runDir)).spec;
     return await dryRun(planned, runDir, (line) => console.log(shown(line)), resume !== undefined);
   }
+  const notDir = await notADirectory(runDir);
+  if (notDir) throw new TicketsweepError(notDir);
   signals.runDir = runDir;
   // a directory a live coordinator holds: refused before deleting it (--fresh) or starting a broker in it
   // a bad run directory is reported before anything starts
