@@ -10,6 +10,7 @@ import { runWorker } from "../src/worker/worker.ts";
 import type { Transport } from "../src/broker/transport.ts";
 import { recorded } from "./_cluster.ts";
 import { tinySpecText } from "./_fixtures.ts";
+import { statusText } from "../src/cli/status.ts";
 
 const presence = (worker: string, at: number, trial: string | null): WorkerPresence => ({
   v: WIRE_VERSION,
@@ -65,6 +66,18 @@ Deno.test("status - counts, ETA, each worker with engine, trial and speed; a sil
   assert.match(await later, /s-1 \(demo\): orphaned \(its coordinator box stopped updating it; .*--resume runs\/s-1/);
   assert.doesNotMatch(await later, /ETA/);
   assert.equal(renderStatus({ sweeps: [], idle: [] }), "no sweeps on this broker");
+});
+
+Deno.test("status - a worker's --id or host with control or bidi bytes is printed escaped (text and --json)", async () => {
+  const t = new MemoryTransport();
+  const now = Date.now();
+  await t.putPresence({ ...presence("w\x1b[2J\u202eevil", now - 1000, null), host: "box\x07" });
+  const status = await gatherStatus(t, undefined, now);
+  const text = statusText(status, false);
+  assert.match(text, /box\\x07\/w\\x1b\[2J\\u\{202e\}evil/);
+  const json = statusText(status, true);
+  for (const out of [text, json]) for (const c of ["\x07", "\x1b", "\u202e"]) assert.ok(!out.includes(c), out);
+  assert.deepEqual(JSON.parse(json), JSON.parse(JSON.stringify(status)), "the same JSON");
 });
 
 /** Two sweeps on one broker and one worker: the second, started later and smaller, is served alongside. */

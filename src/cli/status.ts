@@ -3,7 +3,7 @@ import { readBrokerFile } from "../coordinator/broker_file.ts";
 import { ResultLog, setAsideNotice } from "../coordinator/record.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 import { inspectRunLock, type LockState } from "../coordinator/run_lock.ts";
-import { gatherStatus, renderStatus } from "../coordinator/status.ts";
+import { type BrokerStatus, gatherStatus, renderStatus } from "../coordinator/status.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli, shown as printed } from "./common.ts";
 
@@ -42,7 +42,7 @@ export async function statusMain(args: string[]): Promise<number> {
     const transport = await connectNats({ ...nats, servers: nats.servers, name: "ticketsweep-status", log: logLine });
     try {
       const status = await gatherStatus(transport, sweepId);
-      console.log(values.json ? JSON.stringify(status, null, 2) : renderStatus(status));
+      console.log(statusText(status, values.json === true));
       return status.sweeps.length || !sweepId ? 0 : 1;
     } finally {
       await transport.close();
@@ -95,6 +95,18 @@ export async function statusMain(args: string[]): Promise<number> {
     }
   }
   return shown > 0 ? 0 : 1; // a run directory that is not one (or no readable one) is an error
+}
+
+/**
+ * The broker's status as `status` prints it: the names any worker gave (`--id`, host, device) cannot send control
+ * bytes to the terminal (escaped: `\x1b`; in JSON, `\u001b` and `\u202e`, the same strings read back).
+ */
+export function statusText(status: BrokerStatus, json: boolean): string {
+  if (!json) return printed(renderStatus(status));
+  return JSON.stringify(status, null, 2).replace(
+    /[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** What a run directory's lock says (an unreadable lock file counts as none). */
