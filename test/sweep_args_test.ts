@@ -86,8 +86,18 @@ Deno.test("sweep - a password or token in a broker URL is never printed", () => 
   assert.match(tokenJoin, /^deno task worker --nats 10\.0\.0\.7:4222 --token TOKEN \(the token/);
   assert.equal(
     shown(`broker ${nats.servers}: cannot connect to alice:pw2@h:1`),
-    "broker nats://alice:***@10.0.0.5:4222,nats://10.0.0.6:4222: cannot connect to alice:***@h:1",
+    "broker nats://10.0.0.5:4222,nats://10.0.0.6:4222: cannot connect to alice:***@h:1",
   );
+});
+
+Deno.test("sweep - a URL's user and password (or token) are the credentials: the NATS client ignored them", () => {
+  // it answered Authorization Violation to nats://coord:RIGHT@host; now they leave the URL for user and pass
+  const nats = natsFromFlags({ nats: "nats://coord:p%40ss@h:4222,nats://coord:p%40ss@h2:4222" });
+  assert.deepEqual([nats.servers, nats.user, nats.pass], ["nats://h:4222,nats://h2:4222", "coord", "p@ss"]);
+  assert.equal(natsFromFlags({ nats: "tls://t0k@h" }).token, "t0k");
+  assert.equal(natsFromFlags({ nats: "nats://a:b@h", user: "flag", password: "wins" }).pass, "wins");
+  assert.throws(() => natsFromFlags({ nats: "a:b@h1,c:d@h2" }), /carry different credentials; give one set/);
+  assert.throws(() => natsFromFlags({ nats: "a:%zz@h1" }), /bad percent-encoding/);
 });
 
 Deno.test("sweep - a token without a scheme, a password with ' or @, or a refused URL's password is not printed", async () => {

@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { TicketsweepError } from "../util/errors.ts";
 import { printable, terminalSafe } from "../util/clip.ts";
-import { maskedUrls, redactCredentials } from "../util/redact.ts";
+import { maskedUrls, redactCredentials, withoutCredentials } from "../util/redact.ts";
 
 /** A command's flags and positional arguments; an unknown flag is a usage error naming it. */
 export function parseCli<T extends ParseArgsConfig["options"]>(
@@ -180,7 +180,8 @@ export function natsUrls(value: string): string[] {
 
 /**
  * The broker URL and credentials from flags, then `NATS_URL`, `NATS_TOKEN`, `NATS_USER`, `NATS_PASSWORD`,
- * `NATS_CREDS`. `servers` is the URL list checked by {@link natsUrls}, joined by commas (connectNats connects to
+ * `NATS_CREDS`; a URL's `user:password@` or `token@` (percent-decoded) counts after the flags, before the
+ * environment, and is taken out of the URL. `servers` is the URL list checked by {@link natsUrls}, joined by commas (connectNats connects to
  * one of them and fails over to the others); `TICKETSWEEP_REPLICAS` sets the replicas of the streams and buckets
  * a coordinator creates (default: 3 on a cluster, 1 on a single server).
  */
@@ -198,12 +199,35 @@ export function natsFromFlags(v: Record<string, string | boolean | undefined>) {
   if (replicas !== undefined && !/^[1-5]$/.test(replicas)) {
     throw new TicketsweepError(`TICKETSWEEP_REPLICAS must be 1 to 5: current value is '${replicas}'`);
   }
+  const urls = servers ? natsUrls(servers) : [];
+  // the NATS client ignores a URL's user info (it answered Authorization Violation): they become the credentials,
+  // after the flags, before the environment, and leave the URL (which is then printed and passed on as it is)
+  const infos = new Set(urls.map((u) => /^(?:[a-z]+:\/\/)?([^\s/@]+)@/i.exec(u)?.[1]).filter((i) => i !== undefined));
+  if (infos.size > 1) {
+    throw new TicketsweepError(
+      "--nats (or NATS_URL): its URLs carry different credentials; give one set (--user/--password or --token)",
+    );
+  }
+  const info = [...infos][0];
+  const decode = (t: string) => {
+    try {
+      return decodeURIComponent(t);
+    } catch {
+      throw new TicketsweepError("--nats (or NATS_URL): bad percent-encoding in its user or password (%40 is an @)");
+    }
+  };
+  const colon = info?.indexOf(":") ?? -1;
+  const fromUrl = info === undefined
+    ? {}
+    : colon < 0
+    ? { token: decode(info) }
+    : { user: decode(info.slice(0, colon)), pass: decode(info.slice(colon + 1)) };
   return {
-    servers: servers ? natsUrls(servers).join(",") : undefined,
+    servers: servers ? urls.map(withoutCredentials).join(",") : undefined,
     ...(replicas ? { replicas: Number(replicas) } : {}),
-    token: s("token", "NATS_TOKEN"),
-    user: s("user", "NATS_USER"),
-    pass: s("password", "NATS_PASSWORD"),
+    token: s("token") ?? fromUrl.token ?? s("token", "NATS_TOKEN"),
+    user: s("user") ?? fromUrl.user ?? s("user", "NATS_USER"),
+    pass: s("password") ?? fromUrl.pass ?? s("password", "NATS_PASSWORD"),
     creds: s("creds", "NATS_CREDS"),
     tls: ca || cert ? { caFile: ca, certFile: cert, keyFile: key } : undefined,
   };
