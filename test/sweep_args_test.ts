@@ -4,6 +4,9 @@ import { localWorkerAuth, outcomeCounts, sweepMain, workerJoinCommand } from "..
 import { intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
 import { maskedUrls } from "../src/util/redact.ts";
 import { TicketsweepError } from "../src/util/errors.ts";
+import { handMadeRunDir, tinySpecText } from "./_fixtures.ts";
+import { expandTrials } from "../src/spec/expand.ts";
+import { parseSpec } from "../src/spec/load.ts";
 
 Deno.test("cancel - an empty, wildcard or spaced name is refused before any broker is asked", async () => {
   for (const arg of ["", "*", ">", "a b", "runs/*", "a.b"]) {
@@ -166,6 +169,28 @@ Deno.test("sweep - a run directory (or --runs) that is a file is one line, with 
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cancel - a sweep whose private broker is gone (finished or stopped) is not running: exit 0", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const text = tinySpecText("gone", 2);
+    const dir = await handMadeRunDir(root, text, expandTrials(parseSpec(text)), []);
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (l: string) => lines.push(l);
+    try {
+      // it was 'error: no broker for ...: pass --nats URL', exit 1, for a sweep that had finished
+      assert.equal(await sweepMain(["cancel", dir]), 0);
+      assert.equal(await sweepMain(["cancel", "gone", "--runs", root]), 0);
+    } finally {
+      console.log = log;
+    }
+    assert.match(lines[0]!, /^gone-\w+ is not running \(no coordinator holds .*\): nothing to cancel, nothing changed/);
+    assert.equal(lines[1], lines[0]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });
 

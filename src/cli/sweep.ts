@@ -52,9 +52,9 @@ Where the trials run:
 
 cancel removes the sweep's queued trials, stops its running ones within seconds (workers drop them), and
 records every unfinished trial as failed: cancelled; the sweep's status becomes cancelled (a finished sweep is
-left as it is). NAME (the spec's
-name:) works when one sweep has it (or only one of those runs). It finds the broker from --nats, or from
-runs/SWEEP_ID/broker.json when the sweep runs on a private broker.
+left as it is). NAME (the spec's name:) works when one sweep has it (or only one of those runs). It finds
+the broker from --nats, or from runs/SWEEP_ID/broker.json when the sweep runs on a private broker; a run
+directory no coordinator holds is not running: nothing to cancel (exit 0).
 
 Options:
   --workers N     local worker processes, 0 to ${MAX_LOCAL_WORKERS} (default: one per core, ${navigator.hardwareConcurrency} here)
@@ -495,7 +495,17 @@ async function cancelMain(args: string[], values: Record<string, string | boolea
   let sweepId = arg.includes("/") ? arg.split("/").at(-1)! : await sweepIdOfName(arg, runsDir) ?? arg;
   let nats = natsFromFlags(values);
   if (!nats.servers) {
-    const file = await readBrokerFile(arg.includes("/") ? arg : `${runsDir}/${sweepId}`);
+    const dir = arg.includes("/") ? arg : `${runsDir}/${sweepId}`;
+    const file = await readBrokerFile(dir);
+    const held = await inspectRunLock(dir).then((l) => l.kind === "live", () => false);
+    if (!file && !held && (await readManifest(dir).then(() => true, () => false))) {
+      // a finished or stopped sweep on a private broker: that broker is gone with its coordinator
+      console.log(
+        `${sweepId} is not running (no coordinator holds ${dir}): nothing to cancel, nothing changed (a sweep ` +
+          "whose coordinator runs on another machine is cancelled with --nats URL)",
+      );
+      return 0;
+    }
     if (!file) {
       throw new TicketsweepError(
         `no broker for ${sweepId}: pass --nats URL (and credentials), or run this where runs/${sweepId}/broker.json ` +
