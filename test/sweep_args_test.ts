@@ -194,6 +194,28 @@ Deno.test("cancel - a sweep whose private broker is gone (finished or stopped) i
   }
 });
 
+Deno.test("sweep --dry-run - a results.jsonl that links to nowhere is a problem (a run logged each result forever)", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const text = tinySpecText("linked", 2);
+    const dir = await handMadeRunDir(root, text, expandTrials(parseSpec(text)), []);
+    await Deno.writeTextFile(`${root}/s.yaml`, text);
+    await Deno.remove(`${dir}/results.jsonl`);
+    await Deno.symlink(`${root}/gone/results.jsonl`, `${dir}/results.jsonl`);
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (l: string) => lines.push(l);
+    try {
+      assert.equal(await sweepMain([`${root}/s.yaml`, "--runs", root, "--dry-run"]), 1);
+    } finally {
+      console.log = log;
+    }
+    assert.match(lines.join("\n"), /results\.jsonl is a link to .*\/gone\/results\.jsonl, which does not exist: a run/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("sweep - the last line counts trials stopped early", () => {
   assert.equal(
     outcomeCounts({ done: 20, stopped: 4, failed: 1, pending: 0 }),

@@ -141,6 +141,14 @@ async function runDirProblems(runDir: string, resumed: boolean): Promise<string[
   const plan = await Deno.stat(`${runDir}/sweep.json`).then(() => true, () => false);
   if (plan && !resumed) await found(() => readManifest(runDir));
   await found(() => readRetryRounds(runDir));
+  // a run appends through a link to nowhere: 'No such file' at every result, none recorded
+  const results = `${runDir}/results.jsonl`;
+  if ((await Deno.lstat(results).catch(() => undefined))?.isSymlink && !(await Deno.stat(results).catch(() => 0))) {
+    const to = await Deno.readLink(results).catch(() => "?");
+    problems.push(
+      `${results} is a link to ${to}, which does not exist: a run could record no result; fix or remove it`,
+    );
+  }
   const broker = await inspectBrokerFile(runDir);
   if ("problem" in broker && broker.problem) problems.push(broker.problem);
   await found(async () => {
