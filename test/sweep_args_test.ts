@@ -211,6 +211,11 @@ Deno.test("sweep --dry-run - a results.jsonl that links to nowhere is a problem 
       console.log = log;
     }
     assert.match(lines.join("\n"), /results\.jsonl is a link to .*\/gone\/results\.jsonl, which does not exist: a run/);
+    // and a run refuses it before it starts anything
+    await assert.rejects(
+      () => sweepMain([`${root}/s.yaml`, "--runs", root, "--workers", "0"]),
+      /results\.jsonl is a link to .*, which does not exist/,
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -124,6 +124,19 @@ export async function notADirectory(runDir: string): Promise<string | undefined>
 }
 
 /**
+ * One line when `results.jsonl` is a link to a file that does not exist: a run would append through it, fail at
+ * every result ('No such file') and record none. Undefined otherwise.
+ */
+export async function brokenResultsLink(runDir: string): Promise<string | undefined> {
+  const results = `${runDir}/results.jsonl`;
+  if (!(await Deno.lstat(results).catch(() => undefined))?.isSymlink || (await Deno.stat(results).catch(() => 0))) {
+    return undefined;
+  }
+  const to = await Deno.readLink(results).catch(() => "?");
+  return `${results} is a link to ${to}, which does not exist: a run could record no result; fix or remove it`;
+}
+
+/**
  * What a run would find wrong in an existing run directory, read only: a plan (sweep.json) it cannot read, a retry
  * record it would refuse, a broker file it cannot use, a coordinator that holds the directory now.
  */
@@ -141,14 +154,8 @@ async function runDirProblems(runDir: string, resumed: boolean): Promise<string[
   const plan = await Deno.stat(`${runDir}/sweep.json`).then(() => true, () => false);
   if (plan && !resumed) await found(() => readManifest(runDir));
   await found(() => readRetryRounds(runDir));
-  // a run appends through a link to nowhere: 'No such file' at every result, none recorded
-  const results = `${runDir}/results.jsonl`;
-  if ((await Deno.lstat(results).catch(() => undefined))?.isSymlink && !(await Deno.stat(results).catch(() => 0))) {
-    const to = await Deno.readLink(results).catch(() => "?");
-    problems.push(
-      `${results} is a link to ${to}, which does not exist: a run could record no result; fix or remove it`,
-    );
-  }
+  const link = await brokenResultsLink(runDir);
+  if (link) problems.push(link);
   const broker = await inspectBrokerFile(runDir);
   if ("problem" in broker && broker.problem) problems.push(broker.problem);
   await found(async () => {

@@ -31,7 +31,7 @@ import {
 } from "../coordinator/broker_file.ts";
 import { acquireRunLock, inspectRunLock, LOCK_FILE, type RunLock } from "../coordinator/run_lock.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
-import { dryRun, notADirectory } from "./dry_run.ts";
+import { brokenResultsLink, dryRun, notADirectory } from "./dry_run.ts";
 import { maskedUrls, withoutCredentials } from "../util/redact.ts";
 
 /** The most local worker processes `--workers` starts (each a process of its own). */
@@ -129,7 +129,7 @@ export async function sweepMain(args: string[]): Promise<number> {
     const planned = spec ?? (await readManifest(runDir)).spec;
     return await dryRun(planned, runDir, (line) => console.log(shown(line)), resume !== undefined);
   }
-  const notDir = await notADirectory(runDir);
+  const notDir = await notADirectory(runDir) ?? await brokenResultsLink(runDir);
   if (notDir) throw new TicketsweepError(notDir);
   signals.runDir = runDir;
   // a directory a live coordinator holds: refused before deleting it (--fresh) or starting a broker in it
