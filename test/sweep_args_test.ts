@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { localWorkerAuth, outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
 import { intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
 import { maskedUrls } from "../src/util/redact.ts";
+import { workerMain } from "../src/cli/worker.ts";
 import { TicketsweepError } from "../src/util/errors.ts";
 import { handMadeRunDir, tinySpecText } from "./_fixtures.ts";
 import { expandTrials } from "../src/spec/expand.ts";
@@ -219,6 +220,13 @@ Deno.test("sweep --dry-run - a results.jsonl that links to nowhere is a problem 
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("worker - a bad number flag is refused before connecting (with --wait it showed once the broker was up)", async () => {
+  await assert.rejects(
+    () => workerMain(["--nats", "nats://127.0.0.1:1", "--max-steps", "1e9"]),
+    /--max-steps must be a whole number \(digits only\): current value is '1e9'$/,
+  );
 });
 
 Deno.test("sweep - the last line counts trials stopped early", () => {

@@ -37,8 +37,9 @@ ${NATS_FLAGS_HELP}
   --result-retry S    seconds a finished trial's result is retried while the broker is unreachable before
                       the trial is given back to the queue (default 120)
   --max-weights N     refuse trials whose network has more than N weights (default 200000000)
-  --max-steps N       refuse trials of more than N training steps (default 1e9); trials whose estimated
-                      memory is over 80% of the free memory are refused too (failed: refused, not retried)
+  --max-steps N       refuse trials of more than N training steps (default 1000000000); trials whose
+                      estimated memory is over 80% of the free memory are refused too (failed: refused,
+                      not retried)
   --max-trials N      exit after N trials
   --idle-exit S       exit after S seconds with an empty queue
   --id NAME           worker name shown in status (default host-pid)
@@ -74,6 +75,16 @@ export async function workerMain(args: string[]): Promise<number> {
   if (device !== undefined && !Deno.env.get("CUDA_VISIBLE_DEVICES")) {
     Deno.env.set("CUDA_VISIBLE_DEVICES", String(device));
   }
+  // every number flag before connecting: with --wait, a typo would show only once the broker is up
+  const idle = intFlag("idle-exit", values["idle-exit"], -1);
+  const maxTrials = intFlag("max-trials", values["max-trials"], -1);
+  const threads = intFlag("threads", values.threads, 1);
+  const resultRetryMs = 1000 * intFlag("result-retry", values["result-retry"], 120);
+  const limits = {
+    maxWeights: intFlag("max-weights", values["max-weights"], DEFAULT_LIMITS.maxWeights),
+    maxSteps: intFlag("max-steps", values["max-steps"], DEFAULT_LIMITS.maxSteps),
+  };
+  const pack = packFlag(values.pack);
   quietGpuProbe();
   const ac = new AbortController();
   const stop = () => ac.abort(); // the worker says what stopping means (a trial given back, or nothing running)
@@ -84,20 +95,15 @@ export async function workerMain(args: string[]): Promise<number> {
   if (!transport) return 0; // stopped while waiting for the broker
   const id = typeof values.id === "string" ? values.id : `${Deno.hostname()}-${Deno.pid}`;
   logLine(`worker ${id} connected to ${maskedUrls(nats.servers)}`);
-  const idle = intFlag("idle-exit", values["idle-exit"], -1);
-  const maxTrials = intFlag("max-trials", values["max-trials"], -1);
   const summary = await runWorker({
     transport,
     backend,
-    threads: intFlag("threads", values.threads, 1),
+    threads,
     device,
     engineCache: values.reprobe ? "reprobe" : true,
-    pack: packFlag(values.pack),
-    resultRetryMs: 1000 * intFlag("result-retry", values["result-retry"], 120),
-    limits: {
-      maxWeights: intFlag("max-weights", values["max-weights"], DEFAULT_LIMITS.maxWeights),
-      maxSteps: intFlag("max-steps", values["max-steps"], DEFAULT_LIMITS.maxSteps),
-    },
+    pack,
+    resultRetryMs,
+    limits,
     id,
     log: logLine,
     signal: ac.signal,
