@@ -77,6 +77,11 @@ Deno.test("sweep - a spec file with --resume is refused in one line: the run dir
     () => sweepMain(["other.yaml", "--resume", "runs/s-1234/"]),
     /--resume runs\/s-1234 continues the sweep of that run directory's own spec: give either a spec file or --resume DIR, not both \(to run other\.yaml, leave out --resume\)$/,
   );
+  // --fresh with --resume was ignored: the sweep continued instead of starting over
+  await assert.rejects(
+    () => sweepMain(["--resume", "runs/s-1234", "--fresh", "--dry-run"]),
+    /--fresh starts a spec's sweep over, --resume runs\/s-1234 continues it: give one/,
+  );
 });
 
 Deno.test("sweep - a password or token in a broker URL is never printed", () => {

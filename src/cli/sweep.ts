@@ -112,6 +112,13 @@ export async function sweepMain(args: string[]): Promise<number> {
         `--resume DIR, not both (to run ${positionals[0]}, leave out --resume)`,
     );
   }
+  if (resume !== undefined && values.fresh) {
+    // --fresh was ignored: the sweep continued where the user wanted it started over
+    throw new TicketsweepError(
+      `--fresh starts a spec's sweep over, --resume ${resume} continues it: give one (to start over: deno task ` +
+        `sweep ${resume}/spec.yaml --fresh)`,
+    );
+  }
   if (!resume && positionals.length !== 1) throw new TicketsweepError(`give one spec file\n\n${SWEEP_USAGE}`);
   const backend = values.backend as Backend | undefined;
   if (backend !== undefined && !BACKENDS.includes(backend)) {
