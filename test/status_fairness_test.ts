@@ -9,8 +9,9 @@ import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import type { Transport } from "../src/broker/transport.ts";
 import { recorded } from "./_cluster.ts";
-import { tinySpecText } from "./_fixtures.ts";
-import { statusText } from "../src/cli/status.ts";
+import { handMadeRunDir, madeResult, tinySpecText } from "./_fixtures.ts";
+import { expandTrials } from "../src/spec/expand.ts";
+import { statusMain, statusText } from "../src/cli/status.ts";
 
 const presence = (worker: string, at: number, trial: string | null): WorkerPresence => ({
   v: WIRE_VERSION,
@@ -78,6 +79,32 @@ Deno.test("status - a worker's --id or host with control or bidi bytes is printe
   const json = statusText(status, true);
   for (const out of [text, json]) for (const c of ["\x07", "\x1b", "\u202e"]) assert.ok(!out.includes(c), out);
   assert.deepEqual(JSON.parse(json), JSON.parse(JSON.stringify(status)), "the same JSON");
+});
+
+Deno.test("status - a run directory's trials stopped early are counted apart, as the sweep's last line does", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const text = tinySpecText("stops", 3);
+    const trials = expandTrials(parseSpec(text));
+    const t = (i: number) => ({ id: trials[i]!.id, sweepId: trials[i]!.sweepId });
+    const dir = await handMadeRunDir(root, text, trials, [
+      madeResult(t(0), "done", 0.5, 0.9, 0.9),
+      madeResult(t(1), "stopped", 0.5, 0.8, 0.8),
+      madeResult(t(2), "failed", 0, 0, 0),
+    ]);
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (l: string) => lines.push(l);
+    try {
+      assert.equal(await statusMain([dir]), 0);
+    } finally {
+      console.log = log;
+    }
+    // it said '2 done, 1 failed' where the sweep said '1 done, 1 stopped early, 1 failed'
+    assert.match(lines[0]!, /3 trials: 0 without an outcome, 1 done, 1 stopped early, 1 failed \(from /);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
 
 /** Two sweeps on one broker and one worker: the second, started later and smaller, is served alongside. */

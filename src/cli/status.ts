@@ -69,8 +69,9 @@ export async function statusMain(args: string[]): Promise<number> {
     shown++;
     const lock = await lockOf(d);
     const all = log.all();
-    // a trial stopped early counts as done (it has its one outcome)
-    const done = all.filter((r) => r.status !== "failed").length, failed = all.length - done;
+    // a trial stopped early has its one outcome, counted apart as the sweep's last line does
+    const stopped = all.filter((r) => r.status === "stopped").length;
+    const done = all.filter((r) => r.status === "done").length, failed = all.length - done - stopped;
     // typed since the failure field exists; the error text of results recorded before it
     const cancelled = all.some((r) => r.failure === "cancelled" || (!r.failure && r.error?.startsWith("cancelled")));
     const resumeHint = `continue with deno task sweep --resume ${d}`;
@@ -85,10 +86,11 @@ export async function statusMain(args: string[]): Promise<number> {
       : lock.kind === "corrupt"
       ? `stopped (its coordinator.lock is unreadable: ${lock.why}); ${resumeHint}`
       : "not running (resume with --resume)";
-    console.log(
+    console.log(printed(
       `${m.sweep_id} (${m.name}): ${state}; ${m.trials.length} trials: ${m.trials.length - all.length} without an ` +
-        `outcome, ${done} done, ${failed} failed (from ${d}; for live workers pass --nats)`,
-    );
+        `outcome, ${done} done, ${stopped ? `${stopped} stopped early, ` : ""}${failed} failed (from ${d}; for live ` +
+        "workers pass --nats)",
+    ));
     for (const s of log.setAside) console.log(printed(`  ${d}/${setAsideNotice(s, true)}`));
     if (failed > 0 && lock.kind !== "live") {
       console.log(`  run the ${failed} failed trials again: deno task sweep --resume ${d} --retry-failed`);
