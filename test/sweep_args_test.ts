@@ -166,6 +166,10 @@ Deno.test("sweep - a run directory (or --runs) that is a file is one line, with 
       } finally {
         console.log = log;
       }
+      await assert.rejects(
+        () => sweepMain(["--resume", `${runs}/quickstart-1`, "--dry-run"]),
+        /^TicketsweepError: --resume: \S*runs\/?(\/sub)?(: a directory on this path is a file| is a file, not a directory); give a run directory \(runs\/SWEEP_ID\)$/,
+      );
       const problems = lines.join("\n").split("problems:\n")[1]!;
       assert.match(
         problems,

@@ -132,6 +132,13 @@ export async function sweepMain(args: string[]): Promise<number> {
   using signals = trapSignals(ac, cleanups);
   const spec = specFile ? await loadSpec(specFile) : undefined;
   const runDir = resume ?? `${runsDir}/${sweepIdOf(spec!)}`;
+  // --resume reads the spec from the directory: one line when it is a file (not one 'Not a directory' per file)
+  const resumeNotDir = resume !== undefined ? await notADirectory(resume) : undefined;
+  if (resumeNotDir) {
+    throw new TicketsweepError(
+      `--resume: ${resumeNotDir.replace(/: move it away.*$/, "")}; give a run directory (runs/SWEEP_ID)`,
+    );
+  }
   if (values["dry-run"]) {
     const planned = spec ?? (await readManifest(runDir)).spec;
     return await dryRun(planned, runDir, (line) => console.log(shown(line)), resume !== undefined);
