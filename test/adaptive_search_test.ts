@@ -214,12 +214,17 @@ Deno.test("adaptive search - in-memory sweep: within budget, every proposal reco
     const transport = new MemoryTransport();
     const ac = new AbortController();
     const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-    const again = await resumeSweep(outcome.runDir, { transport, log: () => {} }).finally(async () => {
+    const logged: string[] = [];
+    const again = await resumeSweep(outcome.runDir, { transport, log: (l) => logged.push(l) }).finally(async () => {
       ac.abort();
       await worker;
       await transport.close();
     });
     assert.ok(again.complete);
+    assert.ok(
+      logged.some((l) => /had lost 9 proposals whose trials have outcomes: rebuilt/.test(l)),
+      logged.join("\n"),
+    );
     assert.deepEqual(strip(await jsonl<Proposal>(`${outcome.runDir}/proposals.jsonl`)), strip(proposals));
     assert.deepEqual((await recorded(outcome.runDir)).map((r) => r.trial_id).sort(), [...proposed].sort());
     assert.equal(await Deno.stat(`${outcome.runDir}/results.rejected.jsonl`).catch(() => null), null);

@@ -110,6 +110,11 @@ async function trackSweepLocked(
   for (const s of proposals?.setAside ?? []) {
     log(`set aside line ${s.line} of ${proposals!.path} (${s.reason}): moved to proposals.rejected.jsonl`);
   }
+  if (proposals?.rebuilt) {
+    log(
+      `${proposals.path} had lost ${proposals.rebuilt} proposals whose trials have outcomes: rebuilt from results.jsonl`,
+    );
+  }
   const trials = new Map((proposals ? proposals.trials() : manifest.trials).map((t) => [t.id, t]));
   const results = await ResultLog.open(runDir, { planned: trials.keys() });
   for (const s of results.setAside) log(setAsideNotice(s));
