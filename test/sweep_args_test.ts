@@ -1,7 +1,7 @@
 // `sweep` arguments the broker cannot take: one line, never the KV or JetStream client's stack trace.
 import assert from "node:assert/strict";
 import { localWorkerAuth, outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
-import { intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
+import { errorText, intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
 import { maskedUrls } from "../src/util/redact.ts";
 import { workerMain } from "../src/cli/worker.ts";
 import { TicketsweepError } from "../src/util/errors.ts";
@@ -236,6 +236,15 @@ Deno.test("worker - a bad number flag is refused before connecting (with --wait 
     () => workerMain(["--nats", "nats://127.0.0.1:1", "--max-steps", "1e9"]),
     /--max-steps must be a whole number \(digits only\): current value is '1e9'$/,
   );
+});
+
+Deno.test("CLI - an error line echoing a huge value is cut; its other lines stay", () => {
+  const text = errorText(`s.yaml: 1 problem\n  s.yaml:2:7 name: found "${"a".repeat(200_000)}"\nnats://u:pw@h`);
+  const lines = text.split("\n");
+  assert.equal(lines.length, 3);
+  assert.equal(lines[0], "error: s.yaml: 1 problem");
+  assert.ok(lines[1]!.length <= 1000 && lines[1]!.endsWith(" ... (200027 characters in all)"), lines[1]);
+  assert.equal(lines[2], "nats://u:***@h");
 });
 
 Deno.test("sweep - the last line counts trials stopped early", () => {

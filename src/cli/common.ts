@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { TicketsweepError } from "../util/errors.ts";
-import { printable, terminalSafe } from "../util/clip.ts";
+import { clip, printable, terminalSafe } from "../util/clip.ts";
 import { maskedUrls, redactCredentials, withoutCredentials } from "../util/redact.ts";
 
 /** A command's flags and positional arguments; an unknown flag is a usage error naming it. */
@@ -32,6 +32,17 @@ export function parseCli<T extends ParseArgsConfig["options"]>(
   }
 }
 
+/** The most characters of one line of an error a command prints. */
+export const MAX_ERROR_LINE = 1000;
+
+/**
+ * An error as a command prints it: {@link shown}, each line cut to {@link MAX_ERROR_LINE} characters (a line
+ * echoing a 200,000-character spec value printed all of it).
+ */
+export function errorText(message: string): string {
+  return `error: ${shown(message).split("\n").map((l) => clip(l, MAX_ERROR_LINE)).join("\n")}`;
+}
+
 /** Runs a command's main: a {@link TicketsweepError} prints its message and exits 1; anything else rethrows. */
 export async function runMain(main: () => Promise<number | void>): Promise<void> {
   try {
@@ -39,7 +50,7 @@ export async function runMain(main: () => Promise<number | void>): Promise<void>
     Deno.exit(code ?? 0);
   } catch (e) {
     if (e instanceof TicketsweepError) {
-      console.error(`error: ${shown(e.message)}`);
+      console.error(errorText(e.message));
       Deno.exit(1);
     }
     const denied = permissionDenied(e);
