@@ -236,6 +236,16 @@ Deno.test("worker - a bad number flag is refused before connecting (with --wait 
     () => workerMain(["--nats", "nats://127.0.0.1:1", "--max-steps", "1e9"]),
     /--max-steps must be a whole number \(digits only\): current value is '1e9'$/,
   );
+  // a bad TICKETSWEEP_DEVICE is named (the line said --device, which was not given)
+  Deno.env.set("TICKETSWEEP_DEVICE", "gpu0");
+  try {
+    await assert.rejects(
+      () => workerMain(["--nats", "nats://127.0.0.1:1"]),
+      /--device \(or TICKETSWEEP_DEVICE\) must be a whole number \(digits only\): current value is 'gpu0'$/,
+    );
+  } finally {
+    Deno.env.delete("TICKETSWEEP_DEVICE");
+  }
 });
 
 Deno.test("CLI - an error line echoing a huge value is cut; its other lines stay", () => {

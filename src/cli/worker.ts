@@ -70,7 +70,7 @@ export async function workerMain(args: string[]): Promise<number> {
     throw new TicketsweepError(`--backend must be one of ${BACKENDS.join(", ")}: current value is '${backend}'`);
   }
   const deviceFlag = values.device ?? Deno.env.get("TICKETSWEEP_DEVICE");
-  const device = deviceFlag === undefined ? undefined : intFlag("device", deviceFlag, 0);
+  const device = deviceFlag === undefined ? undefined : intFlag("device (or TICKETSWEEP_DEVICE)", deviceFlag, 0);
   // before any engine loads: CUDA (tfjs-node-gpu) sees only this GPU
   if (device !== undefined && !Deno.env.get("CUDA_VISIBLE_DEVICES")) {
     Deno.env.set("CUDA_VISIBLE_DEVICES", String(device));
