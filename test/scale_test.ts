@@ -8,7 +8,7 @@ import { parseSpec } from "../src/spec/load.ts";
 import { prettyJsonChunks, writeJson, writeReportFiles } from "../src/report/write.ts";
 import { WIRE_VERSION } from "../src/broker/messages.ts";
 import type { RecordedResult } from "../src/coordinator/record.ts";
-import { buildReportData, paretoJson } from "../src/report/data.ts";
+import { buildReportData, paretoJson, plainRow } from "../src/report/data.ts";
 import { analyse } from "../src/report/analysis.ts";
 import { CHART_POINTS, computeChartSpec, configChartSpec, renderSvg } from "../src/report/charts.ts";
 import { renderHtml } from "../src/report/html.ts";
@@ -146,7 +146,7 @@ Deno.test("scale - report JSON written in pieces is JSON.stringify(value, null, 
   }));
   const value = {
     v: 1,
-    name: "line\nbreak",
+    name: "line\nbreak, é € 😀 (UTF-8 of 2, 3 and 4 bytes)",
     empty: [],
     none: {},
     gone: undefined,
@@ -162,6 +162,107 @@ Deno.test("scale - report JSON written in pieces is JSON.stringify(value, null, 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("scale - report rows kept as columns read back each field of their results (null, absent, replaced)", () => {
+  const text = `name: cols\ndataset: {name: synthetic}\nparameters:\n  lambda: {values: [0.1, 0.2, 0.3, 0.4, 0.5]}\n`;
+  const trials = expandTrials(parseSpec(text));
+  const worker = { id: "w", host: "h", backend: "js", device: "cpu", deno: "2" };
+  const base = (i: number, status: string) => ({
+    v: WIRE_VERSION,
+    sweep_id: trials[i]!.sweepId,
+    trial_id: trials[i]!.id,
+    status,
+    attempt: 1 + i,
+    worker,
+    finished_at: "2026-01-01T00:00:00Z",
+    claim: "c",
+  });
+  const layers = [{ layer: "fc1", shape: [4, 4], total: 16, kept: 4, sparsity: 0.75 }];
+  const metrics = (extra: Partial<TrialMetrics>) => ({
+    accuracy: 0.9,
+    val_accuracy: 0.8,
+    soft_accuracy: 0.7,
+    sparsity: 0.6,
+    layers: [],
+    masked_layers: ["fc1"],
+    loss_curve: [],
+    steps: 1,
+    steps_per_s: 2.5,
+    train_s: 3,
+    wall_s: 3,
+    backend: "js",
+    device: "cpu",
+    data: "synthetic",
+    ticket: null,
+    ...extra,
+  });
+  const results = [
+    { ...base(0, "failed"), error: "first attempt" }, // replaced by the next line
+    { ...base(0, "done"), metrics: metrics({ val_accuracy: null, soft_accuracy: null, layers }) },
+    { ...base(1, "done"), metrics: metrics({}) },
+    { ...base(2, "failed"), error: "out of memory" },
+    { ...base(3, "stopped"), metrics: metrics({ stopped: { epochs: 1.5, planned_epochs: 3, rung_epoch: 1 } }) },
+    { ...base(4, "done"), trial_id: "not-in-plan", metrics: metrics({}) },
+  ] as unknown as RecordedResult[];
+  const d = buildReportData(sweepIdOf(parseSpec(text)), "cols", trials, results, text);
+  const head = (i: number) => ({
+    trial_id: trials[i]!.id,
+    group: "gates",
+    params: trials[i]!.params,
+    seed: 0,
+    label: `lambda=${0.1 * (i + 1)} seed=0`.replace("0.30000000000000004", "0.3"),
+  });
+  const measured = {
+    accuracy: 0.9,
+    val_accuracy: 0.8,
+    soft_accuracy: 0.7,
+    sparsity: 0.6,
+    steps_per_s: 2.5,
+    train_s: 3,
+  };
+  assert.deepEqual(d.trials.map(plainRow), [
+    {
+      ...head(0),
+      status: "done",
+      attempt: 1,
+      worker: "h/w",
+      ...measured,
+      val_accuracy: null,
+      soft_accuracy: null,
+      backend: "js",
+      layers,
+      loss_curve: [],
+      score: 0.9,
+      dominated: false,
+    },
+    {
+      ...head(1),
+      status: "done",
+      attempt: 2,
+      worker: "h/w",
+      ...measured,
+      backend: "js",
+      layers: [],
+      loss_curve: [],
+      score: 0.9,
+      dominated: false, // the same point as the first: neither dominates
+    },
+    { ...head(2), status: "failed", attempt: 3, worker: "h/w", error: "out of memory" },
+    {
+      ...head(3),
+      status: "stopped",
+      attempt: 4,
+      worker: "h/w",
+      ...measured,
+      backend: "js",
+      layers: [],
+      loss_curve: [],
+      stopped: { epochs: 1.5, planned_epochs: 3 },
+    },
+    { ...head(4), status: "pending" },
+  ]);
+  assert.equal(d.selection, "test"); // one done trial has no validation accuracy
 });
 
 Deno.test("scale - a 3,000-trial report: charts drawn from evenly spaced points and say so, tables of 1,000 rows", async () => {

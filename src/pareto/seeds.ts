@@ -100,7 +100,13 @@ export function spreadsOf(columns: readonly (readonly number[])[], rng: Rng, res
  */
 export function configPoints<T>(
   samples: readonly SeedSample<T>[],
-  opts: { seed?: number; resamples?: number; level?: number } = {},
+  opts: {
+    seed?: number;
+    resamples?: number;
+    level?: number;
+    /** What each point is kept as (default: itself), made as it is computed: no second copy of every point. */
+    row?: (p: ConfigPoint<T>) => ConfigPoint<T>;
+  } = {},
 ): ConfigPoints<T> {
   const { seed = 0, resamples = 1000, level = 0.95 } = opts;
   // configuration → its positions (ascending) → the first sample of each seed there; arrays, not maps: a sweep of
@@ -134,7 +140,7 @@ export function configPoints<T>(
         resamples,
         level,
       );
-      points.push({
+      const p: ConfigPoint<T> = {
         config,
         position,
         seeds: all,
@@ -142,7 +148,8 @@ export function configPoints<T>(
         sparsity: sparsity!,
         accuracy: accuracy!,
         test: test!,
-      });
+      };
+      points.push(opts.row ? opts.row(p) : p);
     }
   }
   return { points, partial };

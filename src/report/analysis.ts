@@ -136,6 +136,40 @@ function configLabel(p: ConfigPoint<TrialRow>): string {
   return `${params} cut #${p.position} (${cuts.length === 1 ? cuts[0] : cuts.join("/")})`;
 }
 
+/**
+ * A configuration point as a row: its group and parameters those of its first member, its key and label made when
+ * asked for (a sweep of 100,000 configurations holds no 200,000 strings for them).
+ */
+class ConfigPointRow implements ConfigRow {
+  readonly position: number;
+  readonly seeds: number[];
+  readonly members: TrialRow[];
+  sparsity: ConfigRow["sparsity"];
+  accuracy: ConfigRow["accuracy"];
+  test: ConfigRow["test"];
+
+  constructor(p: ConfigPoint<TrialRow>) {
+    this.position = p.position;
+    this.seeds = p.seeds;
+    this.members = p.members;
+    this.sparsity = p.sparsity;
+    this.accuracy = p.accuracy;
+    this.test = p.test;
+  }
+  get config(): string {
+    return configKey(this.members[0]!);
+  }
+  get group(): string {
+    return this.members[0]!.group;
+  }
+  get params(): ParamSet {
+    return this.members[0]!.params;
+  }
+  get label(): string {
+    return configLabel(this);
+  }
+}
+
 /** The configuration points of a report's tickets per group; reproducible for a given bootstrap seed. */
 export function configRows(d: ReportData, opts: { seed?: number; resamples?: number } = {}) {
   const { points, partial } = configPoints(
@@ -148,13 +182,9 @@ export function configRows(d: ReportData, opts: { seed?: number; resamples?: num
       test: t.accuracy!,
       item: t,
     })),
-    opts,
+    { ...opts, row: (p) => new ConfigPointRow(p) },
   );
-  // each point becomes its row in place: a copy would hold every configuration twice for a moment
-  const rows: ConfigRow[] = points.map((p) =>
-    Object.assign(p, { group: p.members[0]!.group, params: p.members[0]!.params, label: configLabel(p) })
-  );
-  return { rows, partial };
+  return { rows: points as ConfigRow[], partial };
 }
 
 /** The member of a configuration point whose ticket is closest to the point's means. */

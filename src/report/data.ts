@@ -138,23 +138,16 @@ export function buildReportData(
   results: Iterable<RecordedResult>,
   specText: string,
 ): ReportData {
-  const byTrial = new Map(trials.map((t) => [t.id, t]));
-  const rowOf = (t: Trial): Pick<TrialRow, "trial_id" | "group" | "params" | "seed" | "label"> => ({
-    trial_id: t.id,
-    group: trialGroup(t),
-    params: t.params,
-    seed: t.seed,
-    label: describeParams(t.params, t.seed),
-  });
-  const recorded = new Map<string, TrialRow>();
+  const table = new TrialTable(trials);
+  const index = new Map(trials.map((t, i) => [t.id, i]));
   // the compute curve on both accuracies: which one the fronts use is known once every result is read
   const curve = { validation: new ComputeCurveBuilder("validation"), test: new ComputeCurveBuilder("test") };
   let masked: string[] | undefined;
   const backends = new Set<string>();
   const workers = new WorkerEnvs();
-  const workerNames = new Map<string, string>(); // one string per worker, not one per row
   for (const r of results) {
-    const t = byTrial.get(r.trial_id);
+    const i = index.get(r.trial_id);
+    const t = i === undefined ? undefined : trials[i];
     curve.validation.add(t, r);
     curve.test.add(t, r);
     workers.add(r);
@@ -163,33 +156,11 @@ export function buildReportData(
       masked ??= m.masked_layers;
       backends.add(`${m.backend} (${m.device})`);
     }
-    if (!t) continue; // a later outcome of a trial replaces an earlier one, as a map of the results did
-    recorded.set(r.trial_id, {
-      ...rowOf(t),
-      status: r.status,
-      attempt: r.attempt,
-      worker: workerName(workerNames, r),
-      ...(m
-        ? {
-          accuracy: m.accuracy,
-          val_accuracy: m.val_accuracy ?? null,
-          soft_accuracy: m.soft_accuracy,
-          sparsity: m.sparsity,
-          steps_per_s: m.steps_per_s,
-          train_s: m.train_s,
-          backend: m.backend,
-          layers: m.layers.length ? m.layers : NONE,
-          loss_curve: m.loss_curve.length ? m.loss_curve : NONE,
-          ...(m.cuts ? { cuts: m.cuts } : {}),
-          ...(m.stopped ? { stopped: { epochs: m.stopped.epochs, planned_epochs: m.stopped.planned_epochs } } : {}),
-        }
-        : {}),
-      ...(r.error !== undefined ? { error: r.error } : {}),
-    });
+    // a later outcome of a trial replaces an earlier one, as a map of the results did
+    if (i !== undefined) table.record(i, r);
   }
-  const rows: TrialRow[] = trials.map((t) => recorded.get(t.id) ?? { ...rowOf(t), status: "pending" as const });
-  recorded.clear();
-  byTrial.clear();
+  index.clear();
+  const rows: TrialRow[] = trials.map((_, i) => new TableRow(table, i));
   const selection = selectionOf(rows);
   const tickets = ticketRows(rows, selection);
   const fronts = computeFronts(tickets);
@@ -215,17 +186,241 @@ export function buildReportData(
   };
 }
 
-/** The empty list every row without layers or a loss curve shares (frozen: a row's list is never changed). */
+const STATUSES = ["pending", "done", "failed", "stopped"] as const;
+/** Flags of a row in {@link TrialTable}: it has metrics; its validation or soft-gate accuracy is null; undefined. */
+const METRICS = 1, VAL_NULL = 2, SOFT_NULL = 4, SOFT_MISSING = 8;
+
+/**
+ * The rows of a report as columns: one number per trial and field in typed arrays, repeated strings (group, worker,
+ * engine) as indices into one table, and what few trials have (errors, ladders, early stops, layers, loss curves)
+ * in sparse maps; a 100,000-trial sweep's rows are ~12 MB, not one object of ~370 bytes per trial. A number column
+ * holds NaN where the row has no value (JSON has no NaN).
+ */
+class TrialTable {
+  readonly trials: Trial[];
+  readonly status: Uint8Array;
+  readonly flags: Uint8Array;
+  /** 0: not set; 1: false; 2: true. */
+  readonly dominated: Uint8Array;
+  readonly group: Uint32Array;
+  readonly worker: Uint32Array;
+  readonly backend: Uint32Array;
+  readonly attempt: Float64Array;
+  readonly accuracy: Float64Array;
+  readonly val: Float64Array;
+  readonly soft: Float64Array;
+  readonly sparsity: Float64Array;
+  readonly speed: Float64Array;
+  readonly trainS: Float64Array;
+  readonly score: Float64Array;
+  readonly error = new Map<number, string>();
+  readonly cuts = new Map<number, CutLadder>();
+  readonly stopped = new Map<number, { epochs: number; planned_epochs: number }>();
+  readonly layers = new Map<number, LayerSparsity[]>();
+  readonly loss = new Map<number, LossPoint[]>();
+  /** The strings that `group`, `worker` and `backend` index (0: none). */
+  readonly strings: (string | undefined)[] = [undefined];
+  readonly #stringIndex = new Map<string, number>();
+
+  constructor(trials: Trial[]) {
+    const n = trials.length;
+    this.trials = trials;
+    this.status = new Uint8Array(n);
+    this.flags = new Uint8Array(n);
+    this.dominated = new Uint8Array(n);
+    this.group = new Uint32Array(n);
+    this.worker = new Uint32Array(n);
+    this.backend = new Uint32Array(n);
+    const nums = () => new Float64Array(n).fill(NaN);
+    this.attempt = nums();
+    this.accuracy = nums();
+    this.val = nums();
+    this.soft = nums();
+    this.sparsity = nums();
+    this.speed = nums();
+    this.trainS = nums();
+    this.score = nums();
+    for (let i = 0; i < n; i++) this.group[i] = this.intern(trialGroup(trials[i]!));
+  }
+
+  intern(s: string | undefined): number {
+    if (s === undefined) return 0;
+    let i = this.#stringIndex.get(s);
+    if (i === undefined) this.#stringIndex.set(s, i = this.strings.push(s) - 1);
+    return i;
+  }
+
+  /** Row `i` from its recorded outcome (a later one replaces an earlier). */
+  record(i: number, r: RecordedResult): void {
+    const m = r.metrics;
+    this.status[i] = STATUSES.indexOf(r.status);
+    this.attempt[i] = r.attempt ?? NaN;
+    this.worker[i] = this.intern(`${r.worker.host}/${r.worker.id}`);
+    for (const map of [this.error, this.cuts, this.stopped, this.layers, this.loss]) map.delete(i);
+    if (r.error !== undefined) this.error.set(i, r.error);
+    if (!m) {
+      this.flags[i] = 0;
+      this.backend[i] = 0;
+      for (const c of [this.accuracy, this.val, this.soft, this.sparsity, this.speed, this.trainS]) c[i] = NaN;
+      return;
+    }
+    this.flags[i] = METRICS | ((m.val_accuracy ?? null) === null ? VAL_NULL : 0) |
+      (m.soft_accuracy === null ? SOFT_NULL : m.soft_accuracy === undefined ? SOFT_MISSING : 0);
+    this.accuracy[i] = m.accuracy ?? NaN;
+    this.val[i] = m.val_accuracy ?? NaN;
+    this.soft[i] = m.soft_accuracy ?? NaN;
+    this.sparsity[i] = m.sparsity ?? NaN;
+    this.speed[i] = m.steps_per_s ?? NaN;
+    this.trainS[i] = m.train_s ?? NaN;
+    this.backend[i] = this.intern(m.backend);
+    if (m.layers.length) this.layers.set(i, m.layers);
+    if (m.loss_curve.length) this.loss.set(i, m.loss_curve);
+    if (m.cuts) this.cuts.set(i, m.cuts);
+    if (m.stopped) this.stopped.set(i, { epochs: m.stopped.epochs, planned_epochs: m.stopped.planned_epochs });
+  }
+}
+
+/** A number column's value: undefined where it has none (NaN). */
+const num = (v: number) => (Number.isNaN(v) ? undefined : v);
+
+/** The empty list every row with metrics but no layers or loss curve shares (frozen: a row's list is never changed). */
 const NONE: never[] = Object.freeze([]) as unknown as never[];
 
-/** A row's worker, `host/id`, as one string per worker. */
-function workerName(names: Map<string, string>, r: RecordedResult): string {
-  const name = `${r.worker.host}/${r.worker.id}`;
-  const known = names.get(name);
-  if (known !== undefined) return known;
-  names.set(name, name);
-  return name;
+/**
+ * One row of a {@link TrialTable}: its fields read from the columns when asked for (the label made each time), so it
+ * holds only the table and its index. `score` and `dominated` are written back to the table.
+ */
+class TableRow implements TrialRow {
+  readonly #t: TrialTable;
+  readonly #i: number;
+
+  constructor(t: TrialTable, i: number) {
+    this.#t = t;
+    this.#i = i;
+  }
+  get #has(): boolean {
+    return (this.#t.flags[this.#i]! & METRICS) !== 0;
+  }
+  get trial_id(): string {
+    return this.#t.trials[this.#i]!.id;
+  }
+  get group(): string {
+    return this.#t.strings[this.#t.group[this.#i]!]!;
+  }
+  get params(): ParamSet {
+    return this.#t.trials[this.#i]!.params;
+  }
+  get seed(): number {
+    return this.#t.trials[this.#i]!.seed;
+  }
+  get label(): string {
+    const t = this.#t.trials[this.#i]!;
+    return describeParams(t.params, t.seed);
+  }
+  get status(): TrialRow["status"] {
+    return STATUSES[this.#t.status[this.#i]!]!;
+  }
+  get stopped(): TrialRow["stopped"] {
+    return this.#t.stopped.get(this.#i);
+  }
+  get accuracy(): number | undefined {
+    return num(this.#t.accuracy[this.#i]!);
+  }
+  get val_accuracy(): number | null | undefined {
+    if (!this.#has) return undefined;
+    return this.#t.flags[this.#i]! & VAL_NULL ? null : this.#t.val[this.#i]!;
+  }
+  get score(): number | undefined {
+    return num(this.#t.score[this.#i]!);
+  }
+  set score(v: number | undefined) {
+    this.#t.score[this.#i] = v ?? NaN;
+  }
+  get cut(): undefined {
+    return undefined;
+  }
+  get cut_index(): undefined {
+    return undefined;
+  }
+  get cuts(): CutLadder | undefined {
+    return this.#t.cuts.get(this.#i);
+  }
+  get soft_accuracy(): number | null | undefined {
+    const f = this.#t.flags[this.#i]!;
+    return !(f & METRICS) || f & SOFT_MISSING ? undefined : f & SOFT_NULL ? null : this.#t.soft[this.#i]!;
+  }
+  get sparsity(): number | undefined {
+    return num(this.#t.sparsity[this.#i]!);
+  }
+  get steps_per_s(): number | undefined {
+    return num(this.#t.speed[this.#i]!);
+  }
+  get train_s(): number | undefined {
+    return num(this.#t.trainS[this.#i]!);
+  }
+  get backend(): string | undefined {
+    return this.#t.strings[this.#t.backend[this.#i]!];
+  }
+  get worker(): string | undefined {
+    return this.#t.strings[this.#t.worker[this.#i]!];
+  }
+  get error(): string | undefined {
+    return this.#t.error.get(this.#i);
+  }
+  get attempt(): number | undefined {
+    return num(this.#t.attempt[this.#i]!);
+  }
+  get layers(): LayerSparsity[] | undefined {
+    return this.#has ? this.#t.layers.get(this.#i) ?? NONE : undefined;
+  }
+  get loss_curve(): LossPoint[] | undefined {
+    return this.#has ? this.#t.loss.get(this.#i) ?? NONE : undefined;
+  }
+  get dominated(): boolean | undefined {
+    const v = this.#t.dominated[this.#i]!;
+    return v === 0 ? undefined : v === 2;
+  }
+  set dominated(v: boolean | undefined) {
+    this.#t.dominated[this.#i] = v === undefined ? 0 : v ? 2 : 1;
+  }
 }
+
+/** The fields of a row as a plain object (a row of a {@link TrialTable} reads them from its columns). */
+export function plainRow(r: TrialRow): TrialRow {
+  const out: Record<string, unknown> = {};
+  for (const k of ROW_FIELDS) {
+    const v = r[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as unknown as TrialRow;
+}
+
+const ROW_FIELDS: (keyof TrialRow)[] = [
+  "trial_id",
+  "group",
+  "params",
+  "seed",
+  "label",
+  "status",
+  "attempt",
+  "worker",
+  "accuracy",
+  "val_accuracy",
+  "soft_accuracy",
+  "sparsity",
+  "steps_per_s",
+  "train_s",
+  "backend",
+  "layers",
+  "loss_curve",
+  "cuts",
+  "stopped",
+  "error",
+  "score",
+  "cut",
+  "cut_index",
+  "dominated",
+];
 
 /**
  * The trials as {@link sweepSettings} reads them, without resolving 100,000 configurations: a planned trial's
@@ -270,7 +465,7 @@ export function ticketRows(rows: TrialRow[], selection: Selection): TrialRow[] {
     out.push(r);
     for (const [i, p] of (r.cuts?.points ?? []).entries()) {
       out.push({
-        ...r,
+        ...plainRow(r),
         cut: p.cut,
         cut_index: i + 1,
         sparsity: p.sparsity,
@@ -425,7 +620,7 @@ export function sweepLabels(list: readonly { name: string; sweep_id: string }[])
 export function combineReports(list: ReportData[]): ReportData {
   if (list.length === 1) return list[0]!;
   const labels = sweepLabels(list);
-  const rows = list.flatMap((d, i) => d.trials.map((r) => ({ ...r, group: `${labels[i]}: ${r.group}` })));
+  const rows = list.flatMap((d, i) => d.trials.map((r) => ({ ...plainRow(r), group: `${labels[i]}: ${r.group}` })));
   const selection = selectionOf(rows);
   const tickets = ticketRows(rows, selection);
   const fronts = computeFronts(tickets);
