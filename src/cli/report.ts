@@ -56,7 +56,7 @@ async function loadRun(dir: string): Promise<ReportData> {
   try {
     const log = await ResultLog.open(dir, { planned: manifest.trials.map((t) => t.id), readOnly: !lock });
     for (const s of log.setAside) console.error(shown(`${dir}/${setAsideNotice(s, !lock)}`));
-    return reportDataOf(manifest, log.all());
+    return reportDataOf(manifest, log.each()); // one result at a time: a large sweep's are never all parsed at once
   } finally {
     await lock?.release();
   }
