@@ -89,7 +89,17 @@ class LineJournal {
 
   *lines(): Generator<string> {
     const dec = new TextDecoder();
-    for (const b of this.#blocks) yield* dec.decode(inflateRawSync(b)).split("\n");
+    for (const b of this.#blocks) {
+      // line by line from the inflated bytes: a block as one string (~250 KB) is allocated in the old generation, and
+      // each pass over a 100,000-line journal left ~50 MB of them there as garbage
+      const bytes = inflateRawSync(b);
+      for (let start = 0;;) {
+        const end = bytes.indexOf(10, start); // "\n": never a byte of a longer UTF-8 character
+        yield dec.decode(bytes.subarray(start, end < 0 ? bytes.length : end));
+        if (end < 0) break;
+        start = end + 1;
+      }
+    }
     yield* this.#open;
   }
 

@@ -203,14 +203,14 @@ export function analyse(
   const means = (ps: readonly ConfigRow[]) => ps.map((p) => ({ x: p.sparsity.mean, y: p.accuracy.mean }));
   const built = d.fronts.map((f) => {
     const configs = rows.filter((r) => r.group === f.group);
-    return { group: f.group, configs, front: configFront(configs) };
+    const front = configFront(configs);
+    return { group: f.group, configs, front, pts: means(front) }; // the means once (a front of 100,000)
   });
-  const atSparsity = sparsityLevels(built.map((b) => means(b.front)));
+  const atSparsity = sparsityLevels(built.map((b) => b.pts));
   const atAccuracyLevels = opts.atAccuracy
     ? opts.atAccuracy.map((accuracy) => ({ accuracy, basis: "given" }))
-    : accuracyLevels(d, built.map((b) => ({ group: b.group, points: means(b.front) })));
-  const fronts = built.map(({ group, configs, front }): FrontAnalysis => {
-    const pts = means(front);
+    : accuracyLevels(d, built.map((b) => ({ group: b.group, points: b.pts })));
+  const fronts = built.map(({ group, configs, front, pts }): FrontAnalysis => {
     const k = kneeIndex(pts);
     const knee = k >= 0 ? front[k]! : null;
     return {

@@ -329,10 +329,11 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
     return [...new Set(mine.map((t) => t.seed))].flatMap((seed) => {
       const own = mine.filter((t) => t.seed === seed);
       const nd = nonDominated(own.map((t) => ({ x: t.sparsity!, y: t.score! })));
+      const line = `${f.group} seed ${seed}`; // one string per line, not per point (a front of 100,000)
       return own.filter((_, i) => nd[i]).sort((p, q) => p.sparsity! - q.sparsity! || q.score! - p.score!)
         .map((t, i) => ({
           group: f.group,
-          line: `${f.group} seed ${seed}`,
+          line,
           order: i,
           sparsity: pct(t.sparsity!),
           accuracy: pct(t.score!),

@@ -527,7 +527,9 @@ export function computeCurve(
 class ComputeCurveBuilder {
   readonly #selection: Selection;
   readonly #hv = new HypervolumeTracker();
-  readonly #steps: ComputeCurve["steps"] = [];
+  /** Each step's trial-epochs and hypervolume, as numbers (the steps are made once, by `curve`). */
+  readonly #epochsAt: number[] = [];
+  readonly #hvAt: number[] = [];
   #epochs = 0;
 
   constructor(selection: Selection) {
@@ -548,11 +550,14 @@ class ComputeCurveBuilder {
         for (const c of m.cuts?.points ?? []) this.#hv.add({ x: c.sparsity, y: y(c.accuracy, c.val_accuracy) });
       }
     }
-    this.#steps.push({ trials: this.#steps.length + 1, trial_epochs: this.#epochs, hypervolume: this.#hv.value });
+    this.#epochsAt.push(this.#epochs);
+    this.#hvAt.push(this.#hv.value);
   }
 
   curve(sweep: string): ComputeCurve {
-    return { sweep, selection: this.#selection, steps: this.#steps };
+    const hv = this.#hvAt;
+    const steps = this.#epochsAt.map((trial_epochs, i) => ({ trials: i + 1, trial_epochs, hypervolume: hv[i]! }));
+    return { sweep, selection: this.#selection, steps };
   }
 }
 
