@@ -48,8 +48,13 @@ export async function readResults(
  * Runs a sweep to the end in this process (in-memory broker, one worker on the `js` engine): its outcome and the
  * coordinator's log lines.
  */
-export async function runInProcess(text: string, runsDir: string): Promise<{ outcome: SweepOutcome; lines: string[] }> {
+export async function runInProcess(
+  text: string,
+  runsDir: string,
+  setup?: (transport: MemoryTransport) => Promise<void>,
+): Promise<{ outcome: SweepOutcome; lines: string[] }> {
   const transport = new MemoryTransport();
+  await setup?.(transport);
   const ac = new AbortController();
   const worker = runWorker({ transport, backend: "js", signal: ac.signal });
   const lines: string[] = [];

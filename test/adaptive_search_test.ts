@@ -6,6 +6,7 @@ import { readManifest } from "../src/coordinator/run_dir.ts";
 import { initialDesign, type Proposal, ProposalLog, proposeNext, searchProgress } from "../src/coordinator/search.ts";
 import { resumeSweep } from "../src/coordinator/sweep.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
+import { WIRE_VERSION, type WorkerPresence } from "../src/broker/messages.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import { resolveTrialConfig, sweepIdOf, trialIdOf } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
@@ -228,6 +229,44 @@ Deno.test("adaptive search - in-memory sweep: within budget, every proposal reco
     assert.deepEqual(strip(await jsonl<Proposal>(`${outcome.runDir}/proposals.jsonl`)), strip(proposals));
     assert.deepEqual((await recorded(outcome.runDir)).map((r) => r.trial_id).sort(), [...proposed].sort());
     assert.equal(await Deno.stat(`${outcome.runDir}/results.rejected.jsonl`).catch(() => null), null);
+  } finally {
+    await Deno.remove(runsDir, { recursive: true });
+  }
+});
+
+Deno.test("adaptive search - without search.parallel, seven live workers get seven trials in flight (4 by default)", async () => {
+  const runsDir = await Deno.makeTempDir();
+  try {
+    const text = adaptiveText("follow", "budget: 9, initial: 2, seed: 2");
+    const spec = parseSpec(text);
+    const idle = (n: number): WorkerPresence => ({
+      v: WIRE_VERSION,
+      worker: `idle-${n}`,
+      host: "elsewhere",
+      backend: "js",
+      device: "cpu",
+      deno: Deno.version.deno,
+      sweep_id: null,
+      trial_id: null,
+      step: 0,
+      total_steps: 0,
+      steps_per_s: null,
+      done: 0,
+      failed: 0,
+      rejected: {},
+      updated_at: new Date().toISOString(),
+    });
+    // six idle workers elsewhere (their heartbeats only) and this process's one
+    const setup = async (t: MemoryTransport) => {
+      for (let n = 0; n < 6; n++) await t.putPresence(idle(n));
+    };
+    const { outcome, lines } = await runInProcess(text, runsDir, setup);
+    assert.ok(outcome.complete, lines.join("\n"));
+    const proposals = await assertReplays(spec, outcome.runDir);
+    assert.equal(proposals.length, 9);
+    // before any result: one proposal per live worker (6 or 7, as this process's worker has beaten yet or not), not 4
+    const first = proposals.filter((p) => p.basis === 0).length;
+    assert.ok(first >= 6, `${first} proposals before the first result`);
   } finally {
     await Deno.remove(runsDir, { recursive: true });
   }

@@ -40,6 +40,8 @@ export interface SweepOptions {
   retryFailed?: boolean;
   /** How many trials are kept published and not yet recorded (default {@link PUBLISH_AHEAD}). */
   publishAhead?: number;
+  /** Adaptive search without `search.parallel`: how often the live workers are counted (default {@link PRESENCE_POLL_MS}). */
+  presencePollMs?: number;
 }
 
 /** How a sweep ended. */
@@ -201,6 +203,39 @@ async function trackSweepLocked(
     if (c.sweep_id === sweepId && c.action === "cancel") onCancel(c.at);
   });
   const stateTimer = setInterval(putState, 2000);
+  /**
+   * Adaptive search without `search.parallel`: the workers that serve this sweep or no sweep, from their presence
+   * heartbeats (at least 1); the in-flight count is the larger of it and {@link ADAPTIVE_DEFAULTS}' `parallel` (4),
+   * so that every live worker has a trial. Polled every {@link PRESENCE_POLL_MS}; when more workers come, more is
+   * proposed at once. When the presence cannot be read, 4.
+   */
+  let liveWorkers = 1;
+  const countWorkers = async (): Promise<number> => {
+    try {
+      const here = (await transport.listPresence()).filter((w) => w.sweep_id === null || w.sweep_id === sweepId);
+      return Math.max(1, here.length);
+    } catch (e) {
+      if (!presenceUnreadable) {
+        log(
+          `could not read the workers' presence (${(e as Error).message}): keeping ` +
+            `${ADAPTIVE_DEFAULTS.parallel} trials in flight (set search.parallel to choose)`,
+        );
+      }
+      presenceUnreadable = true;
+      return ADAPTIVE_DEFAULTS.parallel;
+    }
+  };
+  let presenceUnreadable = false;
+  const followWorkers = proposals !== undefined && spec.search.parallel === undefined;
+  if (followWorkers) liveWorkers = await countWorkers();
+  const presenceTimer = followWorkers
+    ? setInterval(async () => {
+      const n = await countWorkers();
+      const more = n > liveWorkers;
+      liveWorkers = n;
+      if (more) inChain(topUp).then(() => finished() && resolveDone()).catch(() => {});
+    }, o.presencePollMs ?? PRESENCE_POLL_MS)
+    : undefined;
   const lastError = new Map<string, string>();
   const board = earlyStop ? new RungBoard(earlyStop.margin) : null;
   // the board as the last coordinator left it: its reports replayed in the order they were judged
@@ -271,14 +306,16 @@ async function trackSweepLocked(
   /** Bounded publishing: the publisher waits for recorded results once {@link PUBLISH_AHEAD} trials are out. */
   let wakePublisher = () => {};
   /**
-   * Adaptive search: proposes points until `search.parallel` trials are in flight, the budget is spent or the
-   * hypervolume stopped improving. Runs in the recording chain (after a result is recorded), so proposals are
-   * made one at a time from the results recorded so far; each is appended to proposals.jsonl (synced) before
-   * its trials are published.
+   * Adaptive search: proposes points until `search.parallel` trials are in flight (default: 4, or one per live
+   * worker when more are live, {@link liveWorkers}), the budget is spent or the hypervolume stopped improving. Runs in the recording chain
+   * (after a result is recorded), so proposals are made one at a time from the results recorded so far; each is
+   * appended to proposals.jsonl (synced, with its basis: how many results it saw) before its trials are published.
+   * How many are in flight decides only when a proposal is made, never what it is given its basis: a resume reads
+   * the proposals made from proposals.jsonl and makes the next ones from the results, whatever the workers.
    */
   const topUp = async (): Promise<void> => {
     if (!proposals || cancelAt || o.signal?.aborted || searchDone) return;
-    const parallel = spec.search.parallel ?? ADAPTIVE_DEFAULTS.parallel;
+    const parallel = spec.search.parallel ?? Math.max(ADAPTIVE_DEFAULTS.parallel, liveWorkers);
     for (;;) {
       const st = searchProgress(spec, results.all(), proposals.proposals);
       if (st.stop || searchExhausted) {
@@ -448,6 +485,7 @@ async function trackSweepLocked(
   await control.stop();
   await chain;
   clearInterval(stateTimer);
+  clearInterval(presenceTimer);
   status = cancelAt ? "cancelled" : finished() ? "complete" : "stopped";
   await putState();
   clearInterval(ticker);
@@ -476,6 +514,9 @@ async function trackSweepLocked(
  * results come in, so starting a 100,000-trial sweep publishes 4,096 and the trial stream never holds the whole plan.
  */
 export const PUBLISH_AHEAD = 4096;
+
+/** How often an adaptive search without `search.parallel` counts the live workers (their heartbeats come every 5 s). */
+export const PRESENCE_POLL_MS = 5000;
 
 /**
  * Keeps every trial reachable: every `everyMs` it asks the broker where the sweep's unfinished work is, and

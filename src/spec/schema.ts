@@ -311,13 +311,16 @@ export const SearchSchema = z.object({
   budget_epochs: posInt().optional(),
   /** adaptive: stop once the validation hypervolume has not improved for this many recorded trials. */
   patience: posInt().optional(),
-  /** adaptive: trials kept in flight (queued or running). */
+  /**
+   * adaptive: trials kept in flight (queued or running). Default: 4, or one per live worker (the workers whose
+   * presence heartbeat names this sweep or none) when more are live, followed as workers come and go.
+   */
   parallel: posInt().max(1024).optional(),
   /** adaptive: space-filling points proposed before any result is used. */
   initial: posInt().max(1024).optional(),
 }).strict();
 
-/** Defaults of the adaptive search's optional fields. */
+/** Defaults of the adaptive search's optional fields (`parallel` rises to the number of live workers when larger). */
 export const ADAPTIVE_DEFAULTS = { parallel: 4, initial: 4 } as const;
 
 /**
