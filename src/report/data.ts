@@ -676,7 +676,12 @@ export function paretoJson(d: ReportData): unknown {
     selection_note: d.selection_note,
     counts: d.counts,
     ...(d.compute ? { compute: d.compute } : {}),
-    fronts: d.fronts.map((f) => ({ group: f.group, points: f.points.map(point) })),
+    fronts: d.fronts.map((f) => ({
+      group: f.group,
+      points: new JsonRows(function* () {
+        for (const r of f.points) yield point(r);
+      }),
+    })),
     dense_reference: d.dense,
     dense_references: d.references,
     // made one at a time as they are written (writeJson): a 100,000-trial sweep's would be ~200,000 objects at once

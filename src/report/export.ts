@@ -1,6 +1,7 @@
 import { type Analysis, type ConfigRow, KNEE_DEFINITION, MATCHING_NOTE } from "./analysis.ts";
 import { type ReportData, ticketId, type TrialRow } from "./data.ts";
 import { comparabilityWarning, settingsDiff } from "./settings.ts";
+import { JsonRows } from "./json_rows.ts";
 
 /** A CSV field, quoted when it holds a comma, quote or newline (RFC 4180). */
 function csvField(v: unknown): string {
@@ -107,17 +108,24 @@ export function frontsJson(d: ReportData, a: Analysis): unknown {
       const fa = a.fronts.find((x) => x.group === f.group)!;
       return {
         group: f.group,
-        points: f.points.map((p) => ({
-          trial_id: p.trial_id,
-          ...(p.cut !== undefined ? { cut: p.cut } : {}),
-          sparsity: p.sparsity,
-          val_accuracy: p.val_accuracy ?? null,
-          accuracy: p.accuracy,
-          seed: p.seed,
-          params: p.params,
-        })),
+        // made one at a time as they are written (writeJson): a front can hold every one of 100,000 tickets
+        points: new JsonRows(function* () {
+          for (const p of f.points) {
+            yield {
+              trial_id: p.trial_id,
+              ...(p.cut !== undefined ? { cut: p.cut } : {}),
+              sparsity: p.sparsity,
+              val_accuracy: p.val_accuracy ?? null,
+              accuracy: p.accuracy,
+              seed: p.seed,
+              params: p.params,
+            };
+          }
+        }),
         /** The front over configurations: each point the mean and spread over its seeds at one ladder position. */
-        configuration_front: fa.front.map(configJson),
+        configuration_front: new JsonRows(function* () {
+          for (const p of fa.front) yield configJson(p);
+        }),
         configuration_hypervolume: fa.config_hypervolume,
         knee_configuration: fa.knee_point ? configJson(fa.knee_point) : null,
         hypervolume: fa.hypervolume,
