@@ -29,7 +29,8 @@ import { ticketsweepTrials, torchTrials } from "./trial_throughput.ts";
 /**
  * The V8 flags `deno task sweep` runs the coordinator with (deno.json): old space grows 30% over what the last full
  * collection kept, not up to 4x (V8's default on a machine with gigabytes), so garbage is collected before the
- * resident memory of a long sweep doubles; read from deno.json so the bench measures the coordinator as it runs.
+ * resident memory of a long sweep doubles, and V8 sizes its heap for memory over speed (--optimize-for-size); read
+ * from deno.json so the bench measures the coordinator as it runs.
  */
 const COORDINATOR_V8_FLAGS = (JSON.parse(
   await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
