@@ -3,7 +3,7 @@ import { MemoryTransport } from "../src/broker/memory.ts";
 import { runSweep, type SweepOutcome } from "../src/coordinator/sweep.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import type { SweepSpec } from "../src/spec/schema.ts";
-import { type ResultMessage, WIRE_VERSION } from "../src/broker/messages.ts";
+import { type ResultMessage, WIRE_VERSION, type WorkerPresence } from "../src/broker/messages.ts";
 import { writeManifest } from "../src/coordinator/run_dir.ts";
 import { sweepIdOf, type Trial } from "../src/spec/expand.ts";
 
@@ -174,5 +174,26 @@ export function madeResult(
         ...(status === "stopped" ? { stopped: { epochs: 1.5, planned_epochs: 4, rung_epoch: 1 } } : {}),
       },
     }),
+  };
+}
+
+/** An idle worker's presence heartbeat, as a worker on `host` named `worker` would put it. */
+export function presenceOf(host: string, worker: string): WorkerPresence {
+  return {
+    v: WIRE_VERSION,
+    worker,
+    host,
+    backend: "js",
+    device: "cpu",
+    deno: "2.0.0",
+    sweep_id: null,
+    trial_id: null,
+    step: 0,
+    total_steps: 0,
+    steps_per_s: null,
+    done: 0,
+    failed: 0,
+    rejected: {},
+    updated_at: new Date().toISOString(),
   };
 }

@@ -6,7 +6,6 @@ import { readManifest } from "../src/coordinator/run_dir.ts";
 import { initialDesign, type Proposal, ProposalLog, proposeNext, searchProgress } from "../src/coordinator/search.ts";
 import { resumeSweep } from "../src/coordinator/sweep.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
-import { WIRE_VERSION, type WorkerPresence } from "../src/broker/messages.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import { resolveTrialConfig, sweepIdOf, trialIdOf } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
@@ -14,7 +13,7 @@ import { SpecError } from "../src/util/errors.ts";
 import type { SweepSpec } from "../src/spec/schema.ts";
 import { Rng } from "../src/util/rng.ts";
 import { cluster, recorded, startCoordinator, until } from "./_cluster.ts";
-import { runInProcess } from "./_fixtures.ts";
+import { presenceOf, runInProcess } from "./_fixtures.ts";
 
 function adaptiveText(name: string, search: string, epochs = 2): string {
   return `version: 1
@@ -239,26 +238,9 @@ Deno.test("adaptive search - without search.parallel, seven live workers get sev
   try {
     const text = adaptiveText("follow", "budget: 9, initial: 2, seed: 2");
     const spec = parseSpec(text);
-    const idle = (n: number): WorkerPresence => ({
-      v: WIRE_VERSION,
-      worker: `idle-${n}`,
-      host: "elsewhere",
-      backend: "js",
-      device: "cpu",
-      deno: Deno.version.deno,
-      sweep_id: null,
-      trial_id: null,
-      step: 0,
-      total_steps: 0,
-      steps_per_s: null,
-      done: 0,
-      failed: 0,
-      rejected: {},
-      updated_at: new Date().toISOString(),
-    });
     // six idle workers elsewhere (their heartbeats only) and this process's one
     const setup = async (t: MemoryTransport) => {
-      for (let n = 0; n < 6; n++) await t.putPresence(idle(n));
+      for (let n = 0; n < 6; n++) await t.putPresence(presenceOf("elsewhere", `idle-${n}`));
     };
     const { outcome, lines } = await runInProcess(text, runsDir, setup);
     assert.ok(outcome.complete, lines.join("\n"));

@@ -19,7 +19,7 @@ import type { QueueInfo, Transport } from "../src/broker/transport.ts";
 import { BrokerError } from "../src/util/errors.ts";
 import { expandTrials } from "../src/spec/expand.ts";
 import { trialMessage } from "../src/coordinator/sweep.ts";
-import { tinySpec } from "./_fixtures.ts";
+import { presenceOf, tinySpec } from "./_fixtures.ts";
 
 /** The ack deadline of the clients that test redelivery. */
 const FAST_ACK_MS = 1000;
@@ -54,26 +54,6 @@ function progressOf(t: TrialMessage, step: number): ProgressMessage {
     total_steps: 10,
     loss: 0.5,
     attempt: 1,
-  };
-}
-
-function presenceOf(host: string, worker: string): WorkerPresence {
-  return {
-    v: WIRE_VERSION,
-    worker,
-    host,
-    backend: "js",
-    device: "cpu",
-    deno: "2.0.0",
-    sweep_id: null,
-    trial_id: null,
-    step: 0,
-    total_steps: 0,
-    steps_per_s: null,
-    done: 0,
-    failed: 0,
-    rejected: {},
-    updated_at: new Date().toISOString(),
   };
 }
 
