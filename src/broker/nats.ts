@@ -255,6 +255,8 @@ export class NatsTransport implements Transport {
       await this.putSweepState(unknownSweepState(sweepId));
     }
     this.#opened.add(sweepId);
+    // a client that opens a sweep it does not serve yet reads the list again at its next pull, not SERVED_REFRESH_MS on
+    if (!this.#served.ids.includes(sweepId)) this.#served.at = 0;
   }
 
   /** Creates a durable consumer unless it exists; an existing one keeps its settings (adding would update them). */
@@ -340,8 +342,8 @@ export class NatsTransport implements Transport {
   /**
    * The sweeps a worker serves, sorted: those whose state in the sweep bucket is `running`, or `stopped` (its
    * coordinator exited before the end: workers go on with its queued trials, their results wait on the broker
-   * for `--resume`), not `complete` or `cancelled`. Read again at most every half second; when the bucket cannot
-   * be read, the last list stands.
+   * for `--resume`), not `complete` or `cancelled`. Read again at most every {@link SERVED_REFRESH_MS} (and at once
+   * after this client opened a sweep it did not serve); when the bucket cannot be read, the last list stands.
    */
   async #servedSweeps(): Promise<string[]> {
     // read again every SERVED_REFRESH_MS: each read is a stream-info request and a get per sweep, per worker
