@@ -48,6 +48,8 @@ Deno.test("sweep - number flags take decimal digits only: 2abc, 0x10, 1e400, 1.5
       ["reconcile", "-1"],
       ["reconcile", " 2"],
       ["pack", "0b11"],
+      ["pack", "0"], // was taken as 1
+      ["reconcile", "0"], // was taken as 1 s
     ]
   ) {
     await assert.rejects(

@@ -137,10 +137,10 @@ export function intFlag(name: string, v: string | boolean | undefined, def: numb
   return n;
 }
 
-/** `--pack K|auto` (default auto). */
+/** `--pack K|auto` (default auto): K from 1 to 1024 (0 was taken as 1, silently). */
 export function packFlag(v: string | boolean | undefined): number | "auto" {
   if (v === undefined || v === "auto") return "auto";
-  return Math.max(1, intFlag("pack", v, 1));
+  return intFlag("pack", v, 1, { min: 1, max: 1024, unit: "trials (or auto)" });
 }
 
 /** NATS connection flags shared by `sweep`, `worker`, `status`. */

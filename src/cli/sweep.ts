@@ -60,7 +60,7 @@ Options:
   --workers N     local worker processes, 0 to ${MAX_LOCAL_WORKERS} (default: one per core, ${navigator.hardwareConcurrency} here)
   --ack-wait S    seconds a trial may go without a heartbeat before it is redelivered (default 30)
   --backend B     override the spec's backend for local workers: ${BACKENDS.join("|")}
-  --pack K|auto   local workers train up to K compatible trials together (default auto; see README)
+  --pack K|auto   local workers train up to K (1-1024) compatible trials together (default auto; see README)
   --runs DIR      where run directories go (default runs)
   --resume DIR    continue a sweep from its run directory, with the spec it keeps (spec.yaml): give no
                   spec file with it
@@ -100,7 +100,7 @@ export async function sweepMain(args: string[]): Promise<number> {
   const workersFlag = values.workers === undefined
     ? undefined
     : intFlag("workers", values.workers, 1, { max: MAX_LOCAL_WORKERS, unit: "local worker processes" });
-  const reconcileMs = 1000 * Math.max(1, intFlag("reconcile", values.reconcile, 10, { max: 86_400, unit: "seconds" }));
+  const reconcileMs = 1000 * intFlag("reconcile", values.reconcile, 10, { min: 1, max: 86_400, unit: "seconds" });
   const pack = packFlag(values.pack);
   // a bad URL is refused before the spec is read, with --dry-run too
   const nats = natsFromFlags(values);

@@ -31,7 +31,7 @@ ${NATS_FLAGS_HELP}
                       ~/.cache/ticketsweep/engines.json, so later starts skip the probe)
   --wait              retry connecting until the broker is up (back-off from 1 s to 30 s), for service
                       managers starting workers before the broker; wrong credentials still fail at once
-  --pack K|auto       train up to K compatible trials together (same network, data, seed and batch size;
+  --pack K|auto       train up to K (1-1024) compatible trials together (same network, data, seed and batch size;
                       any method settings): one copy of the frozen weights and of each batch. auto (default)
                       doubles K from 1 while the steps/s of a pack improve by 5%, within half the free memory
   --result-retry S    seconds a finished trial's result is retried while the broker is unreachable before
