@@ -10,7 +10,7 @@ import { runWorker } from "../src/worker/worker.ts";
 import type { Transport } from "../src/broker/transport.ts";
 import { recorded } from "./_cluster.ts";
 import { handMadeRunDir, madeResult, tinySpecText } from "./_fixtures.ts";
-import { expandTrials } from "../src/spec/expand.ts";
+import { expandTrials, sweepIdOf } from "../src/spec/expand.ts";
 import { statusMain, statusText } from "../src/cli/status.ts";
 
 const presence = (worker: string, at: number, trial: string | null): WorkerPresence => ({
@@ -111,9 +111,16 @@ Deno.test("status - a run directory's trials stopped early are counted apart, as
 async function fairness(transport: Transport, dir: string): Promise<void> {
   const big = tinySpecText("big", 12, "", 120), small = tinySpecText("small", 4, "", 120);
   const opts = { transport, runsDir: dir, log: () => {}, specFile: "x.yaml" };
+  const queued = async (text: string, n: number) => { // until the sweep's n trials are all on the queue
+    const id = sweepIdOf(parseSpec(text));
+    for (let i = 0; i < 600 && (await transport.queueInfo(id).catch(() => ({ queued: 0 }))).queued < n; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
   const a = runSweep({ ...opts, spec: parseSpec(big), specText: big });
-  await new Promise((r) => setTimeout(r, 300)); // the big sweep's trials are all queued first
+  await queued(big, 12); // the big sweep's trials are all queued first
   const b = runSweep({ ...opts, spec: parseSpec(small), specText: small });
+  await queued(small, 4); // and the small one's before any worker pulls (a slow start is not a turn missed)
   const ac = new AbortController();
   const w = runWorker({ transport, backend: "js", signal: ac.signal });
   const [ra, rb] = await Promise.all([a, b]);
