@@ -1,7 +1,11 @@
 // `sweep` arguments the broker cannot take: one line, never the KV or JetStream client's stack trace.
 import assert from "node:assert/strict";
 import { localWorkerAuth, outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
-import { errorText, intFlag, natsFromFlags, shown } from "../src/cli/common.ts";
+import { errorText, intFlag, natsFromFlags, parseCli, shown } from "../src/cli/common.ts";
+import { reportMain } from "../src/cli/report.ts";
+import { statusMain } from "../src/cli/status.ts";
+import { ticketMain } from "../src/cli/ticket.ts";
+import { brokerConfigMain } from "../src/cli/broker_config.ts";
 import { maskedUrls } from "../src/util/redact.ts";
 import { workerMain } from "../src/cli/worker.ts";
 import { TicketsweepError } from "../src/util/errors.ts";
@@ -72,6 +76,30 @@ Deno.test("sweep - number flags take decimal digits only: 2abc, 0x10, 1e400, 1.5
   }
   // a bad value's control bytes are escaped, not sent to the terminal
   assert.throws(() => intFlag("threads", "2\x1b[2J", 1), /current value is '2\\x1b\[2J'$/);
+});
+
+Deno.test("every command - a flag that takes a value, given twice, is one line naming it (the last one won)", async () => {
+  const mains: [string, (a: string[]) => Promise<number>, string[]][] = [
+    ["sweep", sweepMain, ["s.yaml", "--nats", "nats://a:1", "--nats", "nats://b:1"]],
+    ["sweep", sweepMain, ["s.yaml", "--pack", "2", "--pack=3"]],
+    ["worker", workerMain, ["--password", "s3cret-1", "--nats", "nats://a:1", "--password", "s3cret-2"]],
+    ["report", reportMain, ["runs/x", "--at-accuracy", "0.9", "--at-accuracy", "0.8"]],
+    ["status", statusMain, ["--token", "t1", "--token", "t2"]],
+    ["ticket", ticketMain, ["verify", "t", "--backend", "js", "--backend", "cpu"]],
+    ["broker-config", brokerConfigMain, ["--out", "a", "--port", "4222", "--out", "b"]],
+  ];
+  for (const [name, main, args] of mains) {
+    const flag = args.filter((a) => a.startsWith("--")).map((a) => a.split("=")[0]).find((a, i, all) =>
+      all.indexOf(a) !== i
+    )!;
+    await assert.rejects(() => main(args), (e: Error) => {
+      assert.ok(e instanceof TicketsweepError, name);
+      assert.equal(e.message, `${flag} is given more than once: give it once`, name);
+      return true;
+    });
+  }
+  // a switch given twice means the same thing once
+  assert.equal(parseCli(["--fresh", "--fresh"], { fresh: { type: "boolean" } }, "").values.fresh, true);
 });
 
 Deno.test("sweep - a spec file with --resume is refused in one line: the run directory keeps its own spec", async () => {

@@ -3,16 +3,26 @@ import { TicketsweepError } from "../util/errors.ts";
 import { clip, printable, terminalSafe } from "../util/clip.ts";
 import { maskedUrls, redactCredentials, withoutCredentials } from "../util/redact.ts";
 
-/** A command's flags and positional arguments; an unknown flag is a usage error naming it. */
+/**
+ * A command's flags and positional arguments; an unknown flag is a usage error naming it, and a flag that takes
+ * a value given twice (`--nats a --nats b`: the last one was taken silently) is one line naming it.
+ */
 export function parseCli<T extends ParseArgsConfig["options"]>(
   args: string[],
   options: T,
   usage: string,
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    const parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    const parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
     const values = parsed.values as Record<string, string | boolean | undefined>;
     const positionals = parsed.positionals;
+    const seen = new Set<string>();
+    for (const t of parsed.tokens ?? []) {
+      if (t.kind !== "option" || options?.[t.name]?.type !== "string") continue;
+      // the values are not echoed: one of them may be a password or token
+      if (seen.has(t.name)) throw new TicketsweepError(`--${t.name} is given more than once: give it once`);
+      seen.add(t.name);
+    }
     for (const [name, v] of Object.entries(values)) {
       // `--runs ""` would put run directories at the root of the file system, `--nats ""` silently mean none
       if (typeof v === "string" && !v.trim()) {
