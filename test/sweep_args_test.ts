@@ -9,7 +9,7 @@ import { brokerConfigMain } from "../src/cli/broker_config.ts";
 import { maskedUrls } from "../src/util/redact.ts";
 import { workerMain } from "../src/cli/worker.ts";
 import { TicketsweepError } from "../src/util/errors.ts";
-import { handMadeRunDir, tinySpecText } from "./_fixtures.ts";
+import { handMadeRunDir, ROOT, tinySpecText } from "./_fixtures.ts";
 import { expandTrials } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 
@@ -100,6 +100,38 @@ Deno.test("every command - a flag that takes a value, given twice, is one line n
   }
   // a switch given twice means the same thing once
   assert.equal(parseCli(["--fresh", "--fresh"], { fresh: { type: "boolean" } }, "").values.fresh, true);
+});
+
+Deno.test("sweep - without a broker (in-process), --workers N is not silently ignored: the log says why", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/s.yaml`, tinySpecText("inproc-workers", 2, "backend: js\n", 1));
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--config",
+        `${ROOT}deno.json`,
+        `${ROOT}src/cli/sweep.ts`,
+        `${dir}/s.yaml`,
+        "--runs",
+        dir,
+        "--workers",
+        "3",
+      ],
+      env: { NO_COLOR: "1", NATS_SERVER_BIN: "/nonexistent/nats-server", NATS_URL: "" },
+      stdin: "null",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text);
+    assert.match(
+      text,
+      /\] --workers 3 is ignored: without a broker one worker runs the trials in this process \(--pack trains several together\); for worker processes, install nats-server or pass --nats\n/,
+    );
+    assert.match(text, /2 done, 0 failed, 0 pending/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("sweep - a spec file with --resume is refused in one line: the run directory keeps its own spec", async () => {

@@ -48,7 +48,8 @@ continues its run directory. Progress: a live block on a terminal, timestamped l
 Where the trials run:
   --nats URL      use this broker (or NATS_URL); local workers only with --workers
   (no URL)        with nats-server on PATH: a private broker on a free loopback port and --workers local
-                  worker processes; without it: in-process, over the in-memory transport
+                  worker processes; without it: in-process, over the in-memory transport, one worker
+                  (--workers is ignored)
 
 cancel removes the sweep's queued trials, stops its running ones within seconds (workers drop them), and
 records every unfinished trial as failed: cancelled; the sweep's status becomes cancelled (a finished sweep is
@@ -235,6 +236,13 @@ export async function sweepMain(args: string[]): Promise<number> {
           "no NATS URL and no nats-server on PATH: running in this process. For workers on other machines, " +
             "install nats-server (apt-get install nats-server) or pass --nats nats://HOST:4222",
         );
+        if (workersFlag !== undefined) {
+          // more workers in this one process would take turns on its one thread; none would run nothing
+          logLine(
+            `--workers ${workersFlag} is ignored: without a broker one worker runs the trials in this process ` +
+              "(--pack trains several together); for worker processes, install nats-server or pass --nats",
+          );
+        }
         quietGpuProbe();
         // the coordinator logs each outcome: the in-process worker's own outcome lines would print each trial's
         // result twice (its start, failures and retries still show)
