@@ -67,6 +67,15 @@ Deno.test("interpolation - accuracy at sparsity and sparsity at accuracy along k
     assert.throws(() => parseAccuracyLevels(v), /--at-accuracy: '.*' is not an accuracy \(expected 0\.95 or 95\)/, v);
   }
   assert.deepEqual(parseAccuracyLevels(".5, 50."), [0.5, 0.5]);
+  // below 1 a fraction, above 1 a percentage; 1 (taken as 100%) could be either
+  assert.deepEqual(parseAccuracyLevels("0.99,100,1.5"), [0.99, 1, 0.015]);
+  for (const v of ["1", "1.0", " 1.00"]) {
+    assert.throws(
+      () => parseAccuracyLevels(`0.9,${v}`),
+      /^TicketsweepError: --at-accuracy: ' ?1(\.0*)?' could be a fraction \(100%\) or a percentage \(1%\): give 100 or 0\.01$/,
+      v,
+    );
+  }
 });
 
 Deno.test("comparison - a clearly better front wins beyond the seed spread; two draws of one front tie", () => {

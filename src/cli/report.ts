@@ -24,16 +24,25 @@ judge the seed-to-seed spread with fewer than 3 seeds.
 
 Options:
   --out DIR            where the combined report goes (with one run directory: a copy of its report)
-  --at-accuracy LIST   accuracy levels of the "sparsity at accuracy >= X" table, as fractions or
-                       percentages (0.95 or 95); default: 1, 2 and 5 points below the most accurate
-                       configuration point, and below the dense reference where a front reaches that
+  --at-accuracy LIST   accuracy levels of the "sparsity at accuracy >= X" table: a value below 1 is a
+                       fraction (0.95), one above 1 a percentage (95, up to 100); 1 is refused (1% or
+                       100%?); default: 1, 2 and 5 points below the most accurate configuration point,
+                       and below the dense reference where a front reaches that
   -h, --help           this text`;
 
-/** Parses `--at-accuracy 0.9,95,...` into fractions. */
+/**
+ * Parses `--at-accuracy 0.9,95,...` into fractions: a value below 1 is a fraction, one above 1 (to 100) a
+ * percentage; 1 itself (1.0, 1.00) is refused: it could be either (it was taken as 100%).
+ */
 export function parseAccuracyLevels(text: string): number[] {
   return text.split(",").map((part) => {
     // decimal only: Number() would also take 0x5f, 1e1 and Infinity
     const v = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)$/.test(part.trim()) ? Number(part.trim()) : NaN;
+    if (v === 1) {
+      throw new TicketsweepError(
+        `--at-accuracy: '${printable(part, 40)}' could be a fraction (100%) or a percentage (1%): give 100 or 0.01`,
+      );
+    }
     if (!(v > 0 && v <= 100)) {
       throw new TicketsweepError(`--at-accuracy: '${printable(part, 40)}' is not an accuracy (expected 0.95 or 95)`);
     }
