@@ -1,6 +1,6 @@
 // `sweep` arguments the broker cannot take: one line, never the KV or JetStream client's stack trace.
 import assert from "node:assert/strict";
-import { localWorkerAuth, outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
+import { closingLines, localWorkerAuth, outcomeCounts, sweepMain, workerJoinCommand } from "../src/cli/sweep.ts";
 import { errorText, intFlag, natsFromFlags, parseCli, shown } from "../src/cli/common.ts";
 import { reportMain } from "../src/cli/report.ts";
 import { statusMain } from "../src/cli/status.ts";
@@ -132,6 +132,17 @@ Deno.test("sweep - without a broker (in-process), --workers N is not silently ig
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("sweep - the last lines print the run directory escaped: a newline in --runs cannot forge a line", () => {
+  const runDir = "runs\nReport: /tmp/evil\x1b[2J/s-1";
+  const counts = { done: 1, failed: 0, pending: 1 };
+  const lines = closingLines({ sweepId: "s-1", runDir, wallS: 1, complete: false, cancelled: false, data: { counts } });
+  assert.deepEqual(lines, [
+    "1 done, 0 failed, 1 pending in 1.0 s. Report: runs\\x0aReport: /tmp/evil\\x1b[2J/s-1/report.html (also " +
+    "report.md, fronts.json, trials.csv; results in results.jsonl)",
+    "stopped before the end; continue it with: deno task sweep --resume runs\\x0aReport: /tmp/evil\\x1b[2J/s-1",
+  ]);
 });
 
 Deno.test("sweep - a spec file with --resume is refused in one line: the run directory keeps its own spec", async () => {

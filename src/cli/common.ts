@@ -118,6 +118,14 @@ export function shown(text: string): string {
   return terminalSafe(redactCredentials(text));
 }
 
+/**
+ * A path (or other name) as a command prints it inside a line: {@link shown}, its line breaks and tabs escaped too
+ * (`\x0a`), so that a run directory's name cannot start a line of its own.
+ */
+export function shownPath(path: string): string {
+  return printable(shown(path), Number.MAX_SAFE_INTEGER);
+}
+
 /** A timestamped log line to stderr ({@link shown}: no URL password, no raw control bytes). */
 export function logLine(line: string): void {
   console.error(`[${new Date().toISOString().slice(11, 19)}] ${shown(line)}`);

@@ -8,7 +8,7 @@ import { sweepLabels } from "../report/data.ts";
 import { comparabilityWarning } from "../report/settings.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { printable } from "../util/clip.ts";
-import { logLine, parseCli, shown } from "./common.ts";
+import { logLine, parseCli, shown, shownPath } from "./common.ts";
 
 export const REPORT_USAGE = `Usage: deno task report runs/A [runs/B ...] [--out DIR] [--at-accuracy X,Y,...]
 
@@ -99,18 +99,18 @@ export async function reportMain(args: string[]): Promise<number> {
     const before = await reportedOutcomes(dir), outcomes = d.counts.done + d.counts.failed;
     if (before !== null && before > outcomes) {
       // a report never overwrites a more complete one
-      console.log(`kept the report in ${dir}: it records ${before} outcomes, results.jsonl ${outcomes}\n`);
+      console.log(`kept the report in ${shownPath(dir)}: it records ${before} outcomes, results.jsonl ${outcomes}\n`);
       continue;
     }
     await writeReportFiles(dir, d, { atAccuracy });
-    console.log(`wrote ${REPORT_FILES.map((f) => `${dir}/${f}`).join(", ")}\n`);
+    console.log(`wrote ${REPORT_FILES.map((f) => shownPath(`${dir}/${f}`)).join(", ")}\n`);
   }
   const out = typeof values.out === "string" ? values.out : positionals.length > 1 ? "runs/comparison" : undefined;
   if (out) {
     const combined = combineReports(runs);
     await writeReportFiles(out, combined, { atAccuracy });
     if (positionals.length > 1) console.log(summary(combined, atAccuracy));
-    console.log(`wrote ${REPORT_FILES.map((f) => `${out}/${f}`).join(", ")}`);
+    console.log(`wrote ${REPORT_FILES.map((f) => shownPath(`${out}/${f}`)).join(", ")}`);
   }
   const warning = runs.length > 1 ? comparabilityWarning(settings) : null;
   if (warning) console.log(`\n${warning} (The settings that differ are listed at the top.)`);

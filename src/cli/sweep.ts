@@ -21,6 +21,7 @@ import {
   parseCli,
   quietGpuProbe,
   shown,
+  shownPath,
 } from "./common.ts";
 import {
   inspectBrokerFile,
@@ -280,22 +281,35 @@ export async function sweepMain(args: string[]): Promise<number> {
       });
       // an interrupted sweep with nothing done has no front to show
       if (outcome.data.counts.done > 0) console.log(`\n${frontTables(outcome.data)}\n`);
-      console.log(
-        `${outcomeCounts(outcome.data.counts)} in ${
-          outcome.wallS.toFixed(1)
-        } s. Report: ${outcome.runDir}/report.html ` +
-          "(also report.md, fronts.json, trials.csv; results in results.jsonl)",
-      );
-      if (outcome.cancelled) console.log(`sweep ${outcome.sweepId} was cancelled`);
-      else if (!outcome.complete) {
-        console.log(`stopped before the end; continue it with: deno task sweep --resume ${outcome.runDir}`);
-      }
+      for (const line of closingLines(outcome)) console.log(line);
       return outcome.complete ? 0 : 130;
     } finally {
       ac.abort();
       for (const c of cleanups) await c().catch((e) => logLine(`cleanup: ${(e as Error).message}`));
     }
   }
+}
+
+/**
+ * The sweep's last lines: its counts and report, and how to resume it. The run directory is {@link shownPath}:
+ * a path with a line break or escape in it (from --runs) printed a line of its own ("Report: ...") or moved the
+ * cursor.
+ */
+export function closingLines(
+  outcome: Pick<SweepOutcome, "sweepId" | "runDir" | "wallS" | "complete" | "cancelled"> & {
+    data: { counts: Parameters<typeof outcomeCounts>[0] };
+  },
+): string[] {
+  const dir = shownPath(outcome.runDir);
+  return [
+    `${outcomeCounts(outcome.data.counts)} in ${outcome.wallS.toFixed(1)} s. Report: ${dir}/report.html ` +
+    "(also report.md, fronts.json, trials.csv; results in results.jsonl)",
+    ...(outcome.cancelled
+      ? [`sweep ${shown(outcome.sweepId)} was cancelled`]
+      : !outcome.complete
+      ? [`stopped before the end; continue it with: deno task sweep --resume ${dir}`]
+      : []),
+  ];
 }
 
 /** The sweep's last line's counts: `3 done, 1 failed, 0 pending`; with early stops `24 recorded: 20 done, 4 stopped early, ...`. */
@@ -376,7 +390,7 @@ function trapSignals(ac: AbortController, cleanups: (() => Promise<void>)[]): { 
   const state: { runDir?: string } & Disposable = {
     set runDir(dir: string | undefined) {
       hint = dir;
-      watchdog?.postMessage({ runDir: dir });
+      watchdog?.postMessage({ runDir: dir, shownDir: dir === undefined ? dir : shownPath(dir) });
     },
     get runDir() {
       return hint;
@@ -401,13 +415,13 @@ function trapSignals(ac: AbortController, cleanups: (() => Promise<void>)[]): { 
     }
     if (n === 1) {
       logLine(
-        `interrupted (${name}): stopping; the sweep can be continued with --resume ${hint} ` +
+        `interrupted (${name}): stopping; the sweep can be continued with --resume ${shownPath(hint)} ` +
           `(${name} again stops at once)`,
       );
       ac.abort();
       return;
     }
-    logLine(`interrupted again (${name}): stopping now; the sweep can be continued with --resume ${hint}`);
+    logLine(`interrupted again (${name}): stopping now; the sweep can be continued with --resume ${shownPath(hint)}`);
     for (const c of cleanups) c().catch(() => {}); // each signals its processes before its first await
     signalChildren(); // the private broker and local workers, in their own process groups, stop with it
     Deno.exit(code);
@@ -450,16 +464,16 @@ function signalChildren(): void {
 
 /** The watchdog thread of {@link trapSignals} (plain JavaScript, run from a Blob URL). */
 const SIGNAL_WATCHDOG = `
-let taken, graceMs = 3000, deadlineMs = 30000, runDir, seen = 0, firstAt = 0;
+let taken, graceMs = 3000, deadlineMs = 30000, runDir, shownDir, seen = 0, firstAt = 0;
 self.onmessage = (e) => {
   if (e.data.taken) ({ graceMs, deadlineMs } = e.data), taken = new Int32Array(e.data.taken);
-  if ("runDir" in e.data) runDir = e.data.runDir;
+  if ("runDir" in e.data) ({ runDir, shownDir } = e.data);
 };
 function resumeHint() {
   if (runDir === undefined) return "nothing ran yet";
   try {
     Deno.statSync(runDir + "/sweep.json");
-    return "the sweep can be continued with --resume " + runDir;
+    return "the sweep can be continued with --resume " + shownDir;
   } catch {
     return "nothing was recorded yet: run the same command again";
   }
@@ -523,7 +537,9 @@ async function cancelMain(args: string[], values: Record<string, string | boolea
     if (!file && !held && (await readManifest(dir).then(() => true, () => false))) {
       // a finished or stopped sweep on a private broker: that broker is gone with its coordinator
       console.log(
-        `${sweepId} is not running (no coordinator holds ${dir}): nothing to cancel, nothing changed (a sweep ` +
+        `${sweepId} is not running (no coordinator holds ${
+          shownPath(dir)
+        }): nothing to cancel, nothing changed (a sweep ` +
           "whose coordinator runs on another machine is cancelled with --nats URL)",
       );
       return 0;
