@@ -8,7 +8,7 @@ import { fakeMetrics, handMadeRunDir, ROOT } from "./_fixtures.ts";
 import type { RecordedResult } from "../src/coordinator/record.ts";
 import { reportMain } from "../src/cli/report.ts";
 import { configFront, configPoints, type SeedSample } from "../src/pareto/seeds.ts";
-import { analyse, KNEE_DEFINITION } from "../src/report/analysis.ts";
+import { analyse, configKey, ConfigNumbers, KNEE_DEFINITION } from "../src/report/analysis.ts";
 import { configChartSpec, knobChartSpec } from "../src/report/charts.ts";
 import { buildReportData, type ReportData } from "../src/report/data.ts";
 import { renderHtml } from "../src/report/html.ts";
@@ -154,6 +154,35 @@ Deno.test("seeds - configuration points: mean, sd and a seeded bootstrap interva
   // the front over configuration points is on their means
   assert.deepEqual(configFront(points).map((p) => p.position), [0, 1]);
   assert.deepEqual(configFront([...points, { ...own!, position: 9 }]).length, 3); // an exact duplicate stays
+});
+
+Deno.test("seeds - configurations numbered without key strings are told apart exactly as their keys tell them", () => {
+  const configs: { group: string; params: Record<string, number | string | boolean> }[] = [
+    { group: "gates", params: { lambda: 1 } },
+    { group: "gates", params: { lambda: "1" } },
+    { group: "gates", params: { lambda: true } },
+    { group: "gates", params: { lambda: "true" } },
+    { group: "gates", params: { lambda: 0 } },
+    { group: "gates", params: { lambda: -0 } },
+    { group: "gates", params: { lambda: Infinity } },
+    { group: "gates", params: { lambda: -Infinity } },
+    { group: "gates", params: { lambda: "null" } },
+    { group: "gates", params: { lambda: 1, k: 0.5 } },
+    { group: "gates", params: { k: 0.5, lambda: 1 } },
+    { group: "gates", params: { k: 1 } },
+    { group: "gates", params: {} },
+    { group: "edge-popup", params: { lambda: 1 } },
+    { group: "gates", params: { lambda: 1 } },
+  ];
+  const numbers = new ConfigNumbers(), ids = configs.map((c) => numbers.of(c.group, c.params));
+  const keys = configs.map(configKey);
+  for (let i = 0; i < configs.length; i++) {
+    for (let j = 0; j < configs.length; j++) {
+      assert.equal(ids[i] === ids[j], keys[i] === keys[j], `${keys[i]} ${keys[j]}`);
+    }
+  }
+  // numbered in the order they first appear
+  assert.deepEqual(ids, [0, 1, 2, 3, 4, 4, 5, 5, 6, 7, 7, 8, 9, 10, 0]);
 });
 
 Deno.test("seeds - fronts over configurations, cuts matched by ladder position, levels chosen from what the fronts reach", () => {

@@ -100,57 +100,126 @@ export function spreadsOf(columns: readonly (readonly number[])[], rng: Rng, res
  */
 export function configPoints<T>(
   samples: readonly SeedSample<T>[],
-  opts: {
-    seed?: number;
-    resamples?: number;
-    level?: number;
-    /** What each point is kept as (default: itself), made as it is computed: no second copy of every point. */
-    row?: (p: ConfigPoint<T>) => ConfigPoint<T>;
-  } = {},
+  opts: { seed?: number; resamples?: number; level?: number } = {},
 ): ConfigPoints<T> {
+  const index = new Map<string, number>(); // each configuration numbered where it first appears
+  const config = Int32Array.from(
+    samples,
+    (s) => index.get(s.config) ?? (index.set(s.config, index.size), index.size - 1),
+  );
+  const at = (i: number) => samples[i]!;
+  return configPointsOf<T, ConfigPoint<T>>({
+    length: samples.length,
+    config,
+    key: (i) => at(i).config,
+    position: (i) => at(i).position,
+    seed: (i) => at(i).seed,
+    sparsity: (i) => at(i).sparsity,
+    accuracy: (i) => at(i).accuracy,
+    test: (i) => at(i).test,
+    item: (i) => at(i).item,
+  }, (p, first) => ({
+    config: samples[first]!.config,
+    position: p.position,
+    seeds: p.seeds,
+    members: p.members,
+    sparsity: p.sparsity,
+    accuracy: p.accuracy,
+    test: p.test,
+  }), opts);
+}
+
+/**
+ * The tickets {@link configPointsOf} groups, read by index: a report of 100,000 tickets makes no sample object and no
+ * key string per ticket (the key of a configuration is asked for only where its bootstrap draws, 3 seeds or more).
+ */
+export interface SampleColumns<T> {
+  readonly length: number;
+  /** Each ticket's configuration, numbered 0, 1, 2, ... in the order the configurations first appear. */
+  readonly config: ArrayLike<number>;
+  /** The configuration's key of ticket `i` (its points' generator streams hash it with their position). */
+  key(i: number): string;
+  position(i: number): number;
+  seed(i: number): number;
+  sparsity(i: number): number;
+  accuracy(i: number): number;
+  test(i: number): number;
+  item(i: number): T;
+}
+
+/** A configuration point before it is kept: what {@link configPointsOf} gives to its `row`. */
+export type PointParts<T> = Omit<ConfigPoint<T>, "config"> & { configIndex: number };
+
+/** An unused generator: below {@link MIN_SEEDS} seeds {@link spreadsOf} draws nothing. */
+const NO_DRAWS = new Rng(0);
+
+/**
+ * {@link configPoints} over tickets read by index: each point is made by `row` (with the index of its configuration's
+ * first ticket) as it is computed, points in the order their configurations first appear, positions ascending.
+ */
+export function configPointsOf<T, P>(
+  cols: SampleColumns<T>,
+  row: (p: PointParts<T>, first: number) => P,
+  opts: { seed?: number; resamples?: number; level?: number } = {},
+): { points: P[]; partial: number } {
   const { seed = 0, resamples = 1000, level = 0.95 } = opts;
-  // configuration → its positions (ascending) → the first sample of each seed there; arrays, not maps: a sweep of
-  // 100,000 configurations of one seed each would hold 200,000 maps
-  const byConfig = new Map<string, { position: number; samples: SeedSample<T>[] }[]>();
-  for (const s of samples) {
-    let positions = byConfig.get(s.config);
-    if (!positions) byConfig.set(s.config, positions = []);
-    let i = positions.length;
-    while (i > 0 && positions[i - 1]!.position > s.position) i--;
-    let at = positions[i - 1];
-    if (at?.position !== s.position) positions.splice(i, 0, at = { position: s.position, samples: [] });
-    if (!at.samples.some((x) => x.seed === s.seed)) at.samples.push(s);
-  }
-  const points: ConfigPoint<T>[] = [];
+  const n = cols.length, config = cols.config;
+  // the tickets by configuration, then position, then their order (typed arrays, no object per ticket)
+  const position = Float64Array.from({ length: n }, (_, i) => cols.position(i));
+  const order = Uint32Array.from({ length: n }, (_, i) => i)
+    .sort((a, b) => config[a]! - config[b]! || position[a]! - position[b]! || a - b);
+  const points: P[] = [];
   let partial = 0;
   const seedLists = new Map<string, number[]>(); // configurations of the same seeds share one list
-  for (const [config, positions] of byConfig) {
-    let all = [...new Set(positions.flatMap((p) => p.samples.map((x) => x.seed)))].sort((a, b) => a - b);
-    const key = all.join(",");
-    all = seedLists.get(key) ?? (seedLists.set(key, all), all);
-    for (const { position, samples: at } of positions) {
-      if (at.length < all.length) {
+  const oneSeed = new Map<number, number[]>(); // the same for one seed, without a key string each
+  for (let lo = 0; lo < n;) {
+    const c = config[order[lo]!]!;
+    let hi = lo;
+    while (hi < n && config[order[hi]!] === c) hi++;
+    // each position's tickets, the first of each seed kept (a ticket repeated for a seed is not counted twice)
+    const groups: number[][] = [];
+    for (let j = lo; j < hi;) {
+      const p = position[order[j]!]!, kept: number[] = [];
+      for (; j < hi && position[order[j]!] === p; j++) {
+        const i = order[j]!, s = cols.seed(i);
+        if (!kept.some((k) => cols.seed(k) === s)) kept.push(i);
+      }
+      groups.push(kept);
+    }
+    let all = [...new Set(groups.flatMap((g) => g.map((i) => cols.seed(i))))].sort((a, b) => a - b);
+    if (all.length === 1) {
+      const shared = oneSeed.get(all[0]!);
+      if (shared) all = shared;
+      else oneSeed.set(all[0]!, all);
+    } else {
+      const key = all.join(",");
+      all = seedLists.get(key) ?? (seedLists.set(key, all), all);
+    }
+    const first = order[lo]!;
+    for (const kept of groups) {
+      if (kept.length < all.length) {
         partial++;
         continue;
       }
-      const members = all.map((seed) => at.find((x) => x.seed === seed)!);
+      const members = all.map((s) => kept.find((i) => cols.seed(i) === s)!);
+      const p = position[members[0]!]!;
       const [sparsity, accuracy, test] = spreadsOf(
-        [members.map((m) => m.sparsity), members.map((m) => m.accuracy), members.map((m) => m.test)],
-        new Rng(seed, hash32(`${config}#${position}`)),
+        [members.map((i) => cols.sparsity(i)), members.map((i) => cols.accuracy(i)), members.map((i) => cols.test(i))],
+        members.length >= MIN_SEEDS ? new Rng(seed, hash32(`${cols.key(first)}#${p}`)) : NO_DRAWS,
         resamples,
         level,
       );
-      const p: ConfigPoint<T> = {
-        config,
-        position,
+      points.push(row({
+        configIndex: c,
+        position: p,
         seeds: all,
-        members: members.map((m) => m.item),
+        members: members.map((i) => cols.item(i)),
         sparsity: sparsity!,
         accuracy: accuracy!,
         test: test!,
-      };
-      points.push(opts.row ? opts.row(p) : p);
+      }, first));
     }
+    lo = hi;
   }
   return { points, partial };
 }

@@ -8,7 +8,7 @@ import {
   type SeededPoint,
 } from "../pareto/hypervolume.ts";
 import { accuracyAtSparsity, kneeIndex, sparsityAtAccuracy } from "../pareto/interpolate.ts";
-import { configFront, type ConfigPoint, configPoints } from "../pareto/seeds.ts";
+import { configFront, type ConfigPoint, configPointsOf, type PointParts } from "../pareto/seeds.ts";
 import { describeParams, type ParamSet } from "../spec/expand.ts";
 import { fmtCut, type ReportData, type Selection, type TrialRow } from "./data.ts";
 
@@ -30,7 +30,13 @@ export const MATCHING_NOTE = "A configuration is every parameter but the seed. I
   "generator seeded per point); below 3 seeds there is no interval: the spread cannot be judged.";
 
 /** One configuration point of a front's group, with its parameters and a label. */
-export type ConfigRow = ConfigPoint<TrialRow> & { group: string; params: ParamSet; label: string };
+export type ConfigRow = ConfigPoint<TrialRow> & {
+  group: string;
+  params: ParamSet;
+  label: string;
+  /** Its configuration's number: equal for the points of one configuration (its `config`, without the string). */
+  configIndex: number;
+};
 
 /** The numbers a report shows for one front. */
 export interface FrontAnalysis {
@@ -124,7 +130,7 @@ export function seededPoints(d: ReportData, group: string): SeededPoint[] {
 }
 
 /** A configuration's key: its group and every parameter but the seed. */
-const configKey = (t: TrialRow) =>
+export const configKey = (t: Pick<TrialRow, "group" | "params">) =>
   `${t.group}\u0000${JSON.stringify(Object.keys(t.params).sort().map((k) => [k, t.params[k]]))}`;
 
 /** A configuration point's label: its parameters (no seed) and its ladder position with the cut values of its seeds. */
@@ -144,14 +150,17 @@ class ConfigPointRow implements ConfigRow {
   readonly position: number;
   readonly seeds: number[];
   readonly members: TrialRow[];
+  /** Its configuration's number, in the order the configurations first appear among the tickets. */
+  readonly configIndex: number;
   sparsity: ConfigRow["sparsity"];
   accuracy: ConfigRow["accuracy"];
   test: ConfigRow["test"];
 
-  constructor(p: ConfigPoint<TrialRow>) {
+  constructor(p: PointParts<TrialRow>) {
     this.position = p.position;
     this.seeds = p.seeds;
     this.members = p.members;
+    this.configIndex = p.configIndex;
     this.sparsity = p.sparsity;
     this.accuracy = p.accuracy;
     this.test = p.test;
@@ -170,21 +179,59 @@ class ConfigPointRow implements ConfigRow {
   }
 }
 
+/**
+ * Numbers configurations (group and every parameter but the seed) in the order they are first given, as
+ * {@link configKey} would tell them apart, without a key string each: a tree of maps, one level a parameter (names
+ * sorted), keyed by the values themselves (a finite number, string or boolean is the same key exactly when its JSON
+ * is; JSON writes every other number as null).
+ */
+export class ConfigNumbers {
+  #count = 0;
+  readonly #groups = new Map<string, ConfigNode>();
+
+  of(group: string, params: ParamSet): number {
+    let node = this.#groups.get(group);
+    if (!node) this.#groups.set(group, node = { id: -1 });
+    for (const k of Object.keys(params).sort()) {
+      const v = params[k], key = v === undefined || (typeof v === "number" && !Number.isFinite(v)) ? null : v;
+      node.next ??= new Map();
+      let byValue = node.next.get(k);
+      if (!byValue) node.next.set(k, byValue = new Map());
+      let child = byValue.get(key);
+      if (!child) byValue.set(key, child = { id: -1 });
+      node = child;
+    }
+    if (node.id < 0) node.id = this.#count++;
+    return node.id;
+  }
+}
+
+/** A node of {@link ConfigNumbers}: its configuration's number (-1: none ends here) and the next parameter's values. */
+interface ConfigNode {
+  id: number;
+  next?: Map<string, Map<string | number | boolean | null, ConfigNode>>;
+}
+
 /** The configuration points of a report's tickets per group; reproducible for a given bootstrap seed. */
 export function configRows(d: ReportData, opts: { seed?: number; resamples?: number } = {}) {
-  const { points, partial } = configPoints(
-    d.tickets.filter((t) => t.status === "done").map((t) => ({
-      config: configKey(t),
-      position: t.cut_index ?? 0,
-      seed: t.seed,
-      sparsity: t.sparsity!,
-      accuracy: t.score!,
-      test: t.accuracy!,
-      item: t,
-    })),
-    { ...opts, row: (p) => new ConfigPointRow(p) },
+  const done = d.tickets.filter((t) => t.status === "done");
+  const numbers = new ConfigNumbers();
+  const { points, partial } = configPointsOf<TrialRow, ConfigRow>(
+    {
+      length: done.length,
+      config: Int32Array.from(done, (t) => numbers.of(t.group, t.params)),
+      key: (i) => configKey(done[i]!),
+      position: (i) => done[i]!.cut_index ?? 0,
+      seed: (i) => done[i]!.seed,
+      sparsity: (i) => done[i]!.sparsity!,
+      accuracy: (i) => done[i]!.score!,
+      test: (i) => done[i]!.accuracy!,
+      item: (i) => done[i]!,
+    },
+    (p) => new ConfigPointRow(p),
+    opts,
   );
-  return { rows: points as ConfigRow[], partial };
+  return { rows: points, partial };
 }
 
 /** The member of a configuration point whose ticket is closest to the point's means. */

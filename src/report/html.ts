@@ -41,7 +41,7 @@ function table(
     (total > shown.length ? `\n<p class="muted">${esc(leftOutNote(shown.length, total))}</p>` : "");
 }
 
-const cells = (t: TableCells) => table(t.head, t.rows);
+const cells = (t: TableCells) => table(t.head, t.rows, { total: t.total });
 
 const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0}

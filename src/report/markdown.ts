@@ -15,7 +15,7 @@ import { type DenseReference, fmtCut, referenceOf, type ReportData, type TrialRo
 import { comparabilityWarning, COMPARABLE, NO_DIFFERENCE, settingsDiff, sweepHeading } from "./settings.ts";
 
 const pct = fmtPct;
-const cells = (t: TableCells) => table(t.head, t.rows);
+const cells = (t: TableCells) => table(t.head, t.rows, t.total);
 
 /** A sparsity range as text: `40.00%` or `40.00-60.00%`. */
 const rangeText = (r: { from: number; to: number }) =>
@@ -91,7 +91,7 @@ export function configFrontTables(d: ReportData, a: Analysis): string {
     KNEE_DEFINITION,
     "",
     ...a.fronts.flatMap((f) => {
-      const configs = new Set(f.configs.map((c) => c.config)).size;
+      const configs = new Set(f.configs.map((c) => c.configIndex)).size; // no key string per configuration
       const seeds = [...new Set(f.configs.map((c) => c.seeds.length))].join("/");
       return [
         `### Configuration front: ${f.group} (${f.front.length} of ${f.configs.length} points from ${configs} ` +
@@ -211,7 +211,8 @@ export function frontTables(d: ReportData): string {
             "parameters",
             "trial",
           ],
-          f.points.map((r) => [
+          // only the rows shown are made (a front can hold every one of 100,000 tickets)
+          shownRows(f.points).map((r) => [
             pct(r.sparsity),
             pct(r.score),
             ...(val ? [pct(r.accuracy)] : []),
@@ -220,6 +221,7 @@ export function frontTables(d: ReportData): string {
             r.label,
             r.trial_id,
           ]),
+          f.points.length,
         );
     }).join("\n\n");
 }

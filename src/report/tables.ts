@@ -31,6 +31,11 @@ export function leftOutNote(shown: number, total: number): string {
 export interface TableCells {
   head: string[];
   rows: string[][];
+  /**
+   * How many rows `rows` was chosen from when it holds only those shown ({@link shownRows}); absent: all of them.
+   * A front of 100,000 points is thinned before its cells are made, not after.
+   */
+  total?: number;
 }
 
 /** What an interval cell says below {@link MIN_SEEDS} seeds. */
@@ -129,7 +134,9 @@ export function configFrontTable(
       "configuration",
       "tickets",
     ],
-    rows: f.front.map((p: ConfigRow) => [
+    // only the rows shown: a front of 100,000 points would be ~1.1 million strings made to show 1,000 rows
+    total: f.front.length,
+    rows: shownRows(f.front).map((p: ConfigRow) => [
       fmtPct(p.sparsity.mean),
       sd(p.sparsity),
       intervalText(p.sparsity, p.seeds.length),
