@@ -467,6 +467,53 @@ Deno.test("exactly once - results.jsonl truncated by another process mid-sweep: 
   }
 });
 
+Deno.test("exactly once - results.jsonl becomes a link to a missing file mid-sweep: one line stops it; restored, a resume ends it", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+  try {
+    const text = tinySpecText("unwritable", 3, "", 1);
+    const trials = expandTrials(parseSpec(text));
+    const runDir = `${runs}/${trials[0]!.sweepId}`, results = `${runDir}/results.jsonl`;
+    const gone = `${runDir}/gone/results.jsonl`;
+    // its line went to the moved file, and the end of the sweep threw ENOENT (where the first write of a run met
+    // the link, the result was retried forever)
+    const logs: string[] = [];
+    await assert.rejects(
+      () =>
+        sweepWithin(text, runs, transport, 40_000, {
+          log: (l) => {
+            logs.push(l);
+            if (!/^\[1\/3\]/.test(l)) return;
+            Deno.renameSync(results, `${runDir}/moved.jsonl`);
+            Deno.symlinkSync(gone, results);
+          },
+        }),
+      (e: Error) => {
+        assert.equal(
+          e.message,
+          `${results}: cannot record results in it (it is a link to ${gone}, which does not exist: restore that ` +
+            `file, or remove the link), then continue with deno task sweep --resume ${runDir}`,
+        );
+        return true;
+      },
+    );
+    assert.ok(!logs.some((l) => /not recorded yet/.test(l)), "stopped, not retried:\n" + logs.join("\n"));
+    const before = Deno.readTextFileSync(`${runDir}/moved.jsonl`).trim().split("\n");
+    assert.equal(before.length, 1, "the outcome recorded before the link broke is in the moved file");
+    Deno.mkdirSync(`${runDir}/gone`);
+    Deno.renameSync(`${runDir}/moved.jsonl`, gone); // the fix the line names
+    assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
+    await assertOnceEach(runDir, trials.map((t) => t.id));
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
 Deno.test("exactly once - two coordinators started at once on a private broker: one runs, the other refuses and touches nothing", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -123,6 +123,8 @@ export class ResultLog {
   readonly #ids = new Set<string>();
   readonly #journal = new LineJournal();
   #file?: Deno.FsFile;
+  /** Lines {@link restoreMissing} wrote again while recording (the file had been replaced), for its next count. */
+  #restoredEarlier = 0;
   #setAside: SetAsideLine[] = [];
 
   private constructor(dir: string) {
@@ -250,9 +252,20 @@ export class ResultLog {
    * through the thread pool cost more than the write itself, once per result, in the recording chain.
    */
   async #append(text: string): Promise<void> {
+    if (this.#file && !sameFile(this.path, this.#file)) {
+      // replaced, moved or removed by another process (a link to a missing file, say): the lines written since
+      // went to a file nobody reads. They go to the file the path names now, or the sweep stops here
+      this.close();
+      const restored = await this.restoreMissing(); // counts (and resets) the earlier ones too
+      this.#restoredEarlier += restored;
+    }
     if (!this.#file) {
-      await appendLine(this.path, text);
-      this.#file = await Deno.open(this.path, { append: true });
+      try {
+        await appendLine(this.path, text);
+        this.#file = await Deno.open(this.path, { append: true });
+      } catch (e) {
+        throw await unwritable(this.path, this.#dir, e);
+      }
       return;
     }
     const data = new TextEncoder().encode(text);
@@ -309,15 +322,78 @@ export class ResultLog {
         } catch { /* a torn or foreign line: open() sets it aside next time */ }
       }
     } catch (e) {
+      // a directory in its place, or unreadable: one line, and the sweep stops
+      if (e instanceof TicketsweepError) {
+        throw new ResultsUnwritable(`${e.message}, then continue with deno task sweep --resume ${this.#dir}`);
+      }
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     const missing: string[] = [];
     for (const l of this.#journal.lines()) {
       if (!inFile.has((JSON.parse(l) as { trial_id: string }).trial_id)) missing.push(l);
     }
-    if (missing.length) await appendLine(this.path, missing.map((l) => l + "\n").join(""));
-    return missing.length;
+    if (missing.length) {
+      try {
+        await appendLine(this.path, missing.map((l) => l + "\n").join(""));
+      } catch (e) {
+        throw await unwritable(this.path, this.#dir, e);
+      }
+    }
+    const restored = missing.length + this.#restoredEarlier;
+    this.#restoredEarlier = 0;
+    return restored;
   }
+}
+
+/** Whether `path` still names the open file `f` (true where the system gives no inode numbers). */
+function sameFile(path: string, f: Deno.FsFile): boolean {
+  let at: Deno.FileInfo;
+  try {
+    at = Deno.statSync(path);
+  } catch {
+    return false;
+  }
+  const open = f.statSync();
+  return at.ino === null || open.ino === null || (at.ino === open.ino && at.dev === open.dev);
+}
+
+/**
+ * `results.jsonl` cannot be written, and retrying will not help: a link to a file that does not exist, permission
+ * denied, a directory in its place, the run directory gone. The sweep stops with this line (the result that met it
+ * is not acknowledged: it stays on the broker, and a resume records it).
+ */
+export class ResultsUnwritable extends TicketsweepError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ResultsUnwritable";
+  }
+}
+
+/**
+ * The {@link ResultsUnwritable} line for an error writing `path` of run directory `dir`; any other error (a full
+ * disk: freeing space lets the sweep go on) is returned as it is, and the result is retried.
+ */
+async function unwritable(path: string, dir: string, e: unknown): Promise<unknown> {
+  const link = await Deno.lstat(path).then((i) => i.isSymlink, () => false);
+  const target = link ? await Deno.readLink(path).catch(() => "?") : undefined;
+  const dangling = link && !(await Deno.stat(path).then(() => true, () => false));
+  const code = (e as { code?: string }).code;
+  const why = dangling
+    ? `it is a link to ${target}, which does not exist: restore that file, or remove the link`
+    : e instanceof Deno.errors.PermissionDenied || code === "EROFS"
+    ? `${(e as Error).message}: make it and ${dir} writable`
+    : e instanceof Deno.errors.IsADirectory
+    ? "it is a directory, not a file: move it away"
+    : e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory
+    ? `${dir} is gone (moved or removed?): put it back`
+    : e instanceof Deno.errors.FilesystemLoop
+    ? "it is a link in a loop: remove the link"
+    : undefined;
+  if (why === undefined) return e;
+  return new ResultsUnwritable(
+    `${path}: cannot record results in it (${why}), then continue with deno task sweep --resume ${dir}`,
+    { cause: e },
+  );
 }
 
 /**

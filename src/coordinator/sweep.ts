@@ -4,7 +4,7 @@ import type { Transport } from "../broker/transport.ts";
 import type { ReportData } from "../report/data.ts";
 import { describeParams, expandTrials, sweepIdOf, type Trial, trialGroup } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
-import { readRetryRounds, ResultLog, setAsideNotice, writeRetryRounds } from "./record.ts";
+import { readRetryRounds, ResultLog, ResultsUnwritable, setAsideNotice, writeRetryRounds } from "./record.ts";
 import { acquireRunLock, type RunLock } from "./run_lock.ts";
 import { hmacHex, randomHex } from "../util/hash.ts";
 import { clip } from "../util/clip.ts";
@@ -301,6 +301,9 @@ async function trackSweepLocked(
   });
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
+  /** results.jsonl cannot be written (a link to a missing file, permission denied): the sweep stops with it. */
+  let unwritable: ResultsUnwritable | undefined, resolveUnwritable!: () => void;
+  const stopUnwritable = new Promise<void>((r) => (resolveUnwritable = r));
   if (!proposals && finished()) resolveDone();
   let chain = Promise.resolve();
   /** Bounded publishing: the publisher waits for recorded results once {@link PUBLISH_AHEAD} trials are out. */
@@ -395,6 +398,11 @@ async function trackSweepLocked(
     });
     chain = mine.catch(() => {});
     return mine.catch((e) => {
+      if (e instanceof ResultsUnwritable) {
+        unwritable ??= e; // retrying would fail forever; the result stays on the broker for a resume
+        resolveUnwritable();
+        throw e;
+      }
       log(`result of ${r.trial_id} not recorded yet (${(e as Error).message}); the broker delivers it again`);
       throw e;
     });
@@ -457,7 +465,7 @@ async function trackSweepLocked(
     log,
   });
   // a publish that fails stops the sweep with its error, as it did when everything was published up front
-  await Promise.race([done, aborted, cancelled, publishing.then(() => new Promise<void>(() => {}))]);
+  await Promise.race([done, aborted, cancelled, stopUnwritable, publishing.then(() => new Promise<void>(() => {}))]);
   reconciler.stop();
   wakePublisher(); // it sees the abort or the cancel and stops
   await publishing.catch((e) => log(`could not publish the remaining trials: ${(e as Error).message}`));
@@ -491,6 +499,7 @@ async function trackSweepLocked(
   clearInterval(ticker);
   display?.show(progress.snapshot(), Date.now(), true);
   display?.finish();
+  if (unwritable) throw unwritable;
   const restored = await results.restoreMissing();
   if (restored) {
     log(
