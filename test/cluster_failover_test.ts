@@ -44,7 +44,7 @@ async function threeNodes(dir: string) {
 
 /** One node's own copy of a stream (its JetStream monitoring endpoint), or null when it holds none. */
 async function localStream(httpPort: number, stream: string) {
-  const r = await fetch(`http://127.0.0.1:${httpPort}/jsz?streams=true`);
+  const r = await fetch(`http://127.0.0.1:${httpPort}/jsz?streams=true`, { signal: AbortSignal.timeout(5000) });
   const jsz = await r.json() as {
     account_details?: { stream_detail?: { name: string; state: { messages: number; last_seq: number } }[] }[];
   };
@@ -137,16 +137,37 @@ Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial
     c.servers[killed] = await c.start(killed);
     const results = (await ledStream(jsm, RESULT_STREAM)).state;
     assert.ok(results.messages >= TRIALS, `${results.messages} results stored`);
+    // every node is up again: 5 s requests (the 1 s ones skip a dead node fast; on a loaded machine a live leader can
+    // be slower, and a check whose requests all time out never passes), its copy compared with the stream as it is
+    // now (a late duplicate result of a trial redelivered after the failover may still be stored), a bound far
+    // above the ~2 s it takes, and what was seen last when it is reached
+    const patient = await jetstreamManager(monitor.nc, { timeout: 5000 });
+    let seen = "no answer yet";
     await until("the restarted node's replicas current", async () => {
+      const behind: string[] = [];
+      let now: StreamInfo["state"] | undefined;
       for (const name of [TRIAL_STREAM, RESULT_STREAM, `KV_${SWEEP_BUCKET}`]) {
-        const info = await streamInfo(jsm, name);
+        const info = await streamInfo(patient, name);
+        if (name === RESULT_STREAM) now = info?.state;
         const replica = info?.cluster?.replicas?.find((r) => r.name === leader);
         if (info?.cluster?.leader === leader) continue; // it leads again: current by definition
-        if (!replica?.current || (replica.lag ?? 0) > 0) return false;
+        if (!replica?.current || (replica.lag ?? 0) > 0) {
+          behind.push(`${name}: ${info ? JSON.stringify(replica ?? "not a replica yet") : "no stream info"}`);
+        }
       }
       const local = await localStream(c.nodes[killed]!.http, RESULT_STREAM).catch(() => null);
-      return local?.state.last_seq === results.last_seq && local.state.messages === results.messages;
-    }, 30_000);
+      if (!now || local?.state.last_seq !== now.last_seq || local.state.messages !== now.messages) {
+        behind.push(
+          `its own ${RESULT_STREAM}: ${local?.state.messages} messages to seq ${local?.state.last_seq}, the ` +
+            `leader's ${now?.messages} to ${now?.last_seq}`,
+        );
+      }
+      seen = behind.join("; ");
+      return behind.length === 0;
+    }, 120_000).catch(async (e) => {
+      const nodeLog = await Deno.readTextFile(`${dir}/${leader}.log`).catch(() => "");
+      throw new Error(`${(e as Error).message}; last seen: ${seen}\n--- ${leader} ---\n${nodeLog.slice(-4000)}`);
+    });
     const caughtUpMs = performance.now() - restartedAt;
     console.log(
       `cluster: killed ${leader} (trial stream leader) after ${before}/${TRIALS} trials; new leader ${newLeader} in ` +
