@@ -123,6 +123,8 @@ export class ResultLog {
   readonly #ids = new Set<string>();
   readonly #journal = new LineJournal();
   #file?: Deno.FsFile;
+  /** The open file's inode and device, to tell whether the path still names it. */
+  #fileId?: Deno.FileInfo;
   /** Lines {@link restoreMissing} wrote again while recording (the file had been replaced), for its next count. */
   #restoredEarlier = 0;
   #setAside: SetAsideLine[] = [];
@@ -252,7 +254,7 @@ export class ResultLog {
    * through the thread pool cost more than the write itself, once per result, in the recording chain.
    */
   async #append(text: string): Promise<void> {
-    if (this.#file && !sameFile(this.path, this.#file)) {
+    if (this.#file && !sameFile(this.path, this.#fileId!)) {
       // replaced, moved or removed by another process (a link to a missing file, say): the lines written since
       // went to a file nobody reads. They go to the file the path names now, or the sweep stops here
       this.close();
@@ -263,6 +265,7 @@ export class ResultLog {
       try {
         await appendLine(this.path, text);
         this.#file = await Deno.open(this.path, { append: true });
+        this.#fileId = this.#file.statSync();
       } catch (e) {
         throw await unwritable(this.path, this.#dir, e);
       }
@@ -345,15 +348,17 @@ export class ResultLog {
   }
 }
 
-/** Whether `path` still names the open file `f` (true where the system gives no inode numbers). */
-function sameFile(path: string, f: Deno.FsFile): boolean {
+/**
+ * Whether `path` still names the open file whose information is `open` (true where the system gives no inode
+ * numbers). One stat a result.
+ */
+function sameFile(path: string, open: Deno.FileInfo): boolean {
   let at: Deno.FileInfo;
   try {
     at = Deno.statSync(path);
   } catch {
     return false;
   }
-  const open = f.statSync();
   return at.ino === null || open.ino === null || (at.ino === open.ino && at.dev === open.dev);
 }
 
