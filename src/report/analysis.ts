@@ -1,4 +1,4 @@
-import { compareFronts, type FrontComparison } from "../pareto/compare.ts";
+import { compareFronts, type FrontComparison, MIN_SEEDS } from "../pareto/compare.ts";
 import type { Point2 } from "../pareto/front.ts";
 import {
   bootstrapHypervolume,
@@ -8,7 +8,7 @@ import {
   type SeededPoint,
 } from "../pareto/hypervolume.ts";
 import { accuracyAtSparsity, kneeIndex, sparsityAtAccuracy } from "../pareto/interpolate.ts";
-import { configFront, type ConfigPoint, configPointsOf, type PointParts } from "../pareto/seeds.ts";
+import { configFront, type ConfigPoint, configPointsOf, type PointParts, type Spread } from "../pareto/seeds.ts";
 import { describeParams, type ParamSet } from "../spec/expand.ts";
 import { fmtCut, type ReportData, type Selection, type TrialRow } from "./data.ts";
 
@@ -142,40 +142,125 @@ function configLabel(p: ConfigPoint<TrialRow>): string {
   return `${params} cut #${p.position} (${cuts.length === 1 ? cuts[0] : cuts.join("/")})`;
 }
 
+/** Where a spread's numbers lie in a point's 12 of {@link ConfigTable.spreads}: sparsity, accuracy, test. */
+const SPARSITY = 0, ACCURACY = 4, TEST = 8;
+
 /**
- * A configuration point as a row: its group and parameters those of its first member, its key and label made when
- * asked for (a sweep of 100,000 configurations holds no 200,000 strings for them).
+ * The configuration points of a report as columns: each point's three spreads as 12 numbers of one typed array, its
+ * position, configuration number and list of seeds as integers, its members as a run of one array of rows; a sweep of
+ * 100,000 configurations keeps ~13 MB for them, not ~35 (an object, an array and three spreads per point).
+ */
+class ConfigTable {
+  spreads: Float64Array;
+  position: Int32Array;
+  configIndex: Int32Array;
+  seedList: Int32Array;
+  /** Point `i`'s members are `members[memberStart[i]]` up to `members[memberStart[i + 1]]`. */
+  memberStart: Int32Array;
+  readonly members: TrialRow[] = [];
+  /** The lists of seeds the points share (configurations of the same seeds share one). */
+  readonly seedLists: number[][] = [];
+  readonly #seedListIndex = new Map<number[], number>();
+  size = 0;
+
+  /** Room for `capacity` points (every point has a ticket of its own: at most one per ticket). */
+  constructor(capacity: number) {
+    this.spreads = new Float64Array(12 * capacity);
+    this.position = new Int32Array(capacity);
+    this.configIndex = new Int32Array(capacity);
+    this.seedList = new Int32Array(capacity);
+    this.memberStart = new Int32Array(capacity + 1);
+  }
+
+  /** Keeps a point; its index. */
+  add(p: PointParts<TrialRow>): number {
+    const i = this.size++;
+    [p.sparsity, p.accuracy, p.test].forEach((s, j) => {
+      // null where the seeds are too few (sd below 2 seeds, an interval below MIN_SEEDS): told by the seeds again
+      this.spreads.set([s.mean, s.sd ?? NaN, s.lo ?? NaN, s.hi ?? NaN], 12 * i + 4 * j);
+    });
+    this.position[i] = p.position;
+    this.configIndex[i] = p.configIndex;
+    let list = this.#seedListIndex.get(p.seeds);
+    if (list === undefined) this.#seedListIndex.set(p.seeds, list = this.seedLists.push(p.seeds) - 1);
+    this.seedList[i] = list;
+    for (const m of p.members) this.members.push(m);
+    this.memberStart[i + 1] = this.members.length;
+    return i;
+  }
+
+  /** Drops the room left over (a sweep of several seeds has fewer points than tickets). */
+  trim(): void {
+    const n = this.size;
+    this.spreads = this.spreads.slice(0, 12 * n);
+    this.position = this.position.slice(0, n);
+    this.configIndex = this.configIndex.slice(0, n);
+    this.seedList = this.seedList.slice(0, n);
+    this.memberStart = this.memberStart.slice(0, n + 1);
+    this.#seedListIndex.clear();
+  }
+
+  /** Point `i`'s spread at `at` ({@link SPARSITY}, {@link ACCURACY}, {@link TEST}), as spreadsOf made it. */
+  spread(i: number, at: number): Spread {
+    const v = this.spreads, o = 12 * i + at, n = this.seedLists[this.seedList[i]!]!.length;
+    return {
+      mean: v[o]!,
+      sd: n < 2 ? null : v[o + 1]!,
+      lo: n < MIN_SEEDS ? null : v[o + 2]!,
+      hi: n < MIN_SEEDS ? null : v[o + 3]!,
+    };
+  }
+}
+
+/**
+ * A configuration point as a row of a {@link ConfigTable}: its fields read from the columns when asked for (each
+ * spread and the list of members made each time), its group and parameters those of its first member, its key and
+ * label made when asked for (a sweep of 100,000 configurations holds no 200,000 strings for them).
  */
 class ConfigPointRow implements ConfigRow {
-  readonly position: number;
-  readonly seeds: number[];
-  readonly members: TrialRow[];
-  /** Its configuration's number, in the order the configurations first appear among the tickets. */
-  readonly configIndex: number;
-  sparsity: ConfigRow["sparsity"];
-  accuracy: ConfigRow["accuracy"];
-  test: ConfigRow["test"];
+  readonly #t: ConfigTable;
+  readonly #i: number;
 
-  constructor(p: PointParts<TrialRow>) {
-    this.position = p.position;
-    this.seeds = p.seeds;
-    this.members = p.members;
-    this.configIndex = p.configIndex;
-    this.sparsity = p.sparsity;
-    this.accuracy = p.accuracy;
-    this.test = p.test;
+  constructor(t: ConfigTable, i: number) {
+    this.#t = t;
+    this.#i = i;
+  }
+  get position(): number {
+    return this.#t.position[this.#i]!;
+  }
+  get seeds(): number[] {
+    return this.#t.seedLists[this.#t.seedList[this.#i]!]!;
+  }
+  get members(): TrialRow[] {
+    return this.#t.members.slice(this.#t.memberStart[this.#i], this.#t.memberStart[this.#i + 1]);
+  }
+  /** Its configuration's number, in the order the configurations first appear among the tickets. */
+  get configIndex(): number {
+    return this.#t.configIndex[this.#i]!;
+  }
+  get sparsity(): Spread {
+    return this.#t.spread(this.#i, SPARSITY);
+  }
+  get accuracy(): Spread {
+    return this.#t.spread(this.#i, ACCURACY);
+  }
+  get test(): Spread {
+    return this.#t.spread(this.#i, TEST);
   }
   get config(): string {
-    return configKey(this.members[0]!);
+    return configKey(this.#first);
   }
   get group(): string {
-    return this.members[0]!.group;
+    return this.#first.group;
   }
   get params(): ParamSet {
-    return this.members[0]!.params;
+    return this.#first.params;
   }
   get label(): string {
     return configLabel(this);
+  }
+  get #first(): TrialRow {
+    return this.#t.members[this.#t.memberStart[this.#i]!]!;
   }
 }
 
@@ -215,7 +300,7 @@ interface ConfigNode {
 /** The configuration points of a report's tickets per group; reproducible for a given bootstrap seed. */
 export function configRows(d: ReportData, opts: { seed?: number; resamples?: number } = {}) {
   const done = d.tickets.filter((t) => t.status === "done");
-  const numbers = new ConfigNumbers();
+  const numbers = new ConfigNumbers(), table = new ConfigTable(done.length);
   const { points, partial } = configPointsOf<TrialRow, ConfigRow>(
     {
       length: done.length,
@@ -228,9 +313,10 @@ export function configRows(d: ReportData, opts: { seed?: number; resamples?: num
       test: (i) => done[i]!.accuracy!,
       item: (i) => done[i]!,
     },
-    (p) => new ConfigPointRow(p),
+    (p) => new ConfigPointRow(table, table.add(p)),
     opts,
   );
+  table.trim();
   return { rows: points, partial };
 }
 
