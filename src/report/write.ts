@@ -49,22 +49,22 @@ export async function writeChunks(path: string, chunks: Iterable<string>): Promi
   const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
     const enc = new TextEncoder();
-    let buf: string[] = [], size = 0;
-    // one buffer encoded into for every piece: a new one per megabyte (~180 for a 100,000-trial sweep's pareto.json
-    // and fronts.json) is memory outside the JS heap, freed only when a collection finds it unused
-    let bytes = new Uint8Array(0);
+    // each piece encoded straight into one reused buffer: pieces joined into a megabyte string first made one
+    // string per megabyte in V8's large-object space (old generation), ~90 of them for a 100,000-trial sweep's
+    // pareto.json, garbage that held the heap up; a new buffer per megabyte would be memory outside the JS heap, freed
+    // only when a collection finds it unused
+    let bytes = new Uint8Array(FLUSH_BYTES + (1 << 20)), used = 0;
     const flush = async () => {
-      const text = buf.join("");
-      buf = [];
-      size = 0;
-      if (bytes.length < 3 * text.length) bytes = new Uint8Array(Math.max(3 * text.length, 4 << 20)); // UTF-8 ≤ 3x
-      const data = bytes.subarray(0, enc.encodeInto(text, bytes).written);
-      for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
+      for (let off = 0; off < used;) off += await f.write(bytes.subarray(off, used));
+      used = 0;
     };
     for (const chunk of chunks) {
-      buf.push(chunk);
-      size += chunk.length;
-      if (size >= 1 << 20) await flush();
+      if (bytes.length - used < 3 * chunk.length) { // UTF-8 is at most 3 bytes per UTF-16 unit
+        await flush();
+        if (bytes.length < 3 * chunk.length) bytes = new Uint8Array(3 * chunk.length);
+      }
+      used += enc.encodeInto(chunk, bytes.subarray(used)).written;
+      if (used >= FLUSH_BYTES) await flush();
     }
     await flush();
   } finally {
@@ -72,6 +72,9 @@ export async function writeChunks(path: string, chunks: Iterable<string>): Promi
   }
   await Deno.rename(tmp, path);
 }
+
+/** How many encoded bytes {@link writeChunks} gathers before it writes them. */
+const FLUSH_BYTES = 1 << 20;
 
 /**
  * `JSON.stringify(value, null, 2)` in pieces, byte for byte: a large array is given element by element, and the
