@@ -181,7 +181,7 @@ export function buildReportData(
     backends: [...backends],
     dense,
     references: dense ? [{ sweep: name, ...dense, groups: fronts.map((f) => f.group) }] : [],
-    settings: [sweepSettings(name, sweepId, settingsTrials(trials))],
+    settings: [sweepSettings(name, sweepId, trials, settingsConfigOf())],
     workers: workers.list(),
   };
 }
@@ -423,18 +423,19 @@ const ROW_FIELDS: (keyof TrialRow)[] = [
 ];
 
 /**
- * The trials as {@link sweepSettings} reads them, without resolving 100,000 configurations: a planned trial's
- * configuration differs from its method's first trial's only in its swept parameters, which the settings take from
- * `params`, so each planned trial carries its method's first configuration.
+ * The configuration of each trial as {@link sweepSettings} reads it, without resolving 100,000 configurations (nor
+ * making an object per trial): a planned trial's configuration differs from its method's first trial's only in its
+ * swept parameters, which the settings take from `params`, so each planned trial reads as its method's first
+ * configuration (one object per method).
  */
-function settingsTrials(trials: Trial[]): Trial[] {
+function settingsConfigOf(): (t: Trial) => Trial["config"] {
   const first = new Map<string, Trial["config"]>();
-  return trials.map((t) => {
-    if (!(t instanceof PlannedTrial)) return t;
+  return (t) => {
+    if (!(t instanceof PlannedTrial)) return t.config;
     let config = first.get(t.group);
     if (!config) first.set(t.group, config = t.config);
-    return { id: t.id, sweepId: t.sweepId, params: t.params, seed: t.seed, config };
-  });
+    return config;
+  };
 }
 
 /** Validation when every done trial has a validation accuracy (and at least one is done), else test. */

@@ -48,9 +48,15 @@ function perMethod(entries: [string, unknown][]): string {
   return [...by.keys()].sort().map((m) => `${m}: ${[...by.get(m)!].join(", ")}`).join("; ");
 }
 
-/** The values a swept parameter takes: a short list, or `min … max (n values)`. */
-function sweptRange(values: unknown[]): string {
-  const distinct = [...new Set(values.map((v) => (typeof v === "number" ? v : show(v))))];
+/** The values a swept parameter takes in `trials`: a short list, or `min … max (n values)`. */
+function sweptRange(trials: readonly Trial[], param: string): string {
+  const seen = new Set<unknown>(); // one pass, no list of 100,000 values first
+  for (const t of trials) {
+    if (!(param in t.params)) continue;
+    const v = t.params[param];
+    seen.add(typeof v === "number" ? v : show(v));
+  }
+  const distinct = [...seen];
   if (distinct.every((v) => typeof v === "number")) {
     const nums = (distinct as number[]).sort((a, b) => a - b);
     const fmt = (x: number) => String(Number(x.toPrecision(4)));
@@ -68,14 +74,23 @@ function sweptRange(values: unknown[]): string {
  * methods, seeds, and each swept parameter's values. Trials with partial configurations (hand-made ones) give
  * what they have.
  */
-export function sweepSettings(sweep: string, sweepId: string, trials: readonly Trial[]): SweepSettings {
+export function sweepSettings(
+  sweep: string,
+  sweepId: string,
+  trials: readonly Trial[],
+  configOf: (t: Trial) => Trial["config"] = (t) => t.config,
+): SweepSettings {
   const values: Record<string, string> = {};
-  const first = trials[0]?.config;
+  // each configuration once (trials that share one configuration object tell nothing more), in the trials' order:
+  // a 100,000-trial sweep is read field by field over its methods' configurations, not over 100,000 trials
+  const configs = [...new Set(trials.map(configOf))];
+  const first = configs[0];
   const ds = first?.dataset, model = first?.model;
-  const swept = new Set(trials.flatMap((t) => Object.keys(t.params)));
+  const swept = new Set<string>();
+  for (const t of trials) for (const k in t.params) swept.add(k);
   if (ds) {
     values["dataset.name"] = ds.name;
-    if (trials.some((t) => t.config.dataset?.path !== undefined)) values["dataset.path"] = show(ds.path);
+    if (configs.some((c) => c.dataset?.path !== undefined)) values["dataset.path"] = show(ds.path);
     const train = ds.train ?? DEFAULT_TRAIN[ds.name];
     values["dataset.train"] = train === undefined ? "all of its training files" : String(train);
     const test = ds.test ?? DEFAULT_TEST[ds.name];
@@ -102,30 +117,32 @@ export function sweepSettings(sweep: string, sweepId: string, trials: readonly T
     values["model.weight_seed"] = show(model.weight_seed);
     values["model.masked"] = show(model.masked);
   }
-  const methodOf = (t: Trial) => t.config.method?.name ?? "?";
+  const methodOf = (c: Trial["config"]) => c.method?.name ?? "?";
   for (const f of TRAINING_FIELDS) {
-    if (swept.has(f) || !trials.some((t) => t.config.training)) continue;
+    if (swept.has(f) || !configs.some((c) => c.training)) continue;
     values[`training.${f}`] = perMethod(
-      trials.map((t) => [methodOf(t), (t.config.training as Record<string, unknown> | undefined)?.[f]]),
+      configs.map((c) => [methodOf(c), (c.training as Record<string, unknown> | undefined)?.[f]]),
     );
   }
-  const methods = [...new Set(trials.map(methodOf))];
+  const methods = [...new Set(configs.map(methodOf))];
   const fields = [...new Set(methods.flatMap((m) => METHOD_FIELDS[m as MethodName] ?? []))];
   for (const f of fields) {
     if (swept.has(f)) continue;
-    const readers = trials.filter((t) => (METHOD_FIELDS[methodOf(t) as MethodName] ?? []).includes(f));
+    const readers = configs.filter((c) => (METHOD_FIELDS[methodOf(c) as MethodName] ?? []).includes(f));
     values[`method.${f}`] = perMethod(
-      readers.map((t) => [methodOf(t), (t.config.method as Record<string, unknown> | undefined)?.[f]]),
+      readers.map((c) => [methodOf(c), (c.method as Record<string, unknown> | undefined)?.[f]]),
     );
   }
-  if (first?.tickets !== undefined || trials.some((t) => t.config.tickets)) {
+  if (first?.tickets !== undefined || configs.some((c) => c.tickets)) {
     values["tickets.cuts"] = show(first?.tickets?.cuts ?? "none");
   }
   if (first?.backend !== undefined) values["backend"] = first.backend;
   values["methods"] = methods.join(", ");
-  values["seeds"] = [...new Set(trials.map((t) => t.seed))].sort((a, b) => a - b).join(", ");
+  const seeds = new Set<number>();
+  for (const t of trials) seeds.add(t.seed);
+  values["seeds"] = [...seeds].sort((a, b) => a - b).join(", ");
   for (const p of [...swept].sort()) {
-    if (p !== "method") values[`swept ${p}`] = sweptRange(trials.flatMap((t) => p in t.params ? [t.params[p]] : []));
+    if (p !== "method") values[`swept ${p}`] = sweptRange(trials, p);
   }
   return { sweep, sweep_id: sweepId, values };
 }
