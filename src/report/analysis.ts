@@ -192,12 +192,13 @@ class ConfigTable {
   /** Drops the room left over (a sweep of several seeds has fewer points than tickets). */
   trim(): void {
     const n = this.size;
+    this.#seedListIndex.clear();
+    if (n === this.position.length) return; // full (one seed: a point per ticket): no copy
     this.spreads = this.spreads.slice(0, 12 * n);
     this.position = this.position.slice(0, n);
     this.configIndex = this.configIndex.slice(0, n);
     this.seedList = this.seedList.slice(0, n);
     this.memberStart = this.memberStart.slice(0, n + 1);
-    this.#seedListIndex.clear();
   }
 
   /** Point `i`'s spread at `at` ({@link SPARSITY}, {@link ACCURACY}, {@link TEST}), as spreadsOf made it. */
