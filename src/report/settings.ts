@@ -87,7 +87,7 @@ export function sweepSettings(
   const first = configs[0];
   const ds = first?.dataset, model = first?.model;
   const swept = new Set<string>();
-  for (const t of trials) for (const k in t.params) swept.add(k);
+  for (const t of trials) for (const k of Object.keys(t.params)) swept.add(k);
   if (ds) {
     values["dataset.name"] = ds.name;
     if (configs.some((c) => c.dataset?.path !== undefined)) values["dataset.path"] = show(ds.path);
