@@ -91,6 +91,9 @@ const { values } = parseArgs({
     // --search --replicates N (default 3; --quick: 1) --strategies grid,random,adaptive (default: all)
     replicates: { type: "string" },
     strategies: { type: "string" },
+    // --search --parallel N --initial N: the adaptive strategies' search.parallel and search.initial (default: theirs)
+    parallel: { type: "string" },
+    initial: { type: "string" },
     // --dispatch --trials N: one dispatch run of N trials (default: 10,000, then 100,000)
     trials: { type: "string" },
     // only the sections measured against PyTorch (the engines, every method, whole trials, Conv-4)
@@ -277,7 +280,17 @@ if (values.search) {
     console.error((e as Error).message);
     Deno.exit(2);
   }
-  await searchBench(3, reps, only);
+  const adaptive: { parallel?: number; initial?: number } = {};
+  for (const key of ["parallel", "initial"] as const) {
+    if (values[key] === undefined) continue;
+    const n = Number(values[key]);
+    if (!/^\d+$/.test(values[key]!) || n < 1 || n > 24) {
+      console.error(`--${key}: expected a whole number from 1 to 24, found '${values[key]}'`);
+      Deno.exit(2);
+    }
+    adaptive[key] = n;
+  }
+  await searchBench(3, reps, only, adaptive);
   Deno.exit(0);
 }
 

@@ -88,7 +88,15 @@ async function optunaResults(py: string, sampler: string, r: number, text: strin
   return out;
 }
 
-function specText(strategy: Strategy, r: number, epochs: number): string {
+/** The adaptive search's `search.parallel` and `search.initial` when set (`--parallel N`, `--initial N`). */
+export interface AdaptiveOptions {
+  parallel?: number;
+  initial?: number;
+}
+
+function specText(strategy: Strategy, r: number, epochs: number, opts: AdaptiveOptions = {}): string {
+  const extra = (opts.parallel ? `, parallel: ${opts.parallel}` : "") +
+    (opts.initial ? `, initial: ${opts.initial}` : "");
   const lambda = strategy === "grid"
     ? "{ min: 1.0e-7, max: 1.0e-4, scale: log, count: 6 }"
     : "{ min: 1.0e-7, max: 1.0e-4, scale: log }";
@@ -100,8 +108,10 @@ function specText(strategy: Strategy, r: number, epochs: number): string {
     : strategy === "random"
     ? `{ strategy: random, samples: 24, seed: ${r} }`
     : strategy === "adaptive-epochs"
-    ? `{ strategy: adaptive, budget_epochs: ${24 * epochs}, seed: ${r} }`
-    : `{ strategy: adaptive, budget: 24, seed: ${r} }${strategy === "adaptive-full" ? "\nearly_stop: false" : ""}`;
+    ? `{ strategy: adaptive, budget_epochs: ${24 * epochs}, seed: ${r}${extra} }`
+    : `{ strategy: adaptive, budget: 24, seed: ${r}${extra} }${
+      strategy === "adaptive-full" ? "\nearly_stop: false" : ""
+    }`;
   return `version: 1
 name: bench-search-${strategy}-${r}
 dataset: { name: mnist, train: 8000, test: 2000, validation: auto }
@@ -164,13 +174,14 @@ export async function runOne(
   epochs: number,
   runsDir: string,
   py: string | null = null,
+  opts: AdaptiveOptions = {},
 ): Promise<Run> {
   if (strategy.startsWith("optuna-")) {
     const t0 = performance.now();
     const results = await optunaResults(py!, strategy.slice("optuna-".length), r, specText("random", r, epochs));
     return score(strategy, r, epochs, results, (performance.now() - t0) / 1000);
   }
-  const text = specText(strategy, r, epochs);
+  const text = specText(strategy, r, epochs, opts);
   const transport = new MemoryTransport();
   const ac = new AbortController();
   const worker = runWorker({ transport, signal: ac.signal, log: () => {} });
@@ -238,7 +249,12 @@ export function strategiesOf(list: string | undefined): Strategy[] {
  * Runs the strategies (all, or `only`) over replicates 0..replicates-1 and prints the tables. B needs grid and
  * random: without them the trial-epochs to 99% of B are not printed.
  */
-export async function searchBench(epochs = 3, replicates = 3, only: readonly Strategy[] = STRATEGIES): Promise<void> {
+export async function searchBench(
+  epochs = 3,
+  replicates = 3,
+  only: readonly Strategy[] = STRATEGIES,
+  opts: AdaptiveOptions = {},
+): Promise<void> {
   const runsDir = await Deno.makeTempDir({ prefix: "ticketsweep-bench-search-" });
   const runs: Run[] = [];
   const py = await optunaPython();
@@ -247,7 +263,7 @@ export async function searchBench(epochs = 3, replicates = 3, only: readonly Str
     for (let r = 0; r < replicates; r++) {
       for (const s of only) {
         if (s.startsWith("optuna-") && !py) continue;
-        const run = await runOne(s, r, epochs, runsDir, py);
+        const run = await runOne(s, r, epochs, runsDir, py, opts);
         runs.push(run);
         console.log(
           `  ${s} r=${r}: ${run.trials} trials, ${run.trialEpochs} trial-epochs, validation HV ${f4(run.finalVal)}, ${
