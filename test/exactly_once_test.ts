@@ -514,6 +514,43 @@ Deno.test("exactly once - results.jsonl becomes a link to a missing file mid-swe
   }
 });
 
+Deno.test("exactly once - the run directory moved away mid-sweep: one line stops it, not made again; moved back, a resume ends it", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+  try {
+    const text = tinySpecText("moved", 3, "", 1);
+    const trials = expandTrials(parseSpec(text));
+    const runDir = `${runs}/${trials[0]!.sweepId}`, away = `${runs}/away`;
+    // the next result's ticket (mkdir -p) made the run directory again, and the sweep ended there "complete",
+    // without its plan, secret and earlier tickets
+    await assert.rejects(
+      () =>
+        sweepWithin(text, runs, transport, 40_000, {
+          log: (l) => /^\[1\/3\]/.test(l) && Deno.renameSync(runDir, away),
+        }),
+      (e: Error) => {
+        assert.equal(
+          e.message,
+          `${runDir}/results.jsonl: cannot record results in it (${runDir} is gone (moved or removed?): put it ` +
+            `back), then continue with deno task sweep --resume ${runDir}`,
+        );
+        return true;
+      },
+    );
+    assert.ok(!(await Deno.stat(runDir).then(() => true, () => false)), "the run directory was made again");
+    Deno.renameSync(away, runDir); // the fix the line names
+    assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
+    await assertOnceEach(runDir, trials.map((t) => t.id));
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
 Deno.test("exactly once - two coordinators started at once on a private broker: one runs, the other refuses and touches nothing", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -231,6 +231,9 @@ export class ResultLog {
    */
   async record(r: ResultMessage, trial: Trial): Promise<boolean> {
     if (this.#ids.has(r.trial_id)) return false;
+    // before the ticket: writing it (mkdir -p) would make a run directory moved away again, and the sweep would go
+    // on in a directory without its plan, secret and earlier tickets
+    await this.#checkPath();
     let line: RecordedResult = r;
     if (r.metrics?.ticket) {
       const { bits_b64, ...ticket } = r.metrics.ticket;
@@ -248,19 +251,30 @@ export class ResultLog {
   }
 
   /**
-   * Appends whole lines: the first append ends a torn last line first (see {@link appendLine}) and opens the
-   * file once for appending; later ones are one write each (a sweep records thousands of results a second),
-   * synchronous: a line of a result is a few hundred bytes to the page cache, and an asynchronous write's trip
-   * through the thread pool cost more than the write itself, once per result, in the recording chain.
+   * Before each result: whether `results.jsonl` is still the file this log has open (see {@link sameFile}) and,
+   * when none is open, whether the run directory is still there; what cannot go on is a {@link ResultsUnwritable}.
    */
-  async #append(text: string): Promise<void> {
+  async #checkPath(): Promise<void> {
     if (this.#file && !sameFile(this.path, this.#fileId!)) {
       // replaced, moved or removed by another process (a link to a missing file, say): the lines written since
       // went to a file nobody reads. They go to the file the path names now, or the sweep stops here
       this.close();
       const restored = await this.restoreMissing(); // counts (and resets) the earlier ones too
       this.#restoredEarlier += restored;
+    } else if (!this.#file) {
+      // not open (the first result, or after a close): the run directory itself may be gone
+      const dir = await Deno.stat(this.#dir).catch((e) => e);
+      if (dir instanceof Error) throw await unwritable(this.path, this.#dir, dir);
     }
+  }
+
+  /**
+   * Appends whole lines: the first append ends a torn last line first (see {@link appendLine}) and opens the
+   * file once for appending; later ones are one write each (a sweep records thousands of results a second),
+   * synchronous: a line of a result is a few hundred bytes to the page cache, and an asynchronous write's trip
+   * through the thread pool cost more than the write itself, once per result, in the recording chain.
+   */
+  async #append(text: string): Promise<void> {
     if (!this.#file) {
       try {
         await appendLine(this.path, text);
