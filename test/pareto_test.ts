@@ -23,3 +23,22 @@ Deno.test("pareto - duplicates of a front point are all on the front; a tie in o
   );
   assert.deepEqual(nonDominated([]), []);
 });
+
+Deno.test("pareto - hypervolume from columns is hypervolume bit for bit, pooled and per seed (ties, duplicates)", async () => {
+  const { bootstrapHypervolume, bootstrapHypervolumeOf, hypervolume, hypervolumeOf } = await import(
+    "../src/pareto/hypervolume.ts"
+  );
+  const rng = new Rng(11);
+  for (let trial = 0; trial < 200; trial++) {
+    const n = rng.int(50), seeds = 1 + rng.int(4);
+    // coarse and fine coordinates, some outside the reference (x or y 0): ties, duplicates and points left out
+    const c = (v: number) => (trial % 2 ? rng.int(6) / 5 : v);
+    const ps = Array.from({ length: n }, () => ({ x: c(rng.uniform()), y: c(rng.uniform()), seed: rng.int(seeds) }));
+    const xs = ps.map((p) => p.x), ys = ps.map((p) => p.y);
+    assert.equal(Object.is(hypervolumeOf(xs, ys), hypervolume(ps)), true, JSON.stringify(ps));
+    assert.deepEqual(
+      bootstrapHypervolumeOf(xs, ys, ps.map((p) => p.seed), { resamples: 50, seed: trial }),
+      bootstrapHypervolume(ps, { resamples: 50, seed: trial }),
+    );
+  }
+});

@@ -23,6 +23,38 @@ export function hypervolume(points: readonly Point2[], ref: Point2 = HV_REFERENC
 }
 
 /**
+ * {@link hypervolume} of the points `(xs[i], ys[i])`, read from columns: the same number, bit for bit (the area is
+ * summed along the front in the same order; points equal in both coordinates are interchangeable), without an object
+ * or an array of objects per point (a report's front of 100,000 tickets).
+ */
+export function hypervolumeOf(xs: ArrayLike<number>, ys: ArrayLike<number>, ref: Point2 = HV_REFERENCE): number {
+  const inside = new Uint32Array(xs.length);
+  let m = 0;
+  for (let i = 0; i < xs.length; i++) if (xs[i]! > ref.x && ys[i]! > ref.y) inside[m++] = i;
+  // as nonDominated: by x then y, both descending, keeping each point above every one before it (and its duplicates)
+  const order = inside.subarray(0, m).sort((a, b) => xs[b]! - xs[a]! || ys[b]! - ys[a]!);
+  const front = new Uint32Array(m);
+  let k = 0, bestY = -Infinity, bestX = NaN;
+  for (const i of order) {
+    const x = xs[i]!, y = ys[i]!;
+    if (y > bestY) {
+      front[k++] = i;
+      bestY = y;
+      bestX = x;
+    } else if (y === bestY && x === bestX) front[k++] = i;
+  }
+  // the front by x ascending: two of its points at one x are equal (a lower one would be dominated)
+  let area = 0, prevX = ref.x;
+  for (let j = k - 1; j >= 0; j--) {
+    const x = xs[front[j]!]!;
+    if (x === prevX) continue;
+    area += (x - prevX) * (ys[front[j]!]! - ref.y);
+    prevX = x;
+  }
+  return area;
+}
+
+/**
  * The hypervolume of a growing set of points, kept up to date as each point is added (for a curve of hypervolume
  * after each recorded trial): the front is kept sorted by x, so a point costs a binary search and, when it
  * enters the front, the removal of what it dominates. Agrees with {@link hypervolume} of the points added so far
@@ -135,6 +167,35 @@ export function bootstrapMeanDiff(
   return { lo: percentile(draws, (1 - level) / 2), hi: percentile(draws, 1 - (1 - level) / 2) };
 }
 
+/**
+ * {@link bootstrapHypervolume} of the points `(xs[i], ys[i])` of seeds `seeds[i]`, read from columns: the same numbers
+ * without an object per point.
+ */
+export function bootstrapHypervolumeOf(
+  xs: ArrayLike<number>,
+  ys: ArrayLike<number>,
+  seeds: ArrayLike<number>,
+  opts: { resamples?: number; seed?: number; level?: number } = {},
+): Interval {
+  const { resamples = 1000, seed = 0, level = 0.95 } = opts;
+  const value = hypervolumeOf(xs, ys);
+  const count = new Map<number, number>();
+  for (let i = 0; i < seeds.length; i++) count.set(seeds[i]!, (count.get(seeds[i]!) ?? 0) + 1);
+  const order = [...count.keys()].sort((a, b) => a - b);
+  // one seed: its points are all of them (its front again would be the same number)
+  const perSeed = order.length === 1 ? [value] : order.map((s) => {
+    const sx = new Float64Array(count.get(s)!), sy = new Float64Array(sx.length);
+    for (let i = 0, j = 0; i < seeds.length; i++) {
+      if (seeds[i] === s) {
+        sx[j] = xs[i]!;
+        sy[j++] = ys[i]!;
+      }
+    }
+    return hypervolumeOf(sx, sy);
+  });
+  return intervalOf(value, perSeed, resamples, seed, level);
+}
+
 /** Hypervolume of a front (pooled over seeds) and the mean over single seeds' fronts with its bootstrap interval. */
 export function bootstrapHypervolume(
   points: readonly SeededPoint[],
@@ -142,7 +203,11 @@ export function bootstrapHypervolume(
 ): Interval {
   const { resamples = 1000, seed = 0, level = 0.95 } = opts;
   const value = hypervolume(points);
-  const perSeed = bySeed(points).map((ps) => hypervolume(ps));
+  return intervalOf(value, bySeed(points).map((ps) => hypervolume(ps)), resamples, seed, level);
+}
+
+/** The pooled hypervolume `value` and the mean of the seeds' own ones with its bootstrap interval. */
+function intervalOf(value: number, perSeed: number[], resamples: number, seed: number, level: number): Interval {
   if (perSeed.length < 2) {
     return {
       value,

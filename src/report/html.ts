@@ -95,6 +95,14 @@ function settingsHtml(d: ReportData): string[] {
  * offline: no script or style is fetched.
  */
 export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
+  return (await renderHtmlPieces(d, a)).join("");
+}
+
+/**
+ * {@link renderHtml} as the pieces that joined make it: a writer takes them one at a time, and the page of a large
+ * sweep (megabytes of charts and tables) is never one more string, nor its copy encoded at once.
+ */
+export async function renderHtmlPieces(d: ReportData, a: Analysis): Promise<string[]> {
   const compute = computeChartSpec(d), knob = knobChartSpec(d, a);
   const plots = [
     ["fronts", await renderSvg(configChartSpec(d, a))],
@@ -191,14 +199,18 @@ export async function renderHtml(d: ReportData, a: Analysis): Promise<string> {
     ),
     `<h2>Spec</h2><pre>${esc(d.spec_text)}</pre>`,
   ];
-  return `<!doctype html>
+  return [
+    `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>ticketsweep: ${esc(d.name)}</title><style>${STYLE}</style></head>
 <body>
-${sections.join("\n")}
+`,
+    ...sections.flatMap((s, i) => (i ? ["\n", s] : [s])),
+    `
 <script>${SORT_SCRIPT}</script>
 </body></html>
-`;
+`,
+  ];
 }
 
 /** Hypervolume against compute (trial-epochs), side by side in a comparison; nothing before any outcome. */

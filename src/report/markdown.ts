@@ -263,10 +263,36 @@ export function trialRow(r: TrialRow): string[] {
 }
 
 /** The Markdown report: summary, fronts, analysis, all trials, failures with reasons, workers, and the spec. */
-export function renderMarkdown(d: ReportData, a: Analysis): string {
-  const rows = [...d.trials].sort((a, b) =>
-    a.group.localeCompare(b.group) || (b.sparsity ?? -1) - (a.sparsity ?? -1) || (b.accuracy ?? -1) - (a.accuracy ?? -1)
+/**
+ * The trials by group (`localeCompare`), then sparsity and accuracy descending (none: -1), ties in their order: the
+ * keys read once per trial into columns (a sort that asked each row in every comparison made millions of numbers and
+ * string comparisons for 100,000 trials), each group's place found once.
+ */
+export function sortedTrials(trials: readonly TrialRow[]): TrialRow[] {
+  const n = trials.length, names: string[] = [], groupOf = new Map<string, number>();
+  const group = new Uint32Array(n), sparsity = new Float64Array(n), accuracy = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = trials[i]!;
+    let g = groupOf.get(t.group);
+    if (g === undefined) groupOf.set(t.group, g = names.push(t.group) - 1);
+    group[i] = g;
+    sparsity[i] = t.sparsity ?? -1;
+    accuracy[i] = t.accuracy ?? -1;
+  }
+  // each group's rank among the groups, equal for groups localeCompare takes as equal
+  const byName = names.map((_, g) => g).sort((a, b) => names[a]!.localeCompare(names[b]!) || a - b);
+  const rank = new Uint32Array(names.length);
+  byName.forEach((g, j) => {
+    rank[g] = j > 0 && names[byName[j - 1]!]!.localeCompare(names[g]!) === 0 ? rank[byName[j - 1]!]! : j;
+  });
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+    rank[group[a]!]! - rank[group[b]!]! || sparsity[b]! - sparsity[a]! || accuracy[b]! - accuracy[a]! || a - b
   );
+  return order.map((i) => trials[i]!);
+}
+
+export function renderMarkdown(d: ReportData, a: Analysis): string {
+  const rows = sortedTrials(d.trials);
   const failures = d.trials.filter((t) => t.status === "failed");
   const stopped = d.trials.filter((t) => t.status === "stopped");
   return [

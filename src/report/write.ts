@@ -4,7 +4,7 @@ import type { ReportData } from "./data.ts";
 import { paretoJson } from "./data.ts";
 import { JsonRows } from "./json_rows.ts";
 import { frontsJson, trialsCsvLines } from "./export.ts";
-import { renderHtml } from "./html.ts";
+import { renderHtmlPieces } from "./html.ts";
 import { renderMarkdown } from "./markdown.ts";
 
 /** The report files written into a folder. */
@@ -18,7 +18,7 @@ export async function writeReportFiles(
 ): Promise<void> {
   const a = analyse(d, { atAccuracy: opts.atAccuracy });
   await Deno.mkdir(dir, { recursive: true });
-  await atomicWrite(`${dir}/report.html`, await renderHtml(d, a));
+  await writeChunks(`${dir}/report.html`, await renderHtmlPieces(d, a));
   await atomicWrite(`${dir}/report.md`, renderMarkdown(d, a));
   await writeJson(`${dir}/pareto.json`, paretoJson(d));
   await writeJson(`${dir}/fronts.json`, frontsJson(d, a));
