@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { nonDominated, type Point2 } from "../src/pareto/front.ts";
+import { nonDominated, nonDominatedOf, type Point2 } from "../src/pareto/front.ts";
 import { Rng } from "../src/util/rng.ts";
 
 function bruteForce(ps: Point2[]): boolean[] {
@@ -13,6 +13,8 @@ Deno.test("pareto - matches the O(n²) definition on random sets with ties and d
     // coarse coordinates force ties and exact duplicates
     const ps = Array.from({ length: n }, () => ({ x: rng.int(6) / 5, y: rng.int(6) / 5 }));
     assert.deepEqual(nonDominated(ps), bruteForce(ps), JSON.stringify(ps));
+    const columns = nonDominatedOf(ps.map((p) => p.x), ps.map((p) => p.y));
+    assert.deepEqual([...columns].map((v) => v === 1), bruteForce(ps), JSON.stringify(ps));
   }
 });
 

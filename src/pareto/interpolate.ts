@@ -12,7 +12,11 @@ export function frontOf(points: readonly Point2[]): Point2[] {
  * linear between neighbouring points, null beyond its sparsest point (not reached).
  */
 export function accuracyAtSparsity(points: readonly Point2[], s: number): number | null {
-  const f = frontOf(points);
+  return accuracyAlong(frontOf(points), s);
+}
+
+/** {@link accuracyAtSparsity} on `f`, a front as {@link frontOf} makes it (read at several levels, made once). */
+export function accuracyAlong(f: readonly Point2[], s: number): number | null {
   if (f.length === 0 || s > f[f.length - 1]!.x) return null;
   if (s <= f[0]!.x) return f[0]!.y;
   for (let i = 1; i < f.length; i++) {
@@ -27,7 +31,11 @@ export function accuracyAtSparsity(points: readonly Point2[], s: number): number
  * `acc`, never beyond its sparsest point; null when no point of the front reaches `acc`.
  */
 export function sparsityAtAccuracy(points: readonly Point2[], acc: number): number | null {
-  const f = frontOf(points);
+  return sparsityAlong(frontOf(points), acc);
+}
+
+/** {@link sparsityAtAccuracy} on `f`, a front as {@link frontOf} makes it (read at several levels, made once). */
+export function sparsityAlong(f: readonly Point2[], acc: number): number | null {
   if (f.length === 0 || f[0]!.y < acc) return null;
   for (let i = 1; i < f.length; i++) {
     const a = f[i - 1]!, b = f[i]!;

@@ -7,7 +7,7 @@ import {
   type Interval,
   type SeededPoint,
 } from "../pareto/hypervolume.ts";
-import { accuracyAtSparsity, kneeIndex, sparsityAtAccuracy } from "../pareto/interpolate.ts";
+import { accuracyAlong, frontOf, kneeIndex, sparsityAlong } from "../pareto/interpolate.ts";
 import { configFront, type ConfigPoint, configPointsOf, type PointParts, type Spread } from "../pareto/seeds.ts";
 import { describeParams, type ParamSet } from "../spec/expand.ts";
 import { fmtCut, type ReportData, type Selection, type TrialRow } from "./data.ts";
@@ -365,6 +365,7 @@ export function analyse(
   const fronts = built.map(({ group, configs, front, pts }): FrontAnalysis => {
     const k = kneeIndex(pts);
     const knee = k >= 0 ? front[k]! : null;
+    const along = frontOf(pts); // once for every level below (a front of 100,000 points made again per level)
     return {
       group,
       hypervolume: groupHypervolume(d, group, { resamples, seed }),
@@ -374,10 +375,10 @@ export function analyse(
       knee_point: knee,
       knee: knee ? representative(knee) : null,
       // read 1e-9 short of each level: a mean over seeds lands a float's noise away from it
-      atSparsity: atSparsity.map((s) => ({ sparsity: s, accuracy: accuracyAtSparsity(pts, s - 1e-9) })),
+      atSparsity: atSparsity.map((s) => ({ sparsity: s, accuracy: accuracyAlong(along, s - 1e-9) })),
       atAccuracy: atAccuracyLevels.map((l) => ({
         accuracy: l.accuracy,
-        sparsity: sparsityAtAccuracy(pts, l.accuracy),
+        sparsity: sparsityAlong(along, l.accuracy),
       })),
     };
   });
