@@ -86,6 +86,35 @@ Deno.test("run dir - results.jsonl: bad lines set aside with their line numbers,
   }
 });
 
+Deno.test("run dir - results.jsonl replaced mid-sweep by a stale copy: its other outcome of a recorded trial is set aside, the recorded one kept", async () => {
+  const { runs, dir, m } = await runDir(3);
+  try {
+    const [a, b, c] = m.trials.map((t) => t.id) as [string, string, string];
+    const log = await ResultLog.open(dir, { planned: m.trials.map((t) => t.id) });
+    const ours = (id: string) => ({ ...outcome(m, id), claim: "1".repeat(32) }); // a --retry-failed round's claim
+    assert.ok(await log.record(ours(a), m.trials[0]!));
+    const stale = JSON.stringify(outcome(m, a)); // the outcome that round superseded, of a backup copy
+    // replaced (noticed at the next result), then overwritten in place (noticed at the end): the stale line stayed
+    // first and the next open kept it, setting the recorded outcome aside as a second one
+    await Deno.writeTextFile(`${dir}/copy`, stale + "\n");
+    await Deno.rename(`${dir}/copy`, `${dir}/results.jsonl`);
+    assert.ok(await log.record(ours(b), m.trials[1]!));
+    await Deno.writeTextFile(`${dir}/results.jsonl`, stale + "\n" + JSON.stringify(ours(b)) + "\n");
+    assert.ok(await log.record(ours(c), m.trials[2]!));
+    assert.equal(await log.restoreMissing(), 2);
+    const again = await ResultLog.open(dir, { planned: m.trials.map((t) => t.id) });
+    assert.deepEqual(again.setAside, []);
+    assert.deepEqual(
+      again.all().map((r) => [r.trial_id, r.claim]).sort(),
+      [a, b, c].map((id) => [id, "1".repeat(32)]).sort(),
+    );
+    const rejected = lines(await Deno.readTextFile(`${dir}/${REJECTED_FILE}`)).map((l) => JSON.parse(l));
+    assert.deepEqual(rejected.map((r) => r.raw), [stale, stale]);
+  } finally {
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
 Deno.test("run dir - a corrupt or incomplete sweep.json: one line naming the file, the field and the fix", async () => {
   const { runs, dir, m } = await runDir(2);
   try {

@@ -324,19 +324,28 @@ export class ResultLog {
 
   /**
    * Makes sure every outcome recorded by this log is still in the file (another process may have truncated,
-   * replaced or removed it while the sweep ran): the missing lines are appended again from memory.
-   * @returns how many lines were missing.
+   * replaced or removed it while the sweep ran): the missing lines are appended again from memory. A line of a
+   * recorded trial with another claim (a stale copy put in place) is set aside in `results.rejected.jsonl`, and
+   * the file rewritten with the recorded line in its place.
+   * @returns how many lines were missing (the replaced ones included).
    */
   async restoreMissing(): Promise<number> {
     this.close(); // the path may name another file by now (replaced): append through the path
-    const inFile = new Set<string>();
+    // each trial's claim in the file: a line of a recorded trial with another claim is not this log's outcome (a
+    // stale copy put in place: a failed outcome --retry-failed superseded, another run's), and as the first line
+    // of its trial it would be the one kept at the next open
+    const inFile = new Map<string, string>();
+    const claimOf = (line: string): [string, string] | undefined => {
+      try {
+        const { trial_id, claim } = JSON.parse(line) as { trial_id?: unknown; claim?: unknown };
+        if (typeof trial_id === "string") return [trial_id, typeof claim === "string" ? claim : ""];
+      } catch { /* a torn or foreign line: open() sets it aside next time */ }
+    };
     try {
       // line by line: the results.jsonl of a 100,000-trial sweep is ~50 MB, its parsed lines more
       for await (const line of lines(this.path)) {
-        try {
-          const id = (JSON.parse(line) as { trial_id?: unknown }).trial_id;
-          if (typeof id === "string") inFile.add(id);
-        } catch { /* a torn or foreign line: open() sets it aside next time */ }
+        const c = claimOf(line);
+        if (c && !inFile.has(c[0])) inFile.set(c[0], c[1]);
       }
     } catch (e) {
       // a directory in its place, or unreadable: one line, and the sweep stops
@@ -345,16 +354,43 @@ export class ResultLog {
       }
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    const missing: string[] = [];
+    const missing: string[] = [], stale = new Set<string>();
     for (const l of this.#journal.lines()) {
-      if (!inFile.has((JSON.parse(l) as { trial_id: string }).trial_id)) missing.push(l);
+      const [id, claim] = claimOf(l)!;
+      const there = inFile.get(id);
+      if (there === claim) continue;
+      if (there !== undefined) stale.add(id);
+      missing.push(l);
     }
-    if (missing.length) {
-      try {
+    inFile.clear();
+    try {
+      if (stale.size) {
+        // the file without those lines (set aside, as open() would), then the recorded ones
+        const aside: { line: number; reason: string; raw: string }[] = [];
+        let good = "", n = 0;
+        for await (const text of lines(this.path)) {
+          n++;
+          const c = claimOf(text);
+          if (c && stale.has(c[0])) {
+            aside.push({
+              line: n,
+              reason: `an outcome of trial ${c[0]} the sweep did not record (put in place while it ran: a stale ` +
+                "copy?); the recorded one is kept",
+              raw: text.endsWith("\n") ? text.slice(0, -1) : text,
+            });
+          } else good += text.endsWith("\n") ? text : text + "\n";
+        }
+        await setLinesAside(
+          this.path,
+          good + missing.map((l) => l + "\n").join(""),
+          `${this.#dir}/${REJECTED_FILE}`,
+          aside,
+        );
+      } else if (missing.length) {
         await appendLine(this.path, missing.map((l) => l + "\n").join(""));
-      } catch (e) {
-        throw await unwritable(this.path, this.#dir, e);
       }
+    } catch (e) {
+      throw await unwritable(this.path, this.#dir, e);
     }
     const restored = missing.length + this.#restoredEarlier;
     this.#restoredEarlier = 0;
