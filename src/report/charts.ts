@@ -364,9 +364,12 @@ export function frontChartSpec(d: ReportData, a: Analysis): TopLevelSpec {
   }));
   // each seed's own front of each group, thinned before a point of it is made (a front of 100,000)
   const seedFronts = a.fronts.flatMap((f) => {
-    const mine = done.filter((t) => t.group === f.group);
-    return [...new Set(mine.map((t) => t.seed))].map((seed) => {
-      const own = mine.filter((t) => t.seed === seed);
+    // no copy where one group and one seed are all of them (a sweep of 100,000 trials on one seed)
+    const mine = a.fronts.length === 1 ? done : done.filter((t) => t.group === f.group);
+    const seeds = new Set<number>();
+    for (const t of mine) seeds.add(t.seed);
+    return [...seeds].map((seed) => {
+      const own = seeds.size === 1 ? mine : mine.filter((t) => t.seed === seed);
       const xs = Float64Array.from(own, (t) => t.sparsity!), ys = Float64Array.from(own, (t) => t.score!);
       const nd = nonDominatedOf(xs, ys), on = own.filter((_, i) => nd[i]);
       const negY = Float64Array.from(ys.filter((_, i) => nd[i]), (y) => -y); // score descending among equal sparsity
