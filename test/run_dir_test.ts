@@ -361,6 +361,24 @@ Deno.test("run dir - status without a broker: a held run directory is running, a
   );
 });
 
+Deno.test("run dir - status without a broker prints the run directory escaped: a line break in its path cannot forge a line", async () => {
+  const { runs, m } = await runDir(2);
+  const dir = `${runs}/x\n[00:00:00] forged/${m.sweep_id}`;
+  const out: string[] = [];
+  const log = console.log;
+  console.log = (s: string) => out.push(s);
+  try {
+    await writeManifest(dir, m);
+    await Deno.writeTextFile(`${dir}/results.jsonl`, JSON.stringify(outcome(m, m.trials[0]!.id)) + "\n{}\n");
+    await statusMain([dir]);
+  } finally {
+    console.log = log;
+    await Deno.remove(runs, { recursive: true });
+  }
+  assert.equal(out.length, 3, out.join("\n")); // the sweep, its set-aside line, its --retry-failed hint
+  for (const l of out) assert.ok(l.includes("x\\x0a[00:00:00] forged/") && !l.includes("\n"), l);
+});
+
 Deno.test("run dir - a report never overwrites a more complete one", async () => {
   const { runs, dir, m } = await runDir(2);
   try {

@@ -5,7 +5,15 @@ import { readManifest } from "../coordinator/run_dir.ts";
 import { inspectRunLock, type LockState } from "../coordinator/run_lock.ts";
 import { type BrokerStatus, gatherStatus, renderStatus } from "../coordinator/status.ts";
 import { TicketsweepError } from "../util/errors.ts";
-import { logLine, NATS_FLAGS, NATS_FLAGS_HELP, natsFromFlags, parseCli, shown as printed } from "./common.ts";
+import {
+  logLine,
+  NATS_FLAGS,
+  NATS_FLAGS_HELP,
+  natsFromFlags,
+  parseCli,
+  shown as printed,
+  shownPath,
+} from "./common.ts";
 
 export const STATUS_USAGE = `Usage: deno task status [SWEEP_ID | runs/SWEEP_ID] [options]
 
@@ -74,7 +82,8 @@ export async function statusMain(args: string[]): Promise<number> {
     const done = all.filter((r) => r.status === "done").length, failed = all.length - done - stopped;
     // typed since the failure field exists; the error text of results recorded before it
     const cancelled = all.some((r) => r.failure === "cancelled" || (!r.failure && r.error?.startsWith("cancelled")));
-    const resumeHint = `continue with deno task sweep --resume ${d}`;
+    const at = shownPath(d); // a line break in its name cannot start a line of its own
+    const resumeHint = `continue with deno task sweep --resume ${at}`;
     const state = lock.kind === "live"
       ? `running (coordinator pid ${lock.info.pid} on ${lock.info.host})`
       : cancelled
@@ -88,12 +97,12 @@ export async function statusMain(args: string[]): Promise<number> {
       : "not running (resume with --resume)";
     console.log(printed(
       `${m.sweep_id} (${m.name}): ${state}; ${m.trials.length} trials: ${m.trials.length - all.length} without an ` +
-        `outcome, ${done} done, ${stopped ? `${stopped} stopped early, ` : ""}${failed} failed (from ${d}; for live ` +
+        `outcome, ${done} done, ${stopped ? `${stopped} stopped early, ` : ""}${failed} failed (from ${at}; for live ` +
         "workers pass --nats)",
     ));
-    for (const s of log.setAside) console.log(printed(`  ${d}/${setAsideNotice(s, true)}`));
+    for (const s of log.setAside) console.log(printed(`  ${at}/${setAsideNotice(s, true)}`));
     if (failed > 0 && lock.kind !== "live") {
-      console.log(`  run the ${failed} failed trials again: deno task sweep --resume ${d} --retry-failed`);
+      console.log(`  run the ${failed} failed trials again: deno task sweep --resume ${at} --retry-failed`);
     }
   }
   return shown > 0 ? 0 : 1; // a run directory that is not one (or no readable one) is an error
