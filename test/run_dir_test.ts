@@ -99,9 +99,13 @@ Deno.test("run dir - results.jsonl replaced mid-sweep by a stale copy: its other
     await Deno.writeTextFile(`${dir}/copy`, stale + "\n");
     await Deno.rename(`${dir}/copy`, `${dir}/results.jsonl`);
     assert.ok(await log.record(ours(b), m.trials[1]!));
-    await Deno.writeTextFile(`${dir}/results.jsonl`, stale + "\n" + JSON.stringify(ours(b)) + "\n");
+    // (a's recorded line appended after the stale one stays, once)
+    await Deno.writeTextFile(
+      `${dir}/results.jsonl`,
+      [stale, JSON.stringify(ours(b)), JSON.stringify(ours(a)), ""].join("\n"),
+    );
     assert.ok(await log.record(ours(c), m.trials[2]!));
-    assert.equal(await log.restoreMissing(), 2);
+    assert.equal(await log.restoreMissing(), 1);
     const again = await ResultLog.open(dir, { planned: m.trials.map((t) => t.id) });
     assert.deepEqual(again.setAside, []);
     assert.deepEqual(

@@ -354,35 +354,46 @@ export class ResultLog {
       }
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    const missing: string[] = [], stale = new Set<string>();
+    const missing: string[] = [], stale = new Map<string, string>(); // trial id: the claim recorded
+    let written = 0; // of those, lines found in the file after all (after a stale one)
     for (const l of this.#journal.lines()) {
       const [id, claim] = claimOf(l)!;
       const there = inFile.get(id);
       if (there === claim) continue;
-      if (there !== undefined) stale.add(id);
+      if (there !== undefined) stale.set(id, claim);
       missing.push(l);
     }
     inFile.clear();
     try {
       if (stale.size) {
         // the file without those lines (set aside, as open() would), then the recorded ones
-        const aside: { line: number; reason: string; raw: string }[] = [];
+        // (a recorded line written after them stays, once)
+        const aside: { line: number; reason: string; raw: string }[] = [], kept = new Set<string>();
         let good = "", n = 0;
         for await (const text of lines(this.path)) {
           n++;
           const c = claimOf(text);
-          if (c && stale.has(c[0])) {
+          const ours = c && stale.get(c[0]);
+          if (c && ours !== undefined && (c[1] !== ours || kept.has(c[0]))) {
             aside.push({
               line: n,
-              reason: `an outcome of trial ${c[0]} the sweep did not record (put in place while it ran: a stale ` +
-                "copy?); the recorded one is kept",
+              reason: c[1] === ours
+                ? `a second outcome of trial ${c[0]} (the first is kept)`
+                : `an outcome of trial ${c[0]} the sweep did not record (put in place while it ran: a stale ` +
+                  "copy?); the recorded one is kept",
               raw: text.endsWith("\n") ? text.slice(0, -1) : text,
             });
-          } else good += text.endsWith("\n") ? text : text + "\n";
+            continue;
+          }
+          if (ours !== undefined && c) {
+            kept.add(c[0]);
+            written++;
+          }
+          good += text.endsWith("\n") ? text : text + "\n";
         }
         await setLinesAside(
           this.path,
-          good + missing.map((l) => l + "\n").join(""),
+          good + missing.filter((l) => !kept.has(claimOf(l)![0])).map((l) => l + "\n").join(""),
           `${this.#dir}/${REJECTED_FILE}`,
           aside,
         );
@@ -392,7 +403,7 @@ export class ResultLog {
     } catch (e) {
       throw await unwritable(this.path, this.#dir, e);
     }
-    const restored = missing.length + this.#restoredEarlier;
+    const restored = missing.length - written + this.#restoredEarlier;
     this.#restoredEarlier = 0;
     return restored;
   }
