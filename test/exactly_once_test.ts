@@ -7,6 +7,7 @@ import { type LocalServer, startLocalServer } from "../src/broker/local_server.t
 import { MemoryTransport } from "../src/broker/memory.ts";
 import type { ResultMessage } from "../src/broker/messages.ts";
 import type { Transport } from "../src/broker/transport.ts";
+import { acquireRunLock } from "../src/coordinator/run_lock.ts";
 import { runSweep, type SweepOutcome, trialMessage } from "../src/coordinator/sweep.ts";
 import { expandTrials } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
@@ -541,6 +542,49 @@ Deno.test("exactly once - the run directory moved away mid-sweep: one line stops
     );
     assert.ok(!(await Deno.stat(runDir).then(() => true, () => false)), "the run directory was made again");
     Deno.renameSync(away, runDir); // the fix the line names
+    assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
+    await assertOnceEach(runDir, trials.map((t) => t.id));
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
+Deno.test("exactly once - a coordinator that lost its lock records nothing more: one line stops it, the results stay queued, a resume records each once", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+  try {
+    const text = tinySpecText("lockloss", 6, "", 1);
+    const trials = expandTrials(parseSpec(text));
+    const runDir = `${runs}/${trials[0]!.sweepId}`;
+    await Deno.mkdir(runDir, { recursive: true });
+    const lock = await acquireRunLock(runDir, () => {}, { heartbeatMs: 10 });
+    // its lock file removed after the first result (as when another coordinator takes a stale lock over): it went on
+    // recording beside whoever took the directory, each able to record a trial once
+    await assert.rejects(
+      () =>
+        runSweep({
+          spec: parseSpec(text),
+          specText: text,
+          specFile: "s.yaml",
+          runsDir: runs,
+          transport,
+          lock,
+          log: (l) => /^\[1\/6\]/.test(l) && Deno.removeSync(lock.path),
+          reconcileMs: 1000,
+        }),
+      (e: Error) => {
+        assert.match(e.message, /this coordinator lost its lock \(coordinator\.lock removed, or taken over/);
+        assert.ok(e.message.endsWith(`continue with deno task sweep --resume ${runDir}`), e.message);
+        return true;
+      },
+    );
+    await lock.release();
+    assert.ok((await readResults(runDir)).length < 6, "it recorded every result after losing its lock");
     assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
     await assertOnceEach(runDir, trials.map((t) => t.id));
   } finally {

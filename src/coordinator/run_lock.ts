@@ -247,7 +247,7 @@ function holdLock(
       log(
         `lost the lock of ${runDir}: ${
           cur === null ? `${LOCK_FILE} was removed` : `another coordinator took it over (${cur.trim()})`
-        }; stop this coordinator`,
+        }; this coordinator records nothing more and stops at its next result`,
       );
       return;
     }

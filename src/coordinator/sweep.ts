@@ -5,7 +5,7 @@ import type { ReportData } from "../report/data.ts";
 import { describeParams, expandTrials, sweepIdOf, type Trial, trialGroup } from "../spec/expand.ts";
 import type { SweepSpec } from "../spec/schema.ts";
 import { readRetryRounds, ResultLog, ResultsUnwritable, setAsideNotice, writeRetryRounds } from "./record.ts";
-import { acquireRunLock, type RunLock } from "./run_lock.ts";
+import { acquireRunLock, LOCK_FILE, type RunLock } from "./run_lock.ts";
 import { hmacHex, randomHex } from "../util/hash.ts";
 import { clip } from "../util/clip.ts";
 import { type ProgressDisplay, SweepProgress } from "./progress.ts";
@@ -93,7 +93,7 @@ async function trackSweep(
   if (o.lock) return await trackSweepLocked(o);
   const lock = await acquireRunLock(o.runDir, o.display ? (line: string) => o.display!.log(line) : o.log);
   try {
-    return await trackSweepLocked(o);
+    return await trackSweepLocked({ ...o, lock });
   } finally {
     await lock.release();
   }
@@ -387,6 +387,15 @@ async function trackSweepLocked(
       }
       if (r.status === "failed" && lastError.has(r.trial_id) && r.failure === "gave_up") {
         r = { ...r, error: clip(`${r.error}; last error: ${lastError.get(r.trial_id)}`, 4096) };
+      }
+      if (o.lock?.lost) {
+        // another coordinator took the run directory over (or its lock file was removed): two recording into one
+        // results.jsonl could each record a trial once, so this one records nothing more; the result stays queued
+        throw new ResultsUnwritable(
+          `${runDir}: this coordinator lost its lock (${LOCK_FILE} removed, or taken over by another coordinator) ` +
+            `and records nothing more; the unrecorded results stay on the broker: once no other coordinator runs ` +
+            `on it, continue with deno task sweep --resume ${runDir}`,
+        );
       }
       if (await results.record(r, trial)) {
         wakePublisher();
