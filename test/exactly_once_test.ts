@@ -7,6 +7,7 @@ import { type LocalServer, startLocalServer } from "../src/broker/local_server.t
 import { MemoryTransport } from "../src/broker/memory.ts";
 import type { ResultMessage } from "../src/broker/messages.ts";
 import type { Transport } from "../src/broker/transport.ts";
+import { writeRetryRounds } from "../src/coordinator/record.ts";
 import { acquireRunLock } from "../src/coordinator/run_lock.ts";
 import { runSweep, type SweepOutcome, trialMessage } from "../src/coordinator/sweep.ts";
 import { expandTrials } from "../src/spec/expand.ts";
@@ -587,6 +588,36 @@ Deno.test("exactly once - a coordinator that lost its lock records nothing more:
     assert.ok((await readResults(runDir)).length < 6, "it recorded every result after losing its lock");
     assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
     await assertOnceEach(runDir, trials.map((t) => t.id));
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+});
+
+Deno.test("exactly once - a line of an earlier --retry-failed round left in results.jsonl (a crash before it moved, an old copy put back) moves aside and the current round is recorded", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+  try {
+    const text = tinySpecText("oldround", 3, "", 1);
+    const trials = expandTrials(parseSpec(text));
+    const runDir = `${runs}/${trials[0]!.sweepId}`;
+    assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
+    const id = trials[1]!.id;
+    const claimOf = async () =>
+      (await Deno.readTextFile(`${runDir}/results.jsonl`)).split("\n").filter(Boolean).map((l) => JSON.parse(l))
+        .find((r) => r.trial_id === id).claim as string;
+    const before = await claimOf();
+    // --retry-failed wrote the trial's new round, then the coordinator died before its line moved: the old round's
+    // outcome stayed first in the file, and the retried result, refused as a second outcome, was lost
+    await writeRetryRounds(runDir, new Map([[id, 1]]));
+    assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
+    await assertOnceEach(runDir, trials.map((t) => t.id));
+    assert.notEqual(await claimOf(), before, "the earlier round's outcome was kept");
+    assert.match(await Deno.readTextFile(`${runDir}/results.rejected.jsonl`), /an earlier round than --retry-failed/);
   } finally {
     ac.abort();
     await worker;

@@ -124,7 +124,7 @@ async function trackSweepLocked(
   const rounds = await readRetryRounds(runDir);
   const retried = o.retryFailed ? results.all().filter((r) => r.status === "failed") : [];
   if (retried.length) {
-    // the new rounds on disk first: a crash before the lines move leaves those trials failed (retry again)
+    // the new rounds on disk first: after a crash before the lines move, the next start moves them (below)
     for (const r of retried) rounds.set(r.trial_id, (rounds.get(r.trial_id) ?? 0) + 1);
     await writeRetryRounds(runDir, rounds);
     const kinds = new Map<string, number>();
@@ -145,6 +145,24 @@ async function trackSweepLocked(
     for (let n = 0; n < (rounds.get(id) ?? 0); n++) if (claim === claimOf(secret, id, n)) return true;
     return false;
   };
+  if (rounds.size) {
+    // a line of an earlier retry round (a crash between the new rounds and the move of the lines, or an older copy
+    // of results.jsonl put back): not the outcome of the round that runs now, which would be refused when it came
+    const stale = results.all().filter((r) =>
+      rounds.has(r.trial_id) && r.claim !== claimNow(r.trial_id) && supersededClaim(r.trial_id, r.claim)
+    );
+    if (stale.length) {
+      await results.supersede(
+        new Set(stale.map((r) => r.trial_id)),
+        (id) => `superseded: a line of an earlier round than --retry-failed's round ${rounds.get(id)}`,
+      );
+      log(
+        `${stale.length} line${stale.length === 1 ? "" : "s"} of results.jsonl ${
+          stale.length === 1 ? "was an outcome" : "were outcomes"
+        } of an earlier --retry-failed round: moved to results.rejected.jsonl; those trials' current round is recorded`,
+      );
+    }
+  }
   const earlyStop = earlyStopOf(spec);
   let forged = 0, forgedRungs = 0;
   // an adaptive sweep's total is its budget: it may stop earlier (patience), never later
