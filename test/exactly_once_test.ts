@@ -40,6 +40,22 @@ async function ghostSweep(t: Transport): Promise<void> {
   assert.equal((await t.getSweepState(m!.sweep_id))?.status, "running");
 }
 
+/** Runs `fn` with a new runs directory and one in-process worker on an in-memory transport, then cleans up. */
+async function withWorker(fn: (runs: string, transport: MemoryTransport) => Promise<void>): Promise<void> {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const ac = new AbortController();
+  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+  try {
+    await fn(runs, transport);
+  } finally {
+    ac.abort();
+    await worker;
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
+}
+
 /** Runs a sweep in this process; aborts it after `ms` (a hang fails the test instead of blocking it). */
 async function sweepWithin(
   text: string,
@@ -249,11 +265,7 @@ Deno.test("exactly once - case 7: a forged result carrying a trial's id as its N
 });
 
 Deno.test("exactly once - case 8: a result whose recording throws is delivered again; later results are still recorded", async () => {
-  const runs = await Deno.makeTempDir();
-  const transport = new MemoryTransport();
-  const ac = new AbortController();
-  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-  try {
+  await withWorker(async (runs, transport) => {
     const text = tinySpecText("record-throws", 3, "", 2);
     const trials = expandTrials(parseSpec(text));
     const runDir = `${runs}/${trials[0]!.sweepId}`;
@@ -272,12 +284,7 @@ Deno.test("exactly once - case 8: a result whose recording throws is delivered a
     assert.ok(outcome.complete, logs.join("\n"));
     assert.ok(logs.some((l) => /not recorded yet/.test(l)), "no recording failed: the test did not test anything");
     await assertOnceEach(runDir, trials.map((t) => t.id));
-  } finally {
-    ac.abort();
-    await worker;
-    await transport.close();
-    await Deno.remove(runs, { recursive: true });
-  }
+  });
 });
 
 Deno.test("exactly once - case 8: a worker's failed result is published patiently through a broker blip", async () => {
@@ -443,11 +450,7 @@ Deno.test("exactly once - a stop signal that came while the trials were being pu
 });
 
 Deno.test("exactly once - results.jsonl truncated by another process mid-sweep: the lost lines are written again", async () => {
-  const runs = await Deno.makeTempDir();
-  const transport = new MemoryTransport();
-  const ac = new AbortController();
-  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-  try {
+  await withWorker(async (runs, transport) => {
     const text = tinySpecText("truncated", 4, "", 2);
     const trials = expandTrials(parseSpec(text));
     const runDir = `${runs}/${trials[0]!.sweepId}`;
@@ -461,20 +464,11 @@ Deno.test("exactly once - results.jsonl truncated by another process mid-sweep: 
     assert.ok(outcome.complete);
     await assertOnceEach(runDir, trials.map((t) => t.id));
     assert.ok(logs.some((l) => /had lost 2 of the 4 recorded outcomes/.test(l)), logs.join("\n"));
-  } finally {
-    ac.abort();
-    await worker;
-    await transport.close();
-    await Deno.remove(runs, { recursive: true });
-  }
+  });
 });
 
 Deno.test("exactly once - results.jsonl becomes a link to a missing file mid-sweep: one line stops it; restored, a resume ends it", async () => {
-  const runs = await Deno.makeTempDir();
-  const transport = new MemoryTransport();
-  const ac = new AbortController();
-  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-  try {
+  await withWorker(async (runs, transport) => {
     const text = tinySpecText("unwritable", 3, "", 1);
     const trials = expandTrials(parseSpec(text));
     const runDir = `${runs}/${trials[0]!.sweepId}`, results = `${runDir}/results.jsonl`;
@@ -508,20 +502,11 @@ Deno.test("exactly once - results.jsonl becomes a link to a missing file mid-swe
     Deno.renameSync(`${runDir}/moved.jsonl`, gone); // the fix the line names
     assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
     await assertOnceEach(runDir, trials.map((t) => t.id));
-  } finally {
-    ac.abort();
-    await worker;
-    await transport.close();
-    await Deno.remove(runs, { recursive: true });
-  }
+  });
 });
 
 Deno.test("exactly once - the run directory moved away mid-sweep: one line stops it, not made again; moved back, a resume ends it", async () => {
-  const runs = await Deno.makeTempDir();
-  const transport = new MemoryTransport();
-  const ac = new AbortController();
-  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-  try {
+  await withWorker(async (runs, transport) => {
     const text = tinySpecText("moved", 3, "", 1);
     const trials = expandTrials(parseSpec(text));
     const runDir = `${runs}/${trials[0]!.sweepId}`, away = `${runs}/away`;
@@ -545,20 +530,11 @@ Deno.test("exactly once - the run directory moved away mid-sweep: one line stops
     Deno.renameSync(away, runDir); // the fix the line names
     assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
     await assertOnceEach(runDir, trials.map((t) => t.id));
-  } finally {
-    ac.abort();
-    await worker;
-    await transport.close();
-    await Deno.remove(runs, { recursive: true });
-  }
+  });
 });
 
 Deno.test("exactly once - a coordinator that lost its lock records nothing more: one line stops it, the results stay queued, a resume records each once", async () => {
-  const runs = await Deno.makeTempDir();
-  const transport = new MemoryTransport();
-  const ac = new AbortController();
-  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-  try {
+  await withWorker(async (runs, transport) => {
     const text = tinySpecText("lockloss", 6, "", 1);
     const trials = expandTrials(parseSpec(text));
     const runDir = `${runs}/${trials[0]!.sweepId}`;
@@ -590,20 +566,11 @@ Deno.test("exactly once - a coordinator that lost its lock records nothing more:
     assert.equal((await readResults(runDir)).length, 0, "it recorded results after losing its lock");
     assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
     await assertOnceEach(runDir, trials.map((t) => t.id));
-  } finally {
-    ac.abort();
-    await worker;
-    await transport.close();
-    await Deno.remove(runs, { recursive: true });
-  }
+  });
 });
 
 Deno.test("exactly once - a line of an earlier --retry-failed round left in results.jsonl (a crash before it moved, an old copy put back) moves aside and the current round is recorded", async () => {
-  const runs = await Deno.makeTempDir();
-  const transport = new MemoryTransport();
-  const ac = new AbortController();
-  const worker = runWorker({ transport, backend: "js", signal: ac.signal });
-  try {
+  await withWorker(async (runs, transport) => {
     const text = tinySpecText("oldround", 3, "", 1);
     const trials = expandTrials(parseSpec(text));
     const runDir = `${runs}/${trials[0]!.sweepId}`;
@@ -620,12 +587,7 @@ Deno.test("exactly once - a line of an earlier --retry-failed round left in resu
     await assertOnceEach(runDir, trials.map((t) => t.id));
     assert.notEqual(await claimOf(), before, "the earlier round's outcome was kept");
     assert.match(await Deno.readTextFile(`${runDir}/results.rejected.jsonl`), /an earlier round than --retry-failed/);
-  } finally {
-    ac.abort();
-    await worker;
-    await transport.close();
-    await Deno.remove(runs, { recursive: true });
-  }
+  });
 });
 
 Deno.test("exactly once - two coordinators started at once on a private broker: one runs, the other refuses and touches nothing", async () => {
