@@ -272,6 +272,12 @@ Deno.test("cancel - a sweep whose private broker is gone (finished or stopped) i
     }
     assert.match(lines[0]!, /^gone-\w+ is not running \(no coordinator holds .*\): nothing to cancel, nothing changed/);
     assert.equal(lines[1], lines[0]);
+    // a name with no run directory under --runs: the hint named runs/<name>/broker.json, a path that never exists
+    await assert.rejects(
+      () => sweepMain(["cancel", "gone", "--runs", `${root}/elsewhere`]),
+      (e: Error) =>
+        e.message.endsWith(`no run directory ${root}/elsewhere/gone (--runs DIR names the folder that holds it)`),
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -545,10 +545,10 @@ async function cancelMain(args: string[], values: Record<string, string | boolea
       return 0;
     }
     if (!file) {
-      throw new TicketsweepError(
-        `no broker for ${sweepId}: pass --nats URL (and credentials), or run this where runs/${sweepId}/broker.json ` +
-          "exists (sweeps on a private broker write it while they run)",
-      );
+      const where = await Deno.stat(dir).then(() => true, () => false)
+        ? `${shownPath(dir)} has no broker.json (sweeps on a private broker write it while they run)`
+        : `no run directory ${shownPath(dir)} (--runs DIR names the folder that holds it)`;
+      throw new TicketsweepError(`no broker for ${sweepId}: pass --nats URL (and credentials); ${where}`);
     }
     nats = { ...nats, servers: file.url, token: file.token };
   }
