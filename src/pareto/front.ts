@@ -12,25 +12,13 @@ export interface Point2 {
  * @returns `true` at the index of every non-dominated point.
  */
 export function nonDominated(points: readonly Point2[]): boolean[] {
-  const idx = points.map((_, i) => i).sort((a, b) => points[b]!.x - points[a]!.x || points[b]!.y - points[a]!.y);
-  const out = new Array<boolean>(points.length).fill(false);
-  let bestY = -Infinity, bestX = NaN;
-  for (const i of idx) {
-    const p = points[i]!;
-    if (p.y > bestY) {
-      out[i] = true;
-      bestY = p.y;
-      bestX = p.x;
-    } else if (p.y === bestY && p.x === bestX) {
-      out[i] = true;
-    }
-  }
-  return out;
+  const nd = nonDominatedOf(points.map((p) => p.x), points.map((p) => p.y));
+  return Array.from(nd, (v) => v === 1);
 }
 
 /**
- * {@link nonDominated} of the points `(xs[i], ys[i])`, read from columns: the same answer without a point object each
- * (a per-seed front of 100,000 tickets). `out[i]` is 1 where point `i` is non-dominated.
+ * {@link nonDominated} of the points `(xs[i], ys[i])`, read from columns, without a point object each (a per-seed
+ * front of 100,000 tickets). `out[i]` is 1 where point `i` is non-dominated.
  */
 export function nonDominatedOf(xs: ArrayLike<number>, ys: ArrayLike<number>): Uint8Array {
   const idx = Uint32Array.from({ length: xs.length }, (_, i) => i)

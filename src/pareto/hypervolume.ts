@@ -1,4 +1,4 @@
-import { nonDominated, type Point2 } from "./front.ts";
+import type { Point2 } from "./front.ts";
 import { Rng, RNG_STREAMS } from "../util/rng.ts";
 
 /**
@@ -10,22 +10,12 @@ export const HV_REFERENCE: Point2 = { x: 0, y: 0 };
 
 /** The area dominated by `points` (both coordinates maximised) and bounded below by `ref`. */
 export function hypervolume(points: readonly Point2[], ref: Point2 = HV_REFERENCE): number {
-  const inside = points.filter((p) => p.x > ref.x && p.y > ref.y);
-  const nd = nonDominated(inside);
-  const front = inside.filter((_, i) => nd[i]).sort((a, b) => a.x - b.x || b.y - a.y);
-  let area = 0, prevX = ref.x;
-  for (const p of front) {
-    if (p.x === prevX) continue; // a duplicate or lower point at the same sparsity adds nothing
-    area += (p.x - prevX) * (p.y - ref.y);
-    prevX = p.x;
-  }
-  return area;
+  return hypervolumeOf(points.map((p) => p.x), points.map((p) => p.y), ref);
 }
 
 /**
- * {@link hypervolume} of the points `(xs[i], ys[i])`, read from columns: the same number, bit for bit (the area is
- * summed along the front in the same order; points equal in both coordinates are interchangeable), without an object
- * or an array of objects per point (a report's front of 100,000 tickets).
+ * {@link hypervolume} of the points `(xs[i], ys[i])`, read from columns, without an object or an array of objects per
+ * point (a report's front of 100,000 tickets): the area is summed along the front by sparsity ascending.
  */
 export function hypervolumeOf(xs: ArrayLike<number>, ys: ArrayLike<number>, ref: Point2 = HV_REFERENCE): number {
   const inside = new Uint32Array(xs.length);
@@ -201,9 +191,7 @@ export function bootstrapHypervolume(
   points: readonly SeededPoint[],
   opts: { resamples?: number; seed?: number; level?: number } = {},
 ): Interval {
-  const { resamples = 1000, seed = 0, level = 0.95 } = opts;
-  const value = hypervolume(points);
-  return intervalOf(value, bySeed(points).map((ps) => hypervolume(ps)), resamples, seed, level);
+  return bootstrapHypervolumeOf(points.map((p) => p.x), points.map((p) => p.y), points.map((p) => p.seed), opts);
 }
 
 /** The pooled hypervolume `value` and the mean of the seeds' own ones with its bootstrap interval. */
