@@ -3,7 +3,8 @@ import { inspectBrokerFile } from "../coordinator/broker_file.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 import { inspectRunLock, LOCK_FILE, lockHeldMessage } from "../coordinator/run_lock.ts";
 import { TicketsweepError } from "../util/errors.ts";
-import { describeParams, expandTrials, sweepIdOf, trialCount } from "../spec/expand.ts";
+import { describeParams, sweepIdOf, trialCount } from "../spec/expand.ts";
+import { Plan } from "../spec/plan.ts";
 import type { SweepSpec } from "../spec/schema.ts";
 import { checkTrialLimits, formatBytes, freeMemory, resolveLimits, trialCost } from "../worker/limits.ts";
 
@@ -36,19 +37,20 @@ export async function dryRun(
   const sweepId = sweepIdOf(spec);
   const { trials: n, detail } = trialCount(spec);
   out(`${sweepId} (${spec.name}): ${count(n)} trial${n === 1 ? "" : "s"} (${detail}); run directory ${runDir}`);
-  const trials = expandTrials(spec);
+  const plan = Plan.of(spec); // read by index: no trial object kept
   if (spec.search.strategy === "adaptive") {
     out(`adaptive search proposes its trials while it runs: up to ${count(n)}, nothing is planned ahead`);
   }
-  for (const t of trials.slice(0, LISTED)) {
+  for (let i = 0; i < Math.min(LISTED, plan.size); i++) {
+    const t = plan.at(i);
     out(`  ${t.id}  ${t.config.method.name}  ${describeParams(t.params, t.seed)}`);
   }
-  if (trials.length > LISTED) out(`  ... and ${count(trials.length - LISTED)} more`);
+  if (plan.size > LISTED) out(`  ... and ${count(plan.size - LISTED)} more`);
   // compute: every planned trial's cost from its config alone (nothing is built)
   let steps = 0, epochs = 0, madds = 0, peak = 0, maxWeights = 0;
   const free = freeMemory(), limits = resolveLimits();
   const refused = new Map<string, string[]>();
-  for (const t of trials) {
+  for (const t of plan) {
     const c = trialCost(t.config);
     steps += c.steps;
     epochs += t.config.training.epochs;
@@ -59,7 +61,7 @@ export async function dryRun(
     const why = checkTrialLimits(t.config, limits, free);
     if (why) refused.set(why, [...(refused.get(why) ?? []), t.id]);
   }
-  if (trials.length) {
+  if (plan.size) {
     out(
       `compute: ${count(steps)} training steps, ${count(epochs)} trial-epochs, about ${flops(2 * madds)} ` +
         `(dense products; up to ${count(maxWeights)} weights a trial); peak memory of a trial about ` +
@@ -80,7 +82,7 @@ export async function dryRun(
   let recorded: RecordedResult[] = [];
   if (!notDir) {
     try {
-      const log = await ResultLog.open(runDir, { planned: trials.map((t) => t.id), readOnly: true });
+      const log = await ResultLog.open(runDir, { planned: plan, readOnly: true });
       recorded = log.all();
       for (const s of log.setAside) {
         problems.push(
@@ -97,7 +99,7 @@ export async function dryRun(
     const failed = recorded.filter((r) => r.status === "failed").length;
     out(
       `${runDir} already records ${count(recorded.length)} of them (${count(failed)} failed): a run publishes the ` +
-        `other ${count(Math.max(0, trials.length - recorded.length))}` +
+        `other ${count(Math.max(0, plan.size - recorded.length))}` +
         (failed ? `; --retry-failed would run the failed ones again` : ""),
     );
   }

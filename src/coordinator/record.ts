@@ -26,8 +26,8 @@ export interface SetAsideLine {
 
 /** Options of {@link ResultLog.open}. */
 export interface OpenOptions {
-  /** The sweep's planned trial ids: a line for any other trial is set aside. */
-  planned?: Iterable<string>;
+  /** The sweep's planned trial ids (or a plan that answers `has`): a line for any other trial is set aside. */
+  planned?: Iterable<string> | { has(id: string): boolean };
   /**
    * Only read: bad lines are listed in `setAside` but both files stay as they are (for `status`, and for a
    * run directory whose coordinator is running).
@@ -143,7 +143,7 @@ export class ResultLog {
    */
   static async open(dir: string, opts: OpenOptions = {}): Promise<ResultLog> {
     const log = new ResultLog(dir);
-    const planned = opts.planned ? new Set(opts.planned) : undefined;
+    const planned = opts.planned && "has" in opts.planned ? opts.planned : opts.planned && new Set(opts.planned);
     const firstLine = new Map<string, number>();
     // read line by line (a 100,000-trial sweep's file is ~50 MB); the file is rewritten, with its good lines only,
     // when a line is set aside, blank, or the last one without its newline

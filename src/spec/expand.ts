@@ -136,7 +136,7 @@ export function resolveTrialConfig(spec: SweepSpec, params: ParamSet, seed: numb
 }
 
 /** What the trials of one plan share: the spec, and each method's resolved configuration without parameters. */
-class PlanContext {
+export class PlanContext {
   readonly #bases = new Map<string, TrialConfig>();
   constructor(readonly spec: SweepSpec) {}
 
