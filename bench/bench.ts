@@ -58,9 +58,9 @@ async function printDispatch(trials: number, connections: number): Promise<void>
   if (!out.success) throw new Error(`bench/dispatch.ts ${trials} ${connections} failed`);
   const r = JSON.parse(new TextDecoder().decode(out.stdout)) as DispatchResult;
   console.log(
-    "| recorded | lost | duplicated | publish s | last record s | trials/s recorded | queue latency p50/p90/p99 ms | service latency p50/p90/p99 ms | coordinator peak RSS MB: at the last record / with the reports | reports s | CPU ms per trial: coordinator / workers / nats-server | load average (1 min) before / after |",
+    "| recorded | lost | duplicated | publish s | last record s | trials/s recorded | queue latency p50/p90/p99 ms | service latency p50/p90/p99 ms | coordinator peak RSS MB: at the last record / with the reports | start s | reports s | CPU ms per trial: coordinator / workers / nats-server | load average (1 min) before / after |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   const perTrial = (s: number | null) => (s === null ? "?" : (1000 * s / r.recorded).toFixed(2));
   const l = (x: DispatchResult["queueLatencyMs"]) => `${x.p50}/${x.p90}/${x.p99}`;
   console.log(
@@ -69,14 +69,15 @@ async function printDispatch(trials: number, connections: number): Promise<void>
     } | ` +
       `${l(r.queueLatencyMs)} | ${l(r.serviceLatencyMs)} | ${r.dispatchPeakRssMb.toFixed(0)} / ${
         r.peakRssMb.toFixed(0)
-      } | ${r.reportS.toFixed(1)} | ${perTrial(r.cpuS.coordinator)} / ${perTrial(r.cpuS.workers)} / ${
-        perTrial(r.cpuS.broker)
-      } | ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} |`,
+      } | ${r.startS.toFixed(2)} | ${r.reportS.toFixed(1)} | ${perTrial(r.cpuS.coordinator)} / ${
+        perTrial(r.cpuS.workers)
+      } / ${perTrial(r.cpuS.broker)} | ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} |`,
   );
   console.log(
     "\nqueue latency: from the first publish to the record (the coordinator keeps at most 4,096 trials published " +
       "and not yet recorded, and publishes the rest as results come in; publish s: until the last is published); " +
-      "service latency: from a worker pulling the trial to the coordinator recording its result. CPU ms per " +
+      "service latency: from a worker pulling the trial to the coordinator recording its result. start s: from " +
+      "the sweep's start to its first trial published (the plan, sweep.json, the logs opened). CPU ms per " +
       "trial: user + system time of each process from the first publish to the last record, over the trials; " +
       "their sum over the cores free bounds the trials/s.",
   );

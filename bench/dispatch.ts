@@ -26,6 +26,8 @@ export interface DispatchResult {
   reportS: number;
   /** Resident memory of this process right before the sweep started (broker connection open). */
   startRssMb: number;
+  /** Seconds from runSweep's call to its first trial published (planning, sweep.json, opening the logs). */
+  startS: number;
   /**
    * CPU seconds (user + system) each process spent from the first publish to the last record: the coordinator
    * (this process), the workers' process and nats-server; null where /proc does not tell (not Linux).
@@ -69,6 +71,12 @@ parameters:
   const spec = parseSpec(text);
   const planned = trialCount(spec).trials; // a grid: exact, and no second plan in this process
   const transport = await connectNats({ servers: server.url, token: server.token });
+  let firstTrialAt = 0;
+  const publishTrial = transport.publishTrial.bind(transport);
+  transport.publishTrial = (...a) => {
+    firstTrialAt ||= performance.now();
+    return publishTrial(...a);
+  };
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, Deno.memoryUsage().rss)), 50);
   const recordedAt = new Map<string, number>();
@@ -146,6 +154,7 @@ parameters:
     dispatchPeakRssMb: dispatchPeak || endPeak,
     reportS,
     startRssMb,
+    startS: (firstTrialAt - t0) / 1000,
     cpuS: Object.fromEntries(
       Object.keys(pids).map((k) => {
         const a = cpuStart[k], b = cpuEnd[k];
