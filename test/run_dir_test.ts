@@ -7,18 +7,21 @@ import { type RecordedResult, REJECTED_FILE, ResultLog, setAsideNotice } from ".
 import { readManifest, type SweepManifest, writeManifest, writeReports } from "../src/coordinator/run_dir.ts";
 import { acquireRunLock, LOCK_FILE } from "../src/coordinator/run_lock.ts";
 import { statusMain } from "../src/cli/status.ts";
-import { expandTrials, sweepIdOf, trialIdOf } from "../src/spec/expand.ts";
+import { expandTrials, sweepIdOf, type Trial, trialIdOf } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { TicketsweepError } from "../src/util/errors.ts";
 import { cluster, recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
 import { ROOT, tinySpecText } from "./_fixtures.ts";
 
 /** A run directory with its sweep.json (n planned trials) and nothing recorded. */
-async function runDir(n = 3): Promise<{ runs: string; dir: string; m: SweepManifest }> {
+/** A manifest with its trials as a list (as a version 1 or 2 file holds them). */
+type ListedManifest = SweepManifest & { trials: Trial[] };
+
+async function runDir(n = 3): Promise<{ runs: string; dir: string; m: ListedManifest }> {
   const runs = await Deno.makeTempDir();
   const text = tinySpecText("rundir", n);
   const spec = parseSpec(text);
-  const m: SweepManifest = {
+  const m: ListedManifest = {
     format: "ticketsweep-sweep",
     version: 1,
     sweep_id: sweepIdOf(spec),
@@ -130,7 +133,7 @@ Deno.test("run dir - a corrupt or incomplete sweep.json: one line naming the fil
         /sweep\.json: missing trials; rewrite it by running its spec again \(deno task sweep .*\/spec\.yaml --runs /,
       ],
       [JSON.stringify({ ...m, trials: [{ ...m.trials[0], seed: "x" }] }), /sweep\.json: trials\.0\.seed: Expected/],
-      [JSON.stringify({ ...m, version: 3 }), /sweep\.json: version: this ticketsweep reads versions 1 and 2, found 3/],
+      [JSON.stringify({ ...m, version: 4 }), /sweep\.json: version: this ticketsweep reads versions 1 to 3, found 4/],
     ];
     for (const [text, re] of cases) {
       await Deno.writeTextFile(file, text);
@@ -148,7 +151,7 @@ Deno.test("run dir - an edited but valid sweep.json is refused, not read as a pl
   const { runs, dir, m } = await runDir(3);
   try {
     const file = `${dir}/sweep.json`;
-    const [t0, t1] = m.trials as [SweepManifest["trials"][0], SweepManifest["trials"][0]];
+    const [t0, t1] = m.trials as [Trial, Trial];
     const otherId = "rundir-00000000";
     const cases: [string, unknown, RegExp][] = [
       ["no trials", { ...m, trials: [] }, /sweep\.json: trials: 0 trials, but its spec plans 3 \(gates: lambda 3/],
@@ -181,6 +184,23 @@ Deno.test("run dir - an edited but valid sweep.json is refused, not read as a pl
     }
     await writeManifest(dir, m);
     assert.equal((await readManifest(dir)).trials.length, 3);
+    // version 3 (no trial list): a plan that is not what its spec expands to is one line
+    const v3 = JSON.parse(await Deno.readTextFile(file));
+    assert.equal(v3.version, 3);
+    for (const plan of [{ ...v3.plan, fingerprint: "0123456789abcdef" }, { ...v3.plan, trials: 4 }]) {
+      await Deno.writeTextFile(file, JSON.stringify({ ...v3, plan }));
+      const e = await readManifest(dir).then(() => null, (e) => e);
+      assert.ok(e instanceof TicketsweepError, `${JSON.stringify(plan)}: ${e}`);
+      assert.match(
+        e.message,
+        new RegExp(
+          `sweep\\.json: plan: it records ${plan.trials} trials \\(fingerprint ${plan.fingerprint}\\), but its spec ` +
+            `expands to 3 \\(fingerprint ${v3.plan.fingerprint}\\) with this ticketsweep: use the ticketsweep that ` +
+            "wrote it, or rewrite it by running its spec again",
+        ),
+      );
+      assert.ok(!e.message.includes("\n"), e.message);
+    }
   } finally {
     await Deno.remove(runs, { recursive: true });
   }

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readManifest, type SweepManifest, writeManifest } from "../src/coordinator/run_dir.ts";
 import { hypervolume, HypervolumeTracker } from "../src/pareto/hypervolume.ts";
 import { expandTrials, resolveTrialConfig, sweepIdOf, trialEpochs, trialGroup } from "../src/spec/expand.ts";
+import { Plan } from "../src/spec/plan.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { prettyJsonChunks, writeJson, writeReportFiles } from "../src/report/write.ts";
 import { WIRE_VERSION } from "../src/broker/messages.ts";
@@ -55,7 +56,7 @@ Deno.test("scale - a planned trial's configuration is resolveTrialConfig's, its 
   assert.notEqual(b.config.training.lr, 123);
 });
 
-Deno.test("scale - a planned trial keeps no configuration: sweep.json holds ids, parameters and seeds (version 2)", async () => {
+Deno.test("scale - sweep.json version 3 holds no trial list: the plan is the spec's, read by index; version 2 is still read", async () => {
   const spec = parseSpec(
     `name: big\ndataset: {name: synthetic}\nparameters:\n  lambda: {min: 0, max: 1, count: 20000}\n`,
   );
@@ -66,25 +67,35 @@ Deno.test("scale - a planned trial keeps no configuration: sweep.json holds ids,
   try {
     const m: SweepManifest = {
       format: "ticketsweep-sweep",
-      version: 2,
+      version: 3,
       sweep_id: sweepIdOf(spec),
       name: spec.name,
       spec_file: "big.yaml",
       spec_text: "",
       spec,
-      trials,
+      trials: Plan.of(spec),
       created_at: new Date().toISOString(),
     };
     await writeManifest(dir, m);
+    // the spec and the plan's size and fingerprint: the same few kilobytes whatever the size of the plan
     const bytes = (await Deno.stat(`${dir}/sweep.json`)).size;
-    // about 90 bytes a trial (a full configuration each made it 1,400)
-    assert.ok(bytes / trials.length < 150, `${(bytes / trials.length).toFixed(0)} bytes a trial in sweep.json`);
+    assert.ok(bytes < 4000, `sweep.json is ${bytes} bytes`);
     const raw = JSON.parse(await Deno.readTextFile(`${dir}/sweep.json`));
-    assert.equal(raw.version, 2);
-    assert.equal(raw.trials[0].config, undefined);
+    assert.equal(raw.version, 3);
+    assert.equal(raw.trials, undefined);
+    assert.deepEqual(raw.plan, { trials: 20000, fingerprint: (m.trials as Plan).fingerprint });
     const back = await readManifest(dir);
+    assert.ok(back.trials instanceof Plan);
     assert.deepEqual(back.trials.map((t) => t.id), trials.map((t) => t.id));
-    for (const i of [0, 1, 9999, 19999]) assert.deepEqual(back.trials[i]!.config, trials[i]!.config);
+    for (const i of [0, 1, 9999, 19999]) assert.deepEqual(back.trials.at(i).config, trials[i]!.config);
+    // version 2 (each trial's id, parameters and seed): read, as the same plan read by index
+    const v2 = { ...raw, version: 2, plan: undefined, trials: trials.map((t) => t.toJSON()) };
+    await Deno.writeTextFile(`${dir}/sweep.json`, JSON.stringify(v2, null, 2));
+    const old = await readManifest(dir);
+    assert.equal(old.version, 2);
+    assert.equal(old.trials.fingerprint, back.trials.fingerprint);
+    assert.deepEqual(old.trials.map((t) => t.id), trials.map((t) => t.id));
+    assert.deepEqual(old.trials.at(19999).config, trials[19999]!.config);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -63,7 +63,7 @@ async function loadRun(dir: string): Promise<ReportData> {
     if (!(e instanceof TicketsweepError)) throw e; // held by its running coordinator: only read
   }
   try {
-    const log = await ResultLog.open(dir, { planned: manifest.trials.map((t) => t.id), readOnly: !lock });
+    const log = await ResultLog.open(dir, { planned: manifest.trials, readOnly: !lock });
     for (const s of log.setAside) console.error(shown(`${dir}/${setAsideNotice(s, !lock)}`));
     return reportDataOf(manifest, log.each()); // one result at a time: a large sweep's are never all parsed at once
   } finally {

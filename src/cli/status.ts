@@ -68,7 +68,7 @@ export async function statusMain(args: string[]): Promise<number> {
     try {
       m = await readManifest(d);
       // only read: the files are the coordinator's (a bad line is set aside when the sweep resumes)
-      log = await ResultLog.open(d, { planned: m.trials.map((t) => t.id), readOnly: true });
+      log = await ResultLog.open(d, { planned: m.trials, readOnly: true });
     } catch (e) {
       if (!(e instanceof TicketsweepError)) throw e;
       console.log(printed(e.message)); // one line: not a run directory, or what is wrong with its sweep.json or results

@@ -1,61 +1,73 @@
 import { z } from "zod";
 import { TicketsweepError } from "../util/errors.ts";
 import { buildReportData, type ReportData, writeReportFiles } from "../report/mod.ts";
+import { fmtCount } from "../spec/schema.ts";
 import { plannedTrials, sweepIdOf, type Trial, trialCount, trialIdOf } from "../spec/expand.ts";
+import { Plan, planOf, type TrialList } from "../spec/plan.ts";
 import { type SweepSpec, SweepSpecSchema, TrialConfigSchema } from "../spec/schema.ts";
 import type { RecordedResult } from "./record.ts";
 import { ProposalLog } from "./search.ts";
 
 /**
- * What `runs/<sweep>/sweep.json` holds: enough to resume or report without the original file. An adaptive
- * sweep's file holds no trials; {@link readManifest} returns them from `proposals.jsonl`. Version 2 (written
- * since 100,000-trial sweeps) keeps each trial's id, parameters and seed only, one line a trial: its
- * configuration is the stored spec's, resolved when the trial is published; version 1 (every trial with its
- * configuration) is still read.
+ * What `runs/<sweep>/sweep.json` holds: enough to resume or report without the original file. Version 3 (written
+ * since the plan is read by index) holds no trial list: the plan is the stored spec's ({@link Plan.of}), and the
+ * file records its size and fingerprint (a hash over every id in order), so a ticketsweep that expands the spec
+ * differently is found at once. An adaptive sweep's plan is its proposals (`proposals.jsonl`; size 0 here).
+ * Version 2 (each trial's id, parameters and seed, one line a trial) and version 1 (every trial with its
+ * configuration) are still read.
  */
 export interface SweepManifest {
   format: "ticketsweep-sweep";
-  version: 1 | 2;
+  version: 1 | 2 | 3;
   sweep_id: string;
   name: string;
   spec_file: string;
   spec_text: string;
   spec: SweepSpec;
-  trials: Trial[];
+  /** The plan's trials: a {@link Plan} (as {@link readManifest} returns it), or a list. */
+  trials: TrialList;
   created_at: string;
 }
 
+/** A manifest as {@link readManifest} returns it: its trials a {@link Plan} (read by index, found by id). */
+export type LoadedManifest = Omit<SweepManifest, "trials"> & { trials: Plan };
+
+/** What version 3 records of the plan: its size and fingerprint ({@link Plan.fingerprint}). */
+interface PlanRecord {
+  trials: number;
+  fingerprint: string;
+}
+
 /**
- * Writes `sweep.json` (version 2: the trials without their configurations, one line each) through a temporary
- * file renamed into place, a thousand trials a write, so a large plan is never one string in memory.
+ * Writes `sweep.json` (version 3: the spec and the plan's size and fingerprint, no trial list) and `spec.yaml`,
+ * each through a temporary file renamed into place.
  */
 export async function writeManifest(dir: string, m: SweepManifest): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(`${dir}/spec.yaml`, m.spec_text);
   const { trials, ...head } = m;
-  const text = JSON.stringify({ ...head, version: 2, trials: [] }, null, 2);
-  const cut = text.lastIndexOf('"trials": []');
+  const plan = planOf(m.spec, m.sweep_id, trials);
+  const record: PlanRecord = { trials: plan.size, fingerprint: plan.fingerprint };
   const path = `${dir}/sweep.json`, tmp = `${path}.tmp-${Deno.pid}`;
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  try {
-    const enc = new TextEncoder();
-    const write = async (s: string) => {
-      const data = enc.encode(s);
-      for (let off = 0; off < data.length;) off += await f.write(data.subarray(off));
-    };
-    await write(text.slice(0, cut) + '"trials": [');
-    for (let i = 0; i < trials.length; i += 1000) {
-      const lines = trials.slice(i, i + 1000).map((t) =>
-        JSON.stringify({ id: t.id, sweepId: t.sweepId, params: t.params, seed: t.seed })
-      );
-      await write((i ? ",\n    " : "\n    ") + lines.join(",\n    "));
-    }
-    await write((trials.length ? "\n  " : "") + text.slice(cut + '"trials": ['.length) + "\n");
-  } finally {
-    f.close();
-  }
+  await Deno.writeTextFile(tmp, JSON.stringify({ ...head, version: 3, plan: record }, null, 2) + "\n");
   await Deno.rename(tmp, path);
 }
+
+/** `sweep.json` version 3: the plan's size and fingerprint instead of its trials. */
+const SweepManifestV3Schema = z.object({
+  format: z.literal("ticketsweep-sweep"),
+  version: z.literal(3),
+  sweep_id: z.string().min(1),
+  name: z.string().min(1),
+  spec_file: z.string(),
+  spec_text: z.string(),
+  spec: SweepSpecSchema,
+  plan: z.object({
+    trials: z.number().int().min(0),
+    fingerprint: z.string().regex(/^[0-9a-f]{16}$/, "expected 16 hex digits"),
+  }).strict(),
+  created_at: z.string(),
+}).strict();
 
 /** `sweep.json`: version 1 (every trial with its configuration) or 2 (without; a configuration given is kept). */
 export const SweepManifestSchema = z.object({
@@ -91,7 +103,7 @@ export const SweepManifestSchema = z.object({
  * Reads and validates `sweep.json`; the plan is returned as written (validation only).
  * @throws {TicketsweepError} one line naming the file, the field and the fix.
  */
-export async function readManifest(dir: string): Promise<SweepManifest> {
+export async function readManifest(dir: string): Promise<LoadedManifest> {
   const file = `${dir}/sweep.json`;
   const parent = dir.includes("/") ? dir.replace(/\/[^/]*$/, "") : ".";
   const specCopy = await Deno.stat(`${dir}/spec.yaml`).then(() => `${dir}/spec.yaml`, () => "SPEC.yaml");
@@ -119,13 +131,13 @@ export async function readManifest(dir: string): Promise<SweepManifest> {
         `not a sweep plan of ticketsweep`,
     );
   }
-  if (head.version !== 1 && head.version !== 2) {
+  if (head.version !== 1 && head.version !== 2 && head.version !== 3) {
     throw new TicketsweepError(
-      `${file}: version: this ticketsweep reads versions 1 and 2, found ${JSON.stringify(head.version)}; ` +
+      `${file}: version: this ticketsweep reads versions 1 to 3, found ${JSON.stringify(head.version)}; ` +
         "use the ticketsweep that wrote it",
     );
   }
-  const parsed = SweepManifestSchema.safeParse(raw);
+  const parsed = head.version === 3 ? SweepManifestV3Schema.safeParse(raw) : SweepManifestSchema.safeParse(raw);
   if (!parsed.success) {
     const missing: string[] = [], wrong: string[] = [];
     for (const i of parsed.error.issues) {
@@ -137,18 +149,48 @@ export async function readManifest(dir: string): Promise<SweepManifest> {
     const more = wrong.length > 1 ? ` (and ${wrong.length - 1} more problems)` : "";
     throw new TicketsweepError(`${file}: ${problems.join("; ")}${more}; ${fix}`);
   }
-  const wrong = planMismatch(raw as SweepManifest, parsed.data.spec);
-  if (wrong) throw new TicketsweepError(`${file}: ${wrong}; ${fix}`);
-  const m = raw as SweepManifest;
-  if (parsed.data.spec.search.strategy === "adaptive") {
-    // an adaptive sweep's trials are its proposals (read only here: the coordinator sets bad lines aside)
-    m.trials = (await ProposalLog.open(dir, parsed.data.spec, m.sweep_id, { readOnly: true })).trials();
-  } else {
-    // a trial written without its configuration (version 2) resolves it from the stored spec when asked
-    const planned = plannedTrials(parsed.data.spec, m.sweep_id, m.trials);
-    m.trials = m.trials.map((t, i) => (t.config ? t : planned[i]!));
+  const spec = parsed.data.spec;
+  const adaptive = spec.search.strategy === "adaptive";
+  if ("plan" in parsed.data) {
+    // version 3: the plan is the stored spec's, made again here and checked against its size and fingerprint
+    const { plan: recorded, ...head } = parsed.data;
+    const stored = (raw as { spec: SweepSpec }).spec;
+    const sweepId = sweepIdOf(stored); // the spec as stored: a newer default must not change an old run's ids
+    if (head.sweep_id !== sweepId) {
+      throw new TicketsweepError(`${file}: sweep_id: ${head.sweep_id} is not the id of its spec (${sweepId}); ${fix}`);
+    }
+    const plan = adaptive ? undefined : Plan.of(spec, sweepId);
+    if (
+      adaptive ? recorded.trials !== 0 : recorded.trials !== plan!.size || recorded.fingerprint !== plan!.fingerprint
+    ) {
+      throw new TicketsweepError(
+        `${file}: plan: it records ${fmtCount(recorded.trials)} trials (fingerprint ${recorded.fingerprint}), but ` +
+          `its spec expands to ${
+            adaptive ? "none up front (adaptive search)" : `${fmtCount(plan!.size)} (fingerprint ${plan!.fingerprint})`
+          } ` +
+          `with this ticketsweep: use the ticketsweep that wrote it, or ${fix}`,
+      );
+    }
+    const trials = plan ?? await proposedPlan(dir, spec, head.sweep_id);
+    return { ...head, spec: stored, trials };
   }
-  return m;
+  const wrong = planMismatch(raw as SweepManifest & { trials: Trial[] }, spec);
+  if (wrong) throw new TicketsweepError(`${file}: ${wrong}; ${fix}`);
+  const m = raw as SweepManifest & { trials: Trial[] };
+  if (adaptive) return { ...m, trials: await proposedPlan(dir, spec, m.sweep_id) };
+  if (m.version === 2) {
+    // the trials without their configurations: the stored spec's plan, when it lists the same ids in the same order
+    const plan = Plan.of(spec, m.sweep_id), listed = Plan.fromList(spec, m.sweep_id, m.trials);
+    if (plan.size === listed.size && plan.fingerprint === listed.fingerprint) return { ...m, trials: plan };
+  }
+  // a trial written without its configuration (version 2) resolves it from the stored spec when asked
+  const planned = plannedTrials(spec, m.sweep_id, m.trials);
+  return { ...m, trials: Plan.fromList(spec, m.sweep_id, m.trials.map((t, i) => (t.config ? t : planned[i]!))) };
+}
+
+/** An adaptive sweep's plan: its proposals (read only here: the coordinator sets bad lines aside). */
+async function proposedPlan(dir: string, spec: SweepSpec, sweepId: string): Promise<Plan> {
+  return Plan.fromList(spec, sweepId, (await ProposalLog.open(dir, spec, sweepId, { readOnly: true })).trials());
 }
 
 /**
@@ -156,7 +198,7 @@ export async function readManifest(dir: string): Promise<SweepManifest> {
  * The ids are hashes of the stored spec, the parameters and the seed; the trials are counted from the spec,
  * not expanded (a large sweep expands slowly).
  */
-function planMismatch(m: SweepManifest, spec: SweepSpec): string | undefined {
+function planMismatch(m: SweepManifest & { trials: Trial[] }, spec: SweepSpec): string | undefined {
   const sweepId = sweepIdOf(m.spec); // the spec as stored: a newer default must not change an old run's id
   if (m.sweep_id !== sweepId) return `sweep_id: ${m.sweep_id} is not the id of its spec (${sweepId})`;
   // each trial's sweepId and the ids' uniqueness are checked by the schema

@@ -2,14 +2,15 @@ import { WIRE_VERSION } from "../broker/messages.ts";
 import type { ProgressMessage, ResultMessage, SweepState, TrialMessage } from "../broker/messages.ts";
 import type { Transport } from "../broker/transport.ts";
 import type { ReportData } from "../report/data.ts";
-import { describeParams, expandTrials, sweepIdOf, type Trial, trialGroup } from "../spec/expand.ts";
+import { describeParams, sweepIdOf, type Trial, trialGroup } from "../spec/expand.ts";
+import { Plan } from "../spec/plan.ts";
 import type { SweepSpec } from "../spec/schema.ts";
 import { readRetryRounds, ResultLog, ResultsUnwritable, setAsideNotice, writeRetryRounds } from "./record.ts";
 import { acquireRunLock, LOCK_FILE, type RunLock } from "./run_lock.ts";
 import { hmacHex, randomHex } from "../util/hash.ts";
 import { clip } from "../util/clip.ts";
 import { type ProgressDisplay, SweepProgress } from "./progress.ts";
-import { readManifest, type SweepManifest, writeManifest, writeReports } from "./run_dir.ts";
+import { type LoadedManifest, readManifest, writeManifest, writeReports } from "./run_dir.ts";
 import { type Proposal, ProposalLog, proposeNext, searchProgress, trialBudget } from "./search.ts";
 import { ADAPTIVE_DEFAULTS, earlyStopOf, rungEpochs } from "../spec/schema.ts";
 import { RungBoard, type RungLine, RungLog, rungPointOf, RUNGS_REJECTED_FILE } from "./early_stop.ts";
@@ -65,14 +66,14 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
   const t0 = performance.now();
   const sweepId = sweepIdOf(opts.spec);
   const runDir = `${opts.runsDir}/${sweepId}`;
-  let manifest: SweepManifest;
+  let manifest: LoadedManifest;
   try {
     manifest = await readManifest(runDir);
   } catch {
-    const trials = expandTrials(opts.spec); // compact: each trial's configuration is resolved when published
+    const trials = Plan.of(opts.spec); // read by index: each trial is made when published, none is kept
     manifest = {
       format: "ticketsweep-sweep",
-      version: 2,
+      version: 3,
       sweep_id: sweepId,
       name: opts.spec.name,
       spec_file: opts.specFile,
@@ -88,7 +89,7 @@ export async function runSweep(opts: SweepOptions): Promise<SweepOutcome> {
 
 /** Holds the run directory's lock (one coordinator at a time) while tracking the sweep. */
 async function trackSweep(
-  o: SweepOptions & { manifest: SweepManifest; runDir: string; t0: number },
+  o: SweepOptions & { manifest: LoadedManifest; runDir: string; t0: number },
 ): Promise<SweepOutcome> {
   if (o.lock) return await trackSweepLocked(o);
   const lock = await acquireRunLock(o.runDir, o.display ? (line: string) => o.display!.log(line) : o.log);
@@ -100,7 +101,7 @@ async function trackSweep(
 }
 
 async function trackSweepLocked(
-  o: SweepOptions & { manifest: SweepManifest; runDir: string; t0: number },
+  o: SweepOptions & { manifest: LoadedManifest; runDir: string; t0: number },
 ): Promise<SweepOutcome> {
   const { manifest, runDir, transport, display } = o;
   const log = display ? (line: string) => display.log(line) : o.log;
@@ -117,8 +118,13 @@ async function trackSweepLocked(
       `${proposals.path} had lost ${proposals.rebuilt} proposals whose trials have outcomes: rebuilt from results.jsonl`,
     );
   }
-  const trials = new Map((proposals ? proposals.trials() : manifest.trials).map((t) => [t.id, t]));
-  const results = await ResultLog.open(runDir, { planned: trials.keys() });
+  // grid and random search: the plan read by index (a trial made when it is needed, found by its id without a
+  // map of every trial); adaptive search: its proposals, which grow as it runs
+  const plan = manifest.trials;
+  const proposed = proposals ? new Map(proposals.trials().map((t) => [t.id, t])) : undefined;
+  const trialOf = (id: string): Trial | undefined => (proposed ? proposed.get(id) : plan.get(id));
+  const planned = (id: string): boolean => (proposed ? proposed.has(id) : plan.has(id));
+  const results = await ResultLog.open(runDir, { planned: proposed ? proposed.keys() : plan });
   for (const s of results.setAside) log(setAsideNotice(s));
   const secret = await sweepSecret(runDir);
   const rounds = await readRetryRounds(runDir);
@@ -166,11 +172,19 @@ async function trackSweepLocked(
   const earlyStop = earlyStopOf(spec);
   let forged = 0, forgedRungs = 0;
   // an adaptive sweep's total is its budget: it may stop earlier (patience), never later
-  const total = proposals ? trialBudget(spec) : trials.size;
+  const total = proposals ? trialBudget(spec) : plan.size;
   let searchDone = false, searchExhausted = false;
   /** Every trial has its outcome and, for adaptive search, nothing more will be proposed. */
   const finished = () =>
-    proposals ? searchDone && [...trials.keys()].every((id) => results.has(id)) : results.size >= total;
+    proposed ? searchDone && [...proposed.keys()].every((id) => results.has(id)) : results.size >= total;
+  /** The trials without an outcome, in the plan's order (each made as it is reached). */
+  function* unrecorded(): Generator<Trial> {
+    if (proposed) {
+      for (const t of [...proposed.values()]) if (!results.has(t.id)) yield t;
+      return;
+    }
+    for (let i = 0; i < plan.size; i++) if (!results.has(plan.idAt(i))) yield plan.at(i);
+  }
   if (results.size > 0) {
     const failed = results.all().filter((r) => r.status === "failed").length;
     log(
@@ -180,7 +194,7 @@ async function trackSweepLocked(
   }
   const progress = new SweepProgress(manifest.sweep_id, total);
   for (const r of results.all()) {
-    const t = trials.get(r.trial_id);
+    const t = trialOf(r.trial_id);
     progress.onRecorded(r, t ? trialGroup(t) : "?");
   }
   const ticker = display ? setInterval(() => display.show(progress.snapshot()), 500) : undefined;
@@ -257,7 +271,7 @@ async function trackSweepLocked(
   const lastError = new Map<string, string>();
   const board = earlyStop ? new RungBoard(earlyStop.margin) : null;
   // the board as the last coordinator left it: its reports replayed in the order they were judged
-  const rungLog = earlyStop ? await RungLog.open(runDir, (id) => trials.has(id)) : null;
+  const rungLog = earlyStop ? await RungLog.open(runDir, planned) : null;
   for (const s of rungLog?.setAside ?? []) {
     log(`set aside line ${s.line} of ${rungLog!.path} (${s.reason}): moved to ${RUNGS_REJECTED_FILE}`);
   }
@@ -267,7 +281,7 @@ async function trackSweepLocked(
   const stopSent = new Set<string>();
   /** Early stopping: judges a rung report, and tells the trial's worker to stop it when it is dominated. */
   const onRung = (p: ProgressMessage) => {
-    const trial = trials.get(p.trial_id);
+    const trial = trialOf(p.trial_id);
     if (!board || !earlyStop || !p.rung || !trial || results.has(p.trial_id) || cancelAt) return;
     if (p.rung.claim !== claimNow(p.trial_id)) {
       // progress travels without the broker checking who sent it: only the worker given the trial knows its claim
@@ -356,7 +370,7 @@ async function trackSweepLocked(
         return;
       }
       let inFlight = 0;
-      for (const id of trials.keys()) if (!results.has(id)) inFlight++;
+      for (const id of proposed!.keys()) if (!results.has(id)) inFlight++;
       if (inFlight >= parallel) return;
       const next = proposeNext(spec, sweepId, results.all(), proposals.proposals);
       if (!next) {
@@ -373,7 +387,7 @@ async function trackSweepLocked(
         trials: next.trials,
       };
       await proposals.append(p); // on disk first: every trial a worker can see is in the plan
-      for (const t of p.trials) trials.set(t.id, t);
+      for (const t of p.trials) proposed!.set(t.id, t);
       log(`proposed ${describeParams(p.trials[0]!.params, p.trials[0]!.seed).replace(/ seed=.*$/, "")}: ${p.reason}`);
       await Promise.all(
         p.trials.map((t) => transport.publishTrial(trialMessage(t, spec.max_attempts, secret, earlyStop, 0))),
@@ -389,7 +403,7 @@ async function trackSweepLocked(
     // Results are recorded one at a time, in arrival order. A result whose recording throws (a full disk)
     // rejects its own promise only, so the transport delivers it again; the chain goes on with the next.
     const mine = chain.then(async () => {
-      const trial = trials.get(r.trial_id);
+      const trial = trialOf(r.trial_id);
       if (!trial) {
         log(`ignored a result for unknown trial ${r.trial_id}`);
         return;
@@ -436,41 +450,61 @@ async function trackSweepLocked(
   };
   const sub = await transport.consumeResults(sweepId, record);
   await chain;
-  /** Planned trials not published yet: the reconciliation does not take them for lost. */
-  const unpublished = new Set<string>();
+  /**
+   * What is published, in the order of `start` (the plan, or the proposals made before this start): the trials
+   * from `acked` on are not published yet (or not acknowledged), and the reconciliation does not take them for lost.
+   */
+  const start = proposed ? Plan.fromList(spec, sweepId, [...proposed.values()]) : plan;
+  let acked = 0;
   let publishing: Promise<void> = Promise.resolve();
   if (!cancelAt) {
-    const pending = [...trials.values()].filter((t) => !results.has(t.id));
-    for (const t of pending) unpublished.add(t.id);
+    // the trials to publish: those without an outcome at this start (a bit each, not a list of trials)
+    const recordedAtStart = new Uint8Array(start.size);
+    for (const r of results.all()) {
+      const i = start.indexOf(r.trial_id);
+      if (i >= 0) recordedAtStart[i] = 1;
+    }
+    const pending = start.size - recordedAtStart.reduce((n, b) => n + b, 0);
     // at most PUBLISH_AHEAD published and not yet recorded, pipelined: up to 256 publishes awaiting their
     // acknowledgement at once; the first window now, the rest as results are recorded
-    let next = 0;
+    let next = 0, cursor = 0;
     const limit = o.publishAhead ?? PUBLISH_AHEAD;
     // publishes wait until a batch's worth has been recorded: one at a time, each awaiting its acknowledgement,
     // publishing would be one broker round trip per trial
     const batchSize = Math.max(1, Math.min(256, limit >> 2));
     const base = results.size, ahead = () => next - (results.size - base);
     const publishSome = async () => {
-      const batch = pending.slice(next, next + Math.min(256, limit - ahead()));
-      next += batch.length;
+      const want = Math.min(256, limit - ahead()), batch: Trial[] = [];
+      let taken = 0;
+      for (; taken < want && cursor < start.size; cursor++) {
+        if (recordedAtStart[cursor]) continue;
+        taken++;
+        if (!results.has(start.idAt(cursor))) batch.push(start.at(cursor)); // recorded since: a redelivered copy
+      }
+      next += taken;
+      const end = cursor;
       await Promise.all(
-        batch.filter((t) => !results.has(t.id)).map((t) =>
+        batch.map((t) =>
           transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop, rounds.get(t.id)))
         ),
       );
-      for (const t of batch) unpublished.delete(t.id);
+      acked = end;
     };
     const publishedAll = () => log(`published ${next} trial${next === 1 ? "" : "s"} of ${sweepId}`);
-    while (next < pending.length && ahead() < limit && !o.signal?.aborted) await publishSome();
-    if (next >= pending.length) {
+    while (next < pending && ahead() < limit && !o.signal?.aborted) await publishSome();
+    if (next >= pending) {
+      acked = start.size;
       if (next) publishedAll();
     } else {
       publishing = (async () => {
-        while (next < pending.length && !o.signal?.aborted && !cancelAt) {
+        while (next < pending && !o.signal?.aborted && !cancelAt) {
           if (limit - ahead() >= batchSize) await publishSome();
           else await new Promise<void>((r) => (wakePublisher = r));
         }
-        if (next >= pending.length) publishedAll();
+        if (next >= pending) {
+          acked = start.size;
+          publishedAll();
+        }
       })();
     }
     if (proposals) {
@@ -486,7 +520,14 @@ async function trackSweepLocked(
     sweepId,
     transport,
     everyMs: o.reconcileMs ?? 10_000,
-    missing: () => (cancelAt ? [] : [...trials.values()].filter((t) => !results.has(t.id) && !unpublished.has(t.id))),
+    missing: () => {
+      if (cancelAt || finished()) return [];
+      const lost: Trial[] = [];
+      // the published part of the start's trials, then (adaptive search) every proposal made since
+      for (let i = 0; i < acked; i++) if (!results.has(start.idAt(i))) lost.push(start.at(i));
+      for (const t of proposed?.values() ?? []) if (!results.has(t.id) && start.indexOf(t.id) < 0) lost.push(t);
+      return lost;
+    },
     republish: (t, n) =>
       transport.publishTrial(trialMessage(t, manifest.spec.max_attempts, secret, earlyStop, rounds.get(t.id)), n),
     log,
@@ -496,10 +537,10 @@ async function trackSweepLocked(
   reconciler.stop();
   wakePublisher(); // it sees the abort or the cancel and stops
   await publishing.catch((e) => log(`could not publish the remaining trials: ${(e as Error).message}`));
-  if (cancelAt && [...trials.keys()].some((id) => !results.has(id))) {
+  if (cancelAt && !unrecorded().next().done) {
     // every trial still without an outcome gets one: cancelled
     const reason = `cancelled (deno task sweep cancel, ${cancelAt})`;
-    for (const t of [...trials.values()].filter((t) => !results.has(t.id))) {
+    for (const t of unrecorded()) {
       await record({
         v: WIRE_VERSION,
         sweep_id: sweepId,
@@ -534,7 +575,12 @@ async function trackSweepLocked(
         "(truncated or replaced by another process?): written again from memory",
     );
   }
-  const data = await writeReports(runDir, { ...manifest, trials: [...trials.values()] }, results.each(), log);
+  const data = await writeReports(
+    runDir,
+    { ...manifest, trials: proposed ? [...proposed.values()] : plan },
+    results.each(),
+    log,
+  );
   return {
     sweepId: manifest.sweep_id,
     runDir,

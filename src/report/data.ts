@@ -3,6 +3,7 @@ import type { CutLadder, LayerSparsity, LossPoint } from "../train/result.ts";
 import { nonDominated } from "../pareto/front.ts";
 import { HypervolumeTracker } from "../pareto/hypervolume.ts";
 import { describeParams, type ParamSet, PlannedTrial, type Trial, trialEpochs, trialGroup } from "../spec/expand.ts";
+import { Plan, type TrialList } from "../spec/plan.ts";
 import { type SweepSettings, sweepSettings } from "./settings.ts";
 import { JsonRows } from "./json_rows.ts";
 
@@ -134,20 +135,26 @@ export interface ReportData {
 export function buildReportData(
   sweepId: string,
   name: string,
-  trials: Trial[],
+  trials: TrialList,
   results: Iterable<RecordedResult>,
   specText: string,
 ): ReportData {
   const table = new TrialTable(trials);
-  const index = new Map(trials.map((t, i) => [t.id, i]));
+  // a plan finds a trial by its id without a map of every id (a list's later repeat of an id wins, as before)
+  const listed = trials instanceof Plan ? undefined : new Map(trials.map((t, i) => [t.id, i]));
+  const indexOf = (id: string): number | undefined => {
+    if (listed) return listed.get(id);
+    const i = (trials as Plan).indexOf(id);
+    return i < 0 ? undefined : i;
+  };
   // the compute curve on both accuracies: which one the fronts use is known once every result is read
   const curve = { validation: new ComputeCurveBuilder("validation"), test: new ComputeCurveBuilder("test") };
   let masked: string[] | undefined;
   const backends = new Set<string>();
   const workers = new WorkerEnvs();
   for (const r of results) {
-    const i = index.get(r.trial_id);
-    const t = i === undefined ? undefined : trials[i];
+    const i = indexOf(r.trial_id);
+    const t = i === undefined ? undefined : trials.at(i);
     curve.validation.add(t, r);
     curve.test.add(t, r);
     workers.add(r);
@@ -159,8 +166,8 @@ export function buildReportData(
     // a later outcome of a trial replaces an earlier one, as a map of the results did
     if (i !== undefined) table.record(i, r);
   }
-  index.clear();
-  const rows: TrialRow[] = trials.map((_, i) => new TableRow(table, i));
+  listed?.clear();
+  const rows: TrialRow[] = Array.from({ length: trials.length }, (_, i) => new TableRow(table, i));
   const selection = selectionOf(rows);
   const tickets = ticketRows(rows, selection);
   const fronts = computeFronts(tickets);
@@ -197,7 +204,8 @@ const METRICS = 1, VAL_NULL = 2, SOFT_NULL = 4, SOFT_MISSING = 8;
  * holds NaN where the row has no value (JSON has no NaN).
  */
 class TrialTable {
-  readonly trials: Trial[];
+  /** A plan's trials are made when a row reads one, not kept. */
+  readonly trials: TrialList;
   readonly status: Uint8Array;
   readonly flags: Uint8Array;
   /** 0: not set; 1: false; 2: true. */
@@ -222,7 +230,7 @@ class TrialTable {
   readonly strings: (string | undefined)[] = [undefined];
   readonly #stringIndex = new Map<string, number>();
 
-  constructor(trials: Trial[]) {
+  constructor(trials: TrialList) {
     const n = trials.length;
     this.trials = trials;
     this.status = new Uint8Array(n);
@@ -240,7 +248,7 @@ class TrialTable {
     this.speed = nums();
     this.trainS = nums();
     this.score = nums();
-    for (let i = 0; i < n; i++) this.group[i] = this.intern(trialGroup(trials[i]!));
+    for (let i = 0; i < n; i++) this.group[i] = this.intern(trialGroup(trials.at(i)!));
   }
 
   intern(s: string | undefined): number {
@@ -302,19 +310,20 @@ class TableRow implements TrialRow {
     return (this.#t.flags[this.#i]! & METRICS) !== 0;
   }
   get trial_id(): string {
-    return this.#t.trials[this.#i]!.id;
+    const t = this.#t.trials;
+    return t instanceof Plan ? t.idAt(this.#i) : t[this.#i]!.id;
   }
   get group(): string {
     return this.#t.strings[this.#t.group[this.#i]!]!;
   }
   get params(): ParamSet {
-    return this.#t.trials[this.#i]!.params;
+    return this.#t.trials.at(this.#i)!.params;
   }
   get seed(): number {
-    return this.#t.trials[this.#i]!.seed;
+    return this.#t.trials.at(this.#i)!.seed;
   }
   get label(): string {
-    const t = this.#t.trials[this.#i]!;
+    const t = this.#t.trials.at(this.#i)!;
     return describeParams(t.params, t.seed);
   }
   get status(): TrialRow["status"] {

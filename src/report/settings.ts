@@ -49,7 +49,7 @@ function perMethod(entries: [string, unknown][]): string {
 }
 
 /** The values a swept parameter takes in `trials`: a short list, or `min … max (n values)`. */
-function sweptRange(trials: readonly Trial[], param: string): string {
+function sweptRange(trials: Iterable<Trial>, param: string): string {
   const seen = new Set<unknown>(); // one pass, no list of 100,000 values first
   for (const t of trials) {
     if (!(param in t.params)) continue;
@@ -77,13 +77,15 @@ function sweptRange(trials: readonly Trial[], param: string): string {
 export function sweepSettings(
   sweep: string,
   sweepId: string,
-  trials: readonly Trial[],
+  trials: Iterable<Trial>,
   configOf: (t: Trial) => Trial["config"] = (t) => t.config,
 ): SweepSettings {
   const values: Record<string, string> = {};
   // each configuration once (trials that share one configuration object tell nothing more), in the trials' order:
   // a 100,000-trial sweep is read field by field over its methods' configurations, not over 100,000 trials
-  const configs = [...new Set(trials.map(configOf))];
+  const distinct = new Set<Trial["config"]>();
+  for (const t of trials) distinct.add(configOf(t)); // no list of 100,000 first
+  const configs = [...distinct];
   const first = configs[0];
   const ds = first?.dataset, model = first?.model;
   const swept = new Set<string>();

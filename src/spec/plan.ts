@@ -17,6 +17,14 @@ import {
 } from "./expand.ts";
 import type { Parameter, SweepSpec } from "./schema.ts";
 
+/** The trials of a plan: a {@link Plan} read by index, or a list. */
+export type TrialList = Plan | readonly Trial[];
+
+/** `trials` as a {@link Plan} of `spec` (a list is read as it is). */
+export function planOf(spec: SweepSpec, sweepId: string, trials: TrialList): Plan {
+  return trials instanceof Plan ? trials : Plan.fromList(spec, sweepId, trials);
+}
+
 /** A trial id as {@link trialIdOf} makes it: 12 lowercase hex digits (48 bits, exact in a float64). */
 const ID_RE = /^[0-9a-f]{12}$/;
 
@@ -108,13 +116,13 @@ export class Plan implements Iterable<Trial> {
   }
 
   /**
-   * The plan of a grid or random search spec (an adaptive one plans nothing up front: size 0).
+   * The plan of a grid or random search spec (an adaptive one plans nothing up front: size 0). `sweepId`: the id
+   * of the spec as a run directory stored it, where a default added since would change the parsed spec's.
    * @throws {TicketsweepError} a spec over `limits.max_trials`, or a method whose configuration is invalid.
    */
-  static of(spec: SweepSpec): Plan {
+  static of(spec: SweepSpec, sweepId = sweepIdOf(spec)): Plan {
     const tooMany = tooManyTrialsMessage(spec); // parseSpec refuses these; never start a runaway plan
     if (tooMany) throw new TicketsweepError(`${spec.name}: ${tooMany}`);
-    const sweepId = sweepIdOf(spec);
     const source = spec.search.strategy === "adaptive"
       ? { raw: 0, params: () => ({}), seed: () => 0 }
       : spec.search.strategy === "grid"
@@ -169,6 +177,18 @@ export class Plan implements Iterable<Trial> {
   get(id: string): Trial | undefined {
     const i = this.indexOf(id);
     return i < 0 ? undefined : this.at(i);
+  }
+
+  /** {@link size}, as a list's length. */
+  get length(): number {
+    return this.size;
+  }
+
+  /** `f` of every trial, in order (each trial made for the call and not kept). */
+  map<U>(f: (t: Trial, i: number) => U): U[] {
+    const out = new Array<U>(this.size);
+    for (let i = 0; i < this.size; i++) out[i] = f(this.at(i), i);
+    return out;
   }
 
   /** Every id, in order. */
