@@ -30,10 +30,15 @@ export function freePort(): number {
 
 /** The name of the private broker's configuration file in its store directory. */
 export const LOCAL_SERVER_CONFIG = "nats-server.conf";
+/**
+ * The private broker's log file in its store directory. Not its stderr: that pipe ends with the coordinator, and
+ * nats-server dies of SIGPIPE at its next line (without writing its store out) once a killed coordinator is gone.
+ */
+export const LOCAL_SERVER_LOG = "nats-server.log";
 
 /**
  * Writes `storeDir/nats-server.conf` (mode 0600, replacing any earlier one): 127.0.0.1:`port`, JetStream stored
- * in `storeDir`, and the token (none when empty). Returns its path.
+ * in `storeDir`, its log in `storeDir/nats-server.log`, and the token (none when empty). Returns its path.
  */
 async function writeServerConfig(storeDir: string, port: number, token: string): Promise<string> {
   const path = `${storeDir}/${LOCAL_SERVER_CONFIG}`;
@@ -42,6 +47,7 @@ async function writeServerConfig(storeDir: string, port: number, token: string):
     `host: "127.0.0.1"`,
     `port: ${port}`,
     `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
+    `log_file: ${JSON.stringify(`${storeDir}/${LOCAL_SERVER_LOG}`)}`,
     ...(token ? [`authorization { token: ${JSON.stringify(token)} }`] : []),
     "",
   ].join("\n");
@@ -100,6 +106,67 @@ export async function startLocalServer(
       } catch { /* already gone */ }
       await process.stderr.cancel().catch(() => {});
       await process.status;
+    },
+  };
+}
+
+/** The watchdog process of a private broker ({@link spawnBrokerWatchdog}). */
+export interface BrokerWatchdog {
+  pid: number;
+  /** Stops the watchdog (not the broker). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the watchdog of a private broker (src/broker/watchdog.ts): a process of its own, so that it outlives a
+ * coordinator killed with SIGKILL, which stops the broker once its store is deleted, another coordinator holds
+ * `runDir`, or no coordinator has held `runDir` for `graceMs`; it exits when the broker does. Its lines go to
+ * `logFile`.
+ */
+export async function spawnBrokerWatchdog(
+  server: Pick<LocalServer, "url" | "process">,
+  storeDir: string,
+  runDir: string,
+  graceMs: number,
+  logFile: string,
+): Promise<BrokerWatchdog> {
+  await Deno.mkdir(logFile.replace(/\/[^/]*$/, "") || ".", { recursive: true });
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--config",
+      new URL("../../deno.json", import.meta.url).pathname,
+      new URL("./watchdog.ts", import.meta.url).pathname,
+      "--broker-pid",
+      String(server.process.pid),
+      "--store",
+      storeDir,
+      "--run-dir",
+      runDir,
+      "--coordinator-pid",
+      String(Deno.pid),
+      "--grace-ms",
+      String(graceMs),
+      "--log",
+      logFile,
+      // last: `sweep`'s orphan check knows the processes of a run by the broker URL on their command line
+      "--url",
+      server.url,
+    ],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true, // its own process group, like the broker: a Ctrl-C in the terminal reaches the coordinator
+  }).spawn();
+  return {
+    pid: proc.pid,
+    async stop() {
+      try {
+        proc.kill("SIGTERM");
+      } catch { /* gone */ }
+      await proc.status;
     },
   };
 }

@@ -1,8 +1,9 @@
 import { connectNats } from "../broker/nats.ts";
-import { natsServerBinary, startLocalServer } from "../broker/local_server.ts";
+import { natsServerBinary, spawnBrokerWatchdog, startLocalServer } from "../broker/local_server.ts";
 import { MemoryTransport } from "../broker/memory.ts";
 import type { Transport } from "../broker/transport.ts";
-import { spawnLocalWorkers } from "../coordinator/local_workers.ts";
+import { orphanWatchArgs, spawnLocalWorkers } from "../coordinator/local_workers.ts";
+import { ORPHAN_GRACE_ENV, orphanGraceS } from "../util/orphans.ts";
 import { resumeSweep, runSweep, type SweepOutcome } from "../coordinator/sweep.ts";
 import { ProgressDisplay } from "../coordinator/progress.ts";
 import { frontTables } from "../report/markdown.ts";
@@ -104,6 +105,8 @@ export async function sweepMain(args: string[]): Promise<number> {
     : intFlag("workers", values.workers, 1, { max: MAX_LOCAL_WORKERS, unit: "local worker processes" });
   const reconcileMs = 1000 * intFlag("reconcile", values.reconcile, 10, { min: 1, max: 86_400, unit: "seconds" });
   const pack = packFlag(values.pack);
+  // how long what a killed coordinator leaves running goes on (docs/exactly-once.md, "The pieces": leftovers)
+  const orphanGrace = orphanGraceS(Deno.env.get(ORPHAN_GRACE_ENV));
   // a bad URL is refused before the spec is read, with --dry-run too
   const nats = natsFromFlags(values);
   const resume = typeof values.resume === "string" ? values.resume.replace(/\/+$/, "") : undefined;
@@ -162,7 +165,12 @@ export async function sweepMain(args: string[]): Promise<number> {
 
   async function sweepLocked(runDir: string, lock: RunLock): Promise<number> {
     if (values.fresh && !resume) await emptyRunDir(runDir);
-    const workerArgs = [...(backend ? ["--backend", backend] : []), "--pack", String(pack)];
+    const workerArgs = [
+      ...(backend ? ["--backend", backend] : []),
+      "--pack",
+      String(pack),
+      ...orphanWatchArgs(runDir, orphanGrace),
+    ];
     let transport: Transport | undefined;
     let closing: Promise<void> | undefined;
     /** Closed once, before the private broker stops (closing after it would log a disconnect). */
@@ -201,7 +209,16 @@ export async function sweepMain(args: string[]): Promise<number> {
           );
         }
         const server = await startLocalServer(`${runDir}/nats`);
+        // stops the broker if this coordinator is killed and nothing resumes it, or the run directory is deleted
+        const watchdog = await spawnBrokerWatchdog(
+          server,
+          `${runDir}/nats`,
+          runDir,
+          2 * orphanGrace * 1000,
+          `${runDir}/logs/broker-watchdog.log`,
+        );
         cleanups.push(async () => {
+          await watchdog.stop();
           await closeTransport();
           await server.stop();
         });
@@ -222,7 +239,7 @@ export async function sweepMain(args: string[]): Promise<number> {
           url: server.url,
           token: server.token,
           host: Deno.hostname(),
-          pids: [server.process.pid, ...w.pids],
+          pids: [server.process.pid, ...w.pids, watchdog.pid],
         });
         logLine(
           `private nats-server on ${server.url} (store ${runDir}/nats, random token); ${n} local worker process${

@@ -4,6 +4,7 @@ import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
 import { DEFAULT_LIMITS } from "../worker/limits.ts";
 import { maskedUrls } from "../util/redact.ts";
+import { DEFAULT_ORPHAN_GRACE_S, watchCoordinator } from "../util/orphans.ts";
 import {
   intFlag,
   logLine,
@@ -43,6 +44,12 @@ ${NATS_FLAGS_HELP}
   --max-trials N      exit after N trials
   --idle-exit S       exit after S seconds with an empty queue
   --id NAME           worker name shown in status (default host-pid)
+  --coordinator PID   the coordinator that started this worker (its parent process): once that process is gone,
+                      run on for --orphan-grace seconds (default 600; results wait on the broker for --resume),
+                      then give the running trial back and exit. A sweep's local workers get it
+  --orphan-grace S    see --coordinator
+  --run-dir DIR       give the running trial back and exit as soon as DIR is deleted (a sweep's local workers
+                      get their run directory)
   -h, --help          this text`;
 
 /** `deno task worker`: connects, then runs trials until SIGINT/SIGTERM. */
@@ -61,6 +68,9 @@ export async function workerMain(args: string[]): Promise<number> {
     "result-retry": { type: "string" },
     "idle-exit": { type: "string" },
     id: { type: "string" },
+    coordinator: { type: "string" },
+    "orphan-grace": { type: "string" },
+    "run-dir": { type: "string" },
     help: { type: "boolean", short: "h" },
   }, WORKER_USAGE);
   const nats = natsFromFlags(values);
@@ -85,11 +95,27 @@ export async function workerMain(args: string[]): Promise<number> {
     maxSteps: intFlag("max-steps", values["max-steps"], DEFAULT_LIMITS.maxSteps),
   };
   const pack = packFlag(values.pack);
+  const coordinatorPid = values.coordinator === undefined
+    ? undefined
+    : intFlag("coordinator", values.coordinator, 0, { min: 1 });
+  const orphanGraceS = intFlag("orphan-grace", values["orphan-grace"], DEFAULT_ORPHAN_GRACE_S);
+  const runDir = typeof values["run-dir"] === "string" ? values["run-dir"] : undefined;
   quietGpuProbe();
   const ac = new AbortController();
   const stop = () => ac.abort(); // the worker says what stopping means (a trial given back, or nothing running)
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
+  // a worker a killed coordinator left: it stops by itself (the run's broker keeps what it finished)
+  const unwatch = coordinatorPid === undefined && runDir === undefined ? () => {} : await watchCoordinator({
+    coordinatorPid,
+    graceMs: orphanGraceS * 1000,
+    runDir,
+    onGone: (line) => logLine(`worker: ${line}`),
+    onOrphaned: (why) => {
+      logLine(`worker stops: ${why}`);
+      stop();
+    },
+  });
   const connect = () => connectNats({ ...nats, servers: nats.servers!, name: "ticketsweep-worker", log: logLine });
   const transport = values.wait ? await connectPatiently(connect, nats.servers, ac.signal) : await connect();
   if (!transport) return 0; // stopped while waiting for the broker
@@ -110,6 +136,7 @@ export async function workerMain(args: string[]): Promise<number> {
     ...(idle >= 0 ? { idleExitMs: idle * 1000 } : {}),
     ...(maxTrials >= 0 ? { maxTrials } : {}),
   });
+  unwatch();
   await transport.close();
   logLine(
     `worker ${id} exits: ${summary.done} done, ${summary.failed} failed, ${summary.released} given back, ` +

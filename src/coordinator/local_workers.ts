@@ -11,6 +11,15 @@ export interface LocalWorkers {
 const ROOT = new URL("../../", import.meta.url);
 
 /**
+ * The worker flags that make a local worker stop by itself when this coordinator is killed (SIGKILL, a crash):
+ * `graceS` seconds after this process is gone (what it finishes meanwhile waits on the broker for a `--resume`),
+ * or as soon as `runDir` is deleted; it gives its running trial back either way.
+ */
+export function orphanWatchArgs(runDir: string, graceS: number): string[] {
+  return ["--coordinator", String(Deno.pid), "--orphan-grace", String(graceS), "--run-dir", runDir];
+}
+
+/**
  * Spawns `count` worker processes (`workers/worker.ts`) connected to a broker; each gets one OpenBLAS thread.
  * Their output goes to `<logDir>/worker-<i>.log`.
  */
@@ -43,12 +52,16 @@ export async function spawnLocalWorkers(
       stderr: "piped",
       detached: true, // a Ctrl-C in the terminal reaches the coordinator only; it stops these in order
     }).spawn();
-    // Both streams into the log file.
-    const w = log.writable.getWriter();
+    // Both streams into the log file, each line as it comes (the file's writable stream kept them all until the
+    // worker exited: a coordinator killed with SIGKILL left empty logs)
     const pump = async (s: ReadableStream<Uint8Array>) => {
-      for await (const chunk of s) await w.write(chunk).catch(() => {});
+      for await (const chunk of s) {
+        try {
+          for (let at = 0; at < chunk.length;) at += await log.write(chunk.subarray(at));
+        } catch { /* the log file is gone (its run directory deleted): the pipe is still read */ }
+      }
     };
-    Promise.all([pump(proc.stdout), pump(proc.stderr)]).finally(() => w.close().catch(() => {}));
+    Promise.allSettled([pump(proc.stdout), pump(proc.stderr)]).finally(() => log.close());
     procs.push(proc);
   }
   return {

@@ -1,0 +1,111 @@
+// What a coordinator killed with SIGKILL leaves running on its private broker (nats-server, its watchdog, the
+// local workers) stops by itself: at once when the run directory is deleted, after the grace period otherwise; a
+// --resume after that completes each trial once.
+import assert from "node:assert/strict";
+import { type BrokerFile, BrokerFileSchema } from "../src/coordinator/broker_file.ts";
+import { parseSpec } from "../src/spec/load.ts";
+import { sweepIdOf } from "../src/spec/expand.ts";
+import { processCommandLine } from "../src/util/orphans.ts";
+import { readResults, ROOT, tinySpecText } from "./_fixtures.ts";
+import { until } from "./_cluster.ts";
+
+const SWEEP = ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}src/cli/sweep.ts`];
+
+/**
+ * The processes a run directory's broker file names that still run: the broker (its store on its command line),
+ * the local workers and the watchdog (the broker's URL on theirs).
+ */
+async function alive(runDir: string, pids: number[], url: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const pid of pids) {
+    const cmd = await processCommandLine(pid);
+    if (cmd?.includes(`${runDir}/nats/`) || cmd?.includes(` ${url} `)) out.push(pid);
+  }
+  return out;
+}
+
+/**
+ * Starts a sweep of `n` trials (`epochs`: about a minute each by default; one local worker) on a private broker, waits until its worker is
+ * training, and kills the coordinator with SIGKILL. Returns the run directory and what its broker file names.
+ */
+async function killedSweep(dir: string, name: string, n: number, graceS: number, epochs = 20_000) {
+  const text = tinySpecText(name, n, "backend: js\n", epochs);
+  await Deno.writeTextFile(`${dir}/s.yaml`, text);
+  const coordinator = new Deno.Command(Deno.execPath(), {
+    // a trial given back just before its broker stopped comes back after --ack-wait (the broker does not keep
+    // its queue of given-back trials across a restart, only their deliveries)
+    args: [...SWEEP, `${dir}/s.yaml`, "--runs", `${dir}/runs`, "--workers", "1", "--ack-wait", "2"],
+    env: { NO_COLOR: "1", TICKETSWEEP_ORPHAN_GRACE: String(graceS) },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const runDir = `${dir}/runs/${sweepIdOf(parseSpec(text))}`;
+  let file: BrokerFile | undefined;
+  try {
+    await until("the sweep's broker file with its processes", async () => {
+      const raw = await Deno.readTextFile(`${runDir}/broker.json`).catch(() => "");
+      try {
+        file = BrokerFileSchema.parse(JSON.parse(raw));
+      } catch {
+        file = undefined; // not there yet, or being written
+      }
+      return (file?.pids?.length ?? 0) === 3;
+    }, 120_000);
+    // the worker is training (the coordinator copies its lines into its log file)
+    await until("a trial running", async () => /trial \S+: start/.test(await workerLog(runDir)), 120_000);
+  } finally {
+    try {
+      coordinator.kill("SIGKILL");
+    } catch { /* it exited: the check that failed says why */ }
+    await coordinator.status;
+  }
+  return { runDir, url: file!.url, pids: file!.pids! };
+}
+
+async function workerLog(runDir: string): Promise<string> {
+  return await Deno.readTextFile(`${runDir}/logs/worker-1.log`).catch(() => "");
+}
+
+Deno.test("orphans - a SIGKILLed coordinator's run directory deleted: its private broker, watchdog and worker exit", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // a grace period far longer than the test: only the deleted run directory can stop them
+    const { runDir, url, pids } = await killedSweep(dir, "orphans-deleted", 2, 3600);
+    assert.equal(
+      (await alive(runDir, pids, url)).length,
+      3,
+      "the killed coordinator's broker, worker and watchdog run on",
+    );
+    await Deno.remove(runDir, { recursive: true });
+    await until("broker, worker and watchdog gone", async () => (await alive(runDir, pids, url)).length === 0, 60_000);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("orphans - after the grace period the worker gives its trial back and exits, the broker stops; --resume completes each trial once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { runDir, url, pids } = await killedSweep(dir, "orphans-grace", 1, 1, 1500);
+    await until("broker, worker and watchdog gone", async () => (await alive(runDir, pids, url)).length === 0, 60_000);
+    // the watchdog stopped the broker (SIGTERM: it wrote its store out) for want of a coordinator
+    assert.match(
+      await Deno.readTextFile(`${runDir}/logs/broker-watchdog.log`),
+      /stopping the private nats-server \(pid \d+\): no coordinator has held the run directory for 2 s/,
+    );
+    const resumed = await new Deno.Command(Deno.execPath(), {
+      args: [...SWEEP, "--resume", runDir, "--workers", "1", "--ack-wait", "2"],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+    }).output();
+    const text = new TextDecoder().decode(resumed.stdout) + new TextDecoder().decode(resumed.stderr);
+    assert.equal(resumed.code, 0, text);
+    const results = await readResults(runDir);
+    assert.equal(results.length, 1, JSON.stringify(results));
+    assert.equal(results[0]!.status, "done");
+    assert.equal((await alive(runDir, pids, url)).length, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
