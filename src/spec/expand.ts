@@ -1,6 +1,6 @@
-import { Rng, RNG_STREAMS } from "../util/rng.ts";
+import type { Rng } from "../util/rng.ts";
 import { stableId } from "../util/hash.ts";
-import { TicketsweepError } from "../util/errors.ts";
+import { Plan } from "./plan.ts";
 import {
   fmtCount,
   limitsOf,
@@ -305,50 +305,13 @@ export function tooManyTrialsMessage(spec: SweepSpec): string | undefined {
 }
 
 /**
- * Expands a spec into its trials. Per method the sweep runs, the parameters that apply to it are crossed
- * (grid) or drawn N times with a seed (random); then every seed. Parameters that do not apply to a method
- * are left out of its trials, so no two trials differ only in a setting their method ignores.
+ * Expands a spec into its trials, as a list: its {@link Plan} (src/spec/plan.ts) made into one trial object each. Per
+ * method the sweep runs, the parameters that apply to it are crossed (grid) or drawn N times with a seed (random);
+ * then every seed. Parameters that do not apply to a method are left out of its trials, so no two trials differ only
+ * in a setting their method ignores. The coordinator reads the plan by index instead.
  */
 export function expandTrials(spec: SweepSpec): PlannedTrial[] {
-  const tooMany = tooManyTrialsMessage(spec); // parseSpec refuses these; never start a runaway expansion
-  if (tooMany) throw new TicketsweepError(`${spec.name}: ${tooMany}`);
-  // adaptive search plans nothing up front: its trials are proposed while it runs (proposals.jsonl)
-  if (spec.search.strategy === "adaptive") return [];
-  const sweepId = sweepIdOf(spec);
-  const methodSwept = spec.parameters["method"] !== undefined;
-  const methods = sweepMethods(spec);
-  const sets: ParamSet[] = [];
-  if (spec.search.strategy === "grid") {
-    for (const m of methods) {
-      let ms: ParamSet[] = [methodSwept ? { method: m } : {}];
-      for (const [name, key] of keysFor(spec, m)) {
-        const pts = gridPoints(spec.parameters[key]!);
-        ms = ms.flatMap((s) => pts.map((v) => ({ ...s, [name]: v })));
-      }
-      for (const set of ms) sets.push(set); // not push(...ms): a large grid overflows the argument list
-    }
-  } else {
-    const rng = new Rng(spec.search.seed, RNG_STREAMS.randomSearch);
-    for (let i = 0; i < spec.search.samples!; i++) {
-      const m = methods[rng.int(methods.length)]!;
-      const s: ParamSet = methodSwept ? { method: m } : {};
-      for (const [name, key] of keysFor(spec, m)) s[name] = samplePoint(spec.parameters[key]!, rng);
-      sets.push(s);
-    }
-  }
-  const seen = new Set<string>();
-  const plan = new PlanContext(spec);
-  const trials: PlannedTrial[] = [];
-  for (const params of sets) {
-    for (const seed of spec.seeds) {
-      const id = trialIdOf(sweepId, params, seed);
-      if (seen.has(id)) continue; // random search may draw the same point twice from a value list
-      seen.add(id);
-      trials.push(new PlannedTrial(plan, sweepId, id, params, seed));
-    }
-  }
-  for (const m of methods) plan.base(m); // an invalid configuration throws here, as before, not when published
-  return trials;
+  return Plan.of(spec).map((t) => t as PlannedTrial);
 }
 
 /** A short human label of a trial's parameters, e.g. `lambda=0.001 lr=0.05 seed=0`. */

@@ -37,8 +37,8 @@ interface Source {
 }
 
 /**
- * A spec's plan, read by index: the trials {@link expandTrials} lists, in the same order with the same ids,
- * parameters and seeds, without a trial object kept per trial. Grid search decodes an index over each method's
+ * A spec's plan, read by index: its trials in order (ids, parameters and seeds; {@link expandTrials} lists them as
+ * objects), without a trial object kept per trial. Grid search decodes an index over each method's
  * grid points and the seeds (mixed radix, nothing stored per trial); random search keeps its draws as typed-array
  * columns (a value list's draw as its index). Each trial's id is kept as a 48-bit number (8 bytes a trial) in an
  * open-addressing table, so a result's trial is found (and a forged id refused: only an id of the plan is found)
@@ -129,7 +129,7 @@ export class Plan implements Iterable<Trial> {
       ? gridSource(spec)
       : randomSource(spec);
     const plan = new Plan(spec, sweepId, source, null);
-    // an invalid configuration throws here, as expandTrials does, not when a trial is published
+    // an invalid configuration throws here, not when a trial is published
     if (spec.search.strategy !== "adaptive") { for (const m of sweepMethods(spec)) plan.#ctx.base(m); }
     return plan;
   }
@@ -217,7 +217,7 @@ function gridSource(spec: SweepSpec): Source {
       let point = Math.floor(r / seeds.length), s = 0;
       while (point >= segments[s]!.points) point -= segments[s++]!.points;
       const seg = segments[s]!;
-      // the last parameter varies fastest, as the grid is crossed in expandTrials
+      // the first parameter (in keysFor's order) varies slowest, the last fastest
       const idx = new Array<number>(seg.dims.length);
       for (let k = seg.dims.length - 1; k >= 0; k--) {
         const len = seg.dims[k]!.points.length;
@@ -232,7 +232,7 @@ function gridSource(spec: SweepSpec): Source {
 }
 
 /**
- * Random search's draws, made once in {@link expandTrials}' order from `search.seed`: per sample its method (an
+ * Random search's draws, made once in order from `search.seed`: per sample its method (an
  * index) and each parameter's draw in a column (a value list's as the value's index, a range's as the number).
  */
 function randomSource(spec: SweepSpec): Source {
