@@ -8,6 +8,8 @@ import { sweepIdOf } from "../src/spec/expand.ts";
 import { processCommandLine } from "../src/util/orphans.ts";
 import { readResults, ROOT, tinySpecText } from "./_fixtures.ts";
 import { until } from "./_cluster.ts";
+import { statusMain } from "../src/cli/status.ts";
+import { sweepMain } from "../src/cli/sweep.ts";
 
 const SWEEP = ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}src/cli/sweep.ts`];
 
@@ -106,6 +108,38 @@ Deno.test("orphans - after the grace period the worker gives its trial back and 
     assert.equal(results[0]!.status, "done");
     assert.equal((await alive(runDir, pids, url)).length, 0);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("orphans - status names what a SIGKILLed coordinator left running; cancel stops it and changes nothing else", async () => {
+  const dir = await Deno.makeTempDir();
+  const lines: string[] = [];
+  const log = console.log;
+  try {
+    const { runDir, url, pids } = await killedSweep(dir, "orphans-cancel", 2, 3600);
+    console.log = (l: string) => lines.push(l);
+    try {
+      assert.equal(await statusMain([runDir]), 0);
+      assert.equal(await sweepMain(["cancel", runDir]), 0);
+    } finally {
+      console.log = log;
+    }
+    const left = await alive(runDir, pids, url); // stopped before cancel returned
+    assert.deepEqual(left, []);
+    const text = lines.join("\n");
+    assert.match(text, /stopped: its coordinator \(pid \d+ on .*\) is gone/);
+    assert.match(
+      text,
+      new RegExp(`killed coordinator's private broker and local workers still run \\(pids ${pids.join(", ")}\\)`),
+    );
+    assert.match(
+      text,
+      new RegExp(`not running \\(its coordinator is gone\\): stopped .* \\(pids ${pids.join(", ")}\\)`),
+    );
+    assert.deepEqual(await readResults(runDir), []);
+  } finally {
+    console.log = log;
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,5 +1,6 @@
 import { connectNats } from "../broker/nats.ts";
-import { readBrokerFile } from "../coordinator/broker_file.ts";
+import { brokerProcesses, readBrokerFile } from "../coordinator/broker_file.ts";
+import { DEFAULT_ORPHAN_GRACE_S, ORPHAN_GRACE_ENV } from "../util/orphans.ts";
 import { ResultLog, setAsideNotice } from "../coordinator/record.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 import { inspectRunLock, type LockState } from "../coordinator/run_lock.ts";
@@ -101,6 +102,16 @@ export async function statusMain(args: string[]): Promise<number> {
         "workers pass --nats)",
     ));
     for (const s of log.setAside) console.log(printed(`  ${at}/${setAsideNotice(s, true)}`));
+    const left = lock.kind === "live" ? [] : (await brokerProcesses(d)).alive;
+    if (left.length) {
+      console.log(printed(
+        `  its killed coordinator's private broker and local workers still run (pids ${left.join(", ")}): ` +
+          `--resume stops them and continues; deno task sweep cancel ${at} stops them now; otherwise they stop by ` +
+          `themselves (the workers ${ORPHAN_GRACE_ENV} seconds after their coordinator, ${DEFAULT_ORPHAN_GRACE_S} by ` +
+          `default, the broker ` +
+          `after twice that; all at once if ${at} is deleted)`,
+      ));
+    }
     if (failed > 0 && lock.kind !== "live") {
       console.log(`  run the ${failed} failed trials again: deno task sweep --resume ${at} --retry-failed`);
     }

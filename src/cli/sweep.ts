@@ -57,7 +57,8 @@ cancel removes the sweep's queued trials, stops its running ones within seconds 
 records every unfinished trial as failed: cancelled; the sweep's status becomes cancelled (a finished sweep is
 left as it is). NAME (the spec's name:) works when one sweep has it (or only one of those runs). It finds
 the broker from --nats, or from runs/SWEEP_ID/broker.json when the sweep runs on a private broker; a run
-directory no coordinator holds is not running: nothing to cancel (exit 0).
+directory no coordinator holds is not running: nothing to cancel (exit 0), but the private broker and local
+workers a killed coordinator left running there are stopped.
 
 Options:
   --workers N     local worker processes, 0 to ${MAX_LOCAL_WORKERS} (default: one per core, ${navigator.hardwareConcurrency} here)
@@ -551,6 +552,18 @@ async function cancelMain(args: string[], values: Record<string, string | boolea
     const dir = arg.includes("/") ? arg : `${runsDir}/${sweepId}`;
     const file = await readBrokerFile(dir);
     const held = await inspectRunLock(dir).then((l) => l.kind === "live", () => false);
+    if (file && !held) {
+      // its coordinator was killed: what it left running is stopped; the queue and the store stay for --resume
+      const stopped = await stopOrphans(dir);
+      console.log(
+        stopped.length
+          ? `${sweepId} is not running (its coordinator is gone): stopped the private broker and local workers it ` +
+            `left running (pids ${stopped.join(", ")}); nothing else changed (--resume ${shownPath(dir)} continues it)`
+          : `${sweepId} is not running (no coordinator holds ${shownPath(dir)}, and its private broker is gone): ` +
+            "nothing to cancel, nothing changed",
+      );
+      return 0;
+    }
     if (!file && !held && (await readManifest(dir).then(() => true, () => false))) {
       // a finished or stopped sweep on a private broker: that broker is gone with its coordinator
       console.log(

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { processCommandLine } from "../util/orphans.ts";
 
 /**
  * `runs/<sweep>/broker.json`: how to reach the private broker a sweep started (URL and its random token),
@@ -53,31 +54,35 @@ export async function removeBrokerFile(runDir: string): Promise<void> {
   await Deno.remove(`${runDir}/broker.json`).catch(() => {});
 }
 
-/** A process's command line (Linux /proc), or null when it is gone or unreadable. */
-async function commandLine(pid: number): Promise<string | null> {
-  try {
-    return (await Deno.readTextFile(`/proc/${pid}/cmdline`)).replaceAll("\0", " ");
-  } catch {
-    return null;
-  }
+/**
+ * The processes of this machine that `broker.json` names (private broker, its watchdog, local workers) and that
+ * still run for this run directory: their command line names its store or the broker's URL (a recycled pid is
+ * another process). None when the file names none, or names another host.
+ */
+export async function brokerProcesses(
+  runDir: string,
+): Promise<{ alive: number[]; ours: (pid: number) => Promise<boolean> }> {
+  const b = await readBrokerFile(runDir);
+  const ours = async (pid: number) => {
+    const cmd = await processCommandLine(pid); // Linux /proc, else ps (macOS)
+    return !!b && cmd !== null &&
+      (cmd.includes(`${runDir}/nats/`) || cmd.includes(` ${b.url} `) || cmd.endsWith(` ${b.url}`));
+  };
+  const alive: number[] = [];
+  if (!b?.pids?.length || b.host !== Deno.hostname()) return { alive, ours };
+  for (const pid of b.pids) if (pid !== Deno.pid && await ours(pid)) alive.push(pid);
+  return { alive, ours };
 }
 
 /**
  * Stops what a coordinator killed without cleaning up (SIGKILL, a crash) left running for this run directory:
- * its private broker (a second nats-server on the same store would corrupt it) and its local workers (still
- * training for the old broker). Only processes on this machine whose command line still names this run
+ * its private broker (a second nats-server on the same store would corrupt it), the broker's watchdog and its local
+ * workers (still training for the old broker). Only processes on this machine whose command line still names this run
  * directory's store or the old broker's URL are signalled (a recycled pid is left alone): SIGTERM, then SIGKILL
  * after 5 s. Returns the pids it stopped.
  */
 export async function stopOrphans(runDir: string): Promise<number[]> {
-  const b = await readBrokerFile(runDir);
-  if (!b?.pids?.length || b.host !== Deno.hostname()) return [];
-  const ours = async (pid: number) => {
-    const cmd = await commandLine(pid);
-    return cmd !== null && (cmd.includes(`${runDir}/nats/`) || cmd.includes(` ${b.url} `) || cmd.endsWith(` ${b.url}`));
-  };
-  const alive: number[] = [];
-  for (const pid of b.pids) if (pid !== Deno.pid && await ours(pid)) alive.push(pid);
+  const { alive, ours } = await brokerProcesses(runDir);
   const signal = (sig: Deno.Signal) => {
     for (const pid of alive) {
       try {
