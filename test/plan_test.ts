@@ -65,6 +65,9 @@ function assertSameAsReference(text: string): Plan {
     assert.equal(JSON.stringify({ id: t.id, params: t.params, seed: t.seed }), JSON.stringify(ref[i]));
     assert.equal(t.sweepId, sweepId);
     assert.equal(plan.idAt(i), ref[i]!.id);
+    assert.equal(JSON.stringify(plan.paramsAt(i)), JSON.stringify(ref[i]!.params));
+    assert.equal(plan.seedAt(i), ref[i]!.seed);
+    assert.equal(plan.groupAt(i), listed[i]!.config.method.name);
     assert.equal(plan.indexOf(ref[i]!.id), i);
     assert.deepEqual(t.config, listed[i]!.config);
   }
@@ -134,5 +137,10 @@ Deno.test("plan - an id not in the plan is not found (forged, another sweep's, a
   assert.deepEqual([...listed.ids()], [...plan.ids()]);
   assert.equal(listed.fingerprint, plan.fingerprint);
   assert.equal(listed.indexOf(plan.idAt(3)), 3);
+  assert.deepEqual([listed.paramsAt(3), listed.seedAt(3), listed.groupAt(3)], [
+    plan.paramsAt(3),
+    plan.seedAt(3),
+    "gates",
+  ]);
   assert.equal(listed.indexOf(other.idAt(0)), -1);
 });

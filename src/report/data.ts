@@ -248,7 +248,9 @@ class TrialTable {
     this.speed = nums();
     this.trainS = nums();
     this.score = nums();
-    for (let i = 0; i < n; i++) this.group[i] = this.intern(trialGroup(trials.at(i)!));
+    for (let i = 0; i < n; i++) {
+      this.group[i] = this.intern(trials instanceof Plan ? trials.groupAt(i) : trialGroup(trials[i]!));
+    }
   }
 
   intern(s: string | undefined): number {
@@ -317,14 +319,15 @@ class TableRow implements TrialRow {
     return this.#t.strings[this.#t.group[this.#i]!]!;
   }
   get params(): ParamSet {
-    return this.#t.trials.at(this.#i)!.params;
+    const t = this.#t.trials;
+    return t instanceof Plan ? t.paramsAt(this.#i) : t[this.#i]!.params;
   }
   get seed(): number {
-    return this.#t.trials.at(this.#i)!.seed;
+    const t = this.#t.trials;
+    return t instanceof Plan ? t.seedAt(this.#i) : t[this.#i]!.seed;
   }
   get label(): string {
-    const t = this.#t.trials.at(this.#i)!;
-    return describeParams(t.params, t.seed);
+    return describeParams(this.params, this.seed);
   }
   get status(): TrialRow["status"] {
     return STATUSES[this.#t.status[this.#i]!]!;

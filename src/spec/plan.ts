@@ -13,6 +13,7 @@ import {
   sweepMethods,
   tooManyTrialsMessage,
   type Trial,
+  trialGroup,
   trialIdOf,
 } from "./expand.ts";
 import type { Parameter, SweepSpec } from "./schema.ts";
@@ -143,6 +144,23 @@ export class Plan implements Iterable<Trial> {
   idAt(i: number): string {
     const key = this.#ids[i]!;
     return key >= 0 && !this.#list ? key.toString(16).padStart(12, "0") : this.#list![i]!.id;
+  }
+
+  /** The parameters of trial `i`, made now (without the rest of the trial). */
+  paramsAt(i: number): ParamSet {
+    if (this.#list) return this.#list[i]!.params;
+    return this.#source!.params(this.#rawOf ? this.#rawOf[i]! : i);
+  }
+
+  /** The method trial `i` runs (its front's group), without making the trial. */
+  groupAt(i: number): string {
+    return this.#list ? trialGroup(this.#list[i]!) : this.#ctx.method(this.paramsAt(i));
+  }
+
+  /** The seed of trial `i`. */
+  seedAt(i: number): number {
+    if (this.#list) return this.#list[i]!.seed;
+    return this.#source!.seed(this.#rawOf ? this.#rawOf[i]! : i);
   }
 
   /** Trial `i` (0 ≤ i < size), made now. */
