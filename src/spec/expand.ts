@@ -191,9 +191,9 @@ function deepFreeze(o: unknown): void {
 }
 
 /**
- * A trial of an expanded plan, compact: its id, parameters and seed. Its {@link Trial.config} is resolved from the
- * plan's spec when asked for (publishing, a ticket's manifest) and not kept, so a plan of 100,000 trials holds about
- * 200 bytes a trial instead of a full configuration each. It is written to `sweep.json` without its configuration.
+ * A trial of a plan, compact: its id, parameters and seed. Its {@link Trial.config} is resolved from the plan's spec
+ * when asked for (publishing, a ticket's manifest) and not kept. A {@link Plan} makes one when a trial is read and
+ * keeps none; `sweep.json` versions 1 and 2 listed them.
  */
 export class PlannedTrial implements Trial {
   readonly id: string;
@@ -241,7 +241,7 @@ export function trialEpochs(t: Trial): number {
 }
 
 /**
- * The compact trials of a spec's plan from their ids, parameters and seeds (as `sweep.json` holds them): their
+ * The compact trials of a spec's plan from their ids, parameters and seeds (as `sweep.json` version 2 lists them): their
  * configurations are resolved from `spec` when asked for.
  */
 export function plannedTrials(
