@@ -10,6 +10,9 @@ import { readResults, ROOT, tinySpecText } from "./_fixtures.ts";
 import { until } from "./_cluster.ts";
 import { statusMain } from "../src/cli/status.ts";
 import { sweepMain } from "../src/cli/sweep.ts";
+import { type LocalServer, startLocalServer } from "../src/broker/local_server.ts";
+import { watchBroker } from "../src/broker/watchdog.ts";
+import { acquireRunLock } from "../src/coordinator/run_lock.ts";
 
 const SWEEP = ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}src/cli/sweep.ts`];
 
@@ -140,6 +143,55 @@ Deno.test("orphans - status names what a SIGKILLed coordinator left running; can
     assert.deepEqual(await readResults(runDir), []);
   } finally {
     console.log = log;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("orphans - the broker's watchdog: the broker stays while its coordinator holds the run directory, stops once none has for the grace period, and at once when another one holds it", async () => {
+  const dir = await Deno.makeTempDir();
+  const noLog = () => {};
+  let server: LocalServer | undefined;
+  try {
+    // its own coordinator (this process) holds the lock, then lets it go: stopped after the grace period
+    server = await startLocalServer(`${dir}/nats`);
+    let lock = await acquireRunLock(dir, noLog);
+    const lines: string[] = [];
+    const bound = new AbortController(); // a generous bound: a watchdog that never stops the broker returns "stopped"
+    const timer = setTimeout(() => bound.abort(), 60_000);
+    const o = {
+      storeDir: `${dir}/nats`,
+      runDir: dir,
+      pollMs: 50,
+      log: (l: string) => lines.push(l),
+      signal: bound.signal,
+    };
+    const watching = watchBroker({ ...o, brokerPid: server.process.pid, coordinatorPid: Deno.pid, graceMs: 300 });
+    await new Promise((r) => setTimeout(r, 600)); // twice the grace period, held throughout
+    assert.deepEqual(lines, []);
+    await lock.release();
+    assert.match(await watching, /^no coordinator has held the run directory for 0.3 s$/);
+    await server.process.status;
+    // SIGTERM: nats-server shut down in order (it writes its store out)
+    assert.match(
+      await Deno.readTextFile(`${dir}/nats/nats-server.log`),
+      /Initiating JetStream Shutdown[^]*Server Exiting/,
+    );
+    assert.match(lines[0]!, /stopping the private nats-server \(pid \d+\): no coordinator has held/);
+    // another coordinator holds it (one whose broker this is not): stopped at once, whatever the grace period
+    server = await startLocalServer(`${dir}/nats`);
+    lock = await acquireRunLock(dir, noLog);
+    const other = await watchBroker({ ...o, brokerPid: server.process.pid, coordinatorPid: 1, graceMs: 3_600_000 });
+    assert.match(other, new RegExp(`^another coordinator \\(pid ${Deno.pid} on .*\\) holds the run directory$`));
+    await server.process.status;
+    assert.equal(
+      (await Deno.readTextFile(`${dir}/nats/nats-server.log`)).match(/Server Exiting/g)?.length,
+      2,
+      "the second broker was stopped in order too",
+    );
+    await lock.release();
+    clearTimeout(timer);
+  } finally {
+    await server?.stop(); // a check failed with it running
     await Deno.remove(dir, { recursive: true });
   }
 });

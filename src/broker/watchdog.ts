@@ -59,7 +59,7 @@ async function stopReason(o: WatchdogOptions, state: { idleSince?: number }): Pr
   }
   state.idleSince ??= Date.now();
   return Date.now() - state.idleSince >= o.graceMs
-    ? `no coordinator has held the run directory for ${Math.round(o.graceMs / 1000)} s`
+    ? `no coordinator has held the run directory for ${o.graceMs / 1000} s`
     : null;
 }
 
