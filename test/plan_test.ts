@@ -16,6 +16,9 @@ import { Plan } from "../src/spec/plan.ts";
 import type { SweepSpec } from "../src/spec/schema.ts";
 import { sha256Hex } from "../src/util/hash.ts";
 import { Rng, RNG_STREAMS } from "../src/util/rng.ts";
+import { MemoryTransport } from "../src/broker/memory.ts";
+import { runSweep } from "../src/coordinator/sweep.ts";
+import { forgedResult, readResults, tinySpecText } from "./_fixtures.ts";
 
 /** The reference: every set of parameters listed, crossed with the seeds, a repeated id dropped. */
 function reference(spec: SweepSpec): { id: string; params: ParamSet; seed: number }[] {
@@ -143,4 +146,41 @@ Deno.test("plan - an id not in the plan is not found (forged, another sweep's, a
     "gates",
   ]);
   assert.equal(listed.indexOf(other.idAt(0)), -1);
+});
+
+Deno.test("plan - the coordinator records each planned trial once and ignores a result whose id is not in the plan", async () => {
+  const runs = await Deno.makeTempDir();
+  const transport = new MemoryTransport();
+  const text = tinySpecText("plan-ids", 3), spec = parseSpec(text);
+  const other = Plan.of(parseSpec(tinySpecText("plan-ids-other", 3))); // ids of the same form, another plan's
+  const lines: string[] = [];
+  try {
+    const sweep = runSweep({
+      spec,
+      specText: text,
+      specFile: "s.yaml",
+      runsDir: runs,
+      transport,
+      log: (l) => lines.push(l),
+    });
+    const answer = async (trialId: string, claim: string) =>
+      await transport.publishResult({ ...forgedResult(sweepIdOf(spec), trialId), error: "answered", claim });
+    for (let n = 0; n < 3; n++) {
+      const d = (await transport.pullTrial(5000))!;
+      await d.ack();
+      // before each real result: one for an id of no trial of the plan, carrying this trial's claim
+      await answer(other.idAt(n), d.trial.claim);
+      await answer(d.trial.trial_id, d.trial.claim);
+    }
+    const outcome = await sweep;
+    assert.ok(outcome.complete);
+    const ids = (await readResults(outcome.runDir)).map((r) => r.trial_id);
+    assert.deepEqual(ids.sort(), [...Plan.of(spec).ids()].sort());
+    for (let n = 0; n < 3; n++) {
+      assert.ok(lines.includes(`ignored a result for unknown trial ${other.idAt(n)}`), lines.join("\n"));
+    }
+  } finally {
+    await transport.close();
+    await Deno.remove(runs, { recursive: true });
+  }
 });
