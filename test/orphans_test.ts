@@ -57,7 +57,7 @@ async function killedSweep(dir: string, name: string, n: number, graceS: number,
       }
       return (file?.pids?.length ?? 0) === 3;
     }, 120_000);
-    // the worker is training (the coordinator copies its lines into its log file)
+    // the worker is training (it writes its log file itself)
     await until("a trial running", async () => /trial \S+: start/.test(await workerLog(runDir)), 120_000);
   } finally {
     try {
@@ -94,6 +94,10 @@ Deno.test("orphans - after the grace period the worker gives its trial back and 
   try {
     const { runDir, url, pids } = await killedSweep(dir, "orphans-grace", 1, 1, 1500);
     await until("broker, worker and watchdog gone", async () => (await alive(runDir, pids, url)).length === 0, 60_000);
+    // the worker said why it stopped, in its own log (its coordinator, which had its output, was gone)
+    const said = await workerLog(runDir);
+    assert.match(said, /worker stops: its coordinator \(pid \d+\) has been gone for 1 s/);
+    assert.match(said, /worker local-1 exits: /);
     // the watchdog stopped the broker (SIGTERM: it wrote its store out) for want of a coordinator
     assert.match(
       await Deno.readTextFile(`${runDir}/logs/broker-watchdog.log`),

@@ -32,9 +32,16 @@ export async function spawnLocalWorkers(
   await Deno.mkdir(logDir, { recursive: true });
   const procs: Deno.ChildProcess[] = [];
   for (let i = 0; i < count; i++) {
-    const log = await Deno.open(`${logDir}/worker-${i + 1}.log`, { create: true, append: true, write: true });
-    const proc = new Deno.Command(Deno.execPath(), {
+    // the worker writes its log file itself (a shell opens it, then becomes the worker: the same pid): its lines
+    // go on when this coordinator is killed, down to why it stopped. Through a pipe they were lost with the
+    // coordinator, and the file's writable stream had kept them all until the worker exited.
+    const proc = new Deno.Command("/bin/sh", {
       args: [
+        "-c",
+        'log=$1; shift; exec "$@" >>"$log" 2>&1',
+        "sh",
+        `${logDir}/worker-${i + 1}.log`,
+        Deno.execPath(),
         "run",
         "-A",
         "--config",
@@ -48,20 +55,10 @@ export async function spawnLocalWorkers(
       ],
       env: { NATS_TOKEN: nats.token ?? "", OPENBLAS_NUM_THREADS: "1", NO_COLOR: "1" },
       stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
+      stdout: "null",
+      stderr: "null",
       detached: true, // a Ctrl-C in the terminal reaches the coordinator only; it stops these in order
     }).spawn();
-    // Both streams into the log file, each line as it comes (the file's writable stream kept them all until the
-    // worker exited: a coordinator killed with SIGKILL left empty logs)
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      for await (const chunk of s) {
-        try {
-          for (let at = 0; at < chunk.length;) at += await log.write(chunk.subarray(at));
-        } catch { /* the log file is gone (its run directory deleted): the pipe is still read */ }
-      }
-    };
-    Promise.allSettled([pump(proc.stdout), pump(proc.stderr)]).finally(() => log.close());
     procs.push(proc);
   }
   return {
