@@ -199,3 +199,22 @@ Deno.test("orphans - the broker's watchdog: the broker stays while its coordinat
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("orphans - --fresh stops what a SIGKILLed coordinator left running before it empties the run directory", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { runDir, url, pids } = await killedSweep(dir, "orphans-fresh", 1, 3600, 1500);
+    const fresh = await new Deno.Command(Deno.execPath(), {
+      args: [...SWEEP, `${dir}/s.yaml`, "--runs", `${dir}/runs`, "--workers", "1", "--fresh"],
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+    }).output();
+    const text = new TextDecoder().decode(fresh.stdout) + new TextDecoder().decode(fresh.stderr);
+    assert.equal(fresh.code, 0, text);
+    assert.match(text, new RegExp(`stopped what a killed coordinator left running \\(pids ${pids.join(", ")}\\)`));
+    assert.deepEqual(await alive(runDir, pids, url), []);
+    assert.equal((await readResults(runDir)).length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

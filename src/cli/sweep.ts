@@ -165,7 +165,12 @@ export async function sweepMain(args: string[]): Promise<number> {
   }
 
   async function sweepLocked(runDir: string, lock: RunLock): Promise<number> {
-    if (values.fresh && !resume) await emptyRunDir(runDir);
+    if (values.fresh && !resume) {
+      // before broker.json goes: what a killed coordinator left on the old store would run on, unknown
+      const orphans = await stopOrphans(runDir);
+      if (orphans.length) logLine(`stopped what a killed coordinator left running (pids ${orphans.join(", ")})`);
+      await emptyRunDir(runDir);
+    }
     const workerArgs = [
       ...(backend ? ["--backend", backend] : []),
       "--pack",

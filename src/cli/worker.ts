@@ -4,7 +4,7 @@ import { TicketsweepError } from "../util/errors.ts";
 import { runWorker } from "../worker/worker.ts";
 import { DEFAULT_LIMITS } from "../worker/limits.ts";
 import { maskedUrls } from "../util/redact.ts";
-import { DEFAULT_ORPHAN_GRACE_S, watchCoordinator } from "../util/orphans.ts";
+import { DEFAULT_ORPHAN_GRACE_S, ORPHAN_EXIT_MS, watchCoordinator } from "../util/orphans.ts";
 import {
   intFlag,
   logLine,
@@ -111,9 +111,17 @@ export async function workerMain(args: string[]): Promise<number> {
     graceMs: orphanGraceS * 1000,
     runDir,
     onGone: (line) => logLine(`worker: ${line}`),
-    onOrphaned: (why) => {
+    onOrphaned: (why, deleted) => {
       logLine(`worker stops: ${why}`);
       stop();
+      if (!deleted) return;
+      // no coordinator can record anything of that run any more: a finished result is not retried for
+      // --result-retry against a broker that went with the directory
+      const t = setTimeout(() => {
+        logLine(`worker exits now: ${why}`);
+        Deno.exit(0);
+      }, ORPHAN_EXIT_MS);
+      Deno.unrefTimer(t);
     },
   });
   const connect = () => connectNats({ ...nats, servers: nats.servers!, name: "ticketsweep-worker", log: logLine });

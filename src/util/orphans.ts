@@ -10,6 +10,8 @@ import { printable } from "./clip.ts";
 export const ORPHAN_GRACE_ENV = "TICKETSWEEP_ORPHAN_GRACE";
 /** The grace period in seconds when {@link ORPHAN_GRACE_ENV} is not set: 10 minutes. */
 export const DEFAULT_ORPHAN_GRACE_S = 600;
+/** How long a worker whose run directory was deleted may take to give its trial back before it just exits. */
+export const ORPHAN_EXIT_MS = 10_000;
 /** How often the workers and the broker's watchdog look at their coordinator and run directory. */
 export const ORPHAN_POLL_MS = 1000;
 
@@ -83,8 +85,11 @@ export interface CoordinatorWatch {
   runDir?: string;
   /** Called once, when the coordinator went away ("gone: running on for the grace period"). */
   onGone?: (line: string) => void;
-  /** Called once, with the reason, when this process should stop. */
-  onOrphaned: (why: string) => void;
+  /**
+   * Called once, with the reason, when this process should stop; `deleted` when its run directory is gone (nothing
+   * it still holds can be recorded any more).
+   */
+  onOrphaned: (why: string, deleted: boolean) => void;
   pollMs?: number;
   /** This process's parent pid (tests). */
   ppid?: () => number;
@@ -100,11 +105,11 @@ export async function watchCoordinator(w: CoordinatorWatch): Promise<() => void>
   const runDirId = w.runDir === undefined ? undefined : await dirIdentity(w.runDir);
   let goneSince: number | undefined;
   let done = false;
-  const orphaned = (why: string) => {
+  const orphaned = (why: string, deleted = false) => {
     if (done) return;
     done = true;
     clearInterval(timer);
-    w.onOrphaned(why);
+    w.onOrphaned(why, deleted);
   };
   let busy = false;
   const check = async () => {
@@ -112,7 +117,7 @@ export async function watchCoordinator(w: CoordinatorWatch): Promise<() => void>
     busy = true;
     try {
       if (w.runDir !== undefined && (runDirId === null || !(await sameDir(w.runDir, runDirId!)))) {
-        orphaned(`its run directory ${printable(w.runDir, 200)} was deleted`);
+        orphaned(`its run directory ${printable(w.runDir, 200)} was deleted`, true);
         return;
       }
       if (w.coordinatorPid !== undefined && ppid() !== w.coordinatorPid) {
