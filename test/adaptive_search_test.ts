@@ -148,6 +148,27 @@ Deno.test("adaptive search - proposals: deterministic whatever the arrival order
   assert.ok(after.target! > 0.95, `target ${after.target}`);
 });
 
+Deno.test("adaptive search - with enough trials, lambda is solved for the target at the proposal's lr (lr moves sparsity too)", () => {
+  const spec = parseSpec(adaptiveText("solve", "budget: 20, initial: 5, seed: 2"));
+  const sweepId = sweepIdOf(spec);
+  const proposals: Proposal[] = [];
+  for (let i = 0; i < 5; i++) proposals.push({ ...proposeNext(spec, sweepId, [], proposals)!, basis: 0 });
+  // positions in the ranges (log10): lambda 1e-4..0.3, lr 0.01..0.1
+  const u = (v: number, min: number, max: number) => Math.log10(v / min) / Math.log10(max / min);
+  const plane = (params: Record<string, unknown>) =>
+    -2 + 5 * u(Number(params.lambda), 1e-4, 0.3) + 2 * u(Number(params.lr), 0.01, 0.1);
+  // every trial's own sparsity on the plane logit(s) = -2 + 5 u(lambda) + 2 u(lr); accuracy falls with sparsity
+  const results = proposals.map((p) => {
+    const s = 1 / (1 + Math.exp(-plane(p.trials[0]!.params)));
+    return doneResult(sweepId, p.trials[0]!.id, s, 0.95 - 0.3 * s * s);
+  });
+  const next = proposeNext(spec, sweepId, results, proposals)!;
+  assert.equal(next.kind, "gap");
+  const t = next.target!;
+  // the proposal's own point lies on the plane at the target: lambda answers for the lr it was given
+  assert.ok(Math.abs(plane(next.trials[0]!.params) - Math.log(t / (1 - t))) < 0.01, JSON.stringify({ t, next }));
+});
+
 Deno.test("adaptive search - stops at the budget, or after `patience` recorded trials without a better hypervolume", () => {
   const spec = parseSpec(adaptiveText("pat", "budget: 12, patience: 3"));
   const id = sweepIdOf(spec);

@@ -264,14 +264,16 @@ interface Gap {
  * 1. the initial design ({@link initialDesign}), point by point;
  * 2. then the largest gap of the validation front (every ticket of every done trial, cuts included), a gap's
  *    size being the area of the rectangle between its two points (the hypervolume a point there could add; a
- *    front whose sparsest ticket is a trial's own, not a cut, also has the gap from it to (1, 0)). A pending proposal splits the gap it aims at, on the
- *    chord, so proposals in flight spread over different gaps. The sparsity parameter (lambda, or k) is
- *    interpolated, in log space for a log range, between the done trials whose own tickets' sparsities bracket
- *    the gap's middle (outside them: a least-squares line through all of them, at most a seventh of the range
- *    beyond the outermost trial); every other parameter takes
- *    the value of the better neighbour (the gap's end trial with the larger exclusive hypervolume) perturbed
- *    by a seeded normal step of a tenth of its range (in log space for a log range; a values list keeps the
- *    value with probability 3/4, else draws one);
+ *    front whose sparsest ticket is a trial's own, not a cut, also has the gap from it to (1, 0)). A pending
+ *    proposal splits the gap it aims at, on the chord, so proposals in flight spread over different gaps. Every
+ *    parameter but the sparsity parameter (lambda, or k) takes the value of the better neighbour (the gap's end
+ *    trial with the larger exclusive hypervolume) perturbed by a seeded normal step of a tenth of its range (in log
+ *    space for a log range; a values list keeps the value with probability 3/4, else draws one). The sparsity
+ *    parameter is then solved for the gap's middle at those values ({@link solveAxis}: a plane of logit(own
+ *    sparsity) over the parameters, once there are enough done trials); before that, or when the plane does not
+ *    move with it, it is interpolated, in log space for a log range, between the done trials whose own tickets'
+ *    sparsities bracket the gap's middle (outside them: a least-squares line through all of them, at most a
+ *    seventh of the range beyond the outermost trial);
  * 3. a proposal that repeats an earlier point goes to the next gap, then to seeded random points.
  *
  * The generator is seeded by (search.seed, proposal index), so the draws do not depend on earlier ones.
@@ -326,6 +328,15 @@ export function proposeNext(
         for (const d of dims) {
           if (d.name === axis) params[d.name] = interpolateAxis(d, target, known, paramsOf, attempt, rng);
           else params[d.name] = perturb(d, base[d.name], rng, attempt + 1);
+        }
+        // the other parameters move sparsity too (a higher lr makes sparser masks at the same lambda): with enough
+        // trials, the sparsity parameter is solved for the target at the values just chosen for them
+        const solved = axis === undefined ? undefined : solveAxis(dims, axis, target, known, paramsOf, params);
+        if (solved !== undefined) {
+          params[axis!] = fromUnit(
+            dims.find((d) => d.name === axis)!,
+            solved + (attempt > 0 ? 0.05 * attempt * rng.normal() : 0),
+          );
         }
         const reason = `gap ${g.a.x.toFixed(3)}-${g.b.x.toFixed(3)} (area ${g.area.toPrecision(3)}), ` +
           `target sparsity ${target.toFixed(3)}, from trial ${neighbour}`;
@@ -425,6 +436,73 @@ function interpolateAxis(
   const vals = d.p.values!;
   const k = Math.min(vals.length - 1, Math.max(0, Math.round(u * vals.length - 0.5)));
   return vals[k]!;
+}
+
+/** log(x / (1 - x)), with x kept within [0.001, 0.999]. */
+function logit(x: number): number {
+  const c = Math.min(0.999, Math.max(0.001, x));
+  return Math.log(c / (1 - c));
+}
+
+/**
+ * The least-squares coefficients of `y` over the columns of `rows` (each row starts with 1 for the intercept), by the
+ * normal equations with a ridge of 1e-3 on every coefficient but the intercept; undefined when they are singular.
+ */
+export function leastSquares(rows: readonly number[][], y: readonly number[]): number[] | undefined {
+  const k = rows[0]?.length ?? 0;
+  const a = Array.from(
+    { length: k },
+    (_, i) =>
+      Array.from({ length: k }, (_, j) => rows.reduce((s, x) => s + x[i]! * x[j]!, i === j && i > 0 ? 1e-3 : 0)),
+  );
+  const b = Array.from({ length: k }, (_, i) => rows.reduce((s, x, n) => s + x[i]! * y[n]!, 0));
+  for (let i = 0; i < k; i++) {
+    let pivot = i;
+    for (let r = i + 1; r < k; r++) if (Math.abs(a[r]![i]!) > Math.abs(a[pivot]![i]!)) pivot = r;
+    [a[i], a[pivot], b[i], b[pivot]] = [a[pivot]!, a[i]!, b[pivot]!, b[i]!];
+    if (Math.abs(a[i]![i]!) < 1e-12) return undefined;
+    for (let r = i + 1; r < k; r++) {
+      const f = a[r]![i]! / a[i]![i]!;
+      for (let c = i; c < k; c++) a[r]![c]! -= f * a[i]![c]!;
+      b[r]! -= f * b[i]!;
+    }
+  }
+  const coef = new Array<number>(k).fill(0);
+  for (let i = k - 1; i >= 0; i--) {
+    let sum = b[i]!;
+    for (let c = i + 1; c < k; c++) sum -= a[i]![c]! * coef[c]!;
+    coef[i] = sum / a[i]![i]!;
+  }
+  return coef;
+}
+
+/**
+ * The sparsity parameter's position in its range for a target sparsity, given the proposal's other parameters: a
+ * least-squares plane of logit(own sparsity) over every numeric parameter's position, fitted on the done trials
+ * (once there are more of them than the plane has coefficients, and only when the sparsity parameter moves
+ * sparsity by at least 0.5 in logit over its range), solved for the sparsity parameter; at most a seventh of the
+ * range beyond the trials seen. Undefined otherwise (the caller interpolates instead).
+ */
+function solveAxis(
+  dims: readonly Dim[],
+  axis: string,
+  target: number,
+  done: readonly RecordedResult[],
+  paramsOf: ReadonlyMap<string, ParamSet>,
+  params: ParamSet,
+): number | undefined {
+  const numeric = dims.filter((d) => d.kind !== "values");
+  const col = numeric.findIndex((d) => d.name === axis) + 1;
+  if (col === 0 || done.length < numeric.length + 2) return undefined;
+  const rows = done.map((r) => [1, ...numeric.map((d) => toUnit(d, paramsOf.get(r.trial_id)![d.name]!))]);
+  const coef = leastSquares(rows, done.map((r) => logit(r.metrics!.sparsity)));
+  if (!coef || Math.abs(coef[col]!) < 0.5) return undefined;
+  let rest = coef[0]!;
+  numeric.forEach((d, i) => {
+    if (d.name !== axis) rest += coef[i + 1]! * toUnit(d, params[d.name]!);
+  });
+  const seen = rows.map((x) => x[col]!);
+  return Math.min(Math.max(...seen) + 1 / 7, Math.max(Math.min(...seen) - 1 / 7, (logit(target) - rest) / coef[col]!));
 }
 
 /** A value perturbed by a seeded step: a tenth of the range × `scale` (log space for a log range). */
