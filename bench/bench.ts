@@ -21,7 +21,7 @@ import { runWorker } from "../src/worker/worker.ts";
 import { selectEngine } from "../src/engine/select.ts";
 import { loadKernels } from "../src/engine/native.ts";
 import type { DispatchResult } from "./dispatch.ts";
-import { searchBench, strategiesOf } from "./search.ts";
+import { type AdaptiveOptions, searchBench, strategiesOf } from "./search.ts";
 import { loadMnist } from "../src/train/data/mnist.ts";
 import { findTorchPython, runTorch, type TorchPython, writeMnistNpy } from "./torch_reference.ts";
 import { ticketsweepTrials, torchTrials } from "./trial_throughput.ts";
@@ -95,6 +95,9 @@ const { values } = parseArgs({
     // --search --parallel N --initial N: the adaptive strategies' search.parallel and search.initial (default: theirs)
     parallel: { type: "string" },
     initial: { type: "string" },
+    // --search --dataset mnist|fashion-mnist --lr MIN,MAX: the problem, for every strategy (default: mnist, 0.01,0.1)
+    dataset: { type: "string" },
+    lr: { type: "string" },
     // --dispatch --trials N: one dispatch run of N trials (default: 10,000, then 100,000)
     trials: { type: "string" },
     // only the sections measured against PyTorch (the engines, every method, whole trials, Conv-4)
@@ -281,7 +284,7 @@ if (values.search) {
     console.error((e as Error).message);
     Deno.exit(2);
   }
-  const adaptive: { parallel?: number; initial?: number } = {};
+  const adaptive: AdaptiveOptions = {};
   for (const key of ["parallel", "initial"] as const) {
     if (values[key] === undefined) continue;
     const n = Number(values[key]);
@@ -290,6 +293,21 @@ if (values.search) {
       Deno.exit(2);
     }
     adaptive[key] = n;
+  }
+  if (values.dataset !== undefined) {
+    if (values.dataset !== "mnist" && values.dataset !== "fashion-mnist") {
+      console.error(`--dataset: expected mnist or fashion-mnist, found '${values.dataset}'`);
+      Deno.exit(2);
+    }
+    adaptive.dataset = values.dataset;
+  }
+  if (values.lr !== undefined) {
+    const lr = values.lr.split(",").map(Number);
+    if (lr.length !== 2 || !lr.every((x) => Number.isFinite(x) && x > 0) || lr[0]! >= lr[1]!) {
+      console.error(`--lr: expected MIN,MAX with 0 < MIN < MAX (e.g. --lr 0.003,0.3), found '${values.lr}'`);
+      Deno.exit(2);
+    }
+    adaptive.lr = [lr[0]!, lr[1]!];
   }
   await searchBench(3, reps, only, adaptive);
   Deno.exit(0);

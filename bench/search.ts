@@ -62,12 +62,18 @@ async function* linesOf(text: ReadableStream<string>): AsyncGenerator<string> {
  * own ticket's sparsity and validation accuracy, both maximised), one trial at a time; each trial is trained here
  * as a worker would (same configuration, same engine choice) and its tickets (own and cuts) scored like the others.
  */
-async function optunaResults(py: string, sampler: string, r: number, text: string): Promise<RecordedResult[]> {
+async function optunaResults(
+  py: string,
+  sampler: string,
+  r: number,
+  text: string,
+  lr: [number, number],
+): Promise<RecordedResult[]> {
   const spec = parseSpec(text);
   engine ??= selectEngine("auto", { threads: 1 }).then((c) => c.engine);
   const e = await engine;
   const child = new Deno.Command(py, {
-    args: [new URL("./optuna_ask_tell.py", import.meta.url).pathname, sampler, String(r), "24"],
+    args: [new URL("./optuna_ask_tell.py", import.meta.url).pathname, sampler, String(r), "24", ...lr.map(String)],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -88,10 +94,16 @@ async function optunaResults(py: string, sampler: string, r: number, text: strin
   return out;
 }
 
-/** The adaptive search's `search.parallel` and `search.initial` when set (`--parallel N`, `--initial N`). */
+/**
+ * The adaptive search's `search.parallel` and `search.initial` when set (`--parallel N`, `--initial N`), and the
+ * problem when not the default (`--dataset NAME`: mnist or fashion-mnist; `--lr MIN,MAX`: lr's log range), for
+ * every strategy.
+ */
 export interface AdaptiveOptions {
   parallel?: number;
   initial?: number;
+  dataset?: "mnist" | "fashion-mnist";
+  lr?: [number, number];
 }
 
 function specText(strategy: Strategy, r: number, epochs: number, opts: AdaptiveOptions = {}): string {
@@ -100,9 +112,8 @@ function specText(strategy: Strategy, r: number, epochs: number, opts: AdaptiveO
   const lambda = strategy === "grid"
     ? "{ min: 1.0e-7, max: 1.0e-4, scale: log, count: 6 }"
     : "{ min: 1.0e-7, max: 1.0e-4, scale: log }";
-  const lr = strategy === "grid"
-    ? "{ min: 0.01, max: 0.1, scale: log, count: 4 }"
-    : "{ min: 0.01, max: 0.1, scale: log }";
+  const [lrMin, lrMax] = opts.lr ?? [0.01, 0.1];
+  const lr = `{ min: ${lrMin}, max: ${lrMax}, scale: log${strategy === "grid" ? ", count: 4" : ""} }`;
   const search = strategy === "grid"
     ? "{ strategy: grid }"
     : strategy === "random"
@@ -114,7 +125,7 @@ function specText(strategy: Strategy, r: number, epochs: number, opts: AdaptiveO
     }`;
   return `version: 1
 name: bench-search-${strategy}-${r}
-dataset: { name: mnist, train: 8000, test: 2000, validation: auto }
+dataset: { name: ${opts.dataset ?? "mnist"}, train: 8000, test: 2000, validation: auto }
 model: { architecture: mlp, widths: [300, 100], init: signed_constant, weight_seed: ${r} }
 method: { name: gates, sigma: 0.5, mu_init: 0.5, penalty: sum }
 parameters:
@@ -178,7 +189,8 @@ export async function runOne(
 ): Promise<Run> {
   if (strategy.startsWith("optuna-")) {
     const t0 = performance.now();
-    const results = await optunaResults(py!, strategy.slice("optuna-".length), r, specText("random", r, epochs));
+    const sampler = strategy.slice("optuna-".length);
+    const results = await optunaResults(py!, sampler, r, specText("random", r, epochs, opts), opts.lr ?? [0.01, 0.1]);
     return score(strategy, r, epochs, results, (performance.now() - t0) / 1000);
   }
   const text = specText(strategy, r, epochs, opts);
@@ -286,8 +298,9 @@ export async function searchBench(
       : run.steps.find(([, hv]) => hv >= 0.99 * B.get(run.r)!)?.[0];
   const cols = Array.from({ length: 6 }, (_, i) => `HV@${4 * (i + 1)}`);
   console.log(
-    `\n## Search: grid 6×4 vs random vs adaptive, 24 trials × ${epochs} epochs, LeNet-300-100 MNIST gates, ` +
-      `lambda 1e-7..1e-4, lr 0.01..0.1\n`,
+    `\n## Search: grid 6×4 vs random vs adaptive, 24 trials × ${epochs} epochs, LeNet-300-100 ` +
+      `${opts.dataset === "fashion-mnist" ? "Fashion-MNIST" : "MNIST"} gates, lambda 1e-7..1e-4, ` +
+      `lr ${(opts.lr ?? [0.01, 0.1]).join("..")}\n`,
   );
   console.log(
     `| strategy | r | trial-epochs | ${cols.join(" | ")} | test HV (chosen) | trial-epochs to 99% of B | B |`,
