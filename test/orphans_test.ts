@@ -2,7 +2,9 @@
 // local workers) stops by itself: at once when the run directory is deleted, after the grace period otherwise; a
 // --resume after that completes each trial once.
 import assert from "node:assert/strict";
-import { type BrokerFile, BrokerFileSchema } from "../src/coordinator/broker_file.ts";
+import { type BrokerFile, BrokerFileSchema, writeBrokerFile } from "../src/coordinator/broker_file.ts";
+import { writeManifest } from "../src/coordinator/run_dir.ts";
+import { Plan } from "../src/spec/plan.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { sweepIdOf } from "../src/spec/expand.ts";
 import { processCommandLine } from "../src/util/orphans.ts";
@@ -140,6 +142,11 @@ Deno.test("orphans - status names what a SIGKILLed coordinator left running; can
       text,
       new RegExp(`killed coordinator's private broker and local workers still run \\(pids ${pids.join(", ")}\\)`),
     );
+    // the run's own grace periods, read from the processes' command lines
+    assert.match(
+      text,
+      /otherwise they stop by themselves \(the workers 3600 s after their coordinator, the broker 7200 s /,
+    );
     assert.match(
       text,
       new RegExp(`not running \\(its coordinator is gone\\): stopped .* \\(pids ${pids.join(", ")}\\)`),
@@ -147,6 +154,54 @@ Deno.test("orphans - status names what a SIGKILLed coordinator left running; can
     assert.deepEqual(await readResults(runDir), []);
   } finally {
     console.log = log;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("orphans - status does not say that what an earlier ticketsweep left running stops by itself", async () => {
+  // an earlier ticketsweep's killed coordinator: its broker runs on with no watchdog (its workers had no --orphan-grace)
+  const dir = await Deno.makeTempDir();
+  const text = tinySpecText("orphans-earlier", 2), spec = parseSpec(text);
+  const runDir = `${dir}/${sweepIdOf(spec)}`;
+  const lines: string[] = [];
+  const log = console.log;
+  let server: LocalServer | undefined;
+  try {
+    await writeManifest(runDir, {
+      format: "ticketsweep-sweep",
+      version: 3,
+      sweep_id: sweepIdOf(spec),
+      name: spec.name,
+      spec_file: "s.yaml",
+      spec_text: text,
+      spec,
+      trials: Plan.of(spec),
+      created_at: new Date().toISOString(),
+    });
+    server = await startLocalServer(`${runDir}/nats`);
+    await writeBrokerFile(runDir, {
+      url: server.url,
+      token: server.token,
+      host: Deno.hostname(),
+      pids: [server.process.pid],
+    });
+    console.log = (l: string) => lines.push(l);
+    try {
+      assert.equal(await statusMain([runDir]), 0);
+    } finally {
+      console.log = log;
+    }
+    const said = lines.join("\n");
+    assert.match(
+      said,
+      new RegExp(
+        `still run \\(pids ${server.process.pid}\\): .*started by an earlier ticketsweep and do not stop by themselves`,
+      ),
+    );
+    assert.doesNotMatch(said, /stop by themselves \(/);
+  } finally {
+    console.log = log;
+    await server?.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,6 +1,6 @@
 import { connectNats } from "../broker/nats.ts";
 import { brokerProcesses, readBrokerFile } from "../coordinator/broker_file.ts";
-import { DEFAULT_ORPHAN_GRACE_S, ORPHAN_GRACE_ENV } from "../util/orphans.ts";
+import { processCommandLine } from "../util/orphans.ts";
 import { ResultLog, setAsideNotice } from "../coordinator/record.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
 import { inspectRunLock, type LockState } from "../coordinator/run_lock.ts";
@@ -104,12 +104,20 @@ export async function statusMain(args: string[]): Promise<number> {
     for (const s of log.setAside) console.log(printed(`  ${at}/${setAsideNotice(s, true)}`));
     const left = lock.kind === "live" ? [] : (await brokerProcesses(d)).alive;
     if (left.length) {
+      // how they stop, from their command lines: an earlier ticketsweep's broker has no watchdog and its workers no
+      // --orphan-grace (they run until stopped); this run's grace periods, whatever this shell's environment says
+      const cmds = await Promise.all(left.map((pid) => processCommandLine(pid)));
+      const watchdog = cmds.find((c) => c?.includes("src/broker/watchdog.ts "));
+      const brokerS = Number(watchdog?.match(/ --grace-ms ([0-9]+) /)?.[1]) / 1000;
+      const workerS = cmds.map((c) => c?.match(/ --orphan-grace ([0-9]+) /)?.[1]).find((g) => g !== undefined);
+      const workers = workerS === undefined ? "" : `the workers ${workerS} s after their coordinator, `;
+      const how = watchdog
+        ? `otherwise they stop by themselves (${workers}the broker ${brokerS} s after no coordinator holds ${at}; ` +
+          `all at once if ${at} is deleted)`
+        : "they were started by an earlier ticketsweep and do not stop by themselves";
       console.log(printed(
         `  its killed coordinator's private broker and local workers still run (pids ${left.join(", ")}): ` +
-          `--resume stops them and continues; deno task sweep cancel ${at} stops them now; otherwise they stop by ` +
-          `themselves (the workers ${ORPHAN_GRACE_ENV} seconds after their coordinator, ${DEFAULT_ORPHAN_GRACE_S} by ` +
-          `default, the broker ` +
-          `after twice that; all at once if ${at} is deleted)`,
+          `--resume stops them and continues; deno task sweep cancel ${at} stops them now; ${how}`,
       ));
     }
     if (failed > 0 && lock.kind !== "live") {
