@@ -5,6 +5,7 @@ import type { RecordedResult } from "../src/coordinator/record.ts";
 import { readManifest } from "../src/coordinator/run_dir.ts";
 import { initialDesign, type Proposal, ProposalLog, proposeNext, searchProgress } from "../src/coordinator/search.ts";
 import { resumeSweep } from "../src/coordinator/sweep.ts";
+import { dryRun } from "../src/cli/dry_run.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import { resolveTrialConfig, sweepIdOf, trialIdOf } from "../src/spec/expand.ts";
@@ -249,6 +250,21 @@ Deno.test("adaptive search - in-memory sweep: within budget, every proposal reco
     assert.deepEqual(strip(await jsonl<Proposal>(`${outcome.runDir}/proposals.jsonl`)), strip(proposals));
     assert.deepEqual((await recorded(outcome.runDir)).map((r) => r.trial_id).sort(), [...proposed].sort());
     assert.equal(await Deno.stat(`${outcome.runDir}/results.rejected.jsonl`).catch(() => null), null);
+  } finally {
+    await Deno.remove(runsDir, { recursive: true });
+  }
+});
+
+Deno.test("adaptive search - --dry-run on a run directory reads its proposals: recorded results are not problems", async () => {
+  const runsDir = await Deno.makeTempDir();
+  try {
+    const text = adaptiveText("dry", "budget: 2, parallel: 2, initial: 2, seed: 1", 1);
+    const { outcome, lines } = await runInProcess(text, runsDir);
+    assert.ok(outcome.complete, lines.join("\n"));
+    const out: string[] = [];
+    // it said that each recorded result was no trial of the plan, to be set aside and run again (exit 1)
+    assert.equal(await dryRun(parseSpec(text), outcome.runDir, (l) => out.push(l), true), 0, out.join("\n"));
+    assert.match(out.join("\n"), /already records 2 of them \(0 failed\): a run proposes more while its budget lasts/);
   } finally {
     await Deno.remove(runsDir, { recursive: true });
   }

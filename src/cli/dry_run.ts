@@ -1,6 +1,7 @@
 import { readRetryRounds, type RecordedResult, REJECTED_FILE, ResultLog } from "../coordinator/record.ts";
 import { inspectBrokerFile } from "../coordinator/broker_file.ts";
 import { readManifest } from "../coordinator/run_dir.ts";
+import { ProposalLog } from "../coordinator/search.ts";
 import { inspectRunLock, LOCK_FILE, lockHeldMessage } from "../coordinator/run_lock.ts";
 import { TicketsweepError } from "../util/errors.ts";
 import { describeParams, sweepIdOf, trialCount } from "../spec/expand.ts";
@@ -82,7 +83,11 @@ export async function dryRun(
   let recorded: RecordedResult[] = [];
   if (!notDir) {
     try {
-      const log = await ResultLog.open(runDir, { planned: plan, readOnly: true });
+      // adaptive search plans nothing ahead: its trials are its proposals, as the coordinator reads them
+      const planned = spec.search.strategy === "adaptive"
+        ? (await ProposalLog.open(runDir, spec, sweepId, { readOnly: true })).trials().map((t) => t.id)
+        : plan;
+      const log = await ResultLog.open(runDir, { planned, readOnly: true });
       recorded = log.all();
       for (const s of log.setAside) {
         problems.push(
@@ -98,8 +103,10 @@ export async function dryRun(
   if (recorded.length) {
     const failed = recorded.filter((r) => r.status === "failed").length;
     out(
-      `${runDir} already records ${count(recorded.length)} of them (${count(failed)} failed): a run publishes the ` +
-        `other ${count(Math.max(0, plan.size - recorded.length))}` +
+      `${runDir} already records ${count(recorded.length)} of them (${count(failed)} failed): a run ` +
+        (spec.search.strategy === "adaptive"
+          ? "proposes more while its budget lasts"
+          : `publishes the other ${count(Math.max(0, plan.size - recorded.length))}`) +
         (failed ? `; --retry-failed would run the failed ones again` : ""),
     );
   }
