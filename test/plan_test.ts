@@ -18,6 +18,7 @@ import { sha256Hex } from "../src/util/hash.ts";
 import { Rng, RNG_STREAMS } from "../src/util/rng.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
 import { runSweep } from "../src/coordinator/sweep.ts";
+import { dryRun } from "../src/cli/dry_run.ts";
 import { forgedResult, readResults, tinySpecText } from "./_fixtures.ts";
 
 /** The reference: every set of parameters listed, crossed with the seeds, a repeated id dropped. */
@@ -124,6 +125,26 @@ parameters:
 seeds: [0, 1, 2]
 `);
   assert.equal(values.size, 2 * 2 * 3);
+});
+
+Deno.test("plan - --dry-run counts the plan's trials, repeated draws dropped", async () => {
+  const spec = parseSpec(`version: 1
+name: dry-repeats
+dataset: {name: synthetic, train: 512, test: 256}
+model: {widths: [32], init: kaiming_normal}
+parameters:
+  lambda: {values: [1.0e-4, 1.0e-3]}
+search: {strategy: random, samples: 9, seed: 1}
+training: {epochs: 1, batch_size: 64, lr: 0.05}
+`);
+  const dir = await Deno.makeTempDir(), out: string[] = [];
+  try {
+    await dryRun(spec, `${dir}/none`, (l) => out.push(l));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  // 9 draws from 2 values: 2 trials (it said 9, then listed 2)
+  assert.match(out[0]!, /: 2 trials \(9 samples × 1 seed; 7 repeated points dropped\)/);
 });
 
 Deno.test("plan - an id not in the plan is not found (forged, another sweep's, another case)", () => {

@@ -36,9 +36,14 @@ export async function dryRun(
   resumed = false,
 ): Promise<number> {
   const sweepId = sweepIdOf(spec);
-  const { trials: n, detail } = trialCount(spec);
-  out(`${sweepId} (${spec.name}): ${count(n)} trial${n === 1 ? "" : "s"} (${detail}); run directory ${runDir}`);
+  const { trials: drawn, detail } = trialCount(spec);
   const plan = Plan.of(spec); // read by index: no trial object kept
+  // a point drawn twice (random search from value lists) or rounded to an earlier one is one trial
+  const n = spec.search.strategy === "adaptive" ? drawn : plan.size;
+  const dropped = drawn > n ? `; ${count(drawn - n)} repeated point${drawn - n === 1 ? "" : "s"} dropped` : "";
+  out(
+    `${sweepId} (${spec.name}): ${count(n)} trial${n === 1 ? "" : "s"} (${detail}${dropped}); run directory ${runDir}`,
+  );
   if (spec.search.strategy === "adaptive") {
     out(`adaptive search proposes its trials while it runs: up to ${count(n)}, nothing is planned ahead`);
   }
