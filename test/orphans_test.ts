@@ -255,6 +255,41 @@ Deno.test("orphans - the broker's watchdog: the broker stays while its coordinat
   }
 });
 
+Deno.test("orphans - the broker's watchdog keeps a broker whose store looks replaced while its coordinator holds the run directory", async () => {
+  const dir = await Deno.makeTempDir();
+  let server: LocalServer | undefined;
+  try {
+    server = await startLocalServer(`${dir}/nats`);
+    const lock = await acquireRunLock(dir, () => {});
+    const lines: string[] = [];
+    const bound = new AbortController(); // a watchdog that never stops the broker returns "stopped"
+    const timer = setTimeout(() => bound.abort(), 60_000);
+    const watching = watchBroker({
+      brokerPid: server.process.pid,
+      storeDir: `${dir}/nats`,
+      runDir: dir,
+      coordinatorPid: Deno.pid,
+      graceMs: 3_600_000,
+      pollMs: 50,
+      log: (l) => lines.push(l),
+      signal: bound.signal,
+    });
+    // another directory at the store's path (as a stat that failed, or a file system without stable inode numbers,
+    // makes it look): the coordinator that holds the run directory still uses its broker
+    await Deno.rename(`${dir}/nats`, `${dir}/nats-moved`);
+    await Deno.mkdir(`${dir}/nats`);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual(lines, [], "stopped while its coordinator held the run directory");
+    await lock.release();
+    assert.match(await watching, /^its store .* was deleted$/);
+    await server.process.status;
+    clearTimeout(timer);
+  } finally {
+    await server?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("orphans - --fresh stops what a SIGKILLed coordinator left running before it empties the run directory", async () => {
   const dir = await Deno.makeTempDir();
   try {

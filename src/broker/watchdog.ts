@@ -9,9 +9,9 @@ export const WATCHDOG_USAGE = `Usage: deno run -A src/broker/watchdog.ts --broke
   --coordinator-pid PID --grace-ms MS [--url URL] [--log FILE]
 
 Started by a sweep beside its private nats-server (pid --broker-pid, JetStream store --store). Stops that broker
-(SIGTERM, then SIGKILL after 10 s) as soon as its store is deleted or replaced, or another coordinator holds the
-run directory, and once no coordinator has held the run directory (its coordinator.lock) for --grace-ms. Exits
-when the broker is gone. SIGTERM stops the watchdog alone.`;
+(SIGTERM, then SIGKILL after 10 s) as soon as its store is deleted or replaced while its coordinator does not hold
+the run directory, or another coordinator holds the run directory, and once no coordinator has held the run
+directory (its coordinator.lock) for --grace-ms. Exits when the broker is gone. SIGTERM stops the watchdog alone.`;
 
 /** What the watchdog watches. */
 export interface WatchdogOptions {
@@ -35,6 +35,12 @@ export interface WatchdogOptions {
 async function brokerRuns(o: WatchdogOptions): Promise<boolean> {
   const cmd = await processCommandLine(o.brokerPid);
   return cmd !== null && cmd.includes(`${o.storeDir}/`);
+}
+
+/** Whether the coordinator that started the broker holds the run directory now. */
+async function heldByItsCoordinator(o: WatchdogOptions): Promise<boolean> {
+  const lock = await inspectRunLock(o.runDir).catch(() => null);
+  return lock?.kind === "live" && lock.info.pid === o.coordinatorPid && lock.info.host === Deno.hostname();
 }
 
 /**
@@ -76,7 +82,10 @@ export async function watchBroker(o: WatchdogOptions): Promise<string> {
   for (let i = 0;; i++) {
     if (o.signal?.aborted) return "stopped";
     let why: string | null = null;
-    if (store === null || !(await sameDir(o.storeDir, store))) {
+    if ((store === null || !(await sameDir(o.storeDir, store))) && !(await heldByItsCoordinator(o))) {
+      // gone or replaced, and its coordinator does not hold the run directory (a deleted run directory takes the
+      // lock with it); while it does, the broker is its (a store that only looks replaced: a stat that failed, a
+      // file system without stable inode numbers, the store alone deleted) and stops with it
       why = `its store ${printable(o.storeDir, 200)} was deleted`;
     } else if (i % lockEvery === 0) {
       if (!(await brokerRuns(o))) return "the broker exited";
