@@ -7,7 +7,7 @@ import { writeManifest } from "../src/coordinator/run_dir.ts";
 import { Plan } from "../src/spec/plan.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { sweepIdOf } from "../src/spec/expand.ts";
-import { processCommandLine } from "../src/util/orphans.ts";
+import { processCommandLine, watchCoordinator } from "../src/util/orphans.ts";
 import { readResults, ROOT, tinySpecText } from "./_fixtures.ts";
 import { until } from "./_cluster.ts";
 import { statusMain } from "../src/cli/status.ts";
@@ -255,7 +255,7 @@ Deno.test("orphans - the broker's watchdog: the broker stays while its coordinat
   }
 });
 
-Deno.test("orphans - the broker's watchdog keeps a broker whose store looks replaced while its coordinator holds the run directory", async () => {
+Deno.test("orphans - a run directory deleted or replaced while its coordinator runs: the broker and workers stay (it stops them), and stop at once when it is gone", async () => {
   const dir = await Deno.makeTempDir();
   let server: LocalServer | undefined;
   try {
@@ -264,6 +264,7 @@ Deno.test("orphans - the broker's watchdog keeps a broker whose store looks repl
     const lines: string[] = [];
     const bound = new AbortController(); // a watchdog that never stops the broker returns "stopped"
     const timer = setTimeout(() => bound.abort(), 60_000);
+    let parent = Deno.pid; // the coordinator (this process, which holds the lock) runs: it is the parent of the watchdog and the worker
     const watching = watchBroker({
       brokerPid: server.process.pid,
       storeDir: `${dir}/nats`,
@@ -273,16 +274,32 @@ Deno.test("orphans - the broker's watchdog keeps a broker whose store looks repl
       pollMs: 50,
       log: (l) => lines.push(l),
       signal: bound.signal,
+      ppid: () => parent,
     });
-    // another directory at the store's path (as a stat that failed, or a file system without stable inode numbers,
-    // makes it look): the coordinator that holds the run directory still uses its broker
+    const orphaned: string[] = [];
+    const unwatch = await watchCoordinator({
+      coordinatorPid: Deno.pid,
+      graceMs: 3_600_000,
+      runDir: `${dir}/nats`,
+      onOrphaned: (why, deleted) => orphaned.push(`${why} ${deleted}`),
+      pollMs: 50,
+      ppid: () => parent,
+    });
+    // another directory at the store's path, as a stat that failed or a file system without stable inode numbers can
+    // make it look: its coordinator, still running, would have lost its broker and workers (with a run directory
+    // deleted for real, it waited forever for a result; it ends with its next one, and stops them)
     await Deno.rename(`${dir}/nats`, `${dir}/nats-moved`);
     await Deno.mkdir(`${dir}/nats`);
     await new Promise((r) => setTimeout(r, 600));
-    assert.deepEqual(lines, [], "stopped while its coordinator held the run directory");
-    await lock.release();
+    assert.deepEqual(lines, [], "broker stopped while its coordinator ran");
+    assert.deepEqual(orphaned, [], "worker stopped while its coordinator ran");
+    parent = 1; // the coordinator is gone
     assert.match(await watching, /^its store .* was deleted$/);
+    await until("the worker told", () => Promise.resolve(orphaned.length === 1), 60_000);
+    assert.match(orphaned[0]!, /was deleted true$/);
+    unwatch();
     await server.process.status;
+    await lock.release();
     clearTimeout(timer);
   } finally {
     await server?.stop();

@@ -119,9 +119,9 @@ export interface BrokerWatchdog {
 
 /**
  * Starts the watchdog of a private broker (src/broker/watchdog.ts): a process of its own, so that it outlives a
- * coordinator killed with SIGKILL, which stops the broker once its store is deleted (while this coordinator does not
- * hold `runDir`), another coordinator holds `runDir`, or no coordinator has held `runDir` for `graceMs`; it exits
- * when the broker does. Its lines go to `logFile`.
+ * coordinator killed with SIGKILL, which stops the broker once its store is deleted and this coordinator is gone,
+ * another coordinator holds `runDir`, or no coordinator has held `runDir` for `graceMs`; it exits when the broker
+ * does. Its lines go to `logFile`.
  */
 export async function spawnBrokerWatchdog(
   server: Pick<LocalServer, "url" | "process">,

@@ -9,8 +9,8 @@ export const WATCHDOG_USAGE = `Usage: deno run -A src/broker/watchdog.ts --broke
   --coordinator-pid PID --grace-ms MS [--url URL] [--log FILE]
 
 Started by a sweep beside its private nats-server (pid --broker-pid, JetStream store --store). Stops that broker
-(SIGTERM, then SIGKILL after 10 s) as soon as its store is deleted or replaced while its coordinator does not hold
-the run directory, or another coordinator holds the run directory, and once no coordinator has held the run
+(SIGTERM, then SIGKILL after 10 s) as soon as its store is deleted or replaced once its coordinator (the parent of
+this process) is gone, or another coordinator holds the run directory, and once no coordinator has held the run
 directory (its coordinator.lock) for --grace-ms. Exits when the broker is gone. SIGTERM stops the watchdog alone.`;
 
 /** What the watchdog watches. */
@@ -29,18 +29,14 @@ export interface WatchdogOptions {
   lockEvery?: number;
   log?: (line: string) => void;
   signal?: AbortSignal;
+  /** This process's parent pid: the coordinator while it runs (tests). */
+  ppid?: () => number;
 }
 
 /** Whether the broker's process is still the one started on this store (a recycled pid is another process). */
 async function brokerRuns(o: WatchdogOptions): Promise<boolean> {
   const cmd = await processCommandLine(o.brokerPid);
   return cmd !== null && cmd.includes(`${o.storeDir}/`);
-}
-
-/** Whether the coordinator that started the broker holds the run directory now. */
-async function heldByItsCoordinator(o: WatchdogOptions): Promise<boolean> {
-  const lock = await inspectRunLock(o.runDir).catch(() => null);
-  return lock?.kind === "live" && lock.info.pid === o.coordinatorPid && lock.info.host === Deno.hostname();
 }
 
 /**
@@ -76,16 +72,17 @@ async function stopReason(o: WatchdogOptions, state: { idleSince?: number }): Pr
 export async function watchBroker(o: WatchdogOptions): Promise<string> {
   const log = o.log ?? (() => {});
   const store = await dirIdentity(o.storeDir);
+  const ppid = o.ppid ?? (() => Deno.ppid);
   const state: { idleSince?: number } = {};
   const pollMs = o.pollMs ?? ORPHAN_POLL_MS;
   const lockEvery = o.lockEvery ?? Math.max(1, Math.min(5, Math.floor(o.graceMs / 2 / pollMs)));
   for (let i = 0;; i++) {
     if (o.signal?.aborted) return "stopped";
     let why: string | null = null;
-    if ((store === null || !(await sameDir(o.storeDir, store))) && !(await heldByItsCoordinator(o))) {
-      // gone or replaced, and its coordinator does not hold the run directory (a deleted run directory takes the
-      // lock with it); while it does, the broker is its (a store that only looks replaced: a stat that failed, a
-      // file system without stable inode numbers, the store alone deleted) and stops with it
+    if ((store === null || !(await sameDir(o.storeDir, store))) && ppid() !== o.coordinatorPid) {
+      // gone or replaced, and its coordinator (this process's parent) is gone. While that one runs, the broker is
+      // its: it stops it on exit, or with its next result once its run directory is gone (a store that only looks
+      // replaced, from a stat that failed or a file system without stable inode numbers, must not stop it)
       why = `its store ${printable(o.storeDir, 200)} was deleted`;
     } else if (i % lockEvery === 0) {
       if (!(await brokerRuns(o))) return "the broker exited";

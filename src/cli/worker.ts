@@ -48,8 +48,8 @@ ${NATS_FLAGS_HELP}
                       run on for --orphan-grace seconds (default 600; results wait on the broker for --resume),
                       then give the running trial back and exit. A sweep's local workers get it
   --orphan-grace S    see --coordinator
-  --run-dir DIR       give the running trial back and exit as soon as DIR is deleted (a sweep's local workers
-                      get their run directory)
+  --run-dir DIR       give the running trial back and exit as soon as DIR is deleted and the --coordinator
+                      process is gone (a sweep's local workers get their run directory)
   -h, --help          this text`;
 
 /** `deno task worker`: connects, then runs trials until SIGINT/SIGTERM. */

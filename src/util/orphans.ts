@@ -81,7 +81,10 @@ export interface CoordinatorWatch {
   coordinatorPid?: number;
   /** How long after the coordinator is gone `onOrphaned` is called. */
   graceMs: number;
-  /** A run directory: `onOrphaned` is called as soon as it is deleted or replaced. */
+  /**
+   * A run directory: `onOrphaned` is called as soon as it is deleted or replaced and the coordinator (if one is
+   * given) is gone.
+   */
   runDir?: string;
   /** Called once, when the coordinator went away ("gone: running on for the grace period"). */
   onGone?: (line: string) => void;
@@ -116,7 +119,11 @@ export async function watchCoordinator(w: CoordinatorWatch): Promise<() => void>
     if (busy || done) return;
     busy = true;
     try {
-      if (w.runDir !== undefined && (runDirId === null || !(await sameDir(w.runDir, runDirId!)))) {
+      // the run directory gone or replaced: at once once the coordinator is gone too; while it runs, it stops this
+      // process itself (on exit, or with its next result once its run directory is gone), and a directory that only
+      // looks replaced (a stat that failed, a file system without stable inode numbers) must not stop a running sweep
+      const parentRuns = w.coordinatorPid !== undefined && ppid() === w.coordinatorPid;
+      if (w.runDir !== undefined && !parentRuns && (runDirId === null || !(await sameDir(w.runDir, runDirId!)))) {
         orphaned(`its run directory ${printable(w.runDir, 200)} was deleted`, true);
         return;
       }
