@@ -294,11 +294,17 @@ Deno.test("sweep CLI - SIGTERM stops a running sweep and says how to resume; a s
   ]);
   assert.equal(twice.code, 143, twice.text);
   assert.ok(twice.afterFirstS < 5, `exited ${twice.afterFirstS.toFixed(1)} s after SIGTERM`);
-  assert.match(twice.text, /interrupted again \(SIGTERM\): stopping now; the sweep can be continued with --resume/);
+  // the main thread answers it, or (on a loaded machine, mid-step) the signal thread a second later: both stop now
+  assert.match(
+    twice.text,
+    /interrupted again \(SIGTERM\)(?:: stopping| while busy: exiting) now; the sweep can be continued with --resume/,
+  );
 });
 
-Deno.test("sweep CLI - SIGTERM while the coordinator is busy expanding a large sweep still ends it", async () => {
-  // 10⁶ trials (allowed by its limits) take minutes to expand, synchronously: only the watchdog can answer
+Deno.test("sweep CLI - SIGTERM while the coordinator is busy planning a large sweep still ends it", async () => {
+  // 10⁶ trials (allowed by its limits): hashing their ids for the plan's table takes seconds, synchronously, so the
+  // signal lands while the main thread is busy; the signal thread ends it after 3 s, or the main thread answers
+  // first (hashing done) and stops the sweep. Either way it ends, says what to do next and records nothing.
   const spec = `name: busy
 limits: {max_trials: 1000000}
 dataset: {name: synthetic, train: 512, test: 256}
@@ -309,7 +315,16 @@ parameters:
 backend: js
 `;
   const r = await signalledSweep(spec, /running in this process/, [{ signal: "SIGTERM", after: 500 }]);
-  assert.equal(r.code, 143, r.text);
-  assert.ok(r.afterFirstS < 10, `exited ${r.afterFirstS.toFixed(1)} s after SIGTERM`);
-  assert.match(r.text, /interrupted \(SIGTERM\) while busy for 3 s: exiting now; nothing was recorded yet/);
+  assert.notEqual(r.code, 0, r.text);
+  assert.ok(r.afterFirstS < 30, `exited ${r.afterFirstS.toFixed(1)} s after SIGTERM`);
+  if (r.code === 143 && /while busy/.test(r.text)) {
+    assert.match(
+      r.text,
+      /interrupted \(SIGTERM\) while busy for 3 s: exiting now; (?:nothing was recorded yet|the sweep can be continued with --resume)/,
+    );
+  } else {
+    assert.match(r.text, /interrupted \(SIGTERM\): stopping;/);
+    assert.match(r.text, /0 done, 0 failed, 1000000 pending/);
+    assert.match(r.text, /continue it with: deno task sweep --resume \S+busy-/);
+  }
 });
