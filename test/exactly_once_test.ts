@@ -390,6 +390,37 @@ Deno.test("exactly once - a 5,000-character training error is clipped: recorded 
   }
 });
 
+Deno.test("exactly once - a draining worker (its coordinator gone) finishes its running trial, publishes it, and takes no new one", async () => {
+  const transport = new MemoryTransport();
+  const trials = expandTrials(tinySpec("drain", 3)).map((t) => trialMessage(t, 3, "s"));
+  for (const m of trials) await transport.publishTrial(m);
+  const got: ResultMessage[] = [];
+  const sub = await transport.consumeResults(trials[0]!.sweep_id, (r) => {
+    got.push(r);
+    return Promise.resolve();
+  });
+  const drain = new AbortController();
+  const summary = await runWorker({
+    transport,
+    backend: "js",
+    drain: drain.signal,
+    idleExitMs: 2000, // without the drain it would run all three, then leave when the queue is empty
+    runTrial: async () => {
+      drain.abort(); // the coordinator goes while the first trial runs
+      await new Promise((r) => setTimeout(r, 50));
+      return fakeMetrics(0.5, 0.5, { val_accuracy: 0.5 });
+    },
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  await sub.stop();
+  assert.equal(summary.done, 1);
+  assert.deepEqual(got.map((r) => [r.trial_id, r.status]), [[trials[0]!.trial_id, "done"]]);
+  // the other two stay queued for the resumed coordinator
+  const left = [await transport.pullTrial(100), await transport.pullTrial(100)];
+  assert.deepEqual(left.map((d) => d?.trial.trial_id).sort(), [trials[1]!.trial_id, trials[2]!.trial_id].sort());
+  await transport.close();
+});
+
 Deno.test("exactly once - a result over the message limit fails at once with the reason, never retried", async () => {
   const transport = new MemoryTransport();
   const [m] = expandTrials(tinySpec("too-large", 1)).map((t) => trialMessage(t, 3, "s"));

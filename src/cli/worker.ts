@@ -45,8 +45,9 @@ ${NATS_FLAGS_HELP}
   --idle-exit S       exit after S seconds with an empty queue
   --id NAME           worker name shown in status (default host-pid)
   --coordinator PID   the coordinator that started this worker (its parent process): once that process is gone,
-                      run on for --orphan-grace seconds (default 600; results wait on the broker for --resume),
-                      then give the running trial back and exit. A sweep's local workers get it
+                      finish the running trial (its result waits on the broker for --resume), take no new one
+                      and exit; a trial still running --orphan-grace seconds later (default 600) is given back
+                      first. A sweep's local workers get it
   --orphan-grace S    see --coordinator
   --run-dir DIR       give the running trial back and exit as soon as DIR is deleted and the --coordinator
                       process is gone (a sweep's local workers get their run directory)
@@ -103,6 +104,7 @@ export async function workerMain(args: string[]): Promise<number> {
   quietGpuProbe();
   const ac = new AbortController();
   const stop = () => ac.abort(); // the worker says what stopping means (a trial given back, or nothing running)
+  const drain = new AbortController(); // its coordinator gone: finish the running trial, take no new one
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   // a worker a killed coordinator left: it stops by itself (the run's broker keeps what it finished)
@@ -110,7 +112,10 @@ export async function workerMain(args: string[]): Promise<number> {
     coordinatorPid,
     graceMs: orphanGraceS * 1000,
     runDir,
-    onGone: (line) => logLine(`worker: ${line}`),
+    onGone: (line) => {
+      logLine(`worker: ${line}`);
+      drain.abort();
+    },
     onOrphaned: (why, deleted) => {
       logLine(`worker stops: ${why}`);
       stop();
@@ -141,6 +146,7 @@ export async function workerMain(args: string[]): Promise<number> {
     id,
     log: logLine,
     signal: ac.signal,
+    drain: drain.signal,
     ...(idle >= 0 ? { idleExitMs: idle * 1000 } : {}),
     ...(maxTrials >= 0 ? { maxTrials } : {}),
   });

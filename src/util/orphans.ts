@@ -86,7 +86,7 @@ export interface CoordinatorWatch {
    * given) is gone.
    */
   runDir?: string;
-  /** Called once, when the coordinator went away ("gone: running on for the grace period"). */
+  /** Called once, when the coordinator went away (a worker then finishes its running trial and takes no new one). */
   onGone?: (line: string) => void;
   /**
    * Called once, with the reason, when this process should stop; `deleted` when its run directory is gone (nothing
@@ -131,8 +131,8 @@ export async function watchCoordinator(w: CoordinatorWatch): Promise<() => void>
         if (goneSince === undefined) {
           goneSince = Date.now();
           w.onGone?.(
-            `its coordinator (pid ${w.coordinatorPid}) is gone: running on for ${w.graceMs / 1000} s (results wait ` +
-              "on the broker for a --resume), then giving the running trial back and exiting",
+            `its coordinator (pid ${w.coordinatorPid}) is gone: finishing the running trial (its result waits on ` +
+              `the broker for a --resume), taking no new one; one still running in ${w.graceMs / 1000} s goes back`,
           );
         }
         if (Date.now() - goneSince >= w.graceMs) {

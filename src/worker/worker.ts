@@ -36,6 +36,12 @@ export interface WorkerOptions {
   log?: (line: string) => void;
   /** Aborting stops pulling; a running trial is given back (nak) within about a second. */
   signal?: AbortSignal;
+  /**
+   * Aborting stops pulling too, but what runs is finished and its result published first (a local worker whose
+   * coordinator was killed: a trial it has not started waits on the broker for --resume, instead of running here
+   * while no coordinator can record it, and again after the resume).
+   */
+  drain?: AbortSignal;
   /** Stop after this many trials (tests). */
   maxTrials?: number;
   /** Stop after the queue has been empty this long; never by default. */
@@ -168,9 +174,14 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     log(activity.trial ? `stopping: trial ${activity.trial} goes back to the queue` : `worker ${id}: stopping`);
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    while (!opts.signal?.aborted) {
+    while (!opts.signal?.aborted && !opts.drain?.aborted) {
       if (opts.maxTrials !== undefined && summary.done + summary.failed >= opts.maxTrials) break;
       const d = await opts.transport.pullTrial(1000);
+      if (d && opts.drain?.aborted) {
+        d.nak(); // pulled as the drain began: it stays queued
+        summary.released++;
+        break;
+      }
       if (!d) {
         if (opts.idleExitMs !== undefined && Date.now() - idleSince > opts.idleExitMs) break;
         continue;
@@ -179,7 +190,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       const room = opts.maxTrials === undefined ? Infinity : opts.maxTrials - summary.done - summary.failed;
       const fixed = opts.runTrial || typeof opts.pack !== "number" ? 1 : Math.max(1, opts.pack);
       const want = Math.min(tuner?.k ?? fixed, room);
-      while (batch.length < want && !opts.signal?.aborted) {
+      while (batch.length < want && !opts.signal?.aborted && !opts.drain?.aborted) {
         const more = await opts.transport.pullTrial(PACK_FILL_MS);
         if (!more) break;
         batch.push(more);
