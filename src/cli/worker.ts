@@ -116,12 +116,12 @@ export async function workerMain(args: string[]): Promise<number> {
       logLine(`worker: ${line}`);
       drain.abort();
     },
-    onOrphaned: (why, deleted) => {
+    onOrphaned: (why) => {
       logLine(`worker stops: ${why}`);
       stop();
-      if (!deleted) return;
-      // no coordinator can record anything of that run any more: a finished result is not retried for
-      // --result-retry against a broker that went with the directory
+      // a finished result is not retried for --result-retry against a broker that went with the run directory, or
+      // that its watchdog stops (no coordinator for twice the grace): its trial, not acknowledged, is delivered
+      // again after --ack-wait by the broker a --resume starts, and recorded once
       const t = setTimeout(() => {
         logLine(`worker exits now: ${why}`);
         Deno.exit(0);
