@@ -107,8 +107,9 @@ Deno.test("operator - status lists idle workers, shows the running step at once,
     assert.match(idle.text, /idle workers: .*op-idle-worker/);
 
     // a running trial's step shows in status within a couple of seconds of its start (not after the next 5 s beat)
-    // about 15 s alone: long enough that a loaded machine still sees it running when the step is polled
-    const text = tinySpecText("op-status", 1, "backend: js\n", 600);
+    // long enough (about 10 s alone) that the trial still runs when the worker's cancel below is refused: at 600
+    // epochs (about 2 s) it finished first once in CI, and the cancel said "already finished"
+    const text = tinySpecText("op-status", 1, "backend: js\n", 3000);
     const spec = parseSpec(text);
     const sweep = runSweep({
       spec,
