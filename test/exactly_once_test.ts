@@ -10,7 +10,7 @@ import type { Transport } from "../src/broker/transport.ts";
 import { writeRetryRounds } from "../src/coordinator/record.ts";
 import { acquireRunLock } from "../src/coordinator/run_lock.ts";
 import { runSweep, type SweepOutcome, trialMessage } from "../src/coordinator/sweep.ts";
-import { expandTrials } from "../src/spec/expand.ts";
+import { expandTrials, type PlannedTrial } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import { fakeMetrics, forgedResult, readResults, tinySpec, tinySpecText } from "./_fixtures.ts";
@@ -54,6 +54,12 @@ async function withWorker(fn: (runs: string, transport: MemoryTransport) => Prom
     await transport.close();
     await Deno.remove(runs, { recursive: true });
   }
+}
+
+/** A spec's planned trials and the run directory its sweep gets under `runs`. */
+function plannedIn(runs: string, text: string): { trials: PlannedTrial[]; runDir: string } {
+  const trials = expandTrials(parseSpec(text));
+  return { trials, runDir: `${runs}/${trials[0]!.sweepId}` };
 }
 
 /** Runs a sweep in this process; aborts it after `ms` (a hang fails the test instead of blocking it). */
@@ -267,8 +273,7 @@ Deno.test("exactly once - case 7: a forged result carrying a trial's id as its N
 Deno.test("exactly once - case 8: a result whose recording throws is delivered again; later results are still recorded", async () => {
   await withWorker(async (runs, transport) => {
     const text = tinySpecText("record-throws", 3, "", 2);
-    const trials = expandTrials(parseSpec(text));
-    const runDir = `${runs}/${trials[0]!.sweepId}`;
+    const { trials, runDir } = plannedIn(runs, text);
     const logs: string[] = [];
     // writing a ticket fails while tickets/ is a file: every recording throws until the log hook removes it
     await Deno.mkdir(runDir, { recursive: true });
@@ -483,8 +488,7 @@ Deno.test("exactly once - a stop signal that came while the trials were being pu
 Deno.test("exactly once - results.jsonl truncated by another process mid-sweep: the lost lines are written again", async () => {
   await withWorker(async (runs, transport) => {
     const text = tinySpecText("truncated", 4, "", 2);
-    const trials = expandTrials(parseSpec(text));
-    const runDir = `${runs}/${trials[0]!.sweepId}`;
+    const { trials, runDir } = plannedIn(runs, text);
     const logs: string[] = [];
     const outcome = await sweepWithin(text, runs, transport, 40_000, {
       log: (l) => {
@@ -501,8 +505,8 @@ Deno.test("exactly once - results.jsonl truncated by another process mid-sweep: 
 Deno.test("exactly once - results.jsonl becomes a link to a missing file mid-sweep: one line stops it; restored, a resume ends it", async () => {
   await withWorker(async (runs, transport) => {
     const text = tinySpecText("unwritable", 3, "", 1);
-    const trials = expandTrials(parseSpec(text));
-    const runDir = `${runs}/${trials[0]!.sweepId}`, results = `${runDir}/results.jsonl`;
+    const { trials, runDir } = plannedIn(runs, text);
+    const results = `${runDir}/results.jsonl`;
     const gone = `${runDir}/gone/results.jsonl`;
     // its line went to the moved file, and the end of the sweep threw ENOENT (where the first write of a run met
     // the link, the result was retried forever)
@@ -539,8 +543,8 @@ Deno.test("exactly once - results.jsonl becomes a link to a missing file mid-swe
 Deno.test("exactly once - the run directory moved away mid-sweep: one line stops it, not made again; moved back, a resume ends it", async () => {
   await withWorker(async (runs, transport) => {
     const text = tinySpecText("moved", 3, "", 1);
-    const trials = expandTrials(parseSpec(text));
-    const runDir = `${runs}/${trials[0]!.sweepId}`, away = `${runs}/away`;
+    const { trials, runDir } = plannedIn(runs, text);
+    const away = `${runs}/away`;
     // the next result's ticket (mkdir -p) made the run directory again, and the sweep ended there "complete",
     // without its plan, secret and earlier tickets
     await assert.rejects(
@@ -567,8 +571,7 @@ Deno.test("exactly once - the run directory moved away mid-sweep: one line stops
 Deno.test("exactly once - a coordinator that lost its lock records nothing more: one line stops it, the results stay queued, a resume records each once", async () => {
   await withWorker(async (runs, transport) => {
     const text = tinySpecText("lockloss", 6, "", 1);
-    const trials = expandTrials(parseSpec(text));
-    const runDir = `${runs}/${trials[0]!.sweepId}`;
+    const { trials, runDir } = plannedIn(runs, text);
     await Deno.mkdir(runDir, { recursive: true });
     const lock = await acquireRunLock(runDir, () => {}, { heartbeatMs: 10 });
     // its lock file removed (as when another coordinator takes a stale lock over), seen at its next heartbeat: it
@@ -603,8 +606,7 @@ Deno.test("exactly once - a coordinator that lost its lock records nothing more:
 Deno.test("exactly once - a line of an earlier --retry-failed round left in results.jsonl (a crash before it moved, an old copy put back) moves aside and the current round is recorded", async () => {
   await withWorker(async (runs, transport) => {
     const text = tinySpecText("oldround", 3, "", 1);
-    const trials = expandTrials(parseSpec(text));
-    const runDir = `${runs}/${trials[0]!.sweepId}`;
+    const { trials, runDir } = plannedIn(runs, text);
     assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
     const id = trials[1]!.id;
     const claimOf = async () =>
