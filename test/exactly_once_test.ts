@@ -56,6 +56,18 @@ async function withWorker(fn: (runs: string, transport: MemoryTransport) => Prom
   }
 }
 
+/** Runs (or resumes) the sweep to its end, and checks that each of `trials` has exactly one outcome. */
+async function completesOnceEach(
+  text: string,
+  runs: string,
+  transport: Transport,
+  runDir: string,
+  trials: readonly PlannedTrial[],
+): Promise<void> {
+  assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
+  await assertOnceEach(runDir, trials.map((t) => t.id));
+}
+
 /** A spec's planned trials and the run directory its sweep gets under `runs`. */
 function plannedIn(runs: string, text: string): { trials: PlannedTrial[]; runDir: string } {
   const trials = expandTrials(parseSpec(text));
@@ -535,8 +547,7 @@ Deno.test("exactly once - results.jsonl becomes a link to a missing file mid-swe
     assert.equal(before.length, 1, "the outcome recorded before the link broke is in the moved file");
     Deno.mkdirSync(`${runDir}/gone`);
     Deno.renameSync(`${runDir}/moved.jsonl`, gone); // the fix the line names
-    assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
-    await assertOnceEach(runDir, trials.map((t) => t.id));
+    await completesOnceEach(text, runs, transport, runDir, trials);
   });
 });
 
@@ -563,8 +574,7 @@ Deno.test("exactly once - the run directory moved away mid-sweep: one line stops
     );
     assert.ok(!(await Deno.stat(runDir).then(() => true, () => false)), "the run directory was made again");
     Deno.renameSync(away, runDir); // the fix the line names
-    assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
-    await assertOnceEach(runDir, trials.map((t) => t.id));
+    await completesOnceEach(text, runs, transport, runDir, trials);
   });
 });
 
@@ -598,8 +608,7 @@ Deno.test("exactly once - a coordinator that lost its lock records nothing more:
     );
     await lock.release();
     assert.equal((await readResults(runDir)).length, 0, "it recorded results after losing its lock");
-    assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
-    await assertOnceEach(runDir, trials.map((t) => t.id));
+    await completesOnceEach(text, runs, transport, runDir, trials);
   });
 });
 
@@ -616,8 +625,7 @@ Deno.test("exactly once - a line of an earlier --retry-failed round left in resu
     // --retry-failed wrote the trial's new round, then the coordinator died before its line moved: the old round's
     // outcome stayed first in the file, and the retried result, refused as a second outcome, was lost
     await writeRetryRounds(runDir, new Map([[id, 1]]));
-    assert.ok((await sweepWithin(text, runs, transport, 40_000)).complete);
-    await assertOnceEach(runDir, trials.map((t) => t.id));
+    await completesOnceEach(text, runs, transport, runDir, trials);
     assert.notEqual(await claimOf(), before, "the earlier round's outcome was kept");
     assert.match(await Deno.readTextFile(`${runDir}/results.rejected.jsonl`), /an earlier round than --retry-failed/);
   });
