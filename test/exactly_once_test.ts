@@ -8,7 +8,7 @@ import { MemoryTransport } from "../src/broker/memory.ts";
 import type { ResultMessage } from "../src/broker/messages.ts";
 import type { Transport } from "../src/broker/transport.ts";
 import { writeRetryRounds } from "../src/coordinator/record.ts";
-import { acquireRunLock } from "../src/coordinator/run_lock.ts";
+import { acquireRunLock, type RunLock } from "../src/coordinator/run_lock.ts";
 import { runSweep, type SweepOutcome, trialMessage } from "../src/coordinator/sweep.ts";
 import { expandTrials, type PlannedTrial } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
@@ -80,7 +80,7 @@ async function sweepWithin(
   runsDir: string,
   transport: Transport,
   ms: number,
-  extra: { log?: (l: string) => void; reconcileMs?: number } = {},
+  extra: { log?: (l: string) => void; reconcileMs?: number; lock?: RunLock } = {},
 ): Promise<SweepOutcome> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), ms);
@@ -94,6 +94,7 @@ async function sweepWithin(
       log: extra.log ?? (() => {}),
       signal: ac.signal,
       reconcileMs: extra.reconcileMs ?? 1000,
+      lock: extra.lock,
     });
   } finally {
     clearTimeout(timer);
@@ -589,17 +590,7 @@ Deno.test("exactly once - a coordinator that lost its lock records nothing more:
     Deno.removeSync(lock.path);
     await until("the lock's heartbeat sees it lost", () => lock.lost);
     await assert.rejects(
-      () =>
-        runSweep({
-          spec: parseSpec(text),
-          specText: text,
-          specFile: "s.yaml",
-          runsDir: runs,
-          transport,
-          lock,
-          log: () => {},
-          reconcileMs: 1000,
-        }),
+      () => sweepWithin(text, runs, transport, 40_000, { lock }),
       (e: Error) => {
         assert.match(e.message, /this coordinator lost its lock \(coordinator\.lock removed, or taken over/);
         assert.ok(e.message.endsWith(`continue with deno task sweep --resume ${runDir}`), e.message);
