@@ -448,7 +448,7 @@ function logit(x: number): number {
  * The least-squares coefficients of `y` over the columns of `rows` (each row starts with 1 for the intercept), by the
  * normal equations with a ridge of 1e-3 on every coefficient but the intercept; undefined when they are singular.
  */
-export function leastSquares(rows: readonly number[][], y: readonly number[]): number[] | undefined {
+function leastSquares(rows: readonly number[][], y: readonly number[]): number[] | undefined {
   const k = rows[0]?.length ?? 0;
   const a = Array.from(
     { length: k },
