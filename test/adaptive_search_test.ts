@@ -130,7 +130,8 @@ Deno.test("adaptive search - proposals: deterministic whatever the arrival order
   const byLambda = proposals.map((p) => p.trials[0]!).sort((a, b) => Number(a.params.lambda) - Number(b.params.lambda));
   const made = [[0.5, 0.95], [0.7, 0.93], [0.95, 0.6]] as const;
   const results = byLambda.map((t, i) => doneResult(sweepId, t.id, made[i]![0], made[i]![1]));
-  const next = proposeNext(spec, sweepId, results, proposals)!;
+  // the gap rule (what the surrogate falls back on)
+  const next = proposeNext(spec, sweepId, results, proposals, "gap")!;
   assert.equal(next.kind, "gap");
   assert.ok(Math.abs(next.target! - 0.825) < 1e-9, `target ${next.target}`);
   const [lb, lc] = [Number(byLambda[1]!.params.lambda), Number(byLambda[2]!.params.lambda)];
@@ -141,10 +142,10 @@ Deno.test("adaptive search - proposals: deterministic whatever the arrival order
   assert.deepEqual(next.trials[0]!.config, resolveTrialConfig(spec, next.trials[0]!.params, 0));
   // same results in any order: the same proposal
   for (const order of [[2, 0, 1], [1, 2, 0], [0, 2, 1]]) {
-    assert.deepEqual(proposeNext(spec, sweepId, order.map((i) => results[i]!), proposals), next);
+    assert.deepEqual(proposeNext(spec, sweepId, order.map((i) => results[i]!), proposals, "gap"), next);
   }
   // in flight, it splits its gap: the next proposal aims elsewhere (the tail 0.95-1 is now the largest)
-  const after = proposeNext(spec, sweepId, results, [...proposals, { ...next, basis: 3 }])!;
+  const after = proposeNext(spec, sweepId, results, [...proposals, { ...next, basis: 3 }], "gap")!;
   assert.notEqual(after.target, next.target);
   assert.ok(after.target! > 0.95, `target ${after.target}`);
 });
@@ -163,11 +164,45 @@ Deno.test("adaptive search - with enough trials, lambda is solved for the target
     const s = 1 / (1 + Math.exp(-plane(p.trials[0]!.params)));
     return doneResult(sweepId, p.trials[0]!.id, s, 0.95 - 0.3 * s * s);
   });
-  const next = proposeNext(spec, sweepId, results, proposals)!;
+  const next = proposeNext(spec, sweepId, results, proposals, "gap")!;
   assert.equal(next.kind, "gap");
   const t = next.target!;
   // the proposal's own point lies on the plane at the target: lambda answers for the lr it was given
   assert.ok(Math.abs(plane(next.trials[0]!.params) - Math.log(t / (1 - t))) < 0.01, JSON.stringify({ t, next }));
+});
+
+Deno.test("adaptive search - the surrogate proposes where the trials' ladders say the front rises, the same whatever the order", () => {
+  const spec = parseSpec(adaptiveText("model", "budget: 20, initial: 5, seed: 3"));
+  const sweepId = sweepIdOf(spec);
+  const proposals: Proposal[] = [];
+  for (let i = 0; i < 5; i++) proposals.push({ ...proposeNext(spec, sweepId, [], proposals)!, basis: 0 });
+  const u = (v: unknown) => Math.log10(Number(v) / 0.01); // lr's position in 0.01..0.1
+  // a hand-made landscape: a trial's ladder runs from its own sparsity (lambda's position) to 0.3 sparser, and its
+  // accuracy everywhere rises with lr, the more the sparser: the front rises towards lr's top
+  const results = proposals.map((p) => {
+    const { lambda, lr } = p.trials[0]!.params;
+    const own = 0.2 + 0.6 * Math.log10(Number(lambda) / 1e-4) / Math.log10(3e3);
+    const acc = (s: number) => 0.5 + (0.2 + 0.2 * s) * u(lr) - 0.1 * s;
+    const cuts = [0.1, 0.2, 0.3].map((d) => ({
+      sparsity: own + d,
+      val_accuracy: acc(own + d),
+      accuracy: acc(own + d),
+    }));
+    const r = doneResult(sweepId, p.trials[0]!.id, own, acc(own));
+    return { ...r, metrics: { ...r.metrics!, cuts: { points: cuts } } } as unknown as RecordedResult;
+  });
+  const next = proposeNext(spec, sweepId, results, proposals)!;
+  assert.equal(next.kind, "model");
+  assert.match(next.reason, /^expected improvement \d\.\d+(e-\d+)? of the validation front \(surrogate of 5 trials\)$/);
+  const lrs = proposals.map((p) => u(p.trials[0]!.params.lr));
+  assert.ok(u(next.trials[0]!.params.lr) > Math.max(...lrs), `lr ${next.trials[0]!.params.lr}, trials' ${lrs}`);
+  assert.deepEqual(next.trials[0]!.config, resolveTrialConfig(spec, next.trials[0]!.params, 0));
+  for (const order of [[4, 2, 0, 1, 3], [1, 0, 3, 4, 2]]) {
+    assert.deepEqual(proposeNext(spec, sweepId, order.map((i) => results[i]!), proposals), next);
+  }
+  // the point in flight counts at its predicted ladder: the next proposal is elsewhere
+  const after = proposeNext(spec, sweepId, results, [...proposals, { ...next, basis: 5 }])!;
+  assert.notDeepEqual(after.trials[0]!.params, next.trials[0]!.params);
 });
 
 Deno.test("adaptive search - stops at the budget, or after `patience` recorded trials without a better hypervolume", () => {
@@ -228,10 +263,11 @@ Deno.test("adaptive search - in-memory sweep: within budget, every proposal reco
     // proposals.jsonl emptied (0 bytes) after its trials ran: the proposals are rebuilt from results.jsonl, and a
     // resume runs nothing again (it used to set every result aside as not in the plan and re-run the sweep)
     await Deno.writeTextFile(`${outcome.runDir}/proposals.jsonl`, "");
-    const strip = (ps: readonly Proposal[]) => ps.map(({ basis: _b, ...p }) => p);
     const rebuilt = await ProposalLog.open(outcome.runDir, spec, sweepIdOf(spec), { readOnly: true });
     assert.equal(rebuilt.rebuilt, proposals.length);
-    assert.deepEqual(strip(rebuilt.proposals), strip(proposals));
+    // the same points in the same order (a surrogate's reason may be the one of a smaller basis)
+    const points = (ps: readonly Proposal[]) => ps.map(({ basis: _b, reason: _r, ...p }) => p);
+    assert.deepEqual(points(rebuilt.proposals), points(proposals));
     assert.equal(await Deno.readTextFile(`${outcome.runDir}/proposals.jsonl`), "", "read-only: the file as it was");
     const transport = new MemoryTransport();
     const ac = new AbortController();
@@ -247,7 +283,7 @@ Deno.test("adaptive search - in-memory sweep: within budget, every proposal reco
       logged.some((l) => /had lost 9 proposals whose trials have outcomes: rebuilt/.test(l)),
       logged.join("\n"),
     );
-    assert.deepEqual(strip(await jsonl<Proposal>(`${outcome.runDir}/proposals.jsonl`)), strip(proposals));
+    assert.deepEqual(points(await jsonl<Proposal>(`${outcome.runDir}/proposals.jsonl`)), points(proposals));
     assert.deepEqual((await recorded(outcome.runDir)).map((r) => r.trial_id).sort(), [...proposed].sort());
     assert.equal(await Deno.stat(`${outcome.runDir}/results.rejected.jsonl`).catch(() => null), null);
   } finally {
@@ -270,7 +306,7 @@ Deno.test("adaptive search - --dry-run on a run directory reads its proposals: r
   }
 });
 
-Deno.test("adaptive search - without search.parallel, seven live workers get seven trials in flight (4 by default)", async () => {
+Deno.test("adaptive search - without search.parallel: the design at once, then one trial in flight per live worker (7 or 1)", async () => {
   const runsDir = await Deno.makeTempDir();
   try {
     const text = adaptiveText("follow", "budget: 9, initial: 2, seed: 2");
@@ -286,6 +322,11 @@ Deno.test("adaptive search - without search.parallel, seven live workers get sev
     // before any result: one proposal per live worker (6 or 7, as this process's worker has beaten yet or not), not 4
     const first = proposals.filter((p) => p.basis === 0).length;
     assert.ok(first >= 6, `${first} proposals before the first result`);
+    // this process's worker alone: the design's 3 points at once, then each proposal sees every result before it
+    const alone = await runInProcess(adaptiveText("alone", "budget: 6, initial: 3, seed: 2"), runsDir);
+    assert.ok(alone.outcome.complete, alone.lines.join("\n"));
+    const bases = (await jsonl<Proposal>(`${alone.outcome.runDir}/proposals.jsonl`)).map((p) => p.basis);
+    assert.deepEqual(bases, [0, 0, 0, 3, 4, 5]);
   } finally {
     await Deno.remove(runsDir, { recursive: true });
   }

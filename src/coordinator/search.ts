@@ -36,8 +36,11 @@ export interface Proposal {
   n: number;
   /** How many results were recorded (the first `basis` lines of results.jsonl) when it was proposed. */
   basis: number;
-  /** `initial` (the space-filling design), `gap` (a gap of the validation front), `random` (nothing else left). */
-  kind: "initial" | "gap" | "random";
+  /**
+   * `initial` (the space-filling design), `model` (the largest expected improvement of the validation front under the
+   * surrogate), `gap` (a gap of the validation front), `random` (nothing else left).
+   */
+  kind: "initial" | "model" | "gap" | "random";
   /** The sparsity the proposal aims its own ticket at (gap proposals), else null. */
   target: number | null;
   /** A readable reason, e.g. `gap 0.812-0.905 (area 0.0031)`. */
@@ -57,7 +60,7 @@ const ProposalSchema = z.object({
   v: z.literal(1),
   n: z.number().int().nonnegative(),
   basis: z.number().int().nonnegative(),
-  kind: z.enum(["initial", "gap", "random"]),
+  kind: z.enum(["initial", "model", "gap", "random"]),
   target: z.number().min(0).max(1).nullable(),
   reason: z.string().max(1000),
   trials: z.array(TrialSchema).min(1),
@@ -123,7 +126,7 @@ function toUnit(d: Dim, v: ParamValue): number {
  * that the sparsity parameter's points are spaced evenly from end to end of its range, both ends included.
  */
 export function initialDesign(spec: SweepSpec): ParamSet[] {
-  const n = Math.min(spec.search.initial ?? ADAPTIVE_DEFAULTS.initial, pointBudget(spec));
+  const n = designSize(spec);
   const rng = new Rng(spec.search.seed, RNG_STREAMS.initialDesign);
   const sets: ParamSet[] = Array.from({ length: n }, () => ({}));
   const axis = sparsityAxis(spec);
@@ -140,6 +143,11 @@ export function initialDesign(spec: SweepSpec): ParamSet[] {
     }
   }
   return sets;
+}
+
+/** The points of the initial design: `search.initial` (default 4), at most what the budget pays for. */
+export function designSize(spec: SweepSpec): number {
+  return Math.min(spec.search.initial ?? ADAPTIVE_DEFAULTS.initial, pointBudget(spec));
 }
 
 /**
@@ -238,7 +246,7 @@ export function searchProgress(
   }
   const patience = spec.search.patience;
   // patience starts counting once the initial design is recorded: its points explore, they are not expected to improve
-  const designed = Math.min(spec.search.initial ?? ADAPTIVE_DEFAULTS.initial, pointBudget(spec)) * spec.seeds.length;
+  const designed = designSize(spec) * spec.seeds.length;
   const epochBudget = spec.search.budget_epochs;
   const committed = epochBudget === undefined ? 0 : committedEpochs(recordedInOrder, proposals);
   const stop = proposedTrials + spec.seeds.length > trialBudget(spec) ||
@@ -262,7 +270,10 @@ interface Gap {
  * recorded results (in any order: they are sorted by trial id) and the proposals so far (in order):
  *
  * 1. the initial design ({@link initialDesign}), point by point;
- * 2. then the largest gap of the validation front (every ticket of every done trial, cuts included), a gap's
+ * 2. then, once two trials have an outcome, the point with the largest expected improvement of the validation
+ *    front under a surrogate of each trial's whole ladder ({@link modelProposal});
+ * 3. when the surrogate cannot be fitted, expects no improvement or repeats an earlier point (and with `rule`
+ *    `gap`, always): the largest gap of the validation front (every ticket of every done trial, cuts included), a gap's
  *    size being the area of the rectangle between its two points (the hypervolume a point there could add; a
  *    front whose sparsest ticket is a trial's own, not a cut, also has the gap from it to (1, 0)). A pending
  *    proposal splits the gap it aims at, on the chord, so proposals in flight spread over different gaps. Every
@@ -274,7 +285,7 @@ interface Gap {
  *    move with it, it is interpolated, in log space for a log range, between the done trials whose own tickets'
  *    sparsities bracket the gap's middle (outside them: a least-squares line through all of them, at most a
  *    seventh of the range beyond the outermost trial);
- * 3. a proposal that repeats an earlier point goes to the next gap, then to seeded random points.
+ * 4. a proposal that repeats an earlier point goes to the next gap, then to seeded random points.
  *
  * The generator is seeded by (search.seed, proposal index), so the draws do not depend on earlier ones.
  */
@@ -283,6 +294,7 @@ export function proposeNext(
   sweepId: string,
   results: readonly RecordedResult[],
   proposals: readonly Proposal[],
+  rule: "model" | "gap" = "model",
 ): Omit<Proposal, "basis"> | null {
   const n = proposals.length;
   if (n >= pointBudget(spec)) return null;
@@ -309,6 +321,18 @@ export function proposeNext(
   );
   const paramsOf = new Map(proposals.flatMap((p) => p.trials.map((t) => [t.id, t.params] as const)));
   const known = done.filter((r) => paramsOf.has(r.trial_id));
+  const modelled = rule === "model" ? modelProposal(dims, results, proposals, paramsOf, rng) : undefined;
+  if (modelled) {
+    const p = make(
+      modelled.params,
+      "model",
+      null,
+      `expected improvement ${
+        modelled.gain.toPrecision(3)
+      } of the validation front (surrogate of ${modelled.fitted} trials)`,
+    );
+    if (p) return p;
+  }
   if (known.length > 0) {
     const points = known.flatMap(ticketPoints);
     const front = frontOf(points);
@@ -605,7 +629,8 @@ export class ProposalLog {
  * proposals.jsonl that lost its last lines or all of them. The search is replayed: the next proposal is what
  * {@link proposeNext} gives from the first b recorded results, for the smallest b (from the previous proposal's
  * basis up) at which every trial it proposes has a recorded outcome; trial ids are hashes of the parameters, so a
- * match is the proposal that was made (with a basis no larger than the original's). It stops at the first
+ * match is the proposal that was made (with a basis no larger than the original's, and the reason the search gives
+ * at that basis: a surrogate's proposal can be the same point from fewer results). It stops at the first
  * proposal no b matches (one whose trials were in flight when the lines were lost): the search proposes anew from
  * there, and the outcomes of any later trials stay outside the plan.
  */
@@ -658,4 +683,186 @@ function proposalMismatch(
     if (canonicalJson(config) !== canonicalJson(t.config)) return `trials.${i}.config: not the spec's for its point`;
   }
   return undefined;
+}
+
+/** Grid points of the sparsity axis the surrogate works on: s_k = (k + 0.5) / SURROGATE_GRID. */
+const SURROGATE_GRID = 200;
+/** Seeded random candidate points the surrogate scores per proposal. */
+const SURROGATE_CANDIDATES = 512;
+/** Most trials the surrogate is fitted on (those whose tickets add the most hypervolume on their own). */
+const SURROGATE_MAX_TRIALS = 100;
+/** The Gaussian process's length scale, in units of each parameter's range (log ranges in log space). */
+const SURROGATE_LENGTH_SCALE = 0.3;
+/** Its noise, relative to the prior variance (1): trials are deterministic, but near points can differ. */
+const SURROGATE_NOISE = 0.01;
+
+/**
+ * A trial's staircase on the sparsity grid: at s_k, the best validation accuracy of its tickets at sparsity ≥ s_k
+ * (the front of a set of trials is the largest of their staircases, and its hypervolume their integral).
+ */
+function staircase(points: readonly Point2[]): Float64Array {
+  const f = new Float64Array(SURROGATE_GRID);
+  for (const p of points) {
+    const top = Math.min(SURROGATE_GRID, Math.floor(p.x * SURROGATE_GRID + 0.5)); // s_k <= p.x for k < top
+    for (let k = 0; k < top; k++) if (p.y > f[k]!) f[k] = p.y;
+  }
+  return f;
+}
+
+/** The inverse of a symmetric positive-definite matrix (Cholesky), or undefined when it is not one. */
+function spdInverse(m: readonly number[][]): number[][] | undefined {
+  const n = m.length;
+  const l = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = m[i]![j]!;
+      for (let k = 0; k < j; k++) s -= l[i]![k]! * l[j]![k]!;
+      if (i === j) {
+        if (s <= 1e-12) return undefined;
+        l[i]![i] = Math.sqrt(s);
+      } else l[i]![j] = s / l[j]![j]!;
+    }
+  }
+  return Array.from({ length: n }, (_, c) => {
+    const y = new Array<number>(n).fill(0), x = new Array<number>(n).fill(0);
+    for (let i = 0; i < n; i++) {
+      let s = i === c ? 1 : 0;
+      for (let k = 0; k < i; k++) s -= l[i]![k]! * y[k]!;
+      y[i] = s / l[i]![i]!;
+    }
+    for (let i = n - 1; i >= 0; i--) {
+      let s = y[i]!;
+      for (let k = i + 1; k < n; k++) s -= l[k]![i]! * x[k]!;
+      x[i] = s / l[i]![i]!;
+    }
+    return x;
+  });
+}
+
+/** The standard normal distribution function (Abramowitz and Stegun 7.1.26, error below 1e-7). */
+function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2, t = 1 / (1 + 0.3275911 * x);
+  const erf = 1 -
+    ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
+}
+
+/**
+ * The point with the largest expected improvement of the validation front, or undefined before two trials have
+ * an outcome (or when no candidate is expected to improve it).
+ *
+ * The surrogate models a trial's whole ladder, not one ticket: each trial with an outcome gives its staircase
+ * ({@link staircase}; a done trial's over its own ticket and every cut, a stopped trial's over the partial point it
+ * was stopped at, which tells what its region gave), and every grid point s_k of the staircases is a regression
+ * on the parameters' positions in their ranges: a ridge plane (once there are more trials than it has
+ * coefficients; else a constant) plus a Gaussian process on the residuals (squared-exponential kernel, one length
+ * scale and noise for all grid points). Each of {@link SURROGATE_CANDIDATES} seeded random points is scored by the
+ * sum over the grid of the expected improvement over the front (done trials' staircases, raised to the predicted
+ * staircases of the proposals in flight), with the predicted staircase as mean (clipped to [0, 1] and made
+ * non-increasing) and the process's standard deviation at the candidate times the spread of the trials'
+ * staircases at s_k as uncertainty: the expected hypervolume improvement with each grid point taken alone.
+ */
+function modelProposal(
+  dims: readonly Dim[],
+  results: readonly RecordedResult[],
+  proposals: readonly Proposal[],
+  paramsOf: ReadonlyMap<string, ParamSet>,
+  rng: Rng,
+): { params: ParamSet; gain: number; fitted: number } | undefined {
+  const G = SURROGATE_GRID;
+  const position = (params: ParamSet) => dims.map((d) => toUnit(d, params[d.name]!));
+  const seen = results
+    .filter((r) => (r.status === "done" || r.status === "stopped") && r.metrics && paramsOf.has(r.trial_id))
+    .map((r) => {
+      const m = r.metrics!;
+      const stair = staircase(
+        r.status === "done" ? ticketPoints(r) : [{ x: m.sparsity, y: m.val_accuracy ?? m.accuracy }],
+      );
+      return {
+        id: r.trial_id,
+        done: r.status === "done",
+        x: position(paramsOf.get(r.trial_id)!),
+        stair,
+        area: stair.reduce((a, b) => a + b, 0),
+      };
+    })
+    // the trials whose staircases enclose the most area, ties by id: the same set whatever the order of results
+    .sort((a, b) => b.area - a.area || (a.id < b.id ? -1 : 1))
+    .slice(0, SURROGATE_MAX_TRIALS);
+  const n = seen.length;
+  if (n < 2) return undefined;
+  const features = (x: readonly number[]) => (n > dims.length + 1 ? [1, ...x] : [1]);
+  const rows = seen.map((t) => features(t.x));
+  const p = rows[0]!.length;
+  const ridge = spdInverse(
+    Array.from(
+      { length: p },
+      (_, i) =>
+        Array.from({ length: p }, (_, j) => rows.reduce((s, r) => s + r[i]! * r[j]!, i === j && i > 0 ? 0.05 : 0)),
+    ),
+  );
+  if (!ridge) return undefined;
+  // the plane's coefficients at every grid point: (XᵀX + ridge)⁻¹ Xᵀ y_k
+  const coef = Array.from({ length: p }, () => new Float64Array(G));
+  for (let k = 0; k < G; k++) {
+    const xty = Array.from({ length: p }, (_, i) => rows.reduce((s, r, t) => s + r[i]! * seen[t]!.stair[k]!, 0));
+    for (let i = 0; i < p; i++) coef[i]![k] = ridge[i]!.reduce((s, v, j) => s + v * xty[j]!, 0);
+  }
+  const plane = (f: readonly number[], k: number) => f.reduce((s, v, i) => s + v * coef[i]![k]!, 0);
+  const ell2 = 2 * SURROGATE_LENGTH_SCALE ** 2;
+  const kernel = (a: readonly number[], b: readonly number[]) =>
+    Math.exp(-a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0) / ell2);
+  const kInv = spdInverse(seen.map((a, i) => seen.map((b, j) => kernel(a.x, b.x) + (i === j ? SURROGATE_NOISE : 0))));
+  if (!kInv) return undefined;
+  // the process's weights at every grid point: K⁻¹ (residuals from the plane)
+  const residual = seen.map((t, i) => Float64Array.from(t.stair, (v, k) => v - plane(rows[i]!, k)));
+  const weights = kInv.map((row) => {
+    const w = new Float64Array(G);
+    for (let k = 0; k < G; k++) w[k] = row.reduce((s, v, j) => s + v * residual[j]![k]!, 0);
+    return w;
+  });
+  const spread = new Float64Array(G);
+  for (let k = 0; k < G; k++) {
+    const mean = seen.reduce((s, t) => s + t.stair[k]!, 0) / n;
+    spread[k] = Math.sqrt(seen.reduce((s, t) => s + (t.stair[k]! - mean) ** 2, 0) / n);
+  }
+  /** The predicted staircase at a position and the process's standard deviation there. */
+  const predict = (x: readonly number[]) => {
+    const kx = seen.map((t) => kernel(x, t.x));
+    const sd = Math.sqrt(
+      Math.max(0, 1 - kx.reduce((s, v, i) => s + v * kInv[i]!.reduce((a, w, j) => a + w * kx[j]!, 0), 0)),
+    );
+    const f = features(x), mean = new Float64Array(G);
+    let cap = 1;
+    for (let k = 0; k < G; k++) {
+      let v = plane(f, k);
+      for (let t = 0; t < n; t++) v += kx[t]! * weights[t]![k]!;
+      cap = mean[k] = Math.min(cap, Math.max(0, v));
+    }
+    return { mean, sd };
+  };
+  const front = new Float64Array(G);
+  const raise = (stair: Float64Array) => stair.forEach((v, k) => (front[k] = Math.max(front[k]!, v)));
+  for (const t of seen) if (t.done) raise(t.stair);
+  const recorded = new Set(results.map((r) => r.trial_id));
+  for (const q of proposals) {
+    if (q.trials.some((t) => !recorded.has(t.id))) raise(predict(position(q.trials[0]!.params)).mean);
+  }
+  let best: number[] | undefined, bestGain = 0;
+  for (let c = 0; c < SURROGATE_CANDIDATES; c++) {
+    const x = dims.map(() => rng.uniform());
+    const { mean, sd } = predict(x);
+    let gain = 0;
+    for (let k = 0; k < G; k++) {
+      const s = sd * spread[k]!, d = mean[k]! - front[k]!;
+      gain += s < 1e-9
+        ? Math.max(0, d)
+        : s * Math.exp(-(d * d) / (2 * s * s)) / Math.sqrt(2 * Math.PI) + d * normalCdf(d / s);
+    }
+    if (gain > bestGain) [best, bestGain] = [x, gain];
+  }
+  if (!best || bestGain < 1e-9) return undefined;
+  const params: ParamSet = {};
+  dims.forEach((d, i) => (params[d.name] = fromUnit(d, best![i]!)));
+  return { params, gain: bestGain / G, fitted: n };
 }

@@ -11,7 +11,7 @@ import { hmacHex, randomHex } from "../util/hash.ts";
 import { clip } from "../util/clip.ts";
 import { type ProgressDisplay, SweepProgress } from "./progress.ts";
 import { type LoadedManifest, readManifest, writeManifest, writeReports } from "./run_dir.ts";
-import { type Proposal, ProposalLog, proposeNext, searchProgress, trialBudget } from "./search.ts";
+import { designSize, type Proposal, ProposalLog, proposeNext, searchProgress, trialBudget } from "./search.ts";
 import { ADAPTIVE_DEFAULTS, earlyStopOf, rungEpochs } from "../spec/schema.ts";
 import { RungBoard, type RungLine, RungLog, rungPointOf, RUNGS_REJECTED_FILE } from "./early_stop.ts";
 
@@ -237,9 +237,10 @@ async function trackSweepLocked(
   const stateTimer = setInterval(putState, 2000);
   /**
    * Adaptive search without `search.parallel`: the workers that serve this sweep or no sweep, from their presence
-   * heartbeats (at least 1); the in-flight count is the larger of it and {@link ADAPTIVE_DEFAULTS}' `parallel` (4),
-   * so that every live worker has a trial. Polled every {@link PRESENCE_POLL_MS}; when more workers come, more is
-   * proposed at once. When the presence cannot be read, 4.
+   * heartbeats (at least 1); the in-flight count is it (the initial design's points all go out at once), so that
+   * every live worker has a trial and each proposal sees every other result. Polled every {@link PRESENCE_POLL_MS};
+   * when more workers come, more is proposed at once. When the presence cannot be read, {@link ADAPTIVE_DEFAULTS}'
+   * `parallel` (4).
    */
   let liveWorkers = 1;
   const countWorkers = async (): Promise<number> => {
@@ -341,8 +342,8 @@ async function trackSweepLocked(
   /** Bounded publishing: the publisher waits for recorded results once {@link PUBLISH_AHEAD} trials are out. */
   let wakePublisher = () => {};
   /**
-   * Adaptive search: proposes points until `search.parallel` trials are in flight (default: 4, or one per live
-   * worker when more are live, {@link liveWorkers}), the budget is spent or the hypervolume stopped improving. Runs in the recording chain
+   * Adaptive search: proposes points until `search.parallel` trials are in flight (default: one per live worker,
+   * {@link liveWorkers}; the whole initial design at once), the budget is spent or the hypervolume stopped improving. Runs in the recording chain
    * (after a result is recorded), so proposals are made one at a time from the results recorded so far; each is
    * appended to proposals.jsonl (synced, with its basis: how many results it saw) before its trials are published.
    * How many are in flight decides only when a proposal is made, never what it is given its basis: a resume reads
@@ -350,7 +351,12 @@ async function trackSweepLocked(
    */
   const topUp = async (): Promise<void> => {
     if (!proposals || cancelAt || o.signal?.aborted || searchDone) return;
-    const parallel = spec.search.parallel ?? Math.max(ADAPTIVE_DEFAULTS.parallel, liveWorkers);
+    // the design's points do not depend on results: all of them at once; then one per live worker, so that each
+    // proposal sees every result but those of the trials running
+    const parallel = spec.search.parallel ??
+      (proposals.proposals.length < designSize(spec)
+        ? Math.max(designSize(spec) * spec.seeds.length, liveWorkers)
+        : liveWorkers);
     for (;;) {
       const st = searchProgress(spec, results.all(), proposals.proposals);
       if (st.stop || searchExhausted) {
