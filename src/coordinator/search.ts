@@ -759,8 +759,9 @@ function normalCdf(z: number): number {
  * scale and noise for all grid points). Each of {@link SURROGATE_CANDIDATES} seeded random points is scored by the
  * sum over the grid of the expected improvement over the front (done trials' staircases, raised to the predicted
  * staircases of the proposals in flight), with the predicted staircase as mean (clipped to [0, 1] and made
- * non-increasing) and the process's standard deviation at the candidate times the spread of the trials'
- * staircases at s_k as uncertainty: the expected hypervolume improvement with each grid point taken alone.
+ * non-increasing) and the process's standard deviation at the candidate times its amplitude (the root mean square
+ * of the residuals from the plane) as uncertainty: the expected hypervolume improvement with each grid point taken
+ * alone.
  */
 function modelProposal(
   dims: readonly Dim[],
@@ -821,11 +822,10 @@ function modelProposal(
     for (let k = 0; k < G; k++) w[k] = row.reduce((s, v, j) => s + v * residual[j]![k]!, 0);
     return w;
   });
-  const spread = new Float64Array(G);
-  for (let k = 0; k < G; k++) {
-    const mean = seen.reduce((s, t) => s + t.stair[k]!, 0) / n;
-    spread[k] = Math.sqrt(seen.reduce((s, t) => s + (t.stair[k]! - mean) ** 2, 0) / n);
-  }
+  // the process's amplitude: the root mean square of the residuals, one for every grid point
+  let squares = 0;
+  for (const r of residual) for (const v of r) squares += v * v;
+  const amplitude = Math.sqrt(squares / (n * G));
   /** The predicted staircase at a position and the process's standard deviation there. */
   const predict = (x: readonly number[]) => {
     const kx = seen.map((t) => kernel(x, t.x));
@@ -854,7 +854,7 @@ function modelProposal(
     const { mean, sd } = predict(x);
     let gain = 0;
     for (let k = 0; k < G; k++) {
-      const s = sd * spread[k]!, d = mean[k]! - front[k]!;
+      const s = sd * amplitude, d = mean[k]! - front[k]!;
       gain += s < 1e-9
         ? Math.max(0, d)
         : s * Math.exp(-(d * d) / (2 * s * s)) / Math.sqrt(2 * Math.PI) + d * normalCdf(d / s);
