@@ -5,15 +5,23 @@ import { jetstream } from "@nats-io/jetstream";
 import { connectNats, type NatsTransport } from "../src/broker/nats.ts";
 import { type LocalServer, startLocalServer } from "../src/broker/local_server.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
-import type { ResultMessage } from "../src/broker/messages.ts";
+import type { ResultMessage, TrialMessage } from "../src/broker/messages.ts";
 import type { Transport } from "../src/broker/transport.ts";
 import { writeRetryRounds } from "../src/coordinator/record.ts";
 import { acquireRunLock, type RunLock } from "../src/coordinator/run_lock.ts";
-import { runSweep, type SweepOutcome, trialMessage } from "../src/coordinator/sweep.ts";
+import { claimOf, runSweep, type SweepOutcome, sweepSecret, trialMessage } from "../src/coordinator/sweep.ts";
 import { expandTrials, type PlannedTrial } from "../src/spec/expand.ts";
 import { parseSpec } from "../src/spec/load.ts";
 import { runWorker } from "../src/worker/worker.ts";
-import { fakeMetrics, forgedResult, readResults, tinySpec, tinySpecText } from "./_fixtures.ts";
+import {
+  fakeMetrics,
+  forgedResult,
+  handMadeRunDir,
+  madeResult,
+  readResults,
+  tinySpec,
+  tinySpecText,
+} from "./_fixtures.ts";
 import { cluster, startCoordinator, until, writeSpec } from "./_cluster.ts";
 import { ROOT } from "./_fixtures.ts";
 
@@ -654,3 +662,73 @@ Deno.test("exactly once - two coordinators started at once on a private broker: 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** `t` with its `publishTrial` calls written down in `published` (trial ids), every other member as it is. */
+function publishSpy(t: Transport, published: string[]): Transport {
+  return new Proxy(t, {
+    get(target, k) {
+      if (k === "publishTrial") {
+        return (m: TrialMessage, n?: number) => {
+          published.push(m.trial_id);
+          return target.publishTrial(m, n);
+        };
+      }
+      const v = Reflect.get(target, k);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+for (const kind of ["memory", "nats"] as const) {
+  Deno.test(`exactly once - a result waiting on the broker when the coordinator starts is recorded, its trial not published again (${kind})`, async () => {
+    // a coordinator was killed while a worker ran trial 0; the worker finished it and published its result, which
+    // waits on the broker; the coordinator that starts on the run directory records it before it publishes
+    const b = kind === "nats" ? await broker(2) : null;
+    const memory = new MemoryTransport();
+    const [coordinator, workerSide] = b ? b.clients : [memory, memory];
+    const runs = await Deno.makeTempDir();
+    const ac = new AbortController();
+    let worker: Promise<unknown> | undefined;
+    try {
+      const text = tinySpecText("waiting-result", 2, "", 1);
+      const { trials, runDir } = plannedIn(runs, text);
+      await handMadeRunDir(runs, text, trials, []);
+      const secret = await sweepSecret(runDir);
+      const orphan = { ...madeResult(trials[0]!, "done", 0.5, 0.9, 0.9), claim: claimOf(secret, trials[0]!.id) };
+      await coordinator!.setup();
+      await coordinator!.publishResult(orphan);
+      const published: string[] = [], pulled: string[] = [];
+      const pulling = new Proxy(workerSide!, {
+        get(target, k) {
+          if (k === "pullTrial") {
+            return async (ms: number) => {
+              const d = await target.pullTrial(ms);
+              if (d) pulled.push(d.trial.trial_id);
+              return d;
+            };
+          }
+          const v = Reflect.get(target, k);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+      worker = runWorker({ transport: pulling, backend: "js", signal: ac.signal });
+      const logs: string[] = [];
+      const outcome = await sweepWithin(text, runs, publishSpy(coordinator!, published), 40_000, {
+        log: (l) => logs.push(l),
+      });
+      assert.ok(outcome.complete, logs.join("\n"));
+      await assertOnceEach(runDir, trials.map((t) => t.id));
+      const line = (await readResults(runDir)).find((r) => r.trial_id === trials[0]!.id) as { worker?: { id: string } };
+      assert.equal(line.worker?.id, orphan.worker.id, "trial 0's outcome is not the result that waited");
+      assert.deepEqual(published, [trials[1]!.id], "a trial whose result waited on the broker was published again");
+      assert.deepEqual(pulled, [trials[1]!.id]);
+      assert.ok(logs.some((l) => /recorded 1 result .* not published again/.test(l)), logs.join("\n"));
+    } finally {
+      ac.abort();
+      await worker;
+      await memory.close();
+      await b?.close();
+      await Deno.remove(runs, { recursive: true });
+    }
+  });
+}

@@ -74,6 +74,22 @@ async function eventually<T>(what: string, get: () => T | Promise<T>, ok: (v: T)
   }
 }
 
+/** `p`, or a failure naming `what` when it has not settled within `ms` (a hang fails the test instead of blocking it). */
+async function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((
+        _,
+        reject,
+      ) => (timer = setTimeout(() => reject(new Error(`${what}: not after ${ms} ms`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** queueInfo reaches `want` (a NATS client's acks and naks travel asynchronously). */
 async function expectQueue(t: Transport, sweep: string, want: QueueInfo): Promise<void> {
   await eventually(`queueInfo(${sweep})`, () => t.queueInfo(sweep), (q) => {
@@ -390,6 +406,34 @@ const cases: Case[] = [
     await sleep(1300);
     assert.deepEqual(calls, [msgs[0]!.trial_id]);
   }],
+
+  [
+    "results: caughtUp resolves once the handler settled on every result stored before the call, a throwing one too",
+    async (c) => {
+      const t = c.b.t;
+      const none = await t.consumeResults(c.sweepOf("caught-up-none"), () => Promise.resolve());
+      await within(none.caughtUp, "caughtUp of a sweep without stored results");
+      await none.stop();
+      const msgs = c.trials("caught-up", 3);
+      for (const m of msgs) await t.publishResult(failed(m));
+      const settled: string[] = [];
+      let thrown = false;
+      const sub = await t.consumeResults(msgs[0]!.sweep_id, async (r) => {
+        await sleep(20); // a recording that takes a while: caughtUp waits for it
+        settled.push(r.trial_id);
+        if (r.trial_id === msgs[1]!.trial_id && !thrown) {
+          thrown = true;
+          throw new Error("disk full"); // delivered again later; caughtUp does not wait for that
+        }
+      });
+      try {
+        await within(sub.caughtUp, "caughtUp");
+        assert.deepEqual(settled.slice(0, 3), msgs.map((m) => m.trial_id));
+      } finally {
+        await sub.stop();
+      }
+    },
+  ],
 
   [
     "queueInfo: queued, running and unrecorded follow publish, pull, ack, nak, term and the results handler",

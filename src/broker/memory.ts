@@ -17,7 +17,14 @@ import {
   type WorkerPresence,
   WorkerPresenceSchema,
 } from "./messages.ts";
-import type { QueueInfo, RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
+import type {
+  QueueInfo,
+  RejectCounts,
+  ResultSubscription,
+  Subscription,
+  Transport,
+  TrialDelivery,
+} from "./transport.ts";
 import { BrokerError } from "../util/errors.ts";
 
 interface Queued {
@@ -41,6 +48,10 @@ interface ResultReader {
   /** A result is with the handler now. */
   busy: boolean;
   stopped: boolean;
+  /** How many results were stored when the reader was made: `caughtUp` once the handler settled on as many. */
+  stored: number;
+  /** Resolves its `caughtUp`. */
+  caughtUp: () => void;
 }
 
 /** Options of the in-memory work queue, mirroring the JetStream consumer's. */
@@ -228,6 +239,7 @@ export class MemoryTransport implements Transport {
           }, 1000);
           reader.retries.add(retry);
         }
+        if (reader.next >= reader.stored) reader.caughtUp();
       }
     } finally {
       reader.busy = false;
@@ -237,12 +249,15 @@ export class MemoryTransport implements Transport {
   /** Stops a reader's retries (and, with `stop`, the reader). */
   #resetReader(reader: ResultReader, stop: boolean): void {
     if (stop) reader.stopped = true;
+    reader.caughtUp(); // stopped, or its stored results forgotten: nothing more to catch up with
     for (const retry of reader.retries) clearTimeout(retry.timer);
     reader.retries.clear();
     reader.due = [];
   }
 
-  consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<Subscription> {
+  consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<ResultSubscription> {
+    let caughtUp!: () => void;
+    const settled = new Promise<void>((r) => (caughtUp = r));
     const reader: ResultReader = {
       sweep: sweepId,
       handler,
@@ -251,11 +266,15 @@ export class MemoryTransport implements Transport {
       due: [],
       busy: false,
       stopped: false,
+      stored: this.#results.get(sweepId)?.length ?? 0,
+      caughtUp,
     };
+    if (reader.stored === 0) caughtUp();
     this.#readers.add(reader);
     // as a JetStream consumer: results are handed over after the subscription is returned, never before
     const start = setTimeout(() => this.#pump(reader), 0);
     return Promise.resolve({
+      caughtUp: settled,
       stop: () => {
         clearTimeout(start);
         this.#resetReader(reader, true);

@@ -33,7 +33,14 @@ import {
   type WorkerPresence,
   WorkerPresenceSchema,
 } from "./messages.ts";
-import type { QueueInfo, RejectCounts, Subscription, Transport, TrialDelivery } from "./transport.ts";
+import type {
+  QueueInfo,
+  RejectCounts,
+  ResultSubscription,
+  Subscription,
+  Transport,
+  TrialDelivery,
+} from "./transport.ts";
 import { maskedUrls } from "../util/redact.ts";
 
 export const TRIAL_STREAM = "TICKETSWEEP_TRIALS";
@@ -180,6 +187,8 @@ export class NatsTransport implements Transport {
   readonly #opened = new Set<string>();
   /** The results consumer of each sweep this client consumes. */
   readonly #resultConsumers = new Map<string, string>();
+  /** The `caughtUp` of each results subscription not caught up yet, resolved at once when its sweep is forgotten. */
+  readonly #catchingUp = new Set<{ sweep: string; resolve: () => void }>();
   /** The sweeps this client serves as a worker (see {@link NatsTransport.pullTrial}) and when the list was read. */
   #served: { at: number; ids: string[] } = { at: 0, ids: [] };
   #turn = 0;
@@ -460,7 +469,16 @@ export class NatsTransport implements Transport {
     await this.#js.publish(resultSubject(result.sweep_id), encodeMessage(result));
   }
 
-  async consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<Subscription> {
+  async consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<ResultSubscription> {
+    // the stream sequence of the sweep's last stored result (0: none), read before the consumer exists: the consumer
+    // delivers every stored result in stream order first, so once the handler has settled on this one, it has
+    // settled on every result stored now (caughtUp)
+    const last = (await this.#jsm.streams.getMessage(RESULT_STREAM, { last_by_subj: resultSubject(sweepId) }))?.seq ??
+      0;
+    const catching = { sweep: sweepId, resolve: () => {} };
+    const caughtUp = new Promise<void>((r) => (catching.resolve = r)).finally(() => this.#catchingUp.delete(catching));
+    this.#catchingUp.add(catching);
+    if (last === 0) catching.resolve();
     // a consumer of this coordinator alone, from the first stored result: a result an earlier coordinator
     // handled but did not keep (a torn results.jsonl line) is delivered again; the broker removes the
     // consumer a few minutes after this coordinator is gone
@@ -487,6 +505,7 @@ export class NatsTransport implements Transport {
         } catch (e) {
           this.#reject("result", e);
           m.term();
+          if (m.seq >= last) catching.resolve();
           continue;
         }
         try {
@@ -495,10 +514,13 @@ export class NatsTransport implements Transport {
         } catch {
           m.nak(1000); // the handler said why; the same result comes back in a second
         }
+        if (m.seq >= last) catching.resolve();
       }
-    })();
+    })().finally(() => catching.resolve());
     return {
+      caughtUp,
       stop: async () => {
+        catching.resolve();
         await messages.close();
         await done.catch(() => {});
         if (this.#resultConsumers.get(sweepId) === name) this.#resultConsumers.delete(sweepId);
@@ -532,6 +554,7 @@ export class NatsTransport implements Transport {
     await this.#jsm.streams.purge(TRIAL_STREAM, { filter: trialSubject(sweepId) }).catch(absent);
     await this.#jsm.streams.purge(RESULT_STREAM, { filter: resultSubject(sweepId) }).catch(absent);
     await this.#jsm.consumers.delete(TRIAL_STREAM, workerConsumer(sweepId)).catch(absent);
+    for (const c of this.#catchingUp) if (c.sweep === sweepId) c.resolve(); // its stored results are gone
     await (await this.#kv("sweeps")).delete(sweepId);
     this.#opened.delete(sweepId);
     this.#consumers.delete(sweepId);

@@ -46,6 +46,17 @@ export interface Subscription {
   stop(): Promise<void>;
 }
 
+/** A running subscription to a sweep's results ({@link Transport.consumeResults}). */
+export interface ResultSubscription extends Subscription {
+  /**
+   * Resolves once the handler has settled (resolved, or thrown: that result comes again later, as always) on every
+   * result of the sweep that was stored on the broker when `consumeResults` was called: those that arrived while
+   * no coordinator listened (a worker that finished its trial after its coordinator was killed). Results published
+   * later do not delay it. It also resolves when the subscription stops, and when this client forgets the sweep.
+   */
+  readonly caughtUp: Promise<void>;
+}
+
 /**
  * The work queue between a coordinator and its workers: JetStream over NATS, or an in-memory twin for the
  * embedded default and unit tests. Every message is validated on receipt; a bad one is rejected, logged and
@@ -79,9 +90,10 @@ export interface Transport {
    * Delivers every result of a sweep stored on the broker, from the first (those that arrived while nobody
    * listened, and those an earlier coordinator already handled), then new ones as they come, one at a time
    * and only after this call has resolved. A result is done when `handler` resolves; when it throws, the same
-   * result is delivered again about a second later, and the next ones go on meanwhile.
+   * result is delivered again about a second later, and the next ones go on meanwhile. Its `caughtUp` says when
+   * the results stored before the call have all been handed over (a coordinator records them before it publishes).
    */
-  consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<Subscription>;
+  consumeResults(sweepId: string, handler: (r: ResultMessage) => Promise<void>): Promise<ResultSubscription>;
   /** Where the sweep's unfinished work is: queued, running, results not yet handled. */
   queueInfo(sweepId: string): Promise<QueueInfo>;
   /**

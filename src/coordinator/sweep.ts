@@ -454,8 +454,23 @@ async function trackSweepLocked(
       throw e;
     });
   };
+  const aborted = new Promise<void>((r) => {
+    if (o.signal?.aborted) r(); // a signal that came before
+    else o.signal?.addEventListener("abort", () => r(), { once: true });
+  });
   const sub = await transport.consumeResults(sweepId, record);
+  // the results already on the broker first (those a worker published after its coordinator was killed): their
+  // trials are recorded, not published and run again
+  const waiting = results.size;
+  await Promise.race([sub.caughtUp, aborted, cancelled, stopUnwritable]);
   await chain;
+  if (results.size > waiting) {
+    log(
+      `recorded ${results.size - waiting} result${results.size - waiting === 1 ? "" : "s"} of ${sweepId} stored on ` +
+        "the broker and not yet in results.jsonl (finished while no coordinator ran, say): their trials are not " +
+        "published again",
+    );
+  }
   /**
    * What is published, in the order of `start` (the plan, or the proposals made before this start): the trials
    * from `acked` on are not published yet (or not acknowledged), and the reconciliation does not take them for lost.
@@ -463,7 +478,7 @@ async function trackSweepLocked(
   const start = proposed ? Plan.fromList(spec, sweepId, [...proposed.values()]) : plan;
   let acked = 0;
   let publishing: Promise<void> = Promise.resolve();
-  if (!cancelAt) {
+  if (!cancelAt && !unwritable) {
     // the trials to publish: those without an outcome at this start (a bit each, not a list of trials)
     const recordedAtStart = new Uint8Array(start.size);
     for (const r of results.all()) {
@@ -518,10 +533,6 @@ async function trackSweepLocked(
       if (finished()) resolveDone();
     }
   }
-  const aborted = new Promise<void>((r) => {
-    if (o.signal?.aborted) r(); // a signal that came while publishing
-    else o.signal?.addEventListener("abort", () => r(), { once: true });
-  });
   const reconciler = reconcile({
     sweepId,
     transport,
