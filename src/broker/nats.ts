@@ -473,11 +473,10 @@ export class NatsTransport implements Transport {
     // the stream sequence of the sweep's last stored result (0: none), read before the consumer exists: the consumer
     // delivers every stored result in stream order first, so once the handler has settled on this one, it has
     // settled on every result stored now (caughtUp)
-    const last = (await this.#jsm.streams.getMessage(RESULT_STREAM, { last_by_subj: resultSubject(sweepId) }))?.seq ??
-      0;
+    const lastStored = await this.#jsm.streams.getMessage(RESULT_STREAM, { last_by_subj: resultSubject(sweepId) });
+    const last = lastStored?.seq ?? 0;
     const catching = { sweep: sweepId, resolve: () => {} };
-    const caughtUp = new Promise<void>((r) => (catching.resolve = r)).finally(() => this.#catchingUp.delete(catching));
-    this.#catchingUp.add(catching);
+    const caughtUp = new Promise<void>((r) => (catching.resolve = r));
     if (last === 0) catching.resolve();
     // a consumer of this coordinator alone, from the first stored result: a result an earlier coordinator
     // handled but did not keep (a torn results.jsonl line) is delivered again; the broker removes the
@@ -497,6 +496,10 @@ export class NatsTransport implements Transport {
     // consumer's leader lost, or this client's connection moved to another node) the client finds the consumer's
     // new leader and pulls again within seconds; with 30 s it waits that long after each failed look-up
     const messages = await consumer.consume({ max_messages: 64, expires: 5000 });
+    if (last > 0) {
+      this.#catchingUp.add(catching); // forgetSweep resolves it
+      caughtUp.then(() => this.#catchingUp.delete(catching));
+    }
     const done = (async () => {
       for await (const m of messages) {
         let r: ResultMessage;
