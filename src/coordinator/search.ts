@@ -1,5 +1,6 @@
 // Adaptive search (`search.strategy: adaptive`): proposes each new point of the parameter space from the results
-// recorded so far, aiming at the largest gaps of the validation front. Every function here is pure given its
+// recorded so far, aiming at the largest expected improvement of the validation front (a surrogate of each trial's
+// ladder), or else at its largest gap. Every function here is pure given its
 // inputs (the spec, the recorded results, the proposals made so far), so a resumed coordinator that rebuilds
 // them from results.jsonl and proposals.jsonl proposes what the crashed one would have proposed.
 import { z } from "zod";
