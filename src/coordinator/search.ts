@@ -842,9 +842,10 @@ function modelProposal(
     }
     return { mean, sd };
   };
+  // the front of every done trial (not only those fitted)
   const front = new Float64Array(G);
   const raise = (stair: Float64Array) => stair.forEach((v, k) => (front[k] = Math.max(front[k]!, v)));
-  for (const t of seen) if (t.done) raise(t.stair);
+  for (const r of results) if (r.status === "done" && r.metrics) raise(staircase(ticketPoints(r)));
   const recorded = new Set(results.map((r) => r.trial_id));
   for (const q of proposals) {
     if (q.trials.some((t) => !recorded.has(t.id))) raise(predict(position(q.trials[0]!.params)).mean);
