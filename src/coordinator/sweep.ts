@@ -238,14 +238,17 @@ async function trackSweepLocked(
   /**
    * Adaptive search without `search.parallel`: the workers that serve this sweep or no sweep, from their presence
    * heartbeats (at least 1); the in-flight count is it (the initial design's points all go out at once), so that
-   * every live worker has a trial and each proposal sees every other result. Polled every {@link PRESENCE_POLL_MS};
-   * when more workers come, more is proposed at once. When the presence cannot be read, {@link ADAPTIVE_DEFAULTS}'
-   * `parallel` (4).
+   * every live worker has a trial and each proposal sees every other result. Polled every {@link PRESENCE_POLL_MS},
+   * and at once when a result comes from a worker the last count did not see; when more workers come, more is
+   * proposed at once. When the presence cannot be read, {@link ADAPTIVE_DEFAULTS}' `parallel` (4).
    */
   let liveWorkers = 1;
+  /** The workers of the last count (host/id): a result from another one means the count is stale. */
+  let countedWorkers = new Set<string>();
   const countWorkers = async (): Promise<number> => {
     try {
       const here = (await transport.listPresence()).filter((w) => w.sweep_id === null || w.sweep_id === sweepId);
+      countedWorkers = new Set(here.map((w) => `${w.host}/${w.worker}`));
       return Math.max(1, here.length);
     } catch (e) {
       if (!presenceUnreadable) {
@@ -261,14 +264,29 @@ async function trackSweepLocked(
   let presenceUnreadable = false;
   const followWorkers = proposals !== undefined && spec.search.parallel === undefined;
   if (followWorkers) liveWorkers = await countWorkers();
-  const presenceTimer = followWorkers
-    ? setInterval(async () => {
+  let countedAt = 0, counting = false;
+  const recount = async () => {
+    if (counting) return;
+    counting = true;
+    countedAt = Date.now();
+    try {
       const n = await countWorkers();
       const more = n > liveWorkers;
       liveWorkers = n;
       if (more) inChain(topUp).then(() => finished() && resolveDone()).catch(() => {});
-    }, o.presencePollMs ?? PRESENCE_POLL_MS)
-    : undefined;
+    } finally {
+      counting = false;
+    }
+  };
+  const presenceTimer = followWorkers ? setInterval(recount, o.presencePollMs ?? PRESENCE_POLL_MS) : undefined;
+  /**
+   * A result from a worker the last count did not see (local workers spawned with the sweep beat only once started)
+   * counts again at once, at most once a second, rather than at the next poll.
+   */
+  const recountFor = (w: { host: string; id: string }) => {
+    if (!followWorkers || presenceUnreadable || countedWorkers.has(`${w.host}/${w.id}`)) return;
+    if (Date.now() - countedAt >= 1000) void recount();
+  };
   const lastError = new Map<string, string>();
   const board = earlyStop ? new RungBoard(earlyStop.margin) : null;
   // the board as the last coordinator left it: its reports replayed in the order they were judged
@@ -436,6 +454,7 @@ async function trackSweepLocked(
         );
       }
       if (await results.record(r, trial)) {
+        recountFor(r.worker);
         wakePublisher();
         progress.onResult(r, trialGroup(trial));
         log(formatResult(r, trial, results.size, total));
