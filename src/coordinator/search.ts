@@ -271,7 +271,7 @@ interface Gap {
  * recorded results (in any order: they are sorted by trial id) and the proposals so far (in order):
  *
  * 1. the initial design ({@link initialDesign}), point by point;
- * 2. then, once two trials have an outcome, the point with the largest expected improvement of the validation
+ * 2. then, once two trials are done or stopped, the point with the largest expected improvement of the validation
  *    front under a surrogate of each trial's whole ladder ({@link modelProposal});
  * 3. when the surrogate cannot be fitted, expects no improvement or repeats an earlier point (and with `rule`
  *    `gap`, always): the largest gap of the validation front (every ticket of every done trial, cuts included), a gap's
