@@ -765,6 +765,40 @@ for (const kind of Object.keys(factories) as (keyof typeof factories)[]) {
         }
       },
     });
+    Deno.test({
+      name: "transport nats - a wait under a second (filling a pack) holds no pull on the broker for the 1 s minimum",
+      ...opts,
+      fn: async () => {
+        const b = await brokerOf("nats");
+        const t = (await b.client()) as NatsTransport;
+        const spy = (await b.client()) as NatsTransport;
+        const [m1, m2] = trialMessages("nats-short-wait", 2);
+        try {
+          await t.publishTrial(m1!);
+          const d1 = (await t.pullTrial(5000))!;
+          // the pull requests the worker's client makes from here on, with how long each asks the broker to wait
+          const asked: number[] = [];
+          const sub = spy.nc.subscribe("$JS.API.CONSUMER.MSG.NEXT.>", {
+            callback: (_e, msg) => void asked.push(JSON.parse(new TextDecoder().decode(msg.data)).expires / 1e6),
+          });
+          await spy.nc.flush();
+          assert.equal(await t.pullTrial(100), null); // nothing queued: nothing to fill the pack with
+          await t.nc.flush();
+          await spy.nc.flush();
+          assert.ok(asked.every((ms) => ms <= 100), `pull requests of ${asked.join(", ")} ms for a 100 ms wait`);
+          sub.unsubscribe();
+          await t.publishTrial(m2!); // queued: a short wait takes it
+          const d2 = await t.pullTrial(100);
+          assert.equal(d2?.trial.trial_id, m2!.trial_id);
+          await d1.ack();
+          await d2!.ack();
+        } finally {
+          await t.forgetSweep(m1!.sweep_id);
+          await t.close();
+          await spy.close();
+        }
+      },
+    });
   } else {
     Deno.test("transport memory - an invalid message is rejected at the boundary, as on the wire, and counted", async () => {
       const t = new MemoryTransport();

@@ -375,12 +375,15 @@ export class NatsTransport implements Transport {
    */
   async pullTrial(expiresMs: number): Promise<TrialDelivery | null> {
     const deadline = Date.now() + expiresMs;
+    // JetStream holds a pull request 1 s at least: a shorter wait (a worker filling a pack, which an adaptive
+    // search's one trial per worker leaves empty) pulls only once a trial is queued, else it would stall its worker
+    const onlyQueued = expiresMs < 1000;
     while (Date.now() < deadline) {
       const sweeps = await this.#servedSweeps();
       if (sweeps.length === 1) {
         // long poll (a few seconds at most, then look for new sweeps); a sweep without a queue (yet) answers
         // at once: go on waiting until the deadline
-        const d = await this.#pullFrom(sweeps[0]!, Math.min(3000, deadline - Date.now()));
+        const d = await this.#pullFrom(sweeps[0]!, Math.min(3000, deadline - Date.now()), onlyQueued);
         if (d) return d;
         await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
         continue;
@@ -389,7 +392,7 @@ export class NatsTransport implements Transport {
       for (let i = 0; i < sweeps.length; i++) {
         const sweep = sweeps[(this.#turn + i) % sweeps.length]!;
         if (!(await this.#hasPending(sweep))) continue;
-        const d = await this.#pullFrom(sweep, 1000);
+        const d = await this.#pullFrom(sweep, onlyQueued ? Math.max(0, deadline - Date.now()) : 1000, onlyQueued);
         if (d) {
           this.#turn = (sweeps.indexOf(sweep) + 1) % sweeps.length;
           return d;
@@ -417,6 +420,16 @@ export class NatsTransport implements Transport {
     }
   }
 
+  /** Whether a sweep's worker consumer has a trial no worker was given yet (false when it is gone). */
+  async #queued(sweep: string, consumer: Consumer): Promise<boolean> {
+    try {
+      return (await consumer.info()).num_pending > 0;
+    } catch {
+      this.#consumers.delete(sweep); // deleted (a sweep started over): look it up again next time
+      return false;
+    }
+  }
+
   async #consumer(sweep: string): Promise<Consumer | null> {
     let consumer = this.#consumers.get(sweep);
     if (!consumer) {
@@ -430,7 +443,7 @@ export class NatsTransport implements Transport {
     return consumer;
   }
 
-  async #pullFrom(sweep: string, expiresMs: number): Promise<TrialDelivery | null> {
+  async #pullFrom(sweep: string, expiresMs: number, onlyQueued: boolean): Promise<TrialDelivery | null> {
     const consumer = await this.#consumer(sweep);
     if (!consumer) {
       await new Promise((r) => setTimeout(r, Math.min(250, expiresMs)));
@@ -438,6 +451,12 @@ export class NatsTransport implements Transport {
     }
     const deadline = Date.now() + expiresMs;
     while (true) {
+      if (onlyQueued && !(await this.#queued(sweep, consumer))) {
+        const left = deadline - Date.now();
+        if (left <= 0) return null;
+        await new Promise((r) => setTimeout(r, Math.min(50, left)));
+        continue;
+      }
       const m = await consumer.next({ expires: Math.max(1000, deadline - Date.now()) }).catch((e) => {
         if (/not found|deleted/i.test(String(e))) this.#consumers.delete(sweep); // the sweep started over
         return null;
