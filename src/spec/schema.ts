@@ -312,15 +312,16 @@ export const SearchSchema = z.object({
   /** adaptive: stop once the validation hypervolume has not improved for this many recorded trials. */
   patience: posInt().optional(),
   /**
-   * adaptive: trials kept in flight (queued or running). Default: 4, or one per live worker (the workers whose
-   * presence heartbeat names this sweep or none) when more are live, followed as workers come and go.
+   * adaptive: trials kept in flight (queued or running). Default: the initial design's points at once, then one per
+   * live worker (the workers whose presence heartbeat names this sweep or none), followed as workers come and go; 4
+   * when the presence cannot be read.
    */
   parallel: posInt().max(1024).optional(),
   /** adaptive: space-filling points proposed before any result is used. */
   initial: posInt().max(1024).optional(),
 }).strict();
 
-/** Defaults of the adaptive search's optional fields (`parallel` rises to the number of live workers when larger). */
+/** Defaults of the adaptive search's optional fields (`parallel`: only when the workers' presence cannot be read). */
 export const ADAPTIVE_DEFAULTS = { parallel: 4, initial: 4 } as const;
 
 /**
