@@ -1,6 +1,6 @@
 import { parseSpec } from "../src/spec/load.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
-import { runSweep, type SweepOutcome } from "../src/coordinator/sweep.ts";
+import { runSweep, type SweepOptions, type SweepOutcome } from "../src/coordinator/sweep.ts";
 import { runWorker } from "../src/worker/worker.ts";
 import type { SweepSpec } from "../src/spec/schema.ts";
 import { type ResultMessage, WIRE_VERSION, type WorkerPresence } from "../src/broker/messages.ts";
@@ -46,12 +46,13 @@ export async function readResults(
 
 /**
  * Runs a sweep to the end in this process (in-memory broker, one worker on the `js` engine): its outcome and the
- * coordinator's log lines.
+ * coordinator's log lines. `setup` runs on the transport before the worker starts; `options` go to runSweep.
  */
 export async function runInProcess(
   text: string,
   runsDir: string,
   setup?: (transport: MemoryTransport) => Promise<void>,
+  options: Partial<SweepOptions> = {},
 ): Promise<{ outcome: SweepOutcome; lines: string[] }> {
   const transport = new MemoryTransport();
   await setup?.(transport);
@@ -66,6 +67,7 @@ export async function runInProcess(
       runsDir,
       transport,
       log: (l) => lines.push(l),
+      ...options,
     });
     return { outcome, lines };
   } finally {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import type { RecordedResult } from "../src/coordinator/record.ts";
 import { readManifest } from "../src/coordinator/run_dir.ts";
 import { initialDesign, type Proposal, ProposalLog, proposeNext, searchProgress } from "../src/coordinator/search.ts";
-import { resumeSweep, runSweep } from "../src/coordinator/sweep.ts";
+import { resumeSweep } from "../src/coordinator/sweep.ts";
 import { dryRun } from "../src/cli/dry_run.ts";
 import { MemoryTransport } from "../src/broker/memory.ts";
 import { runWorker } from "../src/worker/worker.ts";
@@ -334,35 +334,23 @@ Deno.test("adaptive search - without search.parallel: the design at once, then o
 
 Deno.test("adaptive search - workers not yet beating at the start are counted at their first result, not 5 s later", async () => {
   const runsDir = await Deno.makeTempDir();
-  const transport = new MemoryTransport();
-  const ac = new AbortController();
   try {
     // as local workers spawned with the sweep: no presence when the coordinator first counts, three right after
     // (this process's worker and two idle ones elsewhere)
-    for (let n = 0; n < 2; n++) await transport.putPresence(presenceOf("elsewhere", `idle-${n}`));
-    const list = transport.listPresence.bind(transport);
-    let counts = 0;
-    transport.listPresence = () => counts++ === 0 ? Promise.resolve([]) : list();
-    const worker = runWorker({ transport, backend: "js", signal: ac.signal });
+    const setup = async (transport: MemoryTransport) => {
+      for (let n = 0; n < 2; n++) await transport.putPresence(presenceOf("elsewhere", `idle-${n}`));
+      const list = transport.listPresence.bind(transport);
+      let counts = 0;
+      transport.listPresence = () => counts++ === 0 ? Promise.resolve([]) : list();
+    };
     const text = adaptiveText("recount", "budget: 8, initial: 2, seed: 2");
-    const outcome = await runSweep({
-      spec: parseSpec(text),
-      specText: text,
-      specFile: "s.yaml",
-      runsDir,
-      transport,
-      log: () => {},
-      presencePollMs: 600_000, // the periodic count never comes
-    });
-    ac.abort();
-    await worker;
+    // the periodic count never comes
+    const { outcome } = await runInProcess(text, runsDir, setup, { presencePollMs: 600_000 });
     assert.ok(outcome.complete);
     const after = (await assertReplays(parseSpec(text), outcome.runDir)).slice(2);
     // trials in flight when each was proposed: up to 3 once the first result made the coordinator count again
     assert.ok(Math.max(...after.map((p) => p.n - p.basis)) >= 2, JSON.stringify(after.map((p) => [p.n, p.basis])));
   } finally {
-    ac.abort();
-    await transport.close();
     await Deno.remove(runsDir, { recursive: true });
   }
 });
