@@ -13,8 +13,11 @@ import { recorded, startCoordinator, until, writeSpec } from "./_cluster.ts";
 
 const TRIALS = 16;
 
-/** Three nodes on free loopback ports; each logs to a file and serves its JetStream view on a monitoring port. */
-async function threeNodes(dir: string) {
+/**
+ * Three nodes on free loopback ports (the first `started` of them running); each logs to a file and serves its
+ * JetStream view on a monitoring port.
+ */
+async function threeNodes(dir: string, started = 3) {
   const nodes = [1, 2, 3].map((i) => ({
     name: `ts-${i}`,
     host: "127.0.0.1",
@@ -38,7 +41,7 @@ async function threeNodes(dir: string) {
   const start = (i: number) =>
     startLocalServer(nodes[i]!.storeDir, { port: nodes[i]!.port, token: "", configFile: files[i]! });
   const servers: (LocalServer | null)[] = [];
-  for (let i = 0; i < nodes.length; i++) servers.push(await start(i));
+  for (let i = 0; i < nodes.length; i++) servers.push(i < started ? await start(i) : null);
   return { nodes, cfg, servers, start };
 }
 
@@ -188,6 +191,34 @@ Deno.test("cluster - SIGKILL of the trial stream's leader mid-sweep: every trial
     await coordinator.status.catch(() => {});
     await workers.stop().catch(() => {});
     await monitor.close().catch(() => {});
+    for (const s of c.servers) await s?.stop().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("cluster - a coordinator that starts while the third node is still joining waits for it, then replicates", async () => {
+  const dir = await Deno.makeTempDir();
+  const c = await threeNodes(dir, 2);
+  const logs: string[] = [];
+  const t = await connectNats({
+    servers: c.cfg.urls,
+    user: "coordinator",
+    pass: "coord-secret",
+    replicas: 3,
+    log: (l) => logs.push(l),
+  });
+  try {
+    // two of three nodes elect a meta leader, but cannot hold 3 replicas until the third joins, 2 s later
+    await until("a JetStream meta leader", async () => {
+      const r = await fetch(`http://127.0.0.1:${c.nodes[0]!.http}/jsz`, { signal: AbortSignal.timeout(5000) });
+      return !!((await r.json()) as { meta_cluster?: { leader?: string } }).meta_cluster?.leader;
+    }, 30_000);
+    const third = new Promise((r) => setTimeout(r, 2000)).then(async () => (c.servers[2] = await c.start(2)));
+    await t.setup(); // it failed at once: "cannot keep 3 replicas ... start all of its nodes"
+    await third;
+    assert.match(logs.join("\n"), /waiting up to 30 s for the cluster to place 3 replicas of TICKETSWEEP_TRIALS/);
+  } finally {
+    await t.close().catch(() => {});
     for (const s of c.servers) await s?.stop().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

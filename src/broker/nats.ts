@@ -84,7 +84,15 @@ export interface NatsOptions {
    * a cluster (the `cluster` field of its INFO), 1 otherwise.
    */
   replicas?: number;
+  /**
+   * How long a stream or bucket creation waits for a cluster to place its replicas (its nodes may still be joining
+   * when everything starts at once) before it fails with what to do; default {@link PLACEMENT_WAIT_MS}.
+   */
+  placementWaitMs?: number;
 }
+
+/** How long a creation waits for a cluster to place its replicas by default (nodes joining take a few seconds). */
+export const PLACEMENT_WAIT_MS = 30_000;
 
 /** The URLs of `servers`: an array, or one string separated by commas (blanks around them ignored). */
 export function serverList(servers: string | string[]): string[] {
@@ -318,21 +326,37 @@ export class NatsTransport implements Transport {
     this.#opts.log?.(`nats: ${stream} now has ${this.replicas} replicas (it had ${current})`);
   }
 
-  /** Runs a stream creation or update, saying what to do when the cluster cannot place its replicas. */
+  /**
+   * Runs a stream creation or update. When the cluster cannot place its replicas (yet: nodes started at the same
+   * time are still joining), it tries again every half second for {@link NatsOptions.placementWaitMs}, then says what
+   * to do.
+   */
   async #placed<T>(stream: string, f: () => Promise<T>): Promise<T> {
-    try {
-      return await f();
-    } catch (e) {
-      if (this.replicas > 1 && /insufficient resources|replicas|no suitable peers/i.test(String(e))) {
+    const waitMs = this.#opts.placementWaitMs ?? PLACEMENT_WAIT_MS;
+    const deadline = Date.now() + waitMs;
+    for (let tries = 0;; tries++) {
+      try {
+        return await f();
+      } catch (e) {
+        if (this.replicas <= 1 || !/insufficient resources|replicas|no suitable peers/i.test(String(e))) throw e;
+        if (Date.now() < deadline) {
+          if (tries === 0) {
+            this.#opts.log?.(
+              `nats: waiting up to ${Math.round(waitMs / 1000)} s for the cluster to place ${this.replicas} replicas ` +
+                `of ${stream} (${(e as Error).message}): its nodes may still be joining`,
+            );
+          }
+          await new Promise((r) => setTimeout(r, 500));
+          continue;
+        }
         throw new BrokerError(
           `the broker is a cluster, but it cannot keep ${this.replicas} replicas of ${stream} (${
             (e as Error).message
-          }): start all of its nodes (3 for the configuration broker-config --cluster 3 writes), or set ` +
-            "TICKETSWEEP_REPLICAS to the number of nodes with JetStream",
+          }, for ${Math.round(waitMs / 1000)} s): start all of its nodes (3 for the configuration broker-config ` +
+            "--cluster 3 writes), or set TICKETSWEEP_REPLICAS to the number of nodes with JetStream",
           { cause: e },
         );
       }
-      throw e;
     }
   }
 
