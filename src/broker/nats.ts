@@ -8,6 +8,7 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   jetstreamManager,
+  type JsMsg,
   RetentionPolicy,
   StorageType,
 } from "@nats-io/jetstream";
@@ -127,6 +128,24 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
       reject,
     ) => (timer = setTimeout(() => reject(new BrokerError(`${what} timed out after ${ms} ms`)), ms))),
   ]);
+}
+
+/** How long past its expiry a pull is waited for before it is given up (see {@link nextWithin}). */
+const PULL_GRACE_MS = 2000;
+
+/**
+ * `consumer.next`, bounded: a pull in flight when the connection drops is never answered (nats.js 3.4 waits
+ * through the reconnects forever), which kept a stopping worker whose broker was gone alive until SIGKILL. Null
+ * when nothing came within `expiresMs` and a grace; a message the abandoned pull still brings goes back at once.
+ */
+async function nextWithin(consumer: Consumer, expiresMs: number): Promise<JsMsg | null> {
+  const pull = consumer.next({ expires: expiresMs });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const gaveUp = new Promise<"gave up">((r) => (timer = setTimeout(() => r("gave up"), expiresMs + PULL_GRACE_MS)));
+  const m = await Promise.race([pull, gaveUp]).finally(() => clearTimeout(timer));
+  if (m !== "gave up") return m;
+  pull.then((late) => late?.nak(), () => {});
+  return null;
 }
 
 /** Connects to a NATS server with JetStream; reconnects forever after a loss. */
@@ -481,7 +500,7 @@ export class NatsTransport implements Transport {
         await new Promise((r) => setTimeout(r, Math.min(50, left)));
         continue;
       }
-      const m = await consumer.next({ expires: Math.max(1000, deadline - Date.now()) }).catch((e) => {
+      const m = await nextWithin(consumer, Math.max(1000, deadline - Date.now())).catch((e) => {
         if (/not found|deleted/i.test(String(e))) this.#consumers.delete(sweep); // the sweep started over
         return null;
       });
