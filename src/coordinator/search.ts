@@ -773,21 +773,26 @@ function modelProposal(
 ): { params: ParamSet; gain: number; fitted: number } | undefined {
   const G = SURROGATE_GRID;
   const position = (params: ParamSet) => dims.map((d) => toUnit(d, params[d.name]!));
-  const seen = results
-    .filter((r) => (r.status === "done" || r.status === "stopped") && r.metrics && paramsOf.has(r.trial_id))
+  // every outcome's staircase, computed once: the done ones make the front, those of proposed trials the fit
+  const outcomes = results
+    .filter((r) => (r.status === "done" || r.status === "stopped") && r.metrics)
     .map((r) => {
       const m = r.metrics!;
-      const stair = staircase(
-        r.status === "done" ? ticketPoints(r) : [{ x: m.sparsity, y: m.val_accuracy ?? m.accuracy }],
-      );
+      const done = r.status === "done";
       return {
-        id: r.trial_id,
-        done: r.status === "done",
-        x: position(paramsOf.get(r.trial_id)!),
-        stair,
-        area: stair.reduce((a, b) => a + b, 0),
+        r,
+        done,
+        stair: staircase(done ? ticketPoints(r) : [{ x: m.sparsity, y: m.val_accuracy ?? m.accuracy }]),
       };
-    })
+    });
+  const seen = outcomes
+    .filter(({ r }) => paramsOf.has(r.trial_id))
+    .map(({ r, stair }) => ({
+      id: r.trial_id,
+      x: position(paramsOf.get(r.trial_id)!),
+      stair,
+      area: stair.reduce((a, b) => a + b, 0),
+    }))
     // the trials whose staircases enclose the most area, ties by id: the same set whatever the order of results
     .sort((a, b) => b.area - a.area || (a.id < b.id ? -1 : 1))
     .slice(0, SURROGATE_MAX_TRIALS);
@@ -845,7 +850,7 @@ function modelProposal(
   // the front of every done trial (not only those fitted)
   const front = new Float64Array(G);
   const raise = (stair: Float64Array) => stair.forEach((v, k) => (front[k] = Math.max(front[k]!, v)));
-  for (const r of results) if (r.status === "done" && r.metrics) raise(staircase(ticketPoints(r)));
+  for (const o of outcomes) if (o.done) raise(o.stair);
   const recorded = new Set(results.map((r) => r.trial_id));
   for (const q of proposals) {
     if (q.trials.some((t) => !recorded.has(t.id))) raise(predict(position(q.trials[0]!.params)).mean);

@@ -371,10 +371,9 @@ async function trackSweepLocked(
     if (!proposals || cancelAt || o.signal?.aborted || searchDone) return;
     // the design's points do not depend on results: all of them at once; then one per live worker, so that each
     // proposal sees every result but those of the trials running
+    const design = designSize(spec);
     const parallel = spec.search.parallel ??
-      (proposals.proposals.length < designSize(spec)
-        ? Math.max(designSize(spec) * spec.seeds.length, liveWorkers)
-        : liveWorkers);
+      (proposals.proposals.length < design ? Math.max(design * spec.seeds.length, liveWorkers) : liveWorkers);
     for (;;) {
       const st = searchProgress(spec, results.all(), proposals.proposals);
       if (st.stop || searchExhausted) {
